@@ -1,0 +1,45 @@
+# visionops — one entry point for people and CI.
+#   make run    set up .venv (once) and run the whole pipeline: dvc repro
+#   make test   set up .venv (once), lint, run the test suite
+#   make ui     open the MLflow UI on the project's store
+PYTHON ?= python3
+# Lint what exists (git keeps no empty folders).
+LINT   := $(wildcard src pipeline tests benchmarks)
+VENV   ?= .venv
+BIN    := $(CURDIR)/$(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# Stage commands call `python`: make it the venv's. Hygiene for every process.
+export PATH := $(BIN):$(PATH)
+export DVC_NO_ANALYTICS := 1
+export NO_ALBUMENTATIONS_UPDATE := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export GX_ANALYTICS_ENABLED := False
+
+.PHONY: install run test lint format ui clean-outputs
+
+install: $(STAMP)
+
+# Re-installs only when pyproject.toml or the resolved set (constraints.txt) changed.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test]'
+	touch $@
+
+run: install
+	dvc repro
+
+test: install lint
+	python -m pytest
+
+lint: install
+	ruff check $(LINT)
+	ruff format --check $(LINT)
+
+format: install
+	ruff format $(LINT)
+	ruff check --fix $(LINT)
+
+ui: install
+	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port 5000

@@ -1,0 +1,48 @@
+"""compress: structured channel pruning + fine-tune (models/pruned.pt), and INT8 static
+quantization of the pruned network (models/pruned_int8.onnx). Measures accuracy, size,
+parameters, MACs and latency of every variant against fp32 PyTorch eager:
+reports/compress.json (metric) and reports/compress.md. Reads params: compress, train.
+"""
+
+from pathlib import Path
+
+from visionops.stage import run_stage
+
+PREPARED = Path("data/prepared")
+MODEL = Path("models/model.pt")
+RUN = Path("models/run.json")
+PRUNED = Path("models/pruned.pt")
+INT8 = Path("models/pruned_int8.onnx")
+REPORT = Path("reports/compress.json")
+TABLE = Path("reports/compress.md")
+
+
+def main(args) -> None:
+    import tempfile
+
+    import mlflow
+
+    from visionops.compression.benchmark import compress_and_measure, flat_metrics
+    from visionops.compression.report import markdown_table
+    from visionops.config import dump, flatten, load_params
+    from visionops.io import read_json, write_json, write_text
+    from visionops.tracking.runs import log_params, open_run
+
+    params = load_params(args.params, "compress", "train")
+    with tempfile.TemporaryDirectory(prefix="visionops-compress-") as workdir:
+        report = compress_and_measure(
+            MODEL, PREPARED, PRUNED, INT8, params["compress"], params["train"], Path(workdir)
+        )
+    write_json(REPORT, report)
+    write_text(TABLE, markdown_table(report["variants"]))
+    record = read_json(RUN)
+    with open_run(record, Path.cwd(), "compress"):
+        log_params(record["run_id"], flatten(dump({"compress": params["compress"]})))
+        mlflow.log_metrics(flat_metrics(report))
+        mlflow.log_artifact(str(TABLE), "compression")
+        mlflow.log_artifact(str(REPORT), "compression")
+    print(f"compress:\n{TABLE.read_text()}")
+
+
+if __name__ == "__main__":
+    run_stage("compress", __doc__, main)

@@ -1,0 +1,29 @@
+"""download: materialise the configured data source as data/raw/{train,test}/<class>/ images.
+
+Writes into a staging folder and swaps it in only when complete, so an interrupted
+download never leaves a half-written data/raw. Reads params: data.
+"""
+
+from pathlib import Path
+
+from visionops.stage import run_stage
+
+RAW = Path("data/raw")
+
+
+def main(args) -> None:
+    from visionops.config import dump, load_params
+    from visionops.data.sources import materialize
+    from visionops.io import publish_dir, staging_dir_for, write_json
+
+    params = load_params(args.params, "data")
+    staging = staging_dir_for(RAW)
+    record = materialize(params["data"], staging)
+    write_json(staging / "source.json", record | {"params": dump(params)})
+    publish_dir(staging, RAW)
+    counts = {split: sum(per_class.values()) for split, per_class in record["counts"].items()}
+    print(f"download: {record['source']} -> {RAW}: {counts}, {len(record['classes'])} classes")
+
+
+if __name__ == "__main__":
+    run_stage("download", __doc__, main)

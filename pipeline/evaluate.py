@@ -1,0 +1,68 @@
+"""evaluate: test-set metrics of models/model.pt — accuracy, macro precision/recall/F1,
+calibration (ECE), per-class table and confusion matrix (CSV for `dvc plots`, PNG for people).
+Logs them to the model's MLflow run. Reads params: evaluate.
+"""
+
+from pathlib import Path
+
+from visionops.stage import run_stage
+
+PREPARED = Path("data/prepared")
+MODEL = Path("models/model.pt")
+RUN = Path("models/run.json")
+REPORT = Path("reports/eval.json")
+PER_CLASS = Path("reports/per_class.csv")
+CONFUSION_CSV = Path("reports/confusion.csv")
+CONFUSION_PNG = Path("reports/confusion_matrix.png")
+
+
+def main(args) -> None:
+    import mlflow
+    import pandas as pd
+
+    from visionops.augment.prepared import load_prepared
+    from visionops.config import dump, flatten, load_params
+    from visionops.evaluation.metrics import classification_metrics, softmax
+    from visionops.evaluation.plots import plot_confusion_matrix
+    from visionops.io import read_json, write_json
+    from visionops.models.serialize import load_model
+    from visionops.tracking.runs import log_params, open_run
+    from visionops.training.batches import DeviceDataset
+    from visionops.training.device import resolve_device
+    from visionops.training.loop import predict_logits
+
+    params = load_params(args.params, "evaluate")
+    cfg = params["evaluate"]
+    data = load_prepared(PREPARED)
+    setup = resolve_device("auto", amp=False, channels_last=False)
+    model, _ = load_model(MODEL, setup.device)
+    test = DeviceDataset(data.test["x"], data.test["y"], data.meta["mean"], data.meta["std"], setup.device)
+    probs = softmax(predict_logits(model, test, cfg.batch_size, setup).cpu().numpy())
+    y_true = data.test["y"]
+    result = classification_metrics(y_true, probs, data.classes, cfg.calibration_bins)
+
+    headline = {
+        k: result[k] for k in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "ece", "n_test")
+    }
+    write_json(REPORT, headline)
+    pd.DataFrame(result["per_class"]).to_csv(PER_CLASS, index=False)
+    names = pd.Series(data.classes)
+    pd.DataFrame({"actual": names[y_true].values, "predicted": names[probs.argmax(1)].values}).to_csv(
+        CONFUSION_CSV, index=False
+    )
+    plot_confusion_matrix(result["confusion_matrix"], data.classes, CONFUSION_PNG)
+
+    record = read_json(RUN)
+    with open_run(record, Path.cwd(), "evaluate"):
+        log_params(record["run_id"], flatten(dump(params)))
+        mlflow.log_metrics({f"test_{k}": float(v) for k, v in headline.items() if k != "n_test"})
+        for path in (PER_CLASS, CONFUSION_PNG, REPORT):
+            mlflow.log_artifact(str(path), "evaluation")
+    print(
+        f"evaluate: accuracy {headline['accuracy']:.4f}, f1_macro {headline['f1_macro']:.4f}, "
+        f"ECE {headline['ece']:.4f} on {headline['n_test']} test images"
+    )
+
+
+if __name__ == "__main__":
+    run_stage("evaluate", __doc__, main)

@@ -1,0 +1,69 @@
+"""export: models/model.pt -> models/model.onnx (dynamic batch, metadata, onnx.checker),
+numeric parity vs PyTorch on real test images (a mismatch fails the stage), latency, and a
+TensorRT engine where TensorRT and CUDA exist (otherwise an explicit `skipped` record).
+Writes reports/export.json (metric). Reads params: export.
+"""
+
+from pathlib import Path
+
+from visionops.stage import run_stage
+
+PREPARED = Path("data/prepared")
+MODEL = Path("models/model.pt")
+RUN = Path("models/run.json")
+ONNX = Path("models/model.onnx")
+ENGINE = Path("models/model.engine")
+REPORT = Path("reports/export.json")
+
+
+def main(args) -> None:
+    import mlflow
+
+    from visionops.augment.prepared import load_prepared, to_model_input
+    from visionops.config import dump, flatten, load_params
+    from visionops.errors import VisionOpsError
+    from visionops.export.checks import export_and_check
+    from visionops.io import read_json, write_json
+    from visionops.models.serialize import load_model
+    from visionops.tracking.runs import log_params, open_run
+
+    params = load_params(args.params, "export")
+    cfg = params["export"]
+    model, payload = load_model(MODEL)
+    data = load_prepared(PREPARED)
+    inputs = to_model_input(data.test["x"][: cfg.parity_images], data.meta)
+    report = export_and_check(model, payload["meta"], inputs, ONNX, ENGINE, cfg)
+    write_json(REPORT, report)
+    par, trt = report["parity"], report["tensorrt"]
+    record = read_json(RUN)
+    with open_run(record, Path.cwd(), "export"):
+        log_params(record["run_id"], flatten(dump(params)))
+        mlflow.log_metrics(
+            {
+                "onnx_max_abs_diff": par["max_abs_diff"],
+                "onnx_top1_agreement": par["top1_agreement"],
+                "onnx_latency_b1_ms": report["latency_b1_ms"]["onnxruntime"],
+            }
+        )
+        mlflow.set_tags({"export.parity": str(par["passed"]).lower(), "export.tensorrt": trt["status"]})
+        mlflow.log_artifact(str(REPORT), "export")
+    print(
+        f"export: {ONNX} parity max|diff| {par['max_abs_diff']:.2e} (atol {par['atol']}), "
+        f"top-1 agreement {par['top1_agreement']:.4f}; TensorRT: {trt['status']}"
+        + (f" ({trt['reason']})" if "reason" in trt else "")
+    )
+    if not par["passed"]:
+        raise VisionOpsError(
+            f"ONNX Runtime output differs from PyTorch: max |diff| {par['max_abs_diff']:.3g} > "
+            f"atol {par['atol']} or top-1 agreement {par['top1_agreement']:.4f} < 1",
+            "check the exported graph (unsupported op?) or raise export.parity_atol if justified",
+        )
+    if trt["status"] != "built" and cfg.require_tensorrt:
+        raise VisionOpsError(
+            f"TensorRT engine {trt['status']}: {trt['reason']}",
+            "run on a machine with CUDA and TensorRT, or set export.require_tensorrt: false",
+        )
+
+
+if __name__ == "__main__":
+    run_stage("export", __doc__, main)

@@ -1,0 +1,112 @@
+"""train: fit the configured model on data/prepared/ (CUDA with AMP when present, else CPU).
+
+Opens this model's MLflow run (id in models/run.json) and logs params and per-epoch
+metrics; writes models/model.pt, reports/train.json (metric), reports/train_history.csv
+(plot) and reports/train_curves.png. Reads params: model, train, tracking.
+"""
+
+from pathlib import Path
+
+from visionops.stage import run_stage
+
+PREPARED = Path("data/prepared")
+MODEL = Path("models/model.pt")
+RUN = Path("models/run.json")
+REPORT = Path("reports/train.json")
+HISTORY = Path("reports/train_history.csv")
+CURVES = Path("reports/train_curves.png")
+
+
+def main(args) -> None:
+    import os
+
+    import mlflow
+    import pandas as pd
+    import torch
+
+    from visionops.augment.prepared import fingerprint, load_prepared, train_val_split
+    from visionops.config import dump, flatten, load_params
+    from visionops.evaluation.plots import plot_history
+    from visionops.io import write_json
+    from visionops.models.serialize import save_model
+    from visionops.models.zoo import create_model
+    from visionops.tracking.runs import log_params, open_run, start_run
+    from visionops.training.batches import DeviceDataset
+    from visionops.training.device import resolve_device
+    from visionops.training.loop import fit
+
+    params = load_params(args.params, "model", "train", "tracking")
+    cfg, model_cfg = params["train"], params["model"]
+    data = load_prepared(PREPARED)
+    meta = data.meta
+    setup = resolve_device(cfg.device, cfg.amp, cfg.channels_last)
+    train_rows, val_rows = train_val_split(data.train, cfg.val_fraction, cfg.seed)
+    x, y = data.train["x"], data.train["y"]
+    train_set = DeviceDataset(x[train_rows], y[train_rows], meta["mean"], meta["std"], setup.device)
+    val_set = DeviceDataset(x[val_rows], y[val_rows], meta["mean"], meta["std"], setup.device)
+    spec = {
+        "arch": model_cfg.arch,
+        "in_channels": meta["channels"],
+        "num_classes": len(data.classes),
+        "width": model_cfg.width,
+        "dropout": model_cfg.dropout,
+    }
+    torch.manual_seed(cfg.seed)
+    model = create_model(spec)
+    print(f"train: {model_cfg.arch} on {setup.name}, {len(train_set)} train / {len(val_set)} val images")
+
+    record = start_run(params["tracking"].experiment, Path.cwd(), run_name=os.environ.get("DVC_EXP_NAME"))
+    with open_run(record, Path.cwd(), "train"):
+        log_params(record["run_id"], flatten(meta["params"] | dump(params)))
+        mlflow.set_tags(
+            {
+                "device": setup.name,
+                "torch": torch.__version__,
+                "cuda": str(torch.version.cuda),
+                "dataset.fingerprint": fingerprint(PREPARED),
+                "dataset.source": meta["source"],
+            }
+        )
+
+        def on_epoch(row) -> None:
+            mlflow.log_metrics({k: float(v) for k, v in row.items() if k != "epoch"}, step=row["epoch"])
+            shown = {
+                k: round(v, 4) for k, v in row.items() if k in ("train_loss", "val_accuracy", "images_per_s")
+            }
+            print(f"  epoch {row['epoch']}: {shown}")
+
+        history = fit(model, train_set, val_set, cfg, setup, on_epoch=on_epoch)
+        model_meta = {
+            "classes": data.classes,
+            "image_size": meta["image_size"],
+            "channels": meta["channels"],
+            "mean": meta["mean"],
+            "std": meta["std"],
+            "input": "float32 NCHW, (pixel/255 - mean) / std",
+            "run_id": record["run_id"],
+        }
+        save_model(MODEL, model.cpu(), spec, model_meta)
+        pd.DataFrame(history).to_csv(HISTORY, index=False)
+        plot_history(history, CURVES)
+        best_val = max((r.get("val_accuracy", 0.0) for r in history), default=0.0)
+        summary = {
+            "epochs": len(history),
+            "best_val_accuracy": best_val,
+            "final_train_loss": history[-1]["train_loss"],
+            "images_per_s": sum(r["images_per_s"] for r in history) / len(history),
+            "seconds": sum(r["seconds"] for r in history),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "device": setup.name,
+        }
+        write_json(REPORT, summary)
+        mlflow.log_metrics({"best_val_accuracy": best_val, "train_seconds": summary["seconds"]})
+        mlflow.log_artifact(str(CURVES), "train")
+        mlflow.log_artifact(str(HISTORY), "train")
+    write_json(RUN, record)
+    print(
+        f"train: best val accuracy {best_val:.4f} in {summary['seconds']:.1f}s; MLflow run {record['run_id']}"
+    )
+
+
+if __name__ == "__main__":
+    run_stage("train", __doc__, main)

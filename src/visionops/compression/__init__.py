@@ -1,0 +1,1 @@
+"""Structured pruning (torch-pruning) and INT8 post-training quantization (ONNX Runtime)."""

@@ -1,0 +1,166 @@
+"""Build every deployable variant and measure it the same way against fp32 PyTorch eager.
+
+Variants: fp32 eager, fp32 ONNX Runtime, INT8 ONNX Runtime, pruned eager, pruned INT8.
+Latency is the median of repeated timed runs after warm-up, all on CPU with one thread
+count shared by PyTorch and ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from visionops.augment.prepared import load_prepared, to_model_input, train_val_split
+from visionops.compression.prune import count_macs_params, prune_channels
+from visionops.compression.quantize import quantize_int8
+from visionops.config import CompressParams, TrainParams
+from visionops.export.onnx_export import export_onnx
+from visionops.export.runtime import cpu_session, median_latency_ms, run_session
+from visionops.models.serialize import load_model, save_model
+from visionops.training.batches import DeviceDataset
+from visionops.training.device import resolve_device
+from visionops.training.loop import fit
+
+Predict = Callable[[np.ndarray], np.ndarray]
+
+
+def compress_and_measure(
+    model_path: Path,
+    prepared_dir: Path,
+    pruned_path: Path,
+    int8_path: Path,
+    cfg: CompressParams,
+    train_cfg: TrainParams,
+    workdir: Path,
+) -> dict[str, Any]:
+    """Prune + fine-tune, quantize, and return {"variants": [...], "metrics": {...}}."""
+    data = load_prepared(prepared_dir)
+    meta = data.meta
+    baseline, payload = load_model(model_path)
+    test_x, test_y = to_model_input(data.test["x"], meta), data.test["y"]
+    example = torch.from_numpy(test_x[:2])
+
+    pruned = prune_channels(copy.deepcopy(baseline), example, cfg.pruning_ratio)
+    pruned_acc_before = _accuracy(_eager(pruned), test_x, test_y)
+    _finetune(pruned, data, meta, cfg, train_cfg)
+    save_model(pruned_path, pruned, payload["spec"], payload["meta"] | {"pruning_ratio": cfg.pruning_ratio})
+
+    calibration = to_model_input(data.train["x"][data.train["copy"] == 0][: cfg.calibration_images], meta)
+    fp32_onnx, int8_onnx, pruned_onnx = (
+        workdir / "fp32.onnx",
+        workdir / "int8.onnx",
+        workdir / "pruned.onnx",
+    )
+    export_onnx(baseline, example, fp32_onnx, 20, {})
+    export_onnx(pruned, example, pruned_onnx, 20, {})
+    quantize_int8(fp32_onnx, int8_onnx, calibration, cfg.int8_activations)
+    quantize_int8(pruned_onnx, int8_path, calibration, cfg.int8_activations)
+
+    threads = torch.get_num_threads()
+    base_cost, pruned_cost = (
+        count_macs_params(baseline, example),
+        count_macs_params(pruned, example),
+    )
+    candidates = [
+        ("fp32_eager", _eager(baseline), model_path, base_cost),
+        ("fp32_onnxruntime", _ort(fp32_onnx, threads), fp32_onnx, base_cost),
+        ("int8_onnxruntime", _ort(int8_onnx, threads), int8_onnx, base_cost),
+        ("pruned_eager", _eager(pruned), pruned_path, pruned_cost),
+        ("pruned_int8_onnxruntime", _ort(int8_path, threads), int8_path, pruned_cost),
+    ]
+    batch = test_x[: cfg.latency_batch_size]
+    variants = [
+        {
+            "variant": name,
+            "accuracy": _accuracy(predict, test_x, test_y),
+            "parameters": cost[1],
+            "macs": cost[0],
+            "file_bytes": Path(path).stat().st_size,
+            "latency_b1_ms": median_latency_ms(lambda p=predict: p(batch[:1]), cfg.latency_repeats),
+            f"latency_b{len(batch)}_ms": median_latency_ms(lambda p=predict: p(batch), cfg.latency_repeats),
+        }
+        for name, predict, path, cost in candidates
+    ]
+    _add_ratios(variants, len(batch))
+    return {
+        "threads": threads,
+        "latency_batch": len(batch),
+        "pruning_ratio": cfg.pruning_ratio,
+        "pruned_accuracy_before_finetune": pruned_acc_before,
+        "summary": _headline(variants, len(batch)),
+        "variants": variants,
+    }
+
+
+def _finetune(model, data, meta, cfg: CompressParams, train_cfg: TrainParams) -> None:
+    """Recover accuracy after pruning with the same loop the train stage uses."""
+    if cfg.finetune_epochs == 0:
+        return
+    setup = resolve_device(train_cfg.device, train_cfg.amp, train_cfg.channels_last)
+    rows, _ = train_val_split(data.train, train_cfg.val_fraction, train_cfg.seed)
+    train_set = DeviceDataset(
+        data.train["x"][rows], data.train["y"][rows], meta["mean"], meta["std"], setup.device
+    )
+    tune = train_cfg.model_copy(update={"epochs": cfg.finetune_epochs, "lr": cfg.finetune_lr})
+    fit(model, train_set, None, tune, setup)
+    model.cpu().eval()
+
+
+def _eager(model: torch.nn.Module) -> Predict:
+    model = model.cpu().eval()
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(torch.from_numpy(x)).numpy()
+
+    return predict
+
+
+def _ort(path: Path, threads: int) -> Predict:
+    session = cpu_session(path, threads)
+    return lambda x: run_session(session, x)
+
+
+def _accuracy(predict: Predict, x: np.ndarray, y: np.ndarray, batch: int = 256) -> float:
+    logits = np.concatenate([predict(x[i : i + batch]) for i in range(0, len(x), batch)])
+    return float((logits.argmax(1) == y).mean())
+
+
+def _add_ratios(variants: list[dict[str, Any]], batch: int) -> None:
+    base = variants[0]
+    for row in variants:
+        row["speedup_b1"] = base["latency_b1_ms"] / row["latency_b1_ms"]
+        row[f"speedup_b{batch}"] = base[f"latency_b{batch}_ms"] / row[f"latency_b{batch}_ms"]
+        row["size_ratio"] = base["file_bytes"] / row["file_bytes"]
+        row["macs_ratio"] = base["macs"] / row["macs"]
+        row["accuracy_drop_pt"] = 100.0 * (base["accuracy"] - row["accuracy"])
+
+
+def _headline(variants: list[dict[str, Any]], batch: int) -> dict[str, float]:
+    """The few numbers `dvc metrics diff` should show: accuracy and gains of each variant."""
+    rows = {row["variant"]: row for row in variants}
+    return {
+        f"{name}_{key}": float(rows[name][key])
+        for name in ("int8_onnxruntime", "pruned_eager", "pruned_int8_onnxruntime")
+        for key in ("accuracy", f"speedup_b{batch}", "size_ratio")
+    } | {"pruned_macs_ratio": float(rows["pruned_eager"]["macs_ratio"])}
+
+
+def flat_metrics(report: dict[str, Any]) -> dict[str, float]:
+    """Every variant's accuracy, latency and ratios as flat MLflow metric names."""
+    batch = report["latency_batch"]
+    variants = report["variants"]
+    keys = (
+        "accuracy",
+        "latency_b1_ms",
+        f"latency_b{batch}_ms",
+        "speedup_b1",
+        f"speedup_b{batch}",
+        "size_ratio",
+    )
+    return {f"{row['variant']}_{key}": float(row[key]) for row in variants for key in keys}

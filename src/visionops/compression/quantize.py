@@ -1,0 +1,62 @@
+"""INT8 static quantization with onnxruntime.quantization: QDQ, per-channel weights.
+
+Activation type matters on x86 CPUs: U8 activations with S8 weights use the fast VNNI
+kernels; S8/S8 was measured slower than fp32 on this machine kind (see FIELD-NOTES).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def quantize_int8(
+    fp32_onnx: Path,
+    int8_onnx: Path,
+    calibration: np.ndarray,
+    activations: str = "uint8",
+    batch: int = 64,
+) -> None:
+    """Calibrate on `calibration` (float32 NCHW, already normalised) and write the INT8 model."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Batches(CalibrationDataReader):
+        def __init__(self, input_name: str):
+            self.items = iter(
+                {input_name: calibration[i : i + batch]} for i in range(0, len(calibration), batch)
+            )
+
+        def get_next(self):
+            return next(self.items, None)
+
+    int8_onnx = Path(int8_onnx)
+    pre = int8_onnx.with_name(f".{int8_onnx.stem}.pre.onnx")
+    tmp = int8_onnx.with_name(f".{int8_onnx.name}.tmp")
+    try:
+        quant_pre_process(str(fp32_onnx), str(pre))
+        quantize_static(
+            str(pre),
+            str(tmp),
+            Batches(_input_name(pre)),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8 if activations == "uint8" else QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+        )
+        tmp.replace(int8_onnx)
+    finally:
+        pre.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+
+
+def _input_name(path: Path) -> str:
+    import onnx
+
+    return onnx.load(str(path), load_external_data=False).graph.input[0].name

@@ -1,0 +1,236 @@
+"""Typed schema for params.yaml: one section per stage, unknown or mistyped keys fail loudly.
+
+Every stage loads only the sections it reads (the same ones dvc.yaml lists for it), so
+a typo is reported by the first stage that depends on the mistyped section.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from visionops.errors import VisionOpsError
+
+Severity = Literal["critical", "warning", "info"]
+
+
+class Section(BaseModel):
+    """Base for a params section: unknown keys are errors, values are validated strictly."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(Section):
+    """`download` stage: where the images come from and how they are split."""
+
+    source: Literal["digits"] = "digits"
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    seed: int = 42
+
+
+class ValidateParams(Section):
+    """`validate` stage: Great Expectations thresholds and the severity of each check."""
+
+    min_width: int = Field(4, ge=1)
+    max_width: int = Field(8192, ge=1)
+    min_height: int = Field(4, ge=1)
+    max_height: int = Field(8192, ge=1)
+    min_images_per_class: int = Field(5, ge=1)
+    duplicate_severity: Severity = "critical"
+    size_severity: Severity = "warning"
+
+
+class AugmentStep(Section):
+    """One albumentations transform: its class name and keyword arguments."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class AugmentParams(Section):
+    """`augment` stage: resize, channels and the offline albumentations policy."""
+
+    image_size: int = Field(16, ge=4, le=1024)
+    channels: Literal[1, 3] = 1
+    copies: int = Field(2, ge=0, le=50)
+    seed: int = 42
+    policy: list[AugmentStep] = Field(default_factory=list)
+    preview_images: int = Field(8, ge=1, le=32)
+
+
+class ModelParams(Section):
+    """`train` stage: which network to build."""
+
+    arch: Literal["simple_cnn"] = "simple_cnn"
+    width: int = Field(32, ge=4, le=1024)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+
+
+class TrainParams(Section):
+    """`train` stage: optimisation, device and per-batch (on-device) augmentation."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(3e-3, gt=0.0)
+    weight_decay: float = Field(5e-4, ge=0.0)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    seed: int = 42
+    amp: bool = True
+    channels_last: bool = True
+    crop_padding: int = Field(1, ge=0, le=16)
+    hflip: bool = False
+
+
+class TrackingParams(Section):
+    """MLflow: the experiment every training run lands in."""
+
+    experiment: str = Field("visionops", min_length=1)
+
+
+class EvaluateParams(Section):
+    """`evaluate` stage."""
+
+    batch_size: int = Field(256, ge=1)
+    calibration_bins: int = Field(10, ge=2, le=100)
+
+
+class CompressParams(Section):
+    """`compress` stage: structured pruning + fine-tune, INT8 post-training quantization."""
+
+    pruning_ratio: float = Field(0.5, ge=0.0, lt=1.0)
+    finetune_epochs: int = Field(2, ge=0)
+    finetune_lr: float = Field(1e-3, gt=0.0)
+    calibration_images: int = Field(512, ge=1)
+    int8_activations: Literal["uint8", "int8"] = "uint8"
+    latency_batch_size: int = Field(64, ge=1)
+    latency_repeats: int = Field(30, ge=1)
+
+
+class ExportParams(Section):
+    """`export` stage: ONNX export + parity, TensorRT engine where possible."""
+
+    opset: int = Field(20, ge=17)
+    parity_atol: float = Field(1e-4, gt=0.0)
+    parity_images: int = Field(256, ge=1)
+    latency_repeats: int = Field(30, ge=1)
+    tensorrt: Literal["auto", "off"] = "auto"
+    require_tensorrt: bool = False
+    tensorrt_precision: Literal["fp32", "fp16"] = "fp16"
+    tensorrt_max_batch: int = Field(64, ge=1)
+    tensorrt_workspace_mb: int = Field(1024, ge=16)
+
+
+class RegisterParams(Section):
+    """`register` stage: the registry name and the promotion gate."""
+
+    model_name: str = Field("visionops-classifier", min_length=1)
+    gate_metric: Literal["accuracy", "f1_macro", "precision_macro", "recall_macro"] = "f1_macro"
+    min_delta: float = Field(0.0, ge=0.0)
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "data": DataParams,
+    "validate": ValidateParams,
+    "augment": AugmentParams,
+    "model": ModelParams,
+    "train": TrainParams,
+    "tracking": TrackingParams,
+    "evaluate": EvaluateParams,
+    "compress": CompressParams,
+    "export": ExportParams,
+    "register": RegisterParams,
+}
+
+
+def load_params(path: Path | str, *sections: str) -> dict[str, Any]:
+    """Read params.yaml, check its top-level sections, and validate the requested ones.
+
+    Returns {section name: validated section model}. Raises VisionOpsError naming the
+    key, the section and what is allowed when something is wrong.
+    """
+    path = Path(path)
+    raw = read_params_file(path)
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        name = unknown[0]
+        raise VisionOpsError(
+            f"{path}: unknown section '{name}'{_did_you_mean(name, SECTIONS)}",
+            f"use one of the sections: {', '.join(SECTIONS)}",
+        )
+    return {name: validate_section(name, raw.get(name) or {}, path) for name in sections}
+
+
+def read_params_file(path: Path) -> dict[str, Any]:
+    """Parse params.yaml into a dict, with a clear error when it is missing or malformed."""
+    if not path.is_file():
+        raise VisionOpsError(f"params file not found: {path}", "run from the project root, or pass --params")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise VisionOpsError(f"{path} is not valid YAML: {exc}", "fix the syntax") from exc
+    if not isinstance(raw, dict):
+        raise VisionOpsError(f"{path} must be a mapping of sections", "see README: Parameters")
+    return raw
+
+
+def validate_section(name: str, values: Any, path: Path | str = "params.yaml") -> Section:
+    """Validate one section's values, translating pydantic errors into a one-line fix."""
+    model = SECTIONS[name]
+    if not isinstance(values, dict):
+        raise VisionOpsError(
+            f"{path}: section '{name}' must be a mapping, got {type(values).__name__}",
+            f"write it as '{name}:' followed by indented 'key: value' lines",
+        )
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise VisionOpsError(*_explain(exc, name, model, path)) from None
+
+
+def _explain(exc: ValidationError, section: str, model: type[Section], path: Path | str):
+    """Turn the first pydantic error into (cause, fix) naming section, key and allowed values."""
+    err = exc.errors()[0]
+    key = ".".join(str(part) for part in err["loc"])
+    dotted = f"{section}.{key}"
+    allowed = list(model.model_fields)
+    if err["type"] == "extra_forbidden":
+        cause = f"{path}: unknown key '{dotted}' in section '{section}'"
+        cause += _did_you_mean(str(err["loc"][-1]), allowed)
+        return cause, f"allowed keys in '{section}': {', '.join(allowed)}"
+    field = model.model_fields.get(str(err["loc"][0]))
+    expected = _type_name(field.annotation) if field is not None else "see README"
+    cause = f"{path}: {dotted} = {err.get('input')!r} is invalid: {err['msg']}"
+    return cause, f"set '{dotted}' to {expected}"
+
+
+def _type_name(annotation: Any) -> str:
+    text = getattr(annotation, "__name__", None) or str(annotation)
+    return text.replace("typing.", "")
+
+
+def _did_you_mean(name: str, choices) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested params to dotted keys (`train.lr`), as MLflow's compare view wants."""
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{dotted}."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def dump(sections: dict[str, Section]) -> dict[str, Any]:
+    """Plain-dict form of validated sections (for JSON lineage files and MLflow params)."""
+    return {name: section.model_dump(mode="json") for name, section in sections.items()}

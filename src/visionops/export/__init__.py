@@ -1,0 +1,1 @@
+"""ONNX export + parity, ONNX Runtime sessions, latency, and the TensorRT engine builder."""

@@ -1,0 +1,91 @@
+"""Export the trained model and prove it: ONNX parity and latency, TensorRT where possible.
+
+Returns a report dict; the caller fails the stage when `parity.passed` is false, after
+writing the report. TensorRT is `built`, `skipped` (with the reason) or `failed`, never faked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from visionops.config import ExportParams
+from visionops.export import tensorrt as trt_builder
+from visionops.export.onnx_export import export_onnx
+from visionops.export.runtime import cpu_session, median_latency_ms, parity, run_session
+
+
+def export_and_check(
+    model: torch.nn.Module,
+    meta: dict[str, Any],
+    inputs: np.ndarray,
+    onnx_path: Path,
+    engine_path: Path,
+    cfg: ExportParams,
+) -> dict[str, Any]:
+    """ONNX export + parity vs PyTorch on `inputs` (normalised test images) + latency + TensorRT."""
+    model = model.cpu().eval()
+    metadata = {k: meta[k] for k in ("classes", "mean", "std", "image_size", "channels", "input")}
+    export_onnx(model, torch.from_numpy(inputs[:2]), onnx_path, cfg.opset, metadata)
+    threads = torch.get_num_threads()
+    session = cpu_session(onnx_path, threads)
+    with torch.inference_mode():
+        reference = model(torch.from_numpy(inputs)).numpy()
+    onnx_parity = parity(reference, run_session(session, inputs))
+    onnx_parity["atol"] = cfg.parity_atol
+    onnx_parity["passed"] = (
+        onnx_parity["max_abs_diff"] <= cfg.parity_atol and onnx_parity["top1_agreement"] == 1.0
+    )
+    one = inputs[:1]
+    with torch.inference_mode():
+        eager_ms = median_latency_ms(lambda: model(torch.from_numpy(one)), cfg.latency_repeats)
+    ort_ms = median_latency_ms(lambda: run_session(session, one), cfg.latency_repeats)
+    return {
+        "onnx": {
+            "path": str(onnx_path),
+            "opset": cfg.opset,
+            "file_bytes": Path(onnx_path).stat().st_size,
+            "dynamic_batch": True,
+        },
+        "parity": onnx_parity | {"images": len(inputs)},
+        "latency_b1_ms": {"torch_eager": eager_ms, "onnxruntime": ort_ms, "threads": threads},
+        "tensorrt": tensorrt_record(cfg, onnx_path, engine_path, inputs, reference),
+    }
+
+
+def tensorrt_record(
+    cfg: ExportParams, onnx_path: Path, engine_path: Path, inputs: np.ndarray, reference: np.ndarray
+) -> dict[str, Any]:
+    """Build and check a TensorRT engine, or say exactly why not."""
+    if cfg.tensorrt == "off":
+        return {"status": "skipped", "reason": "export.tensorrt is 'off'"}
+    available = trt_builder.tensorrt_availability()
+    if not available.ok:
+        return {"status": "skipped", "reason": available.reason}
+    trt = available.module
+    try:  # pragma: no cover - needs CUDA + TensorRT
+        plan, info = trt_builder.build_engine(
+            trt,
+            onnx_path,
+            cfg.tensorrt_precision,
+            tuple(inputs.shape[1:]),
+            cfg.tensorrt_max_batch,
+            cfg.tensorrt_workspace_mb,
+            engine_path.with_suffix(".timing-cache"),
+        )
+        trt_builder.write_engine(plan, info, engine_path)
+        batch = torch.from_numpy(inputs[: cfg.tensorrt_max_batch]).cuda()
+        logits = trt_builder.run_engine(trt, plan, batch).float().cpu().numpy()
+        latency = median_latency_ms(lambda: trt_builder.run_engine(trt, plan, batch[:1]), cfg.latency_repeats)
+        return {
+            "status": "built",
+            "engine": str(engine_path),
+            **info,
+            "parity_vs_torch": parity(reference[: len(batch)], logits),
+            "latency_b1_ms": latency,
+        }
+    except Exception as exc:  # pragma: no cover - needs CUDA + TensorRT
+        return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"}

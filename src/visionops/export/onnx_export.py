@@ -1,0 +1,55 @@
+"""torch -> ONNX (dynamo exporter, dynamic batch), checked, with metadata for deployment."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+
+
+def export_onnx(
+    model: nn.Module, example: torch.Tensor, path: Path, opset: int, metadata: dict[str, Any]
+) -> None:
+    """Export with a dynamic batch dimension, weights in the one file, metadata_props set,
+    and `onnx.checker` (full check) passed; written atomically."""
+    import onnx
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.onnx")
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    try:
+        torch.onnx.export(
+            model.eval().cpu(),
+            (example.cpu(),),
+            str(tmp),
+            dynamo=True,
+            opset_version=opset,
+            dynamic_shapes={"x": {0: batch}},
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            external_data=False,
+            verbose=False,
+        )
+        proto = onnx.load(str(tmp))
+        onnx.helper.set_model_props(
+            proto, {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
+        )
+        onnx.checker.check_model(proto, full_check=True)
+        onnx.save(proto, str(tmp))
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """The metadata_props of an ONNX file."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return {prop.key: prop.value for prop in proto.metadata_props}

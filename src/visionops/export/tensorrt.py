@@ -1,0 +1,145 @@
+"""TensorRT engine build + parity + latency, for TensorRT 10 and 11.
+
+TensorRT 10: explicit-batch networks; precision via builder flags (FP16).
+TensorRT 11: strongly typed networks; the FP16/INT8 flags are gone and precision comes
+from the ONNX itself, so an fp32 ONNX builds an fp32 engine.
+
+Only `tensorrt_availability`, `build_settings` and `profile_shapes` run without a GPU; the
+rest needs CUDA + TensorRT and has not been executed on this project's CPU machines.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether an engine can be built here, and if not, why."""
+
+    module: Any | None
+    reason: str
+
+    @property
+    def ok(self) -> bool:
+        return self.module is not None
+
+
+def tensorrt_availability() -> Availability:
+    """Import tensorrt and check for a CUDA GPU; never raises."""
+    try:
+        import tensorrt
+    except Exception as exc:  # ImportError, or a missing libnvinfer / libnvonnxparser
+        return Availability(
+            None,
+            f"tensorrt is not importable ({type(exc).__name__}: {exc}); install it on a CUDA "
+            "machine from NVIDIA's index (pip install tensorrt)",
+        )
+    import torch
+
+    if not torch.cuda.is_available():
+        return Availability(None, "no CUDA GPU visible (torch.cuda.is_available() is False)")
+    return Availability(tensorrt, "")
+
+
+def major_version(version: str) -> int:
+    """'10.13.0.35' -> 10."""
+    return int(version.split(".")[0])
+
+
+def build_settings(major: int, precision: str) -> dict[str, Any]:
+    """What the builder must do for this TensorRT major version and requested precision."""
+    if major >= 11:
+        return {
+            "strongly_typed": True,
+            "fp16_flag": False,
+            "effective_precision": "from-onnx (fp32 ONNX -> fp32 engine)",
+        }
+    if major == 10:
+        return {
+            "strongly_typed": False,
+            "fp16_flag": precision == "fp16",
+            "effective_precision": precision,
+        }
+    raise ValueError(f"TensorRT {major}.x is not supported: use TensorRT 10 or 11")
+
+
+def profile_shapes(chw: tuple[int, int, int], max_batch: int) -> dict[str, tuple[int, ...]]:
+    """Optimization profile: batch 1 .. max_batch, optimised for max_batch // 2 (at least 1)."""
+    opt = max(1, max_batch // 2)
+    return {"min": (1, *chw), "opt": (opt, *chw), "max": (max_batch, *chw)}
+
+
+def build_engine(
+    trt,
+    onnx_path: Path,
+    precision: str,
+    chw: tuple[int, int, int],
+    max_batch: int,
+    workspace_mb: int,
+    timing_cache: Path,
+) -> tuple[bytes, dict[str, Any]]:
+    """Parse the ONNX and build a serialized engine; reuse and update the timing cache."""
+    settings = build_settings(major_version(trt.__version__), precision)
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if settings["strongly_typed"] else 0
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(Path(onnx_path).read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise RuntimeError(f"TensorRT could not parse {onnx_path}: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
+    if settings["fp16_flag"]:
+        config.set_flag(trt.BuilderFlag.FP16)
+    shapes = profile_shapes(chw, max_batch)
+    profile = builder.create_optimization_profile()
+    profile.set_shape(network.get_input(0).name, shapes["min"], shapes["opt"], shapes["max"])
+    config.add_optimization_profile(profile)
+    cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.is_file() else b"")
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    plan = builder.build_serialized_network(network, config)
+    if plan is None:
+        raise RuntimeError("TensorRT build_serialized_network returned None (see the log above)")
+    timing_cache.write_bytes(bytes(config.get_timing_cache().serialize()))
+    info = {
+        "tensorrt": trt.__version__,
+        "profile": {k: list(v) for k, v in shapes.items()},
+        **settings,
+    }
+    return bytes(plan), info
+
+
+def run_engine(trt, plan: bytes, inputs):
+    """Run float32 CUDA tensor `inputs` through the engine; returns a CUDA tensor of logits."""
+    import torch
+
+    engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(plan)
+    context = engine.create_execution_context()
+    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+    input_name = next(n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
+    output_name = next(n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
+    context.set_input_shape(input_name, tuple(inputs.shape))
+    output = torch.empty(tuple(context.get_tensor_shape(output_name)), device=inputs.device)
+    context.set_tensor_address(input_name, inputs.contiguous().data_ptr())
+    context.set_tensor_address(output_name, output.data_ptr())
+    stream = torch.cuda.current_stream()
+    if not context.execute_async_v3(stream.cuda_stream):
+        raise RuntimeError("TensorRT execute_async_v3 failed")
+    stream.synchronize()
+    return output
+
+
+def write_engine(plan: bytes, info: dict[str, Any], engine_path: Path) -> None:
+    """Write the engine and its JSON metadata (engine_path + '.json') atomically."""
+    engine_path = Path(engine_path)
+    tmp = engine_path.with_name(f".{engine_path.name}.tmp")
+    tmp.write_bytes(plan)
+    tmp.replace(engine_path)
+    meta_tmp = engine_path.with_name(f".{engine_path.name}.json.tmp")
+    meta_tmp.write_text(json.dumps(info, indent=2) + "\n")
+    meta_tmp.replace(engine_path.with_name(engine_path.name + ".json"))

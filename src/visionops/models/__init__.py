@@ -1,0 +1,1 @@
+"""Model zoo (`create_model`) and the pickle-free model file format."""

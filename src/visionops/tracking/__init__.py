@@ -1,0 +1,1 @@
+"""MLflow: run resolution and logging (runs.py), registry and promotion gate (registry.py)."""

@@ -1,0 +1,117 @@
+"""Model registry: log the ONNX model to the run, register a version, move the aliases.
+
+`candidate` always moves to the new version; `champion` only when the gate passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+CANDIDATE = "candidate"
+CHAMPION = "champion"
+
+
+@dataclass
+class GateDecision:
+    """Whether the new version becomes champion, and every reason that decided it."""
+
+    promote: bool
+    metric: str
+    value: float
+    champion_version: str | None
+    champion_value: float | None
+    reasons: list[str] = field(default_factory=list)
+
+
+def decide(
+    metric: str,
+    value: float,
+    min_delta: float,
+    champion: tuple[str, float | None] | None,
+    validation_ok: bool,
+    parity_ok: bool,
+) -> GateDecision:
+    """Pure gate logic: validation passed, export parity passed, and the metric beats the champion."""
+    version, best = champion if champion is not None else (None, None)
+    decision = GateDecision(False, metric, value, version, best)
+    if not validation_ok:
+        decision.reasons.append("data validation had critical failures")
+    if not parity_ok:
+        decision.reasons.append("ONNX export parity check failed")
+    if champion is None:
+        beats = True
+        decision.reasons.append("no champion yet")
+    elif best is None:
+        beats = True
+        decision.reasons.append(f"champion v{version} has no '{metric}' tag")
+    else:
+        beats = value > best and value - best >= min_delta
+        verb = "beats" if beats else "does not beat"
+        decision.reasons.append(f"{metric} {value:.4f} {verb} champion v{version} {best:.4f} (+{min_delta})")
+    decision.promote = beats and validation_ok and parity_ok
+    return decision
+
+
+def log_onnx_model(onnx_path: Path, example: Any) -> Any:
+    """Log the ONNX file as an `mlflow.onnx` model (CPU provider, signature) to the active run."""
+    import mlflow
+    import onnx
+    import onnxruntime
+    from mlflow.models import infer_signature
+
+    from visionops.export.runtime import cpu_session, run_session
+
+    outputs = run_session(cpu_session(onnx_path, threads=1), example)
+    return mlflow.onnx.log_model(
+        onnx_model=onnx.load(str(onnx_path)),
+        name="model",
+        signature=infer_signature(example, outputs),
+        onnx_execution_providers=["CPUExecutionProvider"],
+        pip_requirements=[f"onnx=={onnx.__version__}", f"onnxruntime=={onnxruntime.__version__}"],
+    )
+
+
+def register_version(model_uri: str, name: str, tags: dict[str, str], description: str):
+    """Register `model_uri` as a new version of `name`, with tags and a description."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    try:
+        client.get_registered_model(name)
+    except mlflow.exceptions.MlflowException:
+        client.create_registered_model(name, description="visionops image classifier")
+    version = mlflow.register_model(model_uri, name, tags=tags)
+    client.update_model_version(name, version.version, description=description)
+    return version
+
+
+def current_champion(name: str, metric: str) -> tuple[str, float | None] | None:
+    """(version, its gate-metric tag) of the version holding the champion alias, if any."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    try:
+        version = client.get_model_version_by_alias(name, CHAMPION)
+    except mlflow.exceptions.MlflowException:
+        return None
+    value = version.tags.get(f"metric.{metric}")
+    return version.version, float(value) if value is not None else None
+
+
+def apply_aliases(name: str, version: str, decision: GateDecision) -> None:
+    """Move `candidate` to `version`; move `champion` too when the gate passed; tag the decision."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    client.set_registered_model_alias(name, CANDIDATE, version)
+    if decision.promote:
+        client.set_registered_model_alias(name, CHAMPION, version)
+    client.set_model_version_tag(name, version, "gate.promoted", str(decision.promote).lower())
+    client.set_model_version_tag(name, version, "gate.reasons", "; ".join(decision.reasons))
+
+
+def decision_record(decision: GateDecision) -> dict[str, Any]:
+    """JSON-able form of the decision."""
+    return asdict(decision)

@@ -1,0 +1,128 @@
+"""One MLflow run per trained model: the train stage opens it, later stages re-open it.
+
+Tracking URI: MLFLOW_TRACKING_URI when set, else a SQLite store in the project root with
+artifacts in mlartifacts/. Always set explicitly: MLflow 3's implicit default also creates
+./mlruns, and an old ./mlruns flips it to the deprecated file store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from visionops.errors import VisionOpsError
+
+
+def default_uri(project_root: Path) -> str:
+    """The project's own store: sqlite:///<project>/mlflow.db."""
+    return f"sqlite:///{Path(project_root).resolve() / 'mlflow.db'}"
+
+
+def tracking_uri(project_root: Path) -> str:
+    """MLFLOW_TRACKING_URI, else the project's SQLite store."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_uri(project_root)
+
+
+def configure(project_root: Path) -> str:
+    """Point MLflow (tracking and registry) at the project's store; return the URI."""
+    import mlflow
+
+    uri = tracking_uri(project_root)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def experiment_id(name: str, project_root: Path) -> str:
+    """Get or create the experiment; a local store keeps artifacts in <project>/mlartifacts."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = None
+    # Not os.environ: mlflow.set_tracking_uri() itself exports MLFLOW_TRACKING_URI.
+    if mlflow.get_tracking_uri() == default_uri(project_root):
+        location = (Path(project_root).resolve() / "mlartifacts").as_uri()
+    return client.create_experiment(name, artifact_location=location)
+
+
+def start_run(experiment: str, project_root: Path, run_name: str | None = None) -> dict[str, str]:
+    """Create the model's run (ended at once; stages re-open it) and return its record."""
+    import mlflow
+
+    uri = configure(project_root)
+    exp_id = experiment_id(experiment, project_root)
+    with mlflow.start_run(experiment_id=exp_id, run_name=run_name) as run:
+        mlflow.set_tags(git_tags(project_root))
+    return {
+        "run_id": run.info.run_id,
+        "experiment_id": exp_id,
+        "experiment": experiment,
+        "tracking_uri": uri,
+    }
+
+
+@contextlib.contextmanager
+def open_run(record: dict[str, str], project_root: Path, stage: str) -> Iterator[Any]:
+    """Re-open the model's run for one stage; tags it with the stage that last wrote it."""
+    import mlflow
+
+    configure(project_root)
+    try:
+        mlflow.MlflowClient().get_run(record["run_id"])
+    except Exception as exc:
+        raise VisionOpsError(
+            f"MLflow run {record['run_id']} (from models/run.json) is not in the tracking store "
+            f"{tracking_uri(project_root)} ({type(exc).__name__})",
+            f"set MLFLOW_TRACKING_URI={record.get('tracking_uri')} if the store moved, "
+            "or re-train with `dvc repro -f train`",
+        ) from None
+    with mlflow.start_run(run_id=record["run_id"]) as run:
+        mlflow.set_tag("visionops.last_stage", stage)
+        yield run
+
+
+def log_params(run_id: str, params: dict[str, Any]) -> list[str]:
+    """Log params, skipping ones already logged with the same value.
+
+    MLflow forbids changing a logged param; a downstream param edited after training is
+    recorded as a tag `param_changed.<key>` instead. Returns the changed keys.
+    """
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    existing = client.get_run(run_id).data.params
+    new = {k: _text(v) for k, v in params.items() if k not in existing}
+    changed = {k: _text(v) for k, v in params.items() if k in existing and existing[k] != _text(v)}
+    if new:
+        mlflow.log_params(new)
+    for key, value in changed.items():
+        mlflow.set_tag(f"param_changed.{key}", f"{existing[key]} -> {value}")
+    return sorted(changed)
+
+
+def _text(value: Any) -> str:
+    return str(value)[:6000]
+
+
+def git_tags(project_root: Path) -> dict[str, str]:
+    """Commit, branch and dirty flag of the project's git checkout (empty if not a checkout)."""
+
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", *args], cwd=project_root, capture_output=True, text=True, check=False)
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return {}
+    return {
+        "git.commit": commit,
+        "git.branch": git("rev-parse", "--abbrev-ref", "HEAD"),
+        "git.dirty": str(bool(git("status", "--porcelain", "--untracked-files=no"))).lower(),
+    }

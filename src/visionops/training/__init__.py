@@ -1,0 +1,1 @@
+"""Training: device choice, device-resident batches with batched augmentation, the loop."""

@@ -1,0 +1,227 @@
+"""The Great Expectations 1.x suites over the manifest, run through a checkpoint with Data Docs.
+
+Each expectation carries meta {check, severity, fix}; the stage fails only on `critical`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from visionops.config import ValidateParams
+
+MANIFEST_SUITE = "manifest_suite"
+COUNTS_SUITE = "class_counts_suite"
+EXAMPLES = 5
+
+
+@dataclass
+class CheckResult:
+    """One expectation's outcome, in the words the stage prints."""
+
+    check: str
+    severity: str
+    success: bool
+    expectation: str
+    unexpected_count: int
+    examples: list[str] = field(default_factory=list)
+    fix: str = ""
+
+
+def manifest_expectations(cfg: ValidateParams, classes: list[str]) -> list[Any]:
+    """Expectations over one-row-per-image."""
+    import great_expectations.expectations as gxe
+
+    def meta(check: str, severity: str, fix: str) -> dict[str, str]:
+        return {"check": check, "severity": severity, "fix": fix}
+
+    return [
+        *(
+            gxe.ExpectColumnValuesToNotBeNull(
+                column=col,
+                meta=meta(f"{col} present", "critical", "rebuild the manifest (re-run download)"),
+            )
+            for col in ("path", "split", "label")
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="decode_ok",
+            value_set=[True],
+            description="Every file decodes as an image.",
+            meta=meta(
+                "every file decodes",
+                "critical",
+                "delete or replace the listed files in data/raw (or re-run `dvc repro -f download`)",
+            ),
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="label",
+            value_set=classes,
+            description="Every label is one of the dataset's classes.",
+            meta=meta("labels in class set", "critical", "move the images into a known class folder"),
+        ),
+        gxe.ExpectColumnDistinctValuesToEqualSet(
+            column="split",
+            value_set=["train", "test"],
+            description="Exactly the splits train and test are present.",
+            meta=meta("both splits present", "critical", "data/raw must hold train/ and test/"),
+        ),
+        gxe.ExpectColumnValuesToBeUnique(
+            column="sha256",
+            description="No image appears twice (same decoded pixels), within or across splits.",
+            meta=meta(
+                "unique images",
+                cfg.duplicate_severity,
+                "remove the duplicates (across train/test they leak the test set), "
+                "or set validate.duplicate_severity: warning",
+            ),
+        ),
+        *(
+            gxe.ExpectColumnValuesToBeBetween(
+                column=col,
+                min_value=low,
+                max_value=high,
+                description=f"Image {col} within [{low}, {high}] px.",
+                meta=meta(
+                    f"{col} in bounds",
+                    cfg.size_severity,
+                    f"resize or drop the images, or widen validate.min_{col}/max_{col}",
+                ),
+            )
+            for col, low, high in (
+                ("width", cfg.min_width, cfg.max_width),
+                ("height", cfg.min_height, cfg.max_height),
+            )
+        ),
+    ]
+
+
+def counts_expectations(cfg: ValidateParams) -> list[Any]:
+    """Expectations over one-row-per-(split, class) counts."""
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectColumnValuesToBeBetween(
+            column="count",
+            min_value=cfg.min_images_per_class,
+            description=f"Every class has at least {cfg.min_images_per_class} images per split.",
+            meta={
+                "check": "min images per class",
+                "severity": "critical",
+                "fix": "add images to the listed split/class folders, or lower validate.min_images_per_class",
+            },
+        )
+    ]
+
+
+def run_suites(
+    manifest: pd.DataFrame,
+    counts: pd.DataFrame,
+    cfg: ValidateParams,
+    classes: list[str],
+    workdir: Path,
+) -> tuple[list[CheckResult], dict[str, Any], Path]:
+    """Run both suites, each through its own checkpoint, in a GX file context under `workdir`.
+
+    Returns (check results, GX's full JSON results per asset, the Data Docs site folder).
+    """
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    ctx = gx.get_context(mode="file", project_root_dir=str(workdir))
+    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = _get_or_add(ctx.data_sources, "pandas", lambda: ctx.data_sources.add_pandas("pandas"))
+    plan = [
+        ("manifest", MANIFEST_SUITE, manifest_expectations(cfg, classes), manifest),
+        ("class_counts", COUNTS_SUITE, counts_expectations(cfg), counts),
+    ]
+    results: list[CheckResult] = []
+    full: dict[str, Any] = {}
+    for asset_name, suite_name, expectations, frame in plan:
+        checkpoint = _checkpoint(ctx, source, asset_name, suite_name, expectations)
+        outcome = checkpoint.run(batch_parameters={"dataframe": frame})
+        for run in outcome.run_results.values():
+            results.extend(_check_result(r) for r in run.results)
+            full[asset_name] = run.to_json_dict()
+    return results, full, Path(workdir) / "gx" / "uncommitted" / "data_docs" / "local_site"
+
+
+def _checkpoint(ctx, source, asset_name: str, suite_name: str, expectations: list[Any]):
+    """Get or create asset, batch definition, suite, validation definition and checkpoint."""
+    import great_expectations as gx
+
+    try:
+        asset = source.get_asset(asset_name)
+    except LookupError:
+        asset = source.add_dataframe_asset(name=asset_name)
+    batch_name = f"{asset_name}_whole"
+    batch = _get_or_add_batch(asset, batch_name)
+    suite = _get_or_add(ctx.suites, suite_name, lambda: ctx.suites.add(gx.ExpectationSuite(name=suite_name)))
+    for expectation in expectations:
+        suite.add_expectation(expectation)
+    vd_name = f"{asset_name}_vd"
+    definition = _get_or_add(
+        ctx.validation_definitions,
+        vd_name,
+        lambda: ctx.validation_definitions.add(
+            gx.ValidationDefinition(name=vd_name, data=batch, suite=suite)
+        ),
+    )
+    return _get_or_add(
+        ctx.checkpoints,
+        f"validate_{asset_name}",
+        lambda: ctx.checkpoints.add(
+            gx.Checkpoint(
+                name=f"validate_{asset_name}",
+                validation_definitions=[definition],
+                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
+                result_format={
+                    "result_format": "COMPLETE",
+                    "unexpected_index_column_names": ["path"],
+                },
+            )
+        ),
+    )
+
+
+def _get_or_add_batch(asset, name: str):
+    try:
+        return asset.get_batch_definition(name)
+    except Exception:
+        return asset.add_batch_definition_whole_dataframe(name=name)
+
+
+def _get_or_add(collection, name: str, add):
+    """GX 1.x `add_*` raises on re-runs and `add_or_update_*` drops assets: get, else add."""
+    try:
+        return collection.get(name)
+    except Exception:
+        return add()
+
+
+def _check_result(result) -> CheckResult:
+    config = result.expectation_config
+    meta = config.meta or {}
+    detail = result.result or {}
+    index_list = detail.get("unexpected_index_list") or []
+    examples = [str(row.get("path")) for row in index_list if isinstance(row, dict)]
+    return CheckResult(
+        check=meta.get("check", config.type),
+        severity=meta.get("severity", "warning"),
+        success=bool(result.success),
+        expectation=config.type,
+        unexpected_count=int(detail.get("unexpected_count") or 0),
+        examples=sorted(dict.fromkeys(examples))[:EXAMPLES],
+        fix=meta.get("fix", ""),
+    )
+
+
+def copy_data_docs(site: Path, destination: Path) -> Path:
+    """Copy the Data Docs static site into `destination`; return its index.html."""
+    if destination.exists():
+        shutil.rmtree(destination)
+    shutil.copytree(site, destination)
+    return destination / "index.html"

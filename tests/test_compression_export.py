@@ -1,0 +1,124 @@
+"""Real ONNX export + ONNX Runtime parity, INT8 quantization, and the TensorRT skip/dispatch logic."""
+
+import copy
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from visionops.augment.prepared import to_model_input
+from visionops.compression.prune import count_macs_params, prune_channels
+from visionops.compression.quantize import quantize_int8
+from visionops.config import ExportParams
+from visionops.export import tensorrt as trt
+from visionops.export.checks import export_and_check, tensorrt_record
+from visionops.export.onnx_export import export_onnx, read_metadata
+from visionops.export.runtime import cpu_session, parity, run_session
+
+
+@pytest.fixture(scope="module")
+def inputs(trained, digits_arrays):
+    _, _, meta = trained
+    return to_model_input(digits_arrays["test_x"], meta)
+
+
+def torch_logits(model, x):
+    with torch.inference_mode():
+        return model(torch.from_numpy(x)).numpy()
+
+
+def test_export_has_dynamic_batch_metadata_and_parity(trained, inputs, tmp_path):
+    model, _, meta = trained
+    report = export_and_check(
+        model, meta, inputs[:100], tmp_path / "m.onnx", tmp_path / "m.engine", ExportParams(latency_repeats=3)
+    )
+    assert report["parity"]["passed"] and report["parity"]["max_abs_diff"] < 1e-4
+    assert report["parity"]["top1_agreement"] == 1.0
+    session = cpu_session(tmp_path / "m.onnx", 1)
+    for batch in (1, 7, 100):
+        assert run_session(session, inputs[:batch]).shape == (batch, 10)
+    assert (
+        read_metadata(tmp_path / "m.onnx")["classes"] == '["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]'
+    )
+    assert report["tensorrt"]["status"] in {"skipped", "built"}
+
+
+def test_tampered_onnx_weights_fail_parity(trained, inputs, tmp_path):
+    model, _, _ = trained
+    path = tmp_path / "m.onnx"
+    export_onnx(model, torch.from_numpy(inputs[:2]), path, 20, {})
+    proto = onnx.load(str(path))
+    weight = max(proto.graph.initializer, key=lambda t: int(np.prod(t.dims)))
+    values = onnx.numpy_helper.to_array(weight).copy()
+    values *= -1.0
+    weight.CopyFrom(onnx.numpy_helper.from_array(values, weight.name))
+    onnx.save(proto, str(path))
+    result = parity(torch_logits(model, inputs), run_session(cpu_session(path, 1), inputs))
+    assert result["max_abs_diff"] > 1e-2 and result["top1_agreement"] < 0.9
+
+
+def test_int8_keeps_accuracy_and_shrinks_file(trained, inputs, digits_arrays, tmp_path):
+    model, _, meta = trained
+    fp32, int8 = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
+    export_onnx(model, torch.from_numpy(inputs[:2]), fp32, 20, {})
+    calibration = to_model_input(digits_arrays["train_x"][:256], meta)
+    quantize_int8(fp32, int8, calibration)
+    y = digits_arrays["test_y"]
+    acc32 = (run_session(cpu_session(fp32, 1), inputs).argmax(1) == y).mean()
+    acc8 = (run_session(cpu_session(int8, 1), inputs).argmax(1) == y).mean()
+    assert acc32 > 0.9 and acc8 > acc32 - 0.02
+    assert int8.stat().st_size < fp32.stat().st_size / 2
+    ops = {node.op_type for node in onnx.load(str(int8)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert not list(tmp_path.glob(".*"))  # no temp files left behind
+
+
+def test_pruning_shrinks_the_trained_network(trained, inputs):
+    model, _, _ = trained
+    example = torch.from_numpy(inputs[:2])
+    pruned = prune_channels(copy.deepcopy(model), example, 0.5)
+    (macs, params), (macs_p, params_p) = (
+        count_macs_params(model, example),
+        count_macs_params(pruned, example),
+    )
+    assert macs_p < macs / 2.5 and params_p < params / 2.5
+    assert pruned(example).shape == (2, 10)
+
+
+def test_tensorrt_off_is_a_skip_with_reason(tmp_path):
+    record = tensorrt_record(ExportParams(tensorrt="off"), tmp_path / "m.onnx", tmp_path / "e", None, None)
+    assert record == {"status": "skipped", "reason": "export.tensorrt is 'off'"}
+
+
+def test_tensorrt_availability_explains_itself():
+    available = trt.tensorrt_availability()
+    if not available.ok:
+        assert "tensorrt" in available.reason.lower() or "CUDA" in available.reason
+
+
+def test_tensorrt_version_dispatch():
+    assert trt.major_version("10.13.0.35") == 10 and trt.major_version("11.0.1") == 11
+    v10 = trt.build_settings(10, "fp16")
+    assert v10["fp16_flag"] and not v10["strongly_typed"]
+    assert not trt.build_settings(10, "fp32")["fp16_flag"]
+    v11 = trt.build_settings(11, "fp16")
+    assert v11["strongly_typed"] and not v11["fp16_flag"]  # TRT 11 removed the FP16 flag
+    with pytest.raises(ValueError, match=r"TensorRT 8.x is not supported"):
+        trt.build_settings(8, "fp16")
+
+
+def test_tensorrt_profile_shapes():
+    assert trt.profile_shapes((3, 32, 32), 64) == {
+        "min": (1, 3, 32, 32),
+        "opt": (32, 3, 32, 32),
+        "max": (64, 3, 32, 32),
+    }
+    assert trt.profile_shapes((1, 8, 8), 1)["opt"] == (1, 1, 8, 8)
+
+
+def test_engine_and_metadata_are_written_together(tmp_path):
+    trt.write_engine(b"plan-bytes", {"tensorrt": "10.13"}, tmp_path / "model.engine")
+    assert (tmp_path / "model.engine").read_bytes() == b"plan-bytes"
+    assert '"tensorrt": "10.13"' in (tmp_path / "model.engine.json").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.engine", "model.engine.json"]

@@ -1,0 +1,47 @@
+"""Metrics on inputs with known answers, and the plots render."""
+
+import numpy as np
+import pytest
+
+from visionops.evaluation.metrics import classification_metrics, expected_calibration_error, softmax
+from visionops.evaluation.plots import plot_confusion_matrix, plot_history
+
+
+def test_metrics_on_a_known_confusion():
+    y = np.array([0, 0, 1, 1])
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.4, 0.6]])
+    m = classification_metrics(y, probs, ["a", "b"])
+    assert m["accuracy"] == 0.75
+    assert m["confusion_matrix"] == [[1, 1], [0, 2]]
+    assert m["per_class"][0] == {
+        "class": "a",
+        "precision": 1.0,
+        "recall": 0.5,
+        "f1": pytest.approx(2 / 3),
+        "support": 2,
+    }
+    assert m["f1_macro"] == pytest.approx((2 / 3 + 0.8) / 2)
+
+
+def test_ece_is_zero_when_confidence_matches_accuracy_and_large_when_overconfident():
+    y = np.array([0, 1] * 50)
+    calibrated = np.tile([[0.5, 0.5]], (100, 1))
+    calibrated[:, 0] += 1e-9  # predicts class 0, 50 % right, 50 % confident
+    assert expected_calibration_error(y, calibrated) == pytest.approx(0.0, abs=1e-6)
+    overconfident = np.tile([[0.99, 0.01]], (100, 1))
+    assert expected_calibration_error(y, overconfident) == pytest.approx(0.49)
+
+
+def test_softmax_rows_sum_to_one_even_for_large_logits():
+    p = softmax(np.array([[1000.0, 0.0], [1.0, 1.0]]))
+    assert np.allclose(p.sum(1), 1) and p[0, 0] == pytest.approx(1.0)
+
+
+def test_plots_write_png_files(tmp_path):
+    plot_confusion_matrix([[3, 1], [0, 4]], ["a", "b"], tmp_path / "cm.png")
+    plot_history(
+        [{"epoch": 1, "train_loss": 1.0, "train_accuracy": 0.5, "val_loss": 1.1, "val_accuracy": 0.4}],
+        tmp_path / "h.png",
+    )
+    for name in ("cm.png", "h.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,194 @@
+"""End to end: the real `dvc repro` in a temporary copy of the repository (own git + DVC state).
+
+Small params keep it to about a minute on 2 CPU cores. The developer's workspace is untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = {
+    "augment": {"copies": 1},
+    "train": {"epochs": 2},
+    "compress": {"finetune_epochs": 1, "latency_repeats": 3, "calibration_images": 128},
+    "export": {"latency_repeats": 3, "parity_images": 64},
+}
+
+pytestmark = pytest.mark.e2e
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env.update(
+        DVC_NO_ANALYTICS="1",
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@t",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@t",
+    )
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def edit_params(repo: Path, changes: dict) -> None:
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for section, values in changes.items():
+        params.setdefault(section, {}).update(values)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def _pipeline_output(name: str) -> bool:
+    """Results of the developer's own runs (dvc.lock, reports, models, data) are not copied."""
+    top = name.split("/", 1)[0]
+    return name == "dvc.lock" or (top in {"data", "models", "reports"} and not name.endswith(".gitignore"))
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    """A fresh copy of the project's files (as a clean clone would see them), committed."""
+    dest = tmp_path_factory.mktemp("e2e") / "repo"
+    files = run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], ROOT).stdout
+    for name in filter(None, files.split("\0")):
+        if _pipeline_output(name):
+            continue
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    edit_params(dest, SMALL)
+    run(["git", "init", "-q"], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-qm", "init"], dest)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def first_repro(repo: Path) -> subprocess.CompletedProcess:
+    return run(["dvc", "repro"], repo)
+
+
+def mlflow_rows(repo: Path, sql: str) -> list:
+    with sqlite3.connect(repo / "mlflow.db") as db:
+        return db.execute(sql).fetchall()
+
+
+def test_repro_runs_every_stage_and_writes_outputs(repo, first_repro):
+    for stage in (
+        "download",
+        "validate",
+        "augment",
+        "train",
+        "evaluate",
+        "compress",
+        "export",
+        "register",
+    ):
+        assert f"Running stage '{stage}'" in first_repro.stdout
+    for out in (
+        "models/model.pt",
+        "models/model.onnx",
+        "models/pruned.pt",
+        "models/pruned_int8.onnx",
+        "reports/validation/data_docs/index.html",
+        "reports/augment_preview.png",
+        "reports/confusion_matrix.png",
+        "reports/train_history.csv",
+        "reports/compress.md",
+    ):
+        assert (repo / out).is_file(), out
+    registry = yaml.safe_load((repo / "reports/registry.json").read_text())
+    assert registry["version"] == 1 and registry["aliases"] == ["candidate", "champion"]
+    export = yaml.safe_load((repo / "reports/export.json").read_text())
+    assert export["parity"]["passed"] and export["tensorrt"]["status"] in {"skipped", "built"}
+    assert yaml.safe_load((repo / "reports/eval.json").read_text())["accuracy"] > 0.9
+
+
+def test_second_repro_is_a_no_op(repo, first_repro):
+    out = run(["dvc", "repro"], repo).stdout
+    assert "Data and pipelines are up to date" in out and "Running stage" not in out
+
+
+def test_one_mlflow_run_holds_the_whole_story(repo, first_repro):
+    assert mlflow_rows(repo, "select count(*) from runs")[0][0] == 1
+    params = {k for (k,) in mlflow_rows(repo, "select key from params")}
+    assert {
+        "data.source",
+        "augment.copies",
+        "train.lr",
+        "model.arch",
+        "compress.pruning_ratio",
+        "export.opset",
+        "register.gate_metric",
+    } <= params
+    metrics = {k for (k,) in mlflow_rows(repo, "select distinct key from metrics")}
+    assert {
+        "val_accuracy",
+        "test_accuracy",
+        "test_f1_macro",
+        "pruned_int8_onnxruntime_accuracy",
+        "onnx_max_abs_diff",
+        "validation_rows",
+    } <= metrics
+    steps = mlflow_rows(repo, "select count(*) from metrics where key = 'val_accuracy'")[0][0]
+    assert steps == SMALL["train"]["epochs"]
+    tags = dict(mlflow_rows(repo, "select key, value from tags"))
+    assert len(tags["git.commit"]) == 40 and tags["visionops.last_stage"] == "register"
+    artifacts = {p.relative_to(repo / "mlartifacts").as_posix() for p in (repo / "mlartifacts").rglob("*")}
+    assert any(a.endswith("validation/data_docs/index.html") for a in artifacts)
+    assert any(a.endswith("augment/augment_preview.png") for a in artifacts)
+    assert any(a.endswith("model.onnx") for a in artifacts)
+    aliases = dict(mlflow_rows(repo, "select alias, version from registered_model_aliases"))
+    assert aliases == {"candidate": 1, "champion": 1}
+    assert not (repo / "mlruns").exists()
+
+
+def test_exp_run_retrains_without_redoing_data_stages(repo, first_repro):
+    out = run(["dvc", "exp", "run", "-S", "train.epochs=3"], repo).stdout
+    for stage in ("train", "evaluate", "compress", "export", "register"):
+        assert f"Running stage '{stage}'" in out
+    for stage in ("download", "validate", "augment"):
+        assert f"Running stage '{stage}'" not in out
+    assert mlflow_rows(repo, "select count(*) from runs")[0][0] == 2
+    aliases = dict(mlflow_rows(repo, "select alias, version from registered_model_aliases"))
+    assert aliases["candidate"] == 2
+    shown = run(["dvc", "exp", "show", "--json"], repo).stdout
+    assert "train.epochs" in shown or '"epochs": 3' in shown
+
+
+def test_params_typo_fails_naming_the_key(repo, first_repro):
+    original = (repo / "params.yaml").read_text()
+    edit_params(repo, {"train": {"lrr": 0.1}})
+    try:
+        result = run(["dvc", "repro", "train"], repo, check=False)
+    finally:
+        (repo / "params.yaml").write_text(original)
+    assert result.returncode != 0
+    assert "unknown key 'train.lrr'" in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_corrupt_png_fails_validate_naming_the_file(repo, first_repro):
+    victim = sorted((repo / "data/raw/train/3").glob("*.png"))[0]
+    victim.write_bytes(victim.read_bytes()[:30])
+    result = run(["dvc", "repro", "-s", "validate"], repo, check=False)
+    assert result.returncode != 0
+    text = result.stdout + result.stderr
+    assert f"train/3/{victim.name}" in text and "every file decodes" in text
+    assert (repo / "reports/validation/summary.json").is_file()  # results written anyway
+
+
+def test_stage_help_is_fast_and_descriptive(repo):
+    result = run([sys.executable, "pipeline/train.py", "--help"], repo)
+    assert "--params" in result.stdout and "MLflow" in result.stdout
