@@ -1,0 +1,131 @@
+"""The GitHub workflows cannot run here, so check them every way that can: actionlint,
+GitHub's workflow schema, that every `run:` command exists in the project, and a local
+run of the retrain steps on a fresh clone (scripts/ci-local.sh)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+BIN = Path(sys.executable).parent
+
+
+def load(name: str) -> dict:
+    # PyYAML reads the bare key `on` as True.
+    data = yaml.safe_load((ROOT / ".github" / "workflows" / name).read_text())
+    data["on"] = data.pop(True, data.get("on"))
+    return data
+
+
+def run_steps(workflow: dict) -> list[str]:
+    return [step["run"] for job in workflow["jobs"].values() for step in job["steps"] if "run" in step]
+
+
+def make_targets() -> set[str]:
+    return set(re.findall(r"^([a-z][\w-]*):", (ROOT / "Makefile").read_text(), flags=re.M))
+
+
+def test_workflows_exist():
+    assert {p.name for p in WORKFLOWS} == {"ci.yml", "retrain.yml"}
+
+
+def test_actionlint_is_clean():
+    result = subprocess.run([BIN / "actionlint", *WORKFLOWS], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_workflows_match_githubs_schema():
+    result = subprocess.run(
+        [BIN / "check-jsonschema", "--builtin-schema", "vendor.github-workflows", *WORKFLOWS],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", ["ci.yml", "retrain.yml"])
+def test_every_run_command_exists_in_the_project(name):
+    targets = make_targets()
+    for script in run_steps(load(name)):
+        for line in filter(None, (raw.strip() for raw in script.splitlines())):
+            words = shlex.split(line)
+            if words[0] == "export":
+                continue
+            if words[0] == "make":
+                assert set(words[1:]) <= targets, f"{name}: unknown make target in {line!r}"
+            elif words[0].startswith("scripts/"):
+                assert os.access(ROOT / words[0], os.X_OK), f"{name}: {words[0]} missing or not executable"
+            else:
+                pytest.fail(f"{name}: unexpected command {line!r}")
+
+
+def test_ci_runs_the_readmes_test_command_and_retrain_installs_like_make_run():
+    readme = (ROOT / "README.md").read_text()
+    assert "make test" in readme and "make run" in readme
+    assert run_steps(load("ci.yml")) == ["make test"]
+    assert (ROOT / ".ci" / "run").read_text().strip().endswith("make test")
+    assert "make install" in run_steps(load("retrain.yml"))
+    assert re.search(r"^run: install$", (ROOT / "Makefile").read_text(), flags=re.M)
+
+
+def test_retrain_triggers_concurrency_and_runner_choice():
+    wf = load("retrain.yml")
+    paths = set(wf["on"]["push"]["paths"])
+    assert {"data/**", "**.dvc", "params.yaml", "dvc.yaml", "pipeline/**", "src/**"} <= paths
+    assert set(wf["on"]["workflow_dispatch"]["inputs"]) == {"set_params", "runner"}
+    assert (
+        wf["concurrency"]["group"].startswith("retrain-") and wf["concurrency"]["cancel-in-progress"] is False
+    )
+    job = wf["jobs"]["retrain"]
+    assert "inputs.runner" in job["runs-on"] and "vars.RETRAIN_RUNNER" in job["runs-on"]
+    assert "secrets.MLFLOW_TRACKING_URI" in job["env"]["MLFLOW_TRACKING_URI"]
+    assert wf["permissions"] == {"contents": "read"}  # nothing is committed back by default
+    assert wf["jobs"]["open-pr"]["if"] == "${{ vars.RETRAIN_OPEN_PR == 'true' }}"
+
+
+def test_registry_summary_cli_explains_the_decision(tmp_path):
+    from visionops.__main__ import registry_summary
+
+    record = {
+        "model_name": "m",
+        "version": 3,
+        "aliases": ["candidate"],
+        "promoted": False,
+        "decision": {
+            "metric": "f1_macro",
+            "value": 0.9,
+            "champion_version": "2",
+            "champion_value": 0.95,
+            "reasons": ["f1_macro 0.9000 does not beat champion v2 0.9500 (+0.0)"],
+        },
+    }
+    (tmp_path / "r.json").write_text(json.dumps(record))
+    text = registry_summary(tmp_path / "r.json")
+    assert "version **3**" in text and "**not moved**" in text and "does not beat champion v2" in text
+    assert "did not run" in registry_summary(tmp_path / "absent.json")
+
+
+@pytest.mark.e2e
+def test_local_run_of_the_retrain_steps_writes_the_summary():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+    env["VENV"] = str(BIN.parent)
+    env["SET_PARAMS"] = (
+        "-S augment.copies=1 -S train.epochs=2 -S compress.finetune_epochs=1 -S compress.latency_repeats=3 "
+        "-S export.latency_repeats=3 -S export.parity_images=64"
+    )
+    result = subprocess.run([ROOT / "scripts" / "ci-local.sh"], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = result.stdout.split("---- job summary", 1)[1]
+    assert "### Metrics" in summary and "| reports/eval.json" in summary and "accuracy" in summary
+    assert "### Registry decision" in summary and "champion **moved to this version**" in summary
+    assert "skipping dvc pull/push" in result.stdout
