@@ -50,7 +50,7 @@ fi
   if [ -n "$base" ]; then
     echo "### Metrics (vs \`$base\`)"
     echo
-    dvc metrics diff "$base" --md --all
+    dvc metrics diff "$base" --md
     echo
     echo "### Params changed (vs \`$base\`)"
     echo

@@ -47,6 +47,7 @@ class _Exploit:
         return (pathlib.Path.touch, (pathlib.Path(_Exploit.marker),))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_swapped_file_with_pickle_payload_is_refused_not_executed(tmp_path):
     _Exploit.marker = str(tmp_path / "pwned")
     bad = tmp_path / "model.pt"
