@@ -192,3 +192,40 @@ def test_corrupt_png_fails_validate_naming_the_file(repo, first_repro):
 def test_stage_help_is_fast_and_descriptive(repo):
     result = run([sys.executable, "pipeline/train.py", "--help"], repo)
     assert "--params" in result.stdout and "MLflow" in result.stdout
+
+
+def test_sigterm_during_training_then_rerun_resumes_to_the_same_model(repo, first_repro):
+    """Runs last: it trains directly in the repo (outside DVC) with its own params file."""
+    import signal
+    import time
+
+    import torch
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"]["epochs"] = 12
+    (repo / "resume.yaml").write_text(yaml.safe_dump(params))
+    train = [sys.executable, "pipeline/train.py", "--params", "resume.yaml"]
+    run(train, repo)
+    reference = torch.load(repo / "models/model.pt", weights_only=True)["state_dict"]
+    checkpoint = repo / "models/checkpoints/last.pt"
+    assert not checkpoint.exists()  # removed after a completed run
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+    proc = subprocess.Popen(
+        train, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "re-run to resume" in stderr
+    interrupted_run = torch.load(checkpoint, weights_only=True)["extras"]["run"]["run_id"]
+
+    resumed = run(train, repo)
+    assert "resuming" in resumed.stdout
+    state = torch.load(repo / "models/model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(reference[k], state[k]) for k in reference)
+    assert yaml.safe_load((repo / "models/run.json").read_text())["run_id"] == interrupted_run
+    assert not checkpoint.exists()

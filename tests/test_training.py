@@ -1,5 +1,7 @@
 """Device choice, on-device batch augmentation, and the loop (accuracy, determinism, NaN stop)."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -12,10 +14,14 @@ from visionops.training.device import resolve_device
 from visionops.training.loop import evaluate, fit
 
 
-def test_auto_device_falls_back_to_cpu_without_amp():
+def test_auto_device_falls_back_to_cpu_with_bf16_only_where_native():
+    from visionops.training.device import cpu_has_bf16
+
     setup = resolve_device("auto")
     if not torch.cuda.is_available():
-        assert setup.device.type == "cpu" and setup.amp_dtype is None and not setup.channels_last
+        assert setup.device.type == "cpu" and setup.channels_last
+        assert setup.amp_dtype == (torch.bfloat16 if cpu_has_bf16() else None)
+    assert resolve_device("cpu", amp=False, channels_last=False).name == "cpu, fp32"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
@@ -83,3 +89,163 @@ def test_device_dataset_batches_cover_every_row_once(digits_arrays):
     seen = torch.cat([labels for _, labels in train.batches(100, torch.Generator().manual_seed(1))])
     assert len(seen) == len(train)
     assert np.array_equal(np.sort(seen.numpy()), np.sort(digits_arrays["train_y"]))
+
+
+class _StopAfter:
+    """on_epoch callback that interrupts training after `epoch` (its checkpoint is saved)."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def __call__(self, row):
+        if row["epoch"] == self.epoch:
+            raise KeyboardInterrupt
+
+
+def _train(arrays, checkpoint=None, job="job", on_epoch=None):
+    from visionops.models.zoo import create_model
+
+    spec = {"arch": "simple_cnn", "in_channels": 1, "num_classes": 10, "width": 8, "dropout": 0.2}
+    train, test = _datasets(arrays)
+    torch.manual_seed(0)
+    model = create_model(spec)
+    cfg = TrainParams(epochs=3, lr=0.01)
+    history = fit(model, train, test, cfg, resolve_device("cpu"), on_epoch, False, checkpoint, job)
+    return model, history
+
+
+def test_resume_after_interruption_equals_uninterrupted_run(digits_arrays, tmp_path):
+    reference, ref_history = _train(digits_arrays)
+    checkpoint = tmp_path / "last.pt"
+    with pytest.raises(KeyboardInterrupt):
+        _train(digits_arrays, checkpoint, on_epoch=_StopAfter(1))
+    assert checkpoint.is_file()
+    resumed, history = _train(digits_arrays, checkpoint)
+    for key, value in reference.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+    assert [r["val_accuracy"] for r in history] == [r["val_accuracy"] for r in ref_history]
+
+
+def test_checkpoint_of_other_params_is_ignored(digits_arrays, tmp_path, capsys):
+    checkpoint = tmp_path / "last.pt"
+    with pytest.raises(KeyboardInterrupt):
+        _train(digits_arrays, checkpoint, job="old-params", on_epoch=_StopAfter(1))
+    _, history = _train(digits_arrays, checkpoint, job="new-params")
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    assert "different params" in capsys.readouterr().out
+
+
+def test_two_process_gloo_ddp_matches_single_process(tmp_path):
+    """torchrun --nproc_per_node 2 on CPU (gloo): same data per epoch, accuracy within tolerance."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from visionops.training.distributed import torchrun_command
+
+    worker = str(Path(__file__).with_name("ddp_worker.py"))
+    single, ddp = tmp_path / "single.json", tmp_path / "ddp.json"
+    subprocess.run([sys.executable, worker, str(single)], check=True, capture_output=True)
+    done = subprocess.run(torchrun_command(2, worker, str(ddp)), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    one, two = json.loads(single.read_text()), json.loads(ddp.read_text())
+    assert one["world"] == 1 and two["world"] == 2
+    assert two["images_per_epoch"] == [1436] * 4  # both shards, summed across ranks (1437 - 1437 % 2)
+    assert one["accuracy"] > 0.9 and abs(one["accuracy"] - two["accuracy"]) < 0.03
+    assert one["checksum"] != two["checksum"]  # really a different (sharded) run, not a copy
+
+
+def _fit_digits(arrays, **options):
+    from visionops.models.zoo import create_model
+
+    train, test = _datasets(arrays)
+    torch.manual_seed(0)
+    model = create_model(
+        {"arch": "simple_cnn", "in_channels": 1, "num_classes": 10, "width": 16, "dropout": 0.0}
+    )
+    cfg = TrainParams(**({"epochs": 3, "lr": 0.01} | options))
+    history = fit(model, train, test, cfg, resolve_device("cpu", amp=False), progress=False)
+    return model, history, evaluate(model, nn.CrossEntropyLoss(), test, 256, resolve_device("cpu", amp=False))
+
+
+def test_sgd_nesterov_with_cosine_warmup_learns(digits_arrays):
+    _, history, result = _fit_digits(
+        digits_arrays, optimizer="sgd", schedule="cosine", warmup_epochs=1, lr=0.1, epochs=6
+    )
+    assert result["accuracy"] > 0.9
+    assert history[0]["lr"] < history[1]["lr"]  # still warming up at the start of epoch 1
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    from visionops.training.optim import build_scheduler
+
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    scheduler = build_scheduler(
+        optimizer, TrainParams(epochs=2, schedule="cosine", warmup_epochs=1, lr=1.0), 10
+    )
+    lrs = []
+    for _ in range(20):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == lrs[10] == pytest.approx(1.0) == max(lrs)
+    assert lrs[-1] == pytest.approx(0.5 * (1 + math.cos(0.9 * math.pi))) and lrs[10:] == sorted(
+        lrs[10:], reverse=True
+    )
+
+
+def test_grad_clip_bounds_the_gradient_norm():
+    from visionops.training.loop import Optimization, _step
+    from visionops.training.optim import build_ema
+
+    model = nn.Linear(4, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    opt = Optimization(
+        model,
+        nn.MSELoss(),
+        optimizer,
+        torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0),
+        torch.amp.GradScaler(enabled=False),
+        build_ema(model, 0.0),
+        grad_clip=0.01,
+    )
+    _step(opt, (model(torch.randn(8, 4) * 100) ** 2).sum())
+    norm = torch.sqrt(sum((p.grad**2).sum() for p in model.parameters()))
+    assert norm <= 0.01 + 1e-6
+
+
+def test_ema_changes_the_kept_weights_and_still_learns(digits_arrays):
+    plain, _, _ = _fit_digits(digits_arrays)
+    ema, _, result = _fit_digits(digits_arrays, ema_decay=0.9)
+    assert result["accuracy"] > 0.9
+    assert not torch.equal(plain.head.weight, ema.head.weight)
+
+
+def test_early_stopping_rule():
+    from visionops.training.loop import _patience_exhausted
+
+    rows = [{"val_accuracy": a} for a in (0.5, 0.7, 0.6, 0.65)]
+    assert _patience_exhausted(rows, 2) and not _patience_exhausted(rows[:3], 2)
+    assert not _patience_exhausted(rows, 0)
+
+
+def test_deterministic_mode_is_switched_on_and_off(digits_arrays):
+    _fit_digits(digits_arrays, epochs=1, deterministic=True)
+    assert torch.are_deterministic_algorithms_enabled()
+    _fit_digits(digits_arrays, epochs=1)
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_device_memory_budget_decision():
+    from visionops.training.batches import fits_on_device
+
+    gpu = torch.device("cuda")
+    assert fits_on_device(10 * 2**20, gpu, 20) and not fits_on_device(30 * 2**20, gpu, 20)
+    assert fits_on_device(30 * 2**20, gpu, 0) and fits_on_device(30 * 2**20, torch.device("cpu"), 20)
+
+
+@pytest.mark.e2e
+def test_torch_compile_trains_on_cpu(digits_arrays):
+    _, history, result = _fit_digits(digits_arrays, epochs=2, compile=True)
+    assert len(history) == 2 and result["accuracy"] > 0.8

@@ -65,9 +65,12 @@ class AugmentParams(Section):
 class ModelParams(Section):
     """`train` stage: which network to build."""
 
-    arch: Literal["simple_cnn"] = "simple_cnn"
-    width: int = Field(32, ge=4, le=1024)
+    arch: Literal[
+        "simple_cnn", "resnet9", "resnet_cifar", "resnet18", "mobilenet_v3_small", "efficientnet_b0"
+    ] = "simple_cnn"
+    width: int = Field(32, ge=4, le=1024)  # base channels of simple_cnn / resnet9
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    pretrained: bool = False  # torchvision weights (backbones only); needs network or the hub cache
 
 
 class TrainParams(Section):
@@ -76,15 +79,25 @@ class TrainParams(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     epochs: int = Field(8, ge=1)
     batch_size: int = Field(64, ge=1)
+    optimizer: Literal["adamw", "sgd"] = "adamw"  # sgd = SGD with Nesterov momentum 0.9
+    schedule: Literal["onecycle", "cosine"] = "onecycle"
+    warmup_epochs: float = Field(0.0, ge=0.0)  # linear warm-up before cosine decay
     lr: float = Field(3e-3, gt=0.0)
     weight_decay: float = Field(5e-4, ge=0.0)
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    grad_clip: float = Field(0.0, ge=0.0)  # max gradient norm; 0 = off
+    ema_decay: float = Field(0.0, ge=0.0, lt=1.0)  # exponential moving average of weights; 0 = off
+    early_stopping_patience: int = Field(0, ge=0)  # epochs without val improvement; 0 = off
+    deterministic: bool = False  # torch.use_deterministic_algorithms (slower on GPU)
+    compile: bool = False  # torch.compile the model
+    device_memory_budget_mb: int = Field(2048, ge=0)  # larger data stays in pinned host memory
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     seed: int = 42
     amp: bool = True
     channels_last: bool = True
     crop_padding: int = Field(1, ge=0, le=16)
     hflip: bool = False
+    nproc: int = Field(1, ge=1, le=64)  # >1: the stage re-launches itself under torchrun (DDP)
 
 
 class TrackingParams(Section):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -31,11 +32,16 @@ def run_stage(
     if configure is not None:
         configure(parser)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # clean up (MLflow run status) as for Ctrl-C
     try:
         main(args)
     except VisionOpsError as exc:
         print(f"\n[{name}] error: {exc}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
-        print(f"\n[{name}] interrupted; earlier outputs are untouched.", file=sys.stderr)
+        print(f"\n[{name}] interrupted; earlier outputs are untouched (re-run to resume).", file=sys.stderr)
         sys.exit(130)
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")

@@ -41,7 +41,7 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[nn.Modul
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != "visionops-model/1":
         raise VisionOpsError(f"{path} is not a visionops model file", "re-run `dvc repro train`")
-    model = create_model(payload["spec"])
+    model = create_model(payload["spec"] | {"pretrained": False})  # the weights are in the file
     resize_to_state_dict(model, payload["state_dict"])
     model.load_state_dict(payload["state_dict"])
     model.to(device).eval()
@@ -69,8 +69,12 @@ def resize_to_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor]) 
 
 def _set_widths(name: str, module: nn.Module, saved: dict[str, torch.Tensor]) -> None:
     if isinstance(module, nn.Conv2d):
-        module.out_channels = saved["weight"].shape[0]
-        module.in_channels = saved["weight"].shape[1] * module.groups
+        out_channels = saved["weight"].shape[0]
+        if module.groups > 1 and module.groups == module.in_channels:  # depthwise: groups shrink too
+            module.groups = module.in_channels = out_channels
+        else:
+            module.in_channels = saved["weight"].shape[1] * module.groups
+        module.out_channels = out_channels
     elif isinstance(module, nn.BatchNorm2d):
         module.num_features = saved["weight"].shape[0]
     elif isinstance(module, nn.Linear):

@@ -1,4 +1,8 @@
-"""Model factory: `create_model(spec)` builds a network from a plain, JSON-able spec."""
+"""Model factory: `create_model(spec)` builds a network from a plain, JSON-able spec (timm-style).
+
+Scratch nets (simple_cnn, resnet9) get Kaiming init; torchvision backbones (resnet18,
+resnet_cifar, mobilenet_v3_small, efficientnet_b0) keep torchvision's init or weights.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,9 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from visionops.models.backbones import WEIGHTS, build_backbone, head_of
+from visionops.models.resnet9 import ResNet9
 
 
 class SimpleCNN(nn.Module):
@@ -35,22 +42,34 @@ def _conv_bn(cin: int, cout: int) -> nn.Sequential:
     )
 
 
-ARCHITECTURES = {"simple_cnn": SimpleCNN}
+SCRATCH = {"simple_cnn": SimpleCNN, "resnet9": ResNet9}
+ARCHITECTURES = (*SCRATCH, *WEIGHTS)
 
 
 def create_model(spec: dict[str, Any]) -> nn.Module:
-    """Build the network described by spec = {arch, in_channels, num_classes, **arch options}."""
+    """Build the network for spec = {arch, in_channels, num_classes, image_size, width, dropout,
+    pretrained}; unknown archs are rejected by the params schema before this is called."""
     options = dict(spec)
     arch = options.pop("arch")
-    options.pop("image_size", None)
-    model = ARCHITECTURES[arch](**options)
-    _kaiming_init(model)
-    return model
+    image_size = options.pop("image_size", 32)
+    pretrained = options.pop("pretrained", False)
+    if arch in SCRATCH:
+        model = SCRATCH[arch](**options)
+        _kaiming_init(model)
+        return model
+    return build_backbone(
+        arch,
+        options["in_channels"],
+        options["num_classes"],
+        image_size,
+        options.get("dropout", 0.0),
+        pretrained,
+    )
 
 
 def classifier_head(model: nn.Module) -> nn.Module:
     """The final classification layer (kept intact by pruning)."""
-    return model.head
+    return head_of(model)
 
 
 def _kaiming_init(model: nn.Module) -> None:

@@ -13,10 +13,19 @@ import torch.nn.functional as F
 
 
 class DeviceDataset:
-    """uint8 images [N, C, H, W] + labels on one device, plus the normalisation to apply."""
+    """uint8 images [N, C, H, W] + labels, plus the normalisation to apply.
 
-    def __init__(self, images_nhwc: np.ndarray, labels: np.ndarray, mean, std, device: torch.device):
-        self.images = torch.from_numpy(np.ascontiguousarray(images_nhwc)).permute(0, 3, 1, 2).to(device)
+    The images live on `device` when they fit in `budget_mb`; otherwise they stay in pinned
+    host memory and each batch is copied over asynchronously (still no per-sample Python).
+    """
+
+    def __init__(
+        self, images_nhwc: np.ndarray, labels: np.ndarray, mean, std, device: torch.device, budget_mb: int = 0
+    ):
+        self.device = device
+        images = torch.from_numpy(np.ascontiguousarray(images_nhwc)).permute(0, 3, 1, 2)
+        self.resident = fits_on_device(images.nbytes, device, budget_mb)
+        self.images = images.to(device) if self.resident else images.pin_memory()
         self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device)
         shape = (1, -1, 1, 1)
         self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(shape) * 255.0
@@ -30,15 +39,26 @@ class DeviceDataset:
         return (images.float() - self.mean) / self.std
 
     def batches(
-        self, batch_size: int, generator: torch.Generator | None = None
+        self, batch_size: int, generator: torch.Generator | None = None, rank: int = 0, world: int = 1
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield uint8 (images, labels) batches; shuffled when a generator is given."""
+        """Yield uint8 (images, labels) batches; shuffled when a generator is given.
+
+        With world > 1, every rank draws the same order and takes its equal-length shard.
+        """
         n = len(self)
         order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
-        order = order.to(self.images.device)
+        if world > 1:
+            order = order[: n - n % world][rank::world]
+            n = len(order)
         for start in range(0, n, batch_size):
             index = order[start : start + batch_size]
-            yield self.images[index], self.labels[index]
+            images = self.images[index.to(self.images.device)].to(self.device, non_blocking=True)
+            yield images, self.labels[index.to(self.device)]
+
+
+def fits_on_device(nbytes: int, device: torch.device, budget_mb: int) -> bool:
+    """Whether a split goes to the device whole (CPU memory is the host: always; 0 = no limit)."""
+    return device.type == "cpu" or budget_mb == 0 or nbytes <= budget_mb * 2**20
 
 
 def augment_batch(

@@ -19,13 +19,14 @@ class DeviceSetup:
 
     @property
     def name(self) -> str:
-        if self.device.type == "cuda":
-            return f"cuda ({torch.cuda.get_device_name(self.device)})"
-        return "cpu"
+        device = f"cuda ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else "cpu"
+        precision = str(self.amp_dtype).replace("torch.", "") + " autocast" if self.amp_dtype else "fp32"
+        return f"{device}, {precision}" + (", channels_last" if self.channels_last else "")
 
 
 def resolve_device(requested: str, amp: bool = True, channels_last: bool = True) -> DeviceSetup:
-    """`auto` takes CUDA when present; AMP (bf16 where supported, else fp16) only on CUDA."""
+    """`auto` takes CUDA when present. AMP: bf16 where supported (CUDA, or a CPU whose oneDNN
+    has native bf16 kernels), fp16 + grad scaler on older GPUs, fp32 otherwise."""
     cuda = torch.cuda.is_available()
     if requested == "cuda" and not cuda:
         raise VisionOpsError(
@@ -33,6 +34,16 @@ def resolve_device(requested: str, amp: bool = True, channels_last: bool = True)
             "set train.device: auto (CPU fallback) or cpu, or check the driver with nvidia-smi",
         )
     if requested == "cpu" or not cuda:
-        return DeviceSetup(torch.device("cpu"), None, False)
+        return DeviceSetup(
+            torch.device("cpu"), torch.bfloat16 if amp and cpu_has_bf16() else None, channels_last
+        )
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return DeviceSetup(torch.device("cuda"), dtype if amp else None, channels_last)
+
+
+def cpu_has_bf16() -> bool:
+    """True when oneDNN runs bf16 natively here (AVX512-BF16/AMX); emulated bf16 would be slower."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False

@@ -8,8 +8,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,9 +21,25 @@ from torch import nn
 from visionops.config import TrainParams
 from visionops.errors import VisionOpsError
 from visionops.training.batches import DeviceDataset, augment_batch
+from visionops.training.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
 from visionops.training.device import DeviceSetup
+from visionops.training.distributed import SINGLE_PROCESS, Dist, all_reduce_sum
+from visionops.training.optim import build_ema, build_optimizer, build_scheduler
 
 EpochCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Optimization:
+    """What one optimisation step touches."""
+
+    net: nn.Module  # the model as trained: maybe DDP-wrapped and/or compiled
+    criterion: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    ema: Any  # AveragedModel or None
+    grad_clip: float
 
 
 def fit(
@@ -31,59 +50,91 @@ def fit(
     setup: DeviceSetup,
     on_epoch: EpochCallback | None = None,
     progress: bool = True,
+    checkpoint: Path | None = None,
+    job: str = "",
+    extras: dict[str, Any] | None = None,
+    dist: Dist = SINGLE_PROCESS,
 ) -> list[dict[str, Any]]:
-    """Train for cfg.epochs with AdamW + OneCycle; keep the weights of the best val epoch.
+    """Train for cfg.epochs; keep the weights (or their EMA) of the best validation epoch.
 
-    Returns one history row per epoch (losses, accuracies, lr, images/s, seconds).
+    With `checkpoint`, the full training state is saved after every epoch and, when a
+    checkpoint of the same `job` fingerprint exists, training resumes after its epoch and
+    ends exactly as an uninterrupted run would (on CPU). Under torchrun (`dist`), the model is
+    wrapped in DistributedDataParallel, each rank trains on its shard, metrics are summed
+    across ranks and only rank 0 writes checkpoints. Returns one history row per epoch.
     """
+    _set_determinism(cfg.deterministic)
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     model.to(setup.device, memory_format=_memory_format(setup))
-    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
-    steps = cfg.epochs * math.ceil(len(train) / cfg.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=steps)
-    scaler = torch.amp.GradScaler(enabled=setup.amp_dtype == torch.float16)
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    batch_size = max(1, cfg.batch_size // dist.world)
+    steps_per_epoch = math.ceil((len(train) // dist.world) / batch_size)
+    optimizer = build_optimizer(model, cfg)
+    opt = Optimization(
+        net=_prepare_net(model, setup, dist, cfg.compile),
+        criterion=nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing),
+        optimizer=optimizer,
+        scheduler=build_scheduler(optimizer, cfg, steps_per_epoch),
+        scaler=torch.amp.GradScaler(enabled=setup.amp_dtype == torch.float16),
+        ema=build_ema(model, cfg.ema_decay),
+        grad_clip=cfg.grad_clip,
+    )
     history: list[dict[str, Any]] = []
     best: tuple[float, dict[str, torch.Tensor]] | None = None
-    for epoch in range(1, cfg.epochs + 1):
+    start = 1
+    saved = load_checkpoint(checkpoint, job)
+    if saved is not None:
+        _restore(saved, model, opt, generator)
+        history, best, start = saved["history"], saved["best"], saved["epoch"] + 1
+        print(f"resuming from {checkpoint} after epoch {saved['epoch']}/{cfg.epochs}")
+    for epoch in range(start, cfg.epochs + 1):
         row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
         row |= train_one_epoch(
-            model,
-            criterion,
-            optimizer,
-            scheduler,
-            scaler,
-            train,
-            cfg,
-            setup,
-            generator,
-            epoch,
-            progress,
+            opt, train, cfg, setup, generator, epoch, progress and dist.main, batch_size, dist
         )
+        scored = opt.ema.module if opt.ema is not None else model
         if val is not None and len(val):
-            row |= {f"val_{k}": v for k, v in evaluate(model, criterion, val, cfg.batch_size, setup).items()}
+            row |= {
+                f"val_{k}": v for k, v in evaluate(scored, opt.criterion, val, cfg.batch_size, setup).items()
+            }
             if best is None or row["val_accuracy"] > best[0]:
-                best = (row["val_accuracy"], copy.deepcopy(model.state_dict()))
+                best = (row["val_accuracy"], copy.deepcopy(scored.state_dict()))
         history.append(row)
+        if checkpoint is not None and dist.main:
+            save_checkpoint(checkpoint, _state(job, epoch, model, opt, generator, history, best, extras))
         if on_epoch is not None:
             on_epoch(row)
+        if _patience_exhausted(history, cfg.early_stopping_patience):
+            print(f"early stopping after epoch {epoch}: no val improvement in {cfg.early_stopping_patience}")
+            break
     if best is not None:
         model.load_state_dict(best[1])
+    elif opt.ema is not None:
+        model.load_state_dict(opt.ema.module.state_dict())
     return history
 
 
 def train_one_epoch(
-    model, criterion, optimizer, scheduler, scaler, data, cfg, setup, generator, epoch, progress
+    opt: Optimization,
+    data: DeviceDataset,
+    cfg: TrainParams,
+    setup: DeviceSetup,
+    generator: torch.Generator,
+    epoch: int,
+    progress: bool,
+    batch_size: int,
+    dist: Dist = SINGLE_PROCESS,
 ) -> dict[str, float]:
-    """One pass over `data` with on-device augmentation; stops on a non-finite loss."""
+    """One pass over this rank's shard with on-device augmentation; stops on a non-finite
+    loss. Loss, accuracy and images/s are summed over ranks."""
     from tqdm import tqdm
 
-    model.train()
+    opt.net.train()
     total_loss, correct, seen, start = 0.0, 0, 0, time.perf_counter()
-    n_batches = math.ceil(len(data) / cfg.batch_size)
+    batches = data.batches(batch_size, generator, dist.rank, dist.world)
+    n_batches = math.ceil((len(data) // dist.world) / batch_size)
     bar = tqdm(
-        data.batches(cfg.batch_size, generator),
+        batches,
         total=n_batches,
         desc=f"epoch {epoch}/{cfg.epochs}",
         unit="batch",
@@ -94,30 +145,40 @@ def train_one_epoch(
         images = augment_batch(images, cfg.crop_padding, cfg.hflip, generator)
         inputs = data.normalize(images).contiguous(memory_format=_memory_format(setup))
         with _autocast(setup):
-            logits = model(inputs)
-            loss = criterion(logits, labels)
+            logits = opt.net(inputs)
+            loss = opt.criterion(logits, labels)
         if not torch.isfinite(loss):
             raise VisionOpsError(
                 f"training diverged: loss is {loss.item()} at epoch {epoch}, step {step} "
-                f"(lr {optimizer.param_groups[0]['lr']:.3g})",
-                "lower train.lr (or raise train.weight_decay); the previous model file is untouched",
+                f"(lr {opt.optimizer.param_groups[0]['lr']:.3g})",
+                "lower train.lr (or set train.grad_clip); the previous model file is untouched",
             )
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
+        _step(opt, loss)
         total_loss += loss.item() * len(labels)
         correct += (logits.argmax(1) == labels).sum().item()
         seen += len(labels)
         bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}")
     seconds = time.perf_counter() - start
+    total_loss, correct, seen = all_reduce_sum([total_loss, correct, seen], setup.device)
     return {
         "train_loss": total_loss / seen,
         "train_accuracy": correct / seen,
         "images_per_s": seen / seconds,
         "seconds": seconds,
     }
+
+
+def _step(opt: Optimization, loss: torch.Tensor) -> None:
+    opt.optimizer.zero_grad(set_to_none=True)
+    opt.scaler.scale(loss).backward()
+    if opt.grad_clip > 0:
+        opt.scaler.unscale_(opt.optimizer)
+        nn.utils.clip_grad_norm_(opt.net.parameters(), opt.grad_clip)
+    opt.scaler.step(opt.optimizer)
+    opt.scaler.update()
+    opt.scheduler.step()
+    if opt.ema is not None:
+        opt.ema.update_parameters(opt.net.module if hasattr(opt.net, "module") else opt.net)
 
 
 @torch.no_grad()
@@ -140,14 +201,54 @@ def predict_logits(model, data: DeviceDataset, batch_size: int, setup: DeviceSet
     return torch.cat(out)
 
 
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Weight decay on conv/linear weights only, not on BatchNorm or biases."""
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+def _prepare_net(model: nn.Module, setup: DeviceSetup, dist: Dist, compile_model: bool) -> nn.Module:
+    net = model
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = [torch.cuda.current_device()] if setup.device.type == "cuda" else None
+        net = DistributedDataParallel(model, device_ids=device_ids)
+    return torch.compile(net) if compile_model else net
+
+
+def _state(job, epoch, model, opt: Optimization, generator, history, best, extras) -> dict[str, Any]:
+    return {
+        "fingerprint": job,
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": opt.optimizer.state_dict(),
+        "scheduler": opt.scheduler.state_dict(),
+        "scaler": opt.scaler.state_dict(),
+        "ema": opt.ema.state_dict() if opt.ema is not None else None,
+        "rng": rng_state(generator),
+        "history": history,
+        "best": best,
+        "extras": extras or {},
+    }
+
+
+def _restore(saved: dict[str, Any], model: nn.Module, opt: Optimization, generator: torch.Generator) -> None:
+    model.load_state_dict(saved["model"])
+    opt.optimizer.load_state_dict(saved["optimizer"])
+    opt.scheduler.load_state_dict(saved["scheduler"])
+    opt.scaler.load_state_dict(saved["scaler"])
+    if opt.ema is not None and saved.get("ema") is not None:
+        opt.ema.load_state_dict(saved["ema"])
+    restore_rng(generator, saved["rng"])
+
+
+def _patience_exhausted(history: list[dict[str, Any]], patience: int) -> bool:
+    if patience == 0 or "val_accuracy" not in history[-1]:
+        return False
+    scores = [row["val_accuracy"] for row in history]
+    return len(scores) - 1 - scores.index(max(scores)) >= patience
+
+
+def _set_determinism(on: bool) -> None:
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # needed by deterministic cuBLAS
+        torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(on)
 
 
 def _autocast(setup: DeviceSetup):
