@@ -18,10 +18,11 @@ import json
 import resource
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
+
+from common import pack_folders, write_images
 
 import visionops  # noqa: F401  (process hygiene)
 
@@ -31,39 +32,7 @@ LR = 3e-3
 
 def prepare(args, root: Path) -> dict:
     """Write the image files the textbook loop reads; return facts about them."""
-    if args.cifar:
-        with tarfile.open(args.cifar) as tar:
-            taken: dict[tuple[str, str], int] = {}
-            members = []
-            for member in tar:
-                parts = member.name.split("/")
-                if member.isfile() and len(parts) == 3 and parts[0] in ("train", "test"):
-                    key = (parts[0], parts[1])
-                    limit = args.per_class if parts[0] == "train" else max(1, args.per_class // 5)
-                    if taken.get(key, 0) < limit:
-                        taken[key] = taken.get(key, 0) + 1
-                        members.append(member)
-            tar.extractall(root, members=members, filter="data")
-        return {
-            "name": "cifar10 (JPEG)",
-            "size": 32,
-            "channels": 3,
-            "padding": 4,
-            "hflip": True,
-            "resize": False,
-        }
-    from visionops.config import DataParams
-    from visionops.data.sources import materialize
-
-    materialize(DataParams(), root)
-    return {
-        "name": "digits (PNG, 8 px -> 32 px)",
-        "size": 32,
-        "channels": 1,
-        "padding": 2,
-        "hflip": False,
-        "resize": True,
-    }
+    return write_images(root, args.cifar, args.per_class)
 
 
 def spec_for(info: dict) -> dict:
@@ -127,27 +96,17 @@ def textbook(root: str, info: dict, epochs: int) -> dict:
 
 def ours(root: str, info: dict, epochs: int) -> dict:
     """visionops: decode once (timed separately), then fit() on device-resident uint8 data."""
-    import numpy as np
     import torch
 
-    from visionops.augment.pack import channel_stats, pack
-    from visionops.augment.policy import build_eval_transform
+    from visionops.augment.pack import channel_stats
     from visionops.config import TrainParams
-    from visionops.data.layout import iter_images
     from visionops.models.zoo import create_model
     from visionops.training.batches import DeviceDataset
     from visionops.training.device import resolve_device
     from visionops.training.loop import fit, predict_logits
 
     decode_start = time.perf_counter()
-    arrays = {}
-    resize = build_eval_transform(info["size"])
-    files = list(iter_images(Path(root)))
-    classes = sorted({label for _, label, _ in files})
-    for split in ("train", "test"):
-        rows = [(path, classes.index(label)) for s, label, path in files if s == split]
-        images, _ = pack([p for p, _ in rows], info["channels"], resize, 0, resize, progress=False)
-        arrays[split] = (images, np.array([y for _, y in rows]))
+    arrays = pack_folders(Path(root), info["size"], info["channels"])
     decode = time.perf_counter() - decode_start
     mean, std = channel_stats(arrays["train"][0])
     setup = resolve_device("auto")

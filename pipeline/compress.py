@@ -1,5 +1,6 @@
 """compress: structured channel pruning + fine-tune (models/pruned.pt), and INT8 static
-quantization of the pruned network (models/pruned_int8.onnx). Measures accuracy, size,
+quantization of the pruned network: models/pruned_int8.onnx (U8S8, fast on x86 CPUs) and
+models/pruned_int8_tensorrt.onnx (symmetric S8S8 Q/DQ, the form TensorRT consumes). Measures accuracy, size,
 parameters, MACs and latency of every variant against fp32 PyTorch eager:
 reports/compress.json (metric) and reports/compress.md. Reads params: compress, train.
 """
@@ -13,6 +14,7 @@ MODEL = Path("models/model.pt")
 RUN = Path("models/run.json")
 PRUNED = Path("models/pruned.pt")
 INT8 = Path("models/pruned_int8.onnx")
+INT8_TENSORRT = Path("models/pruned_int8_tensorrt.onnx")
 REPORT = Path("reports/compress.json")
 TABLE = Path("reports/compress.md")
 
@@ -31,7 +33,7 @@ def main(args) -> None:
     params = load_params(args.params, "compress", "train")
     with tempfile.TemporaryDirectory(prefix="visionops-compress-") as workdir:
         report = compress_and_measure(
-            MODEL, PREPARED, PRUNED, INT8, params["compress"], params["train"], Path(workdir)
+            MODEL, PREPARED, PRUNED, INT8, INT8_TENSORRT, params["compress"], params["train"], Path(workdir)
         )
     write_json(REPORT, report)
     write_text(TABLE, markdown_table(report["variants"]))

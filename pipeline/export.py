@@ -1,4 +1,5 @@
-"""export: models/model.pt -> models/model.onnx (dynamic batch, metadata, onnx.checker),
+"""export: models/model.pt -> models/model.onnx (dynamic batch, metadata, onnx.checker) and
+models/model_fp16.onnx (fp32 I/O, for GPU runtimes),
 numeric parity vs PyTorch on real test images (a mismatch fails the stage), latency, and a
 TensorRT engine where TensorRT and CUDA exist (otherwise an explicit `skipped` record).
 Writes reports/export.json (metric). Reads params: export.
@@ -12,6 +13,7 @@ PREPARED = Path("data/prepared")
 MODEL = Path("models/model.pt")
 RUN = Path("models/run.json")
 ONNX = Path("models/model.onnx")
+ONNX_FP16 = Path("models/model_fp16.onnx")
 ENGINE = Path("models/model.engine")
 REPORT = Path("reports/export.json")
 
@@ -32,7 +34,7 @@ def main(args) -> None:
     model, payload = load_model(MODEL)
     data = load_prepared(PREPARED)
     inputs = to_model_input(data.test["x"][: cfg.parity_images], data.meta)
-    report = export_and_check(model, payload["meta"], inputs, ONNX, ENGINE, cfg)
+    report = export_and_check(model, payload["meta"], inputs, ONNX, ONNX_FP16, ENGINE, cfg)
     write_json(REPORT, report)
     par, trt = report["parity"], report["tensorrt"]
     record = read_json(RUN)
@@ -52,6 +54,13 @@ def main(args) -> None:
         f"top-1 agreement {par['top1_agreement']:.4f}; TensorRT: {trt['status']}"
         + (f" ({trt['reason']})" if "reason" in trt else "")
     )
+    fp16 = report["fp16"]["parity"]
+    print(f"export: {ONNX_FP16} max|diff| {fp16['max_abs_diff']:.2e} (atol {fp16['atol']})")
+    if not fp16["passed"]:
+        raise VisionOpsError(
+            f"FP16 ONNX differs from PyTorch by {fp16['max_abs_diff']:.3g} > atol {fp16['atol']}",
+            "the model may overflow in fp16; raise export.fp16_parity_atol only if justified",
+        )
     if not par["passed"]:
         raise VisionOpsError(
             f"ONNX Runtime output differs from PyTorch: max |diff| {par['max_abs_diff']:.3g} > "

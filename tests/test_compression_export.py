@@ -31,7 +31,13 @@ def torch_logits(model, x):
 def test_export_has_dynamic_batch_metadata_and_parity(trained, inputs, tmp_path):
     model, _, meta = trained
     report = export_and_check(
-        model, meta, inputs[:100], tmp_path / "m.onnx", tmp_path / "m.engine", ExportParams(latency_repeats=3)
+        model,
+        meta,
+        inputs[:100],
+        tmp_path / "m.onnx",
+        tmp_path / "m16.onnx",
+        tmp_path / "m.engine",
+        ExportParams(latency_repeats=3),
     )
     assert report["parity"]["passed"] and report["parity"]["max_abs_diff"] < 1e-4
     assert report["parity"]["top1_agreement"] == 1.0
@@ -42,6 +48,12 @@ def test_export_has_dynamic_batch_metadata_and_parity(trained, inputs, tmp_path)
         read_metadata(tmp_path / "m.onnx")["classes"] == '["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]'
     )
     assert report["tensorrt"]["status"] in {"skipped", "built"}
+    fp16 = report["fp16"]
+    assert fp16["parity"]["passed"] and fp16["parity"]["top1_agreement"] > 0.98
+    weights = onnx.load(str(tmp_path / "m16.onnx")).graph.initializer
+    float_types = {t.data_type for t in weights} & {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16}
+    assert float_types == {onnx.TensorProto.FLOAT16}
+    assert run_session(cpu_session(tmp_path / "m16.onnx", 1), inputs[:3]).dtype == np.float32  # fp32 I/O
 
 
 def test_tampered_onnx_weights_fail_parity(trained, inputs, tmp_path):
@@ -63,7 +75,7 @@ def test_int8_keeps_accuracy_and_shrinks_file(trained, inputs, digits_arrays, tm
     fp32, int8 = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
     export_onnx(model, torch.from_numpy(inputs[:2]), fp32, 20, {})
     calibration = to_model_input(digits_arrays["train_x"][:256], meta)
-    quantize_int8(fp32, int8, calibration)
+    quantize_int8(fp32, int8, calibration, "cpu")
     y = digits_arrays["test_y"]
     acc32 = (run_session(cpu_session(fp32, 1), inputs).argmax(1) == y).mean()
     acc8 = (run_session(cpu_session(int8, 1), inputs).argmax(1) == y).mean()
@@ -100,10 +112,11 @@ def test_tensorrt_availability_explains_itself():
 def test_tensorrt_version_dispatch():
     assert trt.major_version("10.13.0.35") == 10 and trt.major_version("11.0.1") == 11
     v10 = trt.build_settings(10, "fp16")
-    assert v10["fp16_flag"] and not v10["strongly_typed"]
+    assert v10["fp16_flag"] and not v10["strongly_typed"] and v10["onnx"] == "fp32"
     assert not trt.build_settings(10, "fp32")["fp16_flag"]
     v11 = trt.build_settings(11, "fp16")
     assert v11["strongly_typed"] and not v11["fp16_flag"]  # TRT 11 removed the FP16 flag
+    assert v11["onnx"] == "fp16" and trt.build_settings(11, "fp32")["onnx"] == "fp32"
     with pytest.raises(ValueError, match=r"TensorRT 8.x is not supported"):
         trt.build_settings(8, "fp16")
 
@@ -122,3 +135,16 @@ def test_engine_and_metadata_are_written_together(tmp_path):
     assert (tmp_path / "model.engine").read_bytes() == b"plan-bytes"
     assert '"tensorrt": "10.13"' in (tmp_path / "model.engine.json").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.engine", "model.engine.json"]
+
+
+def test_tensorrt_form_int8_is_symmetric_s8s8(trained, inputs, digits_arrays, tmp_path):
+    model, _, meta = trained
+    fp32, int8 = tmp_path / "fp32.onnx", tmp_path / "trt.onnx"
+    export_onnx(model, torch.from_numpy(inputs[:2]), fp32, 20, {})
+    quantize_int8(fp32, int8, to_model_input(digits_arrays["train_x"][:128], meta), "tensorrt")
+    proto = onnx.load(str(int8))
+    points = [onnx.numpy_helper.to_array(t) for t in proto.graph.initializer if t.name.endswith("zero_point")]
+    activation_points = [z for z in points if z.dtype == np.int8]
+    assert activation_points and all((z == 0).all() for z in points)
+    acc = (run_session(cpu_session(int8, 1), inputs).argmax(1) == digits_arrays["test_y"]).mean()
+    assert acc > 0.9

@@ -120,7 +120,6 @@ class CompressParams(Section):
     finetune_epochs: int = Field(2, ge=0)
     finetune_lr: float = Field(1e-3, gt=0.0)
     calibration_images: int = Field(512, ge=1)
-    int8_activations: Literal["uint8", "int8"] = "uint8"
     latency_batch_size: int = Field(64, ge=1)
     latency_repeats: int = Field(30, ge=1)
 
@@ -131,6 +130,7 @@ class ExportParams(Section):
     opset: int = Field(20, ge=17)
     parity_atol: float = Field(1e-4, gt=0.0)
     parity_images: int = Field(256, ge=1)
+    fp16_parity_atol: float = Field(0.05, gt=0.0)  # FP16 ONNX (fp32 I/O) vs PyTorch
     latency_repeats: int = Field(30, ge=1)
     tensorrt: Literal["auto", "off"] = "auto"
     require_tensorrt: bool = False

@@ -1,7 +1,8 @@
 """INT8 static quantization with onnxruntime.quantization: QDQ, per-channel weights.
 
-Activation type matters on x86 CPUs: U8 activations with S8 weights use the fast VNNI
-kernels; S8/S8 was measured slower than fp32 on this machine kind (see FIELD-NOTES).
+Two targets. `cpu`: U8 activations, S8 weights (x86 VNNI kernels; S8S8 was measured slower
+than fp32 on this machine kind). `tensorrt`: symmetric S8 activations and weights with zero
+points 0, the explicit-quantization Q/DQ form TensorRT 10/11 consumes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ def quantize_int8(
     fp32_onnx: Path,
     int8_onnx: Path,
     calibration: np.ndarray,
-    activations: str = "uint8",
+    target: str = "cpu",
     batch: int = 64,
 ) -> None:
     """Calibrate on `calibration` (float32 NCHW, already normalised) and write the INT8 model."""
@@ -47,8 +48,9 @@ def quantize_int8(
             Batches(_input_name(pre)),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
-            activation_type=QuantType.QUInt8 if activations == "uint8" else QuantType.QInt8,
+            activation_type=QuantType.QUInt8 if target == "cpu" else QuantType.QInt8,
             weight_type=QuantType.QInt8,
+            extra_options={} if target == "cpu" else {"ActivationSymmetric": True, "WeightSymmetric": True},
         )
         tmp.replace(int8_onnx)
     finally:

@@ -14,7 +14,7 @@ import torch
 
 from visionops.config import ExportParams
 from visionops.export import tensorrt as trt_builder
-from visionops.export.onnx_export import export_onnx
+from visionops.export.onnx_export import convert_fp16, export_onnx
 from visionops.export.runtime import cpu_session, median_latency_ms, parity, run_session
 
 
@@ -23,10 +23,12 @@ def export_and_check(
     meta: dict[str, Any],
     inputs: np.ndarray,
     onnx_path: Path,
+    fp16_path: Path,
     engine_path: Path,
     cfg: ExportParams,
 ) -> dict[str, Any]:
-    """ONNX export + parity vs PyTorch on `inputs` (normalised test images) + latency + TensorRT."""
+    """ONNX export (fp32, and FP16 with fp32 I/O) + parity vs PyTorch on `inputs` (normalised
+    test images) + latency + TensorRT."""
     model = model.cpu().eval()
     metadata = {k: meta[k] for k in ("classes", "mean", "std", "image_size", "channels", "input")}
     export_onnx(model, torch.from_numpy(inputs[:2]), onnx_path, cfg.opset, metadata)
@@ -39,6 +41,12 @@ def export_and_check(
     onnx_parity["passed"] = (
         onnx_parity["max_abs_diff"] <= cfg.parity_atol and onnx_parity["top1_agreement"] == 1.0
     )
+    convert_fp16(onnx_path, fp16_path)
+    fp16_parity = parity(reference, run_session(cpu_session(fp16_path, threads), inputs))
+    fp16_parity |= {
+        "atol": cfg.fp16_parity_atol,
+        "passed": fp16_parity["max_abs_diff"] <= cfg.fp16_parity_atol,
+    }
     one = inputs[:1]
     with torch.inference_mode():
         eager_ms = median_latency_ms(lambda: model(torch.from_numpy(one)), cfg.latency_repeats)
@@ -51,13 +59,20 @@ def export_and_check(
             "dynamic_batch": True,
         },
         "parity": onnx_parity | {"images": len(inputs)},
+        "fp16": {"path": str(fp16_path), "file_bytes": Path(fp16_path).stat().st_size, "parity": fp16_parity},
         "latency_b1_ms": {"torch_eager": eager_ms, "onnxruntime": ort_ms, "threads": threads},
-        "tensorrt": tensorrt_record(cfg, onnx_path, engine_path, inputs, reference),
+        "tensorrt": tensorrt_record(
+            cfg, {"fp32": onnx_path, "fp16": fp16_path}, engine_path, inputs, reference
+        ),
     }
 
 
 def tensorrt_record(
-    cfg: ExportParams, onnx_path: Path, engine_path: Path, inputs: np.ndarray, reference: np.ndarray
+    cfg: ExportParams,
+    onnx_paths: dict[str, Path],
+    engine_path: Path,
+    inputs: np.ndarray,
+    reference: np.ndarray,
 ) -> dict[str, Any]:
     """Build and check a TensorRT engine, or say exactly why not."""
     if cfg.tensorrt == "off":
@@ -69,7 +84,7 @@ def tensorrt_record(
     try:  # pragma: no cover - needs CUDA + TensorRT
         plan, info = trt_builder.build_engine(
             trt,
-            onnx_path,
+            onnx_paths,
             cfg.tensorrt_precision,
             tuple(inputs.shape[1:]),
             cfg.tensorrt_max_batch,

@@ -53,3 +53,23 @@ def read_metadata(path: Path) -> dict[str, str]:
 
     proto = onnx.load(str(path), load_external_data=False)
     return {prop.key: prop.value for prop in proto.metadata_props}
+
+
+def convert_fp16(fp32_path: Path, fp16_path: Path) -> None:
+    """FP16 weights and compute with fp32 inputs/outputs (for GPU runtimes, TensorRT 11)."""
+    import onnx
+    import onnx_ir as ir
+    from onnx_ir.passes.common import TopologicalSortPass
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    fp16_path = Path(fp16_path)
+    tmp = fp16_path.with_name(f".{fp16_path.name}.tmp.onnx")
+    try:
+        converted = ir.from_proto(convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True))
+        TopologicalSortPass()(converted)  # the converter appends its input Casts at the end
+        proto = ir.to_proto(converted)
+        onnx.checker.check_model(proto, full_check=True)
+        onnx.save(proto, str(tmp))
+        tmp.replace(fp16_path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -2,7 +2,7 @@
 
 TensorRT 10: explicit-batch networks; precision via builder flags (FP16).
 TensorRT 11: strongly typed networks; the FP16/INT8 flags are gone and precision comes
-from the ONNX itself, so an fp32 ONNX builds an fp32 engine.
+from the ONNX itself, so an fp16 engine is built from the FP16 ONNX the export writes.
 
 Only `tensorrt_availability`, `build_settings` and `profile_shapes` run without a GPU; the
 rest needs CUDA + TensorRT and has not been executed on this project's CPU machines.
@@ -51,17 +51,20 @@ def major_version(version: str) -> int:
 
 
 def build_settings(major: int, precision: str) -> dict[str, Any]:
-    """What the builder must do for this TensorRT major version and requested precision."""
-    if major >= 11:
+    """What the builder must do for this TensorRT major version and requested precision,
+    including which exported ONNX to parse (`onnx`: fp32 or fp16)."""
+    if major >= 11:  # strongly typed: the FP16 ONNX itself carries the precision
         return {
             "strongly_typed": True,
             "fp16_flag": False,
-            "effective_precision": "from-onnx (fp32 ONNX -> fp32 engine)",
+            "onnx": precision,
+            "effective_precision": precision,
         }
-    if major == 10:
+    if major == 10:  # fp32 ONNX, precision from the builder flag
         return {
             "strongly_typed": False,
             "fp16_flag": precision == "fp16",
+            "onnx": "fp32",
             "effective_precision": precision,
         }
     raise ValueError(f"TensorRT {major}.x is not supported: use TensorRT 10 or 11")
@@ -75,15 +78,17 @@ def profile_shapes(chw: tuple[int, int, int], max_batch: int) -> dict[str, tuple
 
 def build_engine(
     trt,
-    onnx_path: Path,
+    onnx_paths: dict[str, Path],
     precision: str,
     chw: tuple[int, int, int],
     max_batch: int,
     workspace_mb: int,
     timing_cache: Path,
 ) -> tuple[bytes, dict[str, Any]]:
-    """Parse the ONNX and build a serialized engine; reuse and update the timing cache."""
+    """Parse the fp32 or fp16 ONNX (as the version needs) and build a serialized engine;
+    reuse and update the timing cache."""
     settings = build_settings(major_version(trt.__version__), precision)
+    onnx_path = onnx_paths[settings["onnx"]]
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if settings["strongly_typed"] else 0
