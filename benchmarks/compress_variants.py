@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=16, help="ResNet-9 base width (default 16)")
     parser.add_argument("--pruning-ratio", type=float, default=0.5)
     parser.add_argument("--finetune-epochs", type=int, default=3)
+    parser.add_argument("--round-to", type=int, default=8, help="pruned channel multiple (1 = no rounding)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="visionops-compress-bench-") as tmp:
@@ -109,7 +110,10 @@ def main() -> None:
         )
 
         compress = CompressParams(
-            pruning_ratio=args.pruning_ratio, finetune_epochs=args.finetune_epochs, latency_repeats=20
+            pruning_ratio=args.pruning_ratio,
+            round_to=args.round_to,
+            finetune_epochs=args.finetune_epochs,
+            latency_repeats=20,
         )
         report = compress_and_measure(
             root / "model.pt",

@@ -148,3 +148,17 @@ def test_tensorrt_form_int8_is_symmetric_s8s8(trained, inputs, digits_arrays, tm
     assert activation_points and all((z == 0).all() for z in points)
     acc = (run_session(cpu_session(int8, 1), inputs).argmax(1) == digits_arrays["test_y"]).mean()
     assert acc > 0.9
+
+
+def test_resnet9_quantizes_despite_symbolic_shape_inference_failing(tmp_path):
+    """ORT's symbolic shape inference cannot handle ResNet-9's exported global max-pool."""
+    from visionops.models.zoo import create_model
+
+    spec = {"arch": "resnet9", "in_channels": 3, "num_classes": 10, "width": 4, "image_size": 32}
+    model = create_model(spec).eval()
+    x = np.random.default_rng(0).standard_normal((16, 3, 32, 32)).astype(np.float32)
+    fp32, int8 = tmp_path / "r9.onnx", tmp_path / "r9_int8.onnx"
+    export_onnx(model, torch.from_numpy(x[:2]), fp32, 20, {})
+    quantize_int8(fp32, int8, x, "cpu")
+    out = run_session(cpu_session(int8, 1), x)
+    assert out.shape == (16, 10) and np.isfinite(out).all()

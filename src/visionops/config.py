@@ -117,6 +117,7 @@ class CompressParams(Section):
     """`compress` stage: structured pruning + fine-tune, INT8 post-training quantization."""
 
     pruning_ratio: float = Field(0.5, ge=0.0, lt=1.0)
+    round_to: int = Field(8, ge=1)  # keep pruned channel counts multiples of this
     finetune_epochs: int = Field(2, ge=0)
     finetune_lr: float = Field(1e-3, gt=0.0)
     calibration_images: int = Field(512, ge=1)

@@ -48,7 +48,7 @@ def compress_and_measure(
     test_x, test_y = to_model_input(data.test["x"], meta), data.test["y"]
     example = torch.from_numpy(test_x[:2])
 
-    pruned = prune_channels(copy.deepcopy(baseline), example, cfg.pruning_ratio)
+    pruned = prune_channels(copy.deepcopy(baseline), example, cfg.pruning_ratio, cfg.round_to)
     pruned_acc_before = _accuracy(_eager(pruned), test_x, test_y)
     _finetune(pruned, data, meta, cfg, train_cfg)
     save_model(pruned_path, pruned, payload["spec"], payload["meta"] | {"pruning_ratio": cfg.pruning_ratio})

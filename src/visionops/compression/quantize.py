@@ -26,7 +26,6 @@ def quantize_int8(
         QuantType,
         quantize_static,
     )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Batches(CalibrationDataReader):
         def __init__(self, input_name: str):
@@ -41,7 +40,7 @@ def quantize_int8(
     pre = int8_onnx.with_name(f".{int8_onnx.stem}.pre.onnx")
     tmp = int8_onnx.with_name(f".{int8_onnx.name}.tmp")
     try:
-        quant_pre_process(str(fp32_onnx), str(pre))
+        _pre_process(fp32_onnx, pre)
         quantize_static(
             str(pre),
             str(tmp),
@@ -56,6 +55,17 @@ def quantize_int8(
     finally:
         pre.unlink(missing_ok=True)
         tmp.unlink(missing_ok=True)
+
+
+def _pre_process(source: Path, destination: Path) -> None:
+    """ORT's recommended pre-processing; its symbolic shape inference fails on some exported
+    graphs (e.g. ResNet-9's global max-pool reshape), so fall back to ONNX shape inference."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    try:
+        quant_pre_process(str(source), str(destination))
+    except Exception:
+        quant_pre_process(str(source), str(destination), skip_symbolic_shape=True)
 
 
 def _input_name(path: Path) -> str:

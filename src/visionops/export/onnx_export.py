@@ -21,6 +21,7 @@ def export_onnx(
     import onnx
 
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.onnx")
     batch = torch.export.Dim("batch", min=1, max=4096)
     try:

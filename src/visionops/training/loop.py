@@ -157,7 +157,12 @@ def train_one_epoch(
         total_loss += loss.item() * len(labels)
         correct += (logits.argmax(1) == labels).sum().item()
         seen += len(labels)
-        bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}")
+        bar.set_postfix(
+            loss=f"{total_loss / seen:.4f}",
+            acc=f"{correct / seen:.3f}",
+            lr=f"{opt.optimizer.param_groups[0]['lr']:.2e}",
+            img_s=f"{seen / (time.perf_counter() - start):.0f}",
+        )
     seconds = time.perf_counter() - start
     total_loss, correct, seen = all_reduce_sum([total_loss, correct, seen], setup.device)
     return {
