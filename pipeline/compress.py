@@ -28,7 +28,7 @@ def main(args) -> None:
     from visionops.compression.report import markdown_table
     from visionops.config import dump, flatten, load_params
     from visionops.io import read_json, write_json, write_text
-    from visionops.tracking.runs import log_params, open_run
+    from visionops.tracking.runs import log_params, open_run, project_root
 
     params = load_params(args.params, "compress", "train")
     with tempfile.TemporaryDirectory(prefix="visionops-compress-") as workdir:
@@ -38,7 +38,7 @@ def main(args) -> None:
     write_json(REPORT, report)
     write_text(TABLE, markdown_table(report["variants"]))
     record = read_json(RUN)
-    with open_run(record, Path.cwd(), "compress"):
+    with open_run(record, project_root(), "compress"):
         log_params(record["run_id"], flatten(dump({"compress": params["compress"]})))
         mlflow.log_metrics(flat_metrics(report))
         mlflow.log_artifact(str(TABLE), "compression")

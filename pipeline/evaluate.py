@@ -26,7 +26,7 @@ def main(args) -> None:
     from visionops.evaluation.plots import plot_confusion_matrix
     from visionops.io import read_json, write_json
     from visionops.models.serialize import load_model
-    from visionops.tracking.runs import log_params, open_run
+    from visionops.tracking.runs import log_params, open_run, project_root
     from visionops.training.batches import DeviceDataset
     from visionops.training.device import resolve_device
     from visionops.training.loop import predict_logits
@@ -53,7 +53,7 @@ def main(args) -> None:
     plot_confusion_matrix(result["confusion_matrix"], data.classes, CONFUSION_PNG)
 
     record = read_json(RUN)
-    with open_run(record, Path.cwd(), "evaluate"):
+    with open_run(record, project_root(), "evaluate"):
         log_params(record["run_id"], flatten(dump(params)))
         mlflow.log_metrics({f"test_{k}": float(v) for k, v in headline.items() if k != "n_test"})
         for path in (PER_CLASS, CONFUSION_PNG, REPORT):

@@ -27,7 +27,7 @@ def main(args) -> None:
     from visionops.export.checks import export_and_check
     from visionops.io import read_json, write_json
     from visionops.models.serialize import load_model
-    from visionops.tracking.runs import log_params, open_run
+    from visionops.tracking.runs import log_params, open_run, project_root
 
     params = load_params(args.params, "export")
     cfg = params["export"]
@@ -38,7 +38,7 @@ def main(args) -> None:
     write_json(REPORT, report)
     par, trt = report["parity"], report["tensorrt"]
     record = read_json(RUN)
-    with open_run(record, Path.cwd(), "export"):
+    with open_run(record, project_root(), "export"):
         log_params(record["run_id"], flatten(dump(params)))
         mlflow.log_metrics(
             {

@@ -26,7 +26,7 @@ def main(args) -> None:
     from visionops.config import dump, flatten, load_params
     from visionops.io import read_json, write_json
     from visionops.tracking import registry
-    from visionops.tracking.runs import log_params, open_run
+    from visionops.tracking.runs import log_params, open_run, project_root
 
     params = load_params(args.params, "register")
     cfg = params["register"]
@@ -38,7 +38,7 @@ def main(args) -> None:
     )
     data = load_prepared(PREPARED)
     example = to_model_input(data.test["x"][:4], data.meta)
-    with open_run(record, Path.cwd(), "register"):
+    with open_run(record, project_root(), "register"):
         log_params(record["run_id"], flatten(dump(params)))
         mlflow.log_metrics(
             {
@@ -50,6 +50,9 @@ def main(args) -> None:
         mlflow.log_artifact(str(VALIDATION / "summary.json"), "validation")
         mlflow.log_artifacts(str(VALIDATION / "data_docs"), "validation/data_docs")
         mlflow.log_artifact(str(PREVIEW), "augment")
+        for name in ("dvc.yaml", "params.yaml", "dvc.lock"):  # how to reproduce this run
+            if Path(name).is_file():
+                mlflow.log_artifact(name, "pipeline")
         logged = registry.log_onnx_model(ONNX, example)
 
     decision = registry.decide(

@@ -29,13 +29,14 @@ def main(args) -> None:
     import pandas as pd
     import torch
 
-    from visionops.augment.prepared import fingerprint, load_prepared, train_val_split
+    from visionops.augment.prepared import fingerprint, load_prepared, to_model_input, train_val_split
     from visionops.config import dump, flatten, load_params
     from visionops.evaluation.plots import plot_history
     from visionops.io import write_json
     from visionops.models.serialize import save_model
     from visionops.models.zoo import create_model
-    from visionops.tracking.runs import log_params, open_run, start_run
+    from visionops.tracking.registry import log_dataset, log_pytorch_model
+    from visionops.tracking.runs import lineage_tags, log_params, open_run, project_root, start_run
     from visionops.training.batches import DeviceDataset
     from visionops.training.checkpoint import fingerprint as job_fingerprint
     from visionops.training.checkpoint import load_checkpoint
@@ -81,8 +82,10 @@ def main(args) -> None:
         record = resumed["extras"]["run"]
         print(f"train: resuming MLflow run {record['run_id']} from epoch {resumed['epoch']}")
     else:
-        record = start_run(params["tracking"].experiment, Path.cwd(), run_name=os.environ.get("DVC_EXP_NAME"))
-    with open_run(record, Path.cwd(), "train"):
+        record = start_run(
+            params["tracking"].experiment, project_root(), run_name=os.environ.get("DVC_EXP_NAME")
+        )
+    with open_run(record, project_root(), "train"):
         log_params(record["run_id"], flatten(meta["params"] | dump(params)))
         mlflow.set_tags(
             {
@@ -129,6 +132,9 @@ def main(args) -> None:
         mlflow.log_metrics({"best_val_accuracy": best_val, "train_seconds": summary["seconds"]})
         mlflow.log_artifact(str(CURVES), "train")
         mlflow.log_artifact(str(HISTORY), "train")
+        mlflow.set_tags(lineage_tags(dump(params)))
+        log_dataset(x[train_rows], y[train_rows], f"{meta['source']}-prepared", data_id, str(PREPARED))
+        log_pytorch_model(model, to_model_input(data.test["x"][:4], meta))
     write_json(RUN, record)
     CHECKPOINT.unlink(missing_ok=True)  # done: a forced re-run trains from scratch
     shutdown()

@@ -149,6 +149,15 @@ def test_one_mlflow_run_holds_the_whole_story(repo, first_repro):
     assert any(a.endswith("validation/data_docs/index.html") for a in artifacts)
     assert any(a.endswith("augment/augment_preview.png") for a in artifacts)
     assert any(a.endswith("model.onnx") for a in artifacts)
+    assert any(a.endswith("pipeline/params.yaml") for a in artifacts)
+    assert any(a.endswith("pipeline/dvc.lock") for a in artifacts)
+    assert {"host", "params.hash", "dvc.data_version", "dataset.fingerprint"} <= set(tags)
+    assert {name for (name,) in mlflow_rows(repo, "select name from logged_models")} == {
+        "pytorch_model",
+        "model",
+    }
+    datasets = mlflow_rows(repo, "select name, digest from datasets")
+    assert datasets == [("digits-prepared", tags["dataset.fingerprint"][:36])]
     aliases = dict(mlflow_rows(repo, "select alias, version from registered_model_aliases"))
     assert aliases == {"candidate": 1, "champion": 1}
     assert not (repo / "mlruns").exists()

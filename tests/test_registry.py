@@ -94,3 +94,15 @@ def test_reopening_a_run_missing_from_the_store_says_how_to_fix(store):
         open_run(missing, store, "evaluate"),
     ):
         pass
+
+
+def test_project_root_follows_dvc_root_for_temp_and_queued_experiments(tmp_path, monkeypatch):
+    from visionops.tracking.runs import default_uri, project_root
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    assert project_root() == tmp_path.resolve()
+    parent = tmp_path / "repo"
+    monkeypatch.setenv("DVC_ROOT", str(parent))  # what DVC sets inside .dvc/tmp/exps/<tmp> runs
+    assert project_root() == parent.resolve()
+    assert default_uri(project_root()) == f"sqlite:///{parent.resolve() / 'mlflow.db'}"

@@ -17,6 +17,13 @@ from typing import Any
 from visionops.errors import VisionOpsError
 
 
+def project_root() -> Path:
+    """Where the project's MLflow store lives: DVC_ROOT, which DVC sets for every stage and
+    points at the parent repository for `dvc exp run --temp/--queue` (whose stages run in a
+    throw-away copy); the working directory otherwise."""
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+
+
 def default_uri(project_root: Path) -> str:
     """The project's own store: sqlite:///<project>/mlflow.db."""
     return f"sqlite:///{Path(project_root).resolve() / 'mlflow.db'}"
@@ -109,6 +116,26 @@ def log_params(run_id: str, params: dict[str, Any]) -> list[str]:
 
 def _text(value: Any) -> str:
     return str(value)[:6000]
+
+
+def lineage_tags(params: dict[str, Any], lock_file: Path = Path("dvc.lock")) -> dict[str, str]:
+    """Host, a hash of the params, and DVC's hash of the prepared data (the dataset version)."""
+    import hashlib
+    import json
+    import socket
+
+    import yaml
+
+    tags = {
+        "host": socket.gethostname(),
+        "params.hash": hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16],
+    }
+    if lock_file.is_file():
+        stages = (yaml.safe_load(lock_file.read_text()) or {}).get("stages", {})
+        for out in stages.get("augment", {}).get("outs", []):
+            if out.get("path") == "data/prepared":
+                tags["dvc.data_version"] = str(out.get("md5"))
+    return tags
 
 
 def git_tags(project_root: Path) -> dict[str, str]:
