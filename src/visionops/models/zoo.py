@@ -8,42 +8,27 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import nn
 
-from visionops.models.backbones import WEIGHTS, build_backbone, head_of
-from visionops.models.resnet9 import ResNet9
+from visionops.models.backbones import build_backbone, head_of
+from visionops.models.classifier import Classifier, conv_bn_relu
+from visionops.models.resnet9 import resnet9
 
 
-class SimpleCNN(nn.Module):
+def simple_cnn(in_channels: int, num_classes: int, width: int = 32, dropout: float = 0.1) -> Classifier:
     """Two conv blocks + a small head: fast and accurate enough for tiny inputs (digits)."""
-
-    def __init__(self, in_channels: int, num_classes: int, width: int = 32, dropout: float = 0.1):
-        super().__init__()
-        self.features = nn.Sequential(
-            _conv_bn(in_channels, width),
-            _conv_bn(width, width),
-            nn.MaxPool2d(2),
-            _conv_bn(width, 2 * width),
-            _conv_bn(2 * width, 2 * width),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-        )
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(2 * width, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(self.features(x)))
-
-
-def _conv_bn(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    features = nn.Sequential(
+        conv_bn_relu(in_channels, width),
+        conv_bn_relu(width, width, pool=True),
+        conv_bn_relu(width, 2 * width),
+        conv_bn_relu(2 * width, 2 * width),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
     )
+    return Classifier(features, 2 * width, num_classes, dropout)
 
 
-SCRATCH = {"simple_cnn": SimpleCNN, "resnet9": ResNet9}
-ARCHITECTURES = (*SCRATCH, *WEIGHTS)
+SCRATCH = {"simple_cnn": simple_cnn, "resnet9": resnet9}
 
 
 def create_model(spec: dict[str, Any]) -> nn.Module:

@@ -1,0 +1,25 @@
+"""features -> dropout -> linear head: the shape every scratch network here shares."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Classifier(nn.Module):
+    """A feature extractor ending in a flat vector of `feature_dim`, then the class head."""
+
+    def __init__(self, features: nn.Module, feature_dim: int, num_classes: int, dropout: float):
+        super().__init__()
+        self.features = features
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(feature_dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.features(x)))
+
+
+def conv_bn_relu(cin: int, cout: int, pool: bool = False) -> nn.Sequential:
+    """3x3 conv (no bias) + BatchNorm + ReLU, optionally followed by 2x2 max-pool."""
+    layers = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers, *([nn.MaxPool2d(2)] if pool else []))
