@@ -29,7 +29,7 @@ def main(args) -> None:
     upstream = read_json(VALIDATED / "meta.json")
     classes = upstream["classes"]
     manifest = pd.read_csv(VALIDATED / "manifest.csv")
-    usable = manifest[manifest["decode_ok"]]
+    usable = manifest[manifest["decode_ok"] & ~manifest["quarantined"]]
     label_index = {name: i for i, name in enumerate(classes)}
     transform = build_train_transform(cfg.policy, cfg.image_size, cfg.seed)
     resize = build_eval_transform(cfg.image_size)

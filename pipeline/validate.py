@@ -1,7 +1,9 @@
 """validate: manifest of every image in data/raw + Great Expectations suites over it.
 
 Writes data/validated/ (manifest.csv, meta.json), reports/validation/ (summary.json metric,
-results.json, Data Docs HTML) and fails on any critical check, after writing everything.
+results.json, quarantine.csv, Data Docs HTML) and fails on any critical check, after writing
+everything. With validate.on_bad_image: quarantine, undecodable files and test copies of
+train images are excluded (listed, never deleted).
 Reads params: validate.
 """
 
@@ -20,35 +22,38 @@ def main(args) -> None:
     from visionops.config import dump, load_params
     from visionops.errors import VisionOpsError
     from visionops.io import read_json, write_json
-    from visionops.validation.manifest import build_manifest, class_counts
     from visionops.validation.report import check_details, failure_message, summarize
-    from visionops.validation.suite import copy_data_docs, run_suites
+    from visionops.validation.run import validate_dataset
+    from visionops.validation.suite import copy_data_docs
 
     params = load_params(args.params, "validate")
     source = read_json(RAW / "source.json")
     classes = source["classes"]
-    manifest = build_manifest(RAW)
     with tempfile.TemporaryDirectory(prefix="visionops-gx-") as workdir:
-        results, full, site = run_suites(
-            manifest, class_counts(manifest, classes), params["validate"], classes, Path(workdir)
-        )
-        docs = copy_data_docs(site, REPORTS / "data_docs")
-    summary = summarize(results, manifest)
+        outcome = validate_dataset(RAW, params["validate"], classes, Path(workdir))
+        docs = copy_data_docs(outcome.data_docs, REPORTS / "data_docs")
+    results, manifest = outcome.results, outcome.manifest
+    summary = summarize(results, manifest) | {"quarantined": len(outcome.quarantine)}
     VALIDATED.mkdir(parents=True, exist_ok=True)
     manifest.to_csv(VALIDATED / "manifest.csv", index=False)
     write_json(
         VALIDATED / "meta.json",
         {"classes": classes, "source": source, "params": source["params"] | dump(params)},
     )
-    write_json(REPORTS / "results.json", {"checks": check_details(results), "great_expectations": full})
+    outcome.quarantine.to_csv(REPORTS / "quarantine.csv", index=False)
+    write_json(
+        REPORTS / "results.json", {"checks": check_details(results), "great_expectations": outcome.gx_results}
+    )
     write_json(REPORTS / "summary.json", summary)
     failed = summary["failed"]
     print(
         f"validate: {summary['rows']} images, {summary['checks']} checks, failed {failed}; Data Docs: {docs}"
     )
-    warnings = failure_message(results, "warning")
-    if warnings:
-        print(f"validate: warnings:\n{warnings}")
+    if len(outcome.quarantine):
+        print(f"validate: quarantined {len(outcome.quarantine)} file(s), listed in {REPORTS}/quarantine.csv")
+    for severity in ("warning", "info"):
+        if message := failure_message(results, severity):
+            print(f"validate: {severity}s:\n{message}")
     if not summary["success"]:
         raise VisionOpsError(
             f"{failed['critical']} critical data check(s) failed:\n{failure_message(results)}",

@@ -7,17 +7,15 @@ import pytest
 
 from visionops.config import ValidateParams
 from visionops.io import read_json
-from visionops.validation.manifest import build_manifest, class_counts
 from visionops.validation.report import failure_message, summarize
-from visionops.validation.suite import copy_data_docs, run_suites
+from visionops.validation.run import validate_dataset
+from visionops.validation.suite import copy_data_docs
 
 
 def validate(raw: Path, workdir: Path, **overrides):
     classes = read_json(raw / "source.json")["classes"]
-    manifest = build_manifest(raw, progress=False)
-    cfg = ValidateParams(**overrides)
-    results, _, site = run_suites(manifest, class_counts(manifest, classes), cfg, classes, workdir)
-    return results, summarize(results, manifest), site
+    outcome = validate_dataset(raw, ValidateParams(**overrides), classes, workdir, progress=False)
+    return outcome.results, summarize(outcome.results, outcome.manifest), outcome.data_docs
 
 
 def failed(results) -> dict[str, str]:
@@ -53,20 +51,89 @@ def test_text_file_named_png_is_undecodable(raw_digits, tmp_path):
     assert not check.success and check.examples == ["test/5/notes.png"]
 
 
-def test_image_copied_from_train_into_test_is_a_duplicate(raw_digits, tmp_path):
+def test_image_copied_from_train_into_test_is_critical_leakage(raw_digits, tmp_path):
     source = next((raw_digits / "train" / "7").iterdir())
     shutil.copy(source, raw_digits / "test" / "7" / "leak.png")
-    results, _, _ = validate(raw_digits, tmp_path / "gx")
-    assert failed(results) == {"unique images": "critical"}
-    check = next(r for r in results if r.check == "unique images")
+    results, summary, _ = validate(raw_digits, tmp_path / "gx")
+    assert failed(results) == {"no train/test leakage": "critical"}
+    check = next(r for r in results if r.check == "no train/test leakage")
     assert "test/7/leak.png" in check.examples and f"train/7/{source.name}" in check.examples
+    assert summary["leaked"] == 2
 
 
-def test_duplicate_severity_can_be_lowered_to_warning(raw_digits, tmp_path):
+def test_same_image_reencoded_as_bmp_is_still_caught(raw_digits, tmp_path):
+    from PIL import Image
+
+    source = next((raw_digits / "train" / "2").iterdir())
+    Image.open(source).save(raw_digits / "test" / "2" / "reencoded.bmp")
+    results, _, _ = validate(raw_digits, tmp_path / "gx")
+    assert failed(results) == {"no train/test leakage": "critical"}
+
+
+def test_duplicate_within_a_split_is_a_warning(raw_digits, tmp_path):
+    source = next((raw_digits / "train" / "7").iterdir())
+    shutil.copy(source, raw_digits / "train" / "7" / "again.png")
+    results, summary, _ = validate(raw_digits, tmp_path / "gx")
+    assert failed(results) == {"no duplicates within a split": "warning"} and summary["success"]
+
+
+def test_leakage_severity_can_be_lowered(raw_digits, tmp_path):
     source = next((raw_digits / "train" / "7").iterdir())
     shutil.copy(source, raw_digits / "test" / "7" / "leak.png")
-    results, summary, _ = validate(raw_digits, tmp_path / "gx", duplicate_severity="warning")
-    assert failed(results) == {"unique images": "warning"} and summary["success"]
+    results, summary, _ = validate(raw_digits, tmp_path / "gx", leakage_severity="warning")
+    assert failed(results) == {"no train/test leakage": "warning"} and summary["success"]
+
+
+def test_quarantine_excludes_corrupt_and_leaked_files_without_deleting(raw_digits, tmp_path):
+    (raw_digits / "test" / "5" / "notes.png").write_text("not an image")
+    source = next((raw_digits / "train" / "7").iterdir())
+    shutil.copy(source, raw_digits / "test" / "7" / "leak.png")
+    classes = read_json(raw_digits / "source.json")["classes"]
+    cfg = ValidateParams(on_bad_image="quarantine")
+    outcome = validate_dataset(raw_digits, cfg, classes, tmp_path / "gx", progress=False)
+    assert failed(outcome.results) == {}
+    assert sorted(outcome.quarantine["path"]) == ["test/5/notes.png", "test/7/leak.png"]
+    reasons = dict(zip(outcome.quarantine["path"], outcome.quarantine["reason"], strict=True))
+    assert (
+        reasons["test/5/notes.png"].startswith("undecodable")
+        and "also in train" in reasons["test/7/leak.png"]
+    )
+    assert outcome.manifest["quarantined"].sum() == 2
+    assert (raw_digits / "test" / "5" / "notes.png").exists() and (
+        raw_digits / "test" / "7" / "leak.png"
+    ).exists()
+
+
+def test_black_blurry_rgb_and_tiny_images_fire_their_warnings(raw_digits, tmp_path):
+    import numpy as np
+    from PIL import Image, ImageFilter
+
+    Image.new("L", (8, 8), 0).save(raw_digits / "train" / "1" / "black.png")
+    noise = np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)
+    Image.fromarray(noise).filter(ImageFilter.GaussianBlur(6)).save(raw_digits / "train" / "2" / "blurry.png")
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(raw_digits / "train" / "3" / "rgb.png")
+    Image.new("L", (1, 1), 128).save(raw_digits / "train" / "4" / "tiny.png")
+    results, summary, _ = validate(raw_digits, tmp_path / "gx")
+    fired = failed(results)
+    assert fired == {
+        "not too dark or bright": "warning",
+        "not nearly blank": "warning",
+        "not very blurry": "warning",
+        "one channel mode": "info",
+        "width in bounds": "warning",
+        "height in bounds": "warning",
+    }
+    by_check = {r.check: r.examples for r in results}
+    assert "train/1/black.png" in by_check["not too dark or bright"]
+    assert "train/2/blurry.png" in by_check["not very blurry"]
+    assert by_check["width in bounds"] == ["train/4/tiny.png"] and summary["success"]
+
+
+def test_class_imbalance_is_a_warning(raw_digits, tmp_path):
+    for extra in sorted((raw_digits / "train" / "6").iterdir())[6:]:
+        extra.unlink()
+    results, summary, _ = validate(raw_digits, tmp_path / "gx")
+    assert failed(results) == {"class balance": "warning"} and summary["success"]
 
 
 def test_empty_class_fails_min_images_per_class(raw_digits, tmp_path):

@@ -40,8 +40,18 @@ class ValidateParams(Section):
     min_height: int = Field(4, ge=1)
     max_height: int = Field(8192, ge=1)
     min_images_per_class: int = Field(5, ge=1)
-    duplicate_severity: Severity = "critical"
+    on_bad_image: Literal["fail", "quarantine"] = "fail"  # quarantine: exclude corrupt/leaked files
+    leakage_severity: Severity = "critical"  # the same image in train and test
+    duplicate_severity: Severity = "warning"  # the same image twice within a split
     size_severity: Severity = "warning"
+    max_imbalance: float = Field(10.0, ge=1.0)  # largest / smallest class count per split
+    imbalance_severity: Severity = "warning"
+    min_brightness: float = Field(15.0, ge=0.0, le=255.0)  # mean grey level below = too dark
+    max_brightness: float = Field(245.0, ge=0.0, le=255.0)  # above = too bright
+    min_contrast: float = Field(5.0, ge=0.0)  # grey std below = nearly blank
+    min_blur: float = Field(20.0, ge=0.0)  # Laplacian variance below = very blurry
+    quality_severity: Severity = "warning"
+    mode_severity: Severity = "info"  # mixed channel modes (e.g. L and RGB)
 
 
 class AugmentStep(Section):

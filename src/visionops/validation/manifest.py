@@ -11,19 +11,10 @@ import pandas as pd
 from visionops.data.layout import iter_images
 
 COLUMNS = [
-    "path",
-    "split",
-    "label",
-    "width",
-    "height",
-    "channels",
-    "mode",
-    "format",
-    "file_bytes",
-    "sha256",
-    "decode_ok",
-    "error",
-]
+    "path", "split", "label", "width", "height", "aspect", "channels", "mode", "format",
+    "file_bytes", "sha256", "brightness", "contrast", "blur", "decode_ok", "error",
+]  # fmt: skip
+STATS_SIDE = 256  # quality stats are computed on a grey thumbnail at most this big
 
 
 def build_manifest(root: Path, progress: bool = True) -> pd.DataFrame:
@@ -61,10 +52,39 @@ def describe_image(path: Path) -> dict[str, Any]:
                 format=img.format,
                 sha256=digest.hexdigest(),
                 decode_ok=True,
+                aspect=img.width / img.height,
+                **quality_stats(img),
             )
     except Exception as exc:  # any decoder failure is data, reported by the suite
         info["error"] = f"{type(exc).__name__}: {exc}"
     return info
+
+
+def quality_stats(img) -> dict[str, float]:
+    """Mean brightness and contrast (std) of the grey image, 0-255, and blur as the variance
+    of its Laplacian (low = blurry), on a thumbnail so huge photos stay cheap."""
+    import numpy as np
+    from scipy import ndimage
+
+    grey = img.convert("L")
+    grey.thumbnail((STATS_SIDE, STATS_SIDE))
+    pixels = np.asarray(grey, dtype=np.float64)
+    return {
+        "brightness": float(pixels.mean()),
+        "contrast": float(pixels.std()),
+        "blur": float(ndimage.laplace(pixels).var()),
+    }
+
+
+def flag_duplicates(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Add `leaked` (the same pixels in more than one split) and `dup_in_split` (repeated
+    within its split) so the suite can give the two different severities."""
+    frame = manifest.copy()
+    hashed = frame["sha256"].notna()
+    splits_per_hash = frame[hashed].groupby("sha256")["split"].nunique()
+    frame["leaked"] = frame["sha256"].map(splits_per_hash).fillna(1).gt(1)
+    frame["dup_in_split"] = hashed & frame.duplicated(["split", "sha256"], keep=False)
+    return frame
 
 
 def class_counts(manifest: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
@@ -75,4 +95,7 @@ def class_counts(manifest: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
     counts = decoded.groupby(["split", "label"]).size().reindex(index, fill_value=0)
     frame = counts.rename("count").reset_index()
     frame.insert(0, "path", frame["split"] + "/" + frame["label"])
+    # vs the smallest non-empty class of the same split (empty classes have their own check)
+    smallest = frame["count"].where(frame["count"] > 0).groupby(frame["split"]).transform("min").fillna(1)
+    frame["imbalance"] = frame["count"] / smallest
     return frame

@@ -17,6 +17,8 @@ def summarize(results: list[CheckResult], manifest: pd.DataFrame) -> dict[str, A
         "rows": len(manifest),
         "rows_per_split": {str(k): int(v) for k, v in manifest["split"].value_counts().sort_index().items()},
         "undecodable": int((~manifest["decode_ok"].astype(bool)).sum()),
+        "leaked": int(manifest["leaked"].sum()),
+        "duplicates_in_split": int(manifest["dup_in_split"].sum()),
         "checks": len(results),
         "failed": {sev: sum(r.severity == sev for r in failed) for sev in ("critical", "warning", "info")},
         "success": not any(r.severity == "critical" for r in failed),

@@ -69,15 +69,56 @@ def manifest_expectations(cfg: ValidateParams, classes: list[str]) -> list[Any]:
             description="Exactly the splits train and test are present.",
             meta=meta("both splits present", "critical", "data/raw must hold train/ and test/"),
         ),
-        gxe.ExpectColumnValuesToBeUnique(
-            column="sha256",
-            description="No image appears twice (same decoded pixels), within or across splits.",
+        gxe.ExpectColumnValuesToBeInSet(
+            column="leaked",
+            value_set=[False],
+            description="No image (same decoded pixels) is in more than one split.",
             meta=meta(
-                "unique images",
-                cfg.duplicate_severity,
-                "remove the duplicates (across train/test they leak the test set), "
-                "or set validate.duplicate_severity: warning",
+                "no train/test leakage",
+                cfg.leakage_severity,
+                "delete one copy of each listed image (it leaks the test set into training), "
+                "or set validate.on_bad_image: quarantine",
             ),
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
+            column="dup_in_split",
+            value_set=[False],
+            description="No image appears twice within its split.",
+            meta=meta("no duplicates within a split", cfg.duplicate_severity, "delete the extra copies"),
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="brightness",
+            min_value=cfg.min_brightness,
+            max_value=cfg.max_brightness,
+            description=f"Mean grey level within [{cfg.min_brightness}, {cfg.max_brightness}].",
+            meta=meta(
+                "not too dark or bright",
+                cfg.quality_severity,
+                "check the listed images, or change validate.min_brightness/max_brightness",
+            ),
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="contrast",
+            min_value=cfg.min_contrast,
+            description=f"Grey standard deviation at least {cfg.min_contrast} (not nearly blank).",
+            meta=meta(
+                "not nearly blank", cfg.quality_severity, "remove blank images or lower validate.min_contrast"
+            ),
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="blur",
+            min_value=cfg.min_blur,
+            description=f"Variance of the Laplacian at least {cfg.min_blur} (not very blurry).",
+            meta=meta(
+                "not very blurry", cfg.quality_severity, "remove blurry images or lower validate.min_blur"
+            ),
+        ),
+        gxe.ExpectColumnUniqueValueCountToBeBetween(
+            column="mode",
+            min_value=1,
+            max_value=1,
+            description="All images share one channel mode (the augment stage converts them anyway).",
+            meta=meta("one channel mode", cfg.mode_severity, "informational: mixed modes are converted"),
         ),
         *(
             gxe.ExpectColumnValuesToBeBetween(
@@ -113,7 +154,17 @@ def counts_expectations(cfg: ValidateParams) -> list[Any]:
                 "severity": "critical",
                 "fix": "add images to the listed split/class folders, or lower validate.min_images_per_class",
             },
-        )
+        ),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="imbalance",
+            max_value=cfg.max_imbalance,
+            description=f"No class more than {cfg.max_imbalance}x the smallest class of its split.",
+            meta={
+                "check": "class balance",
+                "severity": cfg.imbalance_severity,
+                "fix": "add images to small classes (or weight the loss), or raise validate.max_imbalance",
+            },
+        ),
     ]
 
 
