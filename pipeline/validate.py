@@ -14,6 +14,7 @@ from visionops.stage import run_stage
 RAW = Path("data/raw")
 VALIDATED = Path("data/validated")
 REPORTS = Path("reports/validation")
+CACHE = Path(".visionops/cache/manifest.json")  # image descriptions by file content (git-ignored)
 
 
 def main(args) -> None:
@@ -30,7 +31,7 @@ def main(args) -> None:
     source = read_json(RAW / "source.json")
     classes = source["classes"]
     with tempfile.TemporaryDirectory(prefix="visionops-gx-") as workdir:
-        outcome = validate_dataset(RAW, params["validate"], classes, Path(workdir))
+        outcome = validate_dataset(RAW, params["validate"], classes, Path(workdir), cache=CACHE)
         docs = copy_data_docs(outcome.data_docs, REPORTS / "data_docs")
     results, manifest = outcome.results, outcome.manifest
     summary = summarize(results, manifest) | {"quarantined": len(outcome.quarantine)}

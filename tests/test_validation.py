@@ -169,3 +169,55 @@ def test_rerun_in_same_gx_project_is_idempotent(raw_digits, tmp_path):
     first, _, _ = validate(raw_digits, tmp_path / "gx")
     second, _, _ = validate(raw_digits, tmp_path / "gx")
     assert [r.check for r in first] == [r.check for r in second]
+
+
+def _png_header_only(path: Path, width: int, height: int) -> None:
+    """A PNG whose header claims width x height pixels, with no image data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+
+
+def test_zero_byte_file_and_decompression_bomb_header_are_undecodable(raw_digits, tmp_path):
+    (raw_digits / "train" / "0" / "empty.png").write_bytes(b"")
+    _png_header_only(raw_digits / "train" / "0" / "bomb.png", 20000, 20000)
+    classes = read_json(raw_digits / "source.json")["classes"]
+    outcome = validate_dataset(raw_digits, ValidateParams(), classes, tmp_path / "gx", progress=False)
+    check = next(r for r in outcome.results if r.check == "every file decodes")
+    assert not check.success and set(check.examples) == {"train/0/empty.png", "train/0/bomb.png"}
+    errors = dict(zip(outcome.manifest["path"], outcome.manifest["error"], strict=True))
+    assert "DecompressionBombError" in errors["train/0/bomb.png"]
+
+
+def test_cache_skips_unchanged_files_and_redoes_changed_ones(raw_digits, tmp_path, monkeypatch):
+    from visionops.validation import manifest as manifest_module
+
+    cache = tmp_path / "cache.json"
+    first = manifest_module.build_manifest(raw_digits, progress=False, cache=cache)
+    described: list[int] = []
+    original = manifest_module.describe_many
+    monkeypatch.setattr(
+        manifest_module,
+        "describe_many",
+        lambda paths, *a, **k: described.append(len(paths)) or original(paths, *a, **k),
+    )
+    second = manifest_module.build_manifest(raw_digits, progress=False, cache=cache)
+    assert described == [0] and second.equals(first)
+    victim = sorted((raw_digits / "test" / "9").iterdir())[0]
+    victim.write_bytes(victim.read_bytes()[:40])
+    third = manifest_module.build_manifest(raw_digits, progress=False, cache=cache)
+    assert described == [0, 1]
+    assert not third.set_index("path").loc[f"test/9/{victim.name}", "decode_ok"]
+
+
+def test_parallel_manifest_equals_serial(raw_digits):
+    from visionops.data.layout import iter_images
+    from visionops.validation.manifest import describe_many
+
+    paths = [path for _, _, path in iter_images(raw_digits)][:300]
+    assert describe_many(paths, workers=2, progress=False) == describe_many(paths, workers=1, progress=False)

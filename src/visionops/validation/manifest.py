@@ -3,31 +3,74 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from visionops.data.layout import iter_images
+from visionops.io import read_json, write_json
 
 COLUMNS = [
     "path", "split", "label", "width", "height", "aspect", "channels", "mode", "format",
     "file_bytes", "sha256", "brightness", "contrast", "blur", "decode_ok", "error",
 ]  # fmt: skip
 STATS_SIDE = 256  # quality stats are computed on a grey thumbnail at most this big
+PARALLEL_FROM = 256  # below this many files a process pool costs more than it saves
+CACHE_VERSION = 1  # bump when describe_image changes what it records
 
 
-def build_manifest(root: Path, progress: bool = True) -> pd.DataFrame:
-    """Scan root/<split>/<class>/* and describe every file (paths relative to root)."""
-    from tqdm import tqdm
+def build_manifest(
+    root: Path, progress: bool = True, cache: Path | None = None, workers: int | None = None
+) -> pd.DataFrame:
+    """Scan root/<split>/<class>/* and describe every file (paths relative to root).
 
+    Files are decoded in parallel across `workers` processes (default: all cores). With
+    `cache`, descriptions are kept by file content (sha256 of the bytes), so re-validating an
+    unchanged dataset only re-reads the files; the cache is pruned to the current files.
+    """
     files = list(iter_images(root))
+    keys = [hashlib.sha256(path.read_bytes()).hexdigest() for _, _, path in files]
+    known = _read_cache(cache)
+    todo = sorted({key: i for i, key in enumerate(keys) if key not in known}.values())
+    for index, info in zip(todo, describe_many([files[i][2] for i in todo], workers, progress), strict=True):
+        known[keys[index]] = info
+    if cache is not None:
+        write_json(cache, {"version": CACHE_VERSION, "rows": {key: known[key] for key in keys}})
     rows = [
-        {"path": path.relative_to(root).as_posix(), "split": split, "label": label} | describe_image(path)
-        for split, label, path in tqdm(files, desc="manifest", unit="img", disable=None if progress else True)
+        {"path": path.relative_to(root).as_posix(), "split": split, "label": label} | known[key]
+        for (split, label, path), key in zip(files, keys, strict=True)
     ]
     frame = pd.DataFrame(rows, columns=COLUMNS)
     return frame.astype({"width": "Int64", "height": "Int64", "channels": "Int64"})
+
+
+def describe_many(
+    paths: list[Path], workers: int | None = None, progress: bool = True
+) -> list[dict[str, Any]]:
+    """describe_image over many files, in a process pool when it is worth it, with a progress bar."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm import tqdm
+
+    workers = workers or os.cpu_count() or 1
+    bar = {"total": len(paths), "desc": "manifest", "unit": "img", "disable": None if progress else True}
+    if workers == 1 or len(paths) < PARALLEL_FROM:
+        return [describe_image(path) for path in tqdm(paths, **bar)]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        chunk = max(1, len(paths) // (workers * 16))
+        return list(tqdm(pool.map(describe_image, paths, chunksize=chunk), **bar))
+
+
+def _read_cache(cache: Path | None) -> dict[str, dict[str, Any]]:
+    if cache is None or not Path(cache).is_file():
+        return {}
+    try:
+        stored = read_json(cache)
+    except ValueError:  # a torn or foreign file: rebuild rather than fail
+        return {}
+    return stored.get("rows", {}) if stored.get("version") == CACHE_VERSION else {}
 
 
 def describe_image(path: Path) -> dict[str, Any]:

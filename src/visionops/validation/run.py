@@ -27,10 +27,16 @@ class Outcome:
 
 
 def validate_dataset(
-    root: Path, cfg: ValidateParams, classes: list[str], workdir: Path, progress: bool = True
+    root: Path,
+    cfg: ValidateParams,
+    classes: list[str],
+    workdir: Path,
+    progress: bool = True,
+    cache: Path | None = None,
 ) -> Outcome:
-    """Describe every file under `root`, quarantine bad ones if configured, run the suites."""
-    manifest = flag_duplicates(build_manifest(root, progress))
+    """Describe every file under `root` (reusing `cache`), quarantine bad ones if configured,
+    and run the suites."""
+    manifest = flag_duplicates(build_manifest(root, progress, cache))
     quarantine = quarantine_rows(manifest) if cfg.on_bad_image == "quarantine" else _no_quarantine()
     manifest["quarantined"] = manifest["path"].isin(quarantine["path"])
     checked = flag_duplicates(manifest[~manifest["quarantined"]].drop(columns=["leaked", "dup_in_split"]))
