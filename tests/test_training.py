@@ -249,3 +249,39 @@ def test_device_memory_budget_decision():
 def test_torch_compile_trains_on_cpu(digits_arrays):
     _, history, result = _fit_digits(digits_arrays, epochs=2, compile=True)
     assert len(history) == 2 and result["accuracy"] > 0.8
+
+
+def test_sigterm_is_deferred_to_a_safe_point_inside_training_only():
+    from visionops.interrupts import deferred_interrupts, handle_sigterm, raise_if_interrupted
+
+    with pytest.raises(KeyboardInterrupt):  # outside a safe-point loop: at once
+        handle_sigterm(15, None)
+    with deferred_interrupts():
+        handle_sigterm(15, None)  # deferred: nothing raised mid-write
+        with pytest.raises(KeyboardInterrupt):
+            handle_sigterm(15, None)  # a second SIGTERM does not wait
+        with pytest.raises(KeyboardInterrupt):
+            raise_if_interrupted()  # the safe point raises the deferred one
+        raise_if_interrupted()  # and only once
+
+
+def test_deferred_sigterm_stops_fit_after_the_current_step(digits_arrays):
+    from visionops.interrupts import handle_sigterm
+
+    steps = []
+
+    class Probe(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(64, 10)
+
+        def forward(self, x):
+            steps.append(1)
+            if len(steps) == 3:
+                handle_sigterm(15, None)  # arrives mid-step
+            return self.linear(x.flatten(1))
+
+    train, _ = _datasets(digits_arrays)
+    with pytest.raises(KeyboardInterrupt):
+        fit(Probe(), train, None, TrainParams(epochs=2), resolve_device("cpu", amp=False), progress=False)
+    assert len(steps) == 3  # the step in flight finished, no further step began

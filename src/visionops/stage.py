@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from visionops.errors import VisionOpsError
+from visionops.interrupts import handle_sigterm
 
 
 def run_stage(
@@ -32,7 +33,7 @@ def run_stage(
     if configure is not None:
         configure(parser)
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # clean up (MLflow run status) as for Ctrl-C
+    signal.signal(signal.SIGTERM, handle_sigterm)  # clean up (MLflow run status) as for Ctrl-C
     try:
         main(args)
     except VisionOpsError as exc:
@@ -41,7 +42,3 @@ def run_stage(
     except KeyboardInterrupt:
         print(f"\n[{name}] interrupted; earlier outputs are untouched (re-run to resume).", file=sys.stderr)
         sys.exit(130)
-
-
-def _raise_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")

@@ -20,6 +20,7 @@ from torch import nn
 
 from visionops.config import TrainParams
 from visionops.errors import VisionOpsError
+from visionops.interrupts import deferred_interrupts, raise_if_interrupted
 from visionops.training.batches import DeviceDataset, augment_batch
 from visionops.training.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
 from visionops.training.device import DeviceSetup
@@ -87,26 +88,31 @@ def fit(
         _restore(saved, model, opt, generator)
         history, best, start = saved["history"], saved["best"], saved["epoch"] + 1
         print(f"resuming from {checkpoint} after epoch {saved['epoch']}/{cfg.epochs}")
-    for epoch in range(start, cfg.epochs + 1):
-        row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
-        row |= train_one_epoch(
-            opt, train, cfg, setup, generator, epoch, progress and dist.main, batch_size, dist
-        )
-        scored = opt.ema.module if opt.ema is not None else model
-        if val is not None and len(val):
-            row |= {
-                f"val_{k}": v for k, v in evaluate(scored, opt.criterion, val, cfg.batch_size, setup).items()
-            }
-            if best is None or row["val_accuracy"] > best[0]:
-                best = (row["val_accuracy"], copy.deepcopy(scored.state_dict()))
-        history.append(row)
-        if checkpoint is not None and dist.main:
-            save_checkpoint(checkpoint, _state(job, epoch, model, opt, generator, history, best, extras))
-        if on_epoch is not None:
-            on_epoch(row)
-        if _patience_exhausted(history, cfg.early_stopping_patience):
-            print(f"early stopping after epoch {epoch}: no val improvement in {cfg.early_stopping_patience}")
-            break
+    with deferred_interrupts():  # SIGTERM waits for a safe point, never a write in progress
+        for epoch in range(start, cfg.epochs + 1):
+            row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
+            row |= train_one_epoch(
+                opt, train, cfg, setup, generator, epoch, progress and dist.main, batch_size, dist
+            )
+            scored = opt.ema.module if opt.ema is not None else model
+            if val is not None and len(val):
+                row |= {
+                    f"val_{k}": v
+                    for k, v in evaluate(scored, opt.criterion, val, cfg.batch_size, setup).items()
+                }
+                if best is None or row["val_accuracy"] > best[0]:
+                    best = (row["val_accuracy"], copy.deepcopy(scored.state_dict()))
+            history.append(row)
+            if checkpoint is not None and dist.main:
+                save_checkpoint(checkpoint, _state(job, epoch, model, opt, generator, history, best, extras))
+            if on_epoch is not None:
+                on_epoch(row)
+            raise_if_interrupted()  # checkpoint and logs of this epoch are complete
+            if _patience_exhausted(history, cfg.early_stopping_patience):
+                print(
+                    f"early stopping after epoch {epoch}: no val improvement in {cfg.early_stopping_patience}"
+                )
+                break
     if best is not None:
         model.load_state_dict(best[1])
     elif opt.ema is not None:
@@ -154,6 +160,7 @@ def train_one_epoch(
                 "lower train.lr (or set train.grad_clip); the previous model file is untouched",
             )
         _step(opt, loss)
+        raise_if_interrupted()
         total_loss += loss.item() * len(labels)
         correct += (logits.argmax(1) == labels).sum().item()
         seen += len(labels)
