@@ -7,8 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-SPLITS = ("train", "test")
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
 IGNORED_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 
 
@@ -35,10 +33,3 @@ def iter_images(root: Path) -> Iterator[tuple[str, str, Path]]:
             for path in sorted(class_dir.iterdir()):
                 if path.is_file() and not path.name.startswith(".") and path.name not in IGNORED_NAMES:
                     yield split_dir.name, class_dir.name, path
-
-
-def class_names(root: Path) -> list[str]:
-    """Sorted class folder names across all splits."""
-    return sorted(
-        {p.name for split in Path(root).iterdir() if split.is_dir() for p in split.iterdir() if p.is_dir()}
-    )
