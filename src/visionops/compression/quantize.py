@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from visionops.io import atomic_path
+
 
 def quantize_int8(
     fp32_onnx: Path,
@@ -36,25 +38,24 @@ def quantize_int8(
         def get_next(self):
             return next(self.items, None)
 
+    symmetric = {"ActivationSymmetric": True, "WeightSymmetric": True} if target == "tensorrt" else {}
     int8_onnx = Path(int8_onnx)
     pre = int8_onnx.with_name(f".{int8_onnx.stem}.pre.onnx")
-    tmp = int8_onnx.with_name(f".{int8_onnx.name}.tmp")
     try:
         _pre_process(fp32_onnx, pre)
-        quantize_static(
-            str(pre),
-            str(tmp),
-            Batches(_input_name(pre)),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QUInt8 if target == "cpu" else QuantType.QInt8,
-            weight_type=QuantType.QInt8,
-            extra_options={} if target == "cpu" else {"ActivationSymmetric": True, "WeightSymmetric": True},
-        )
-        tmp.replace(int8_onnx)
+        with atomic_path(int8_onnx, suffix=".onnx") as tmp:
+            quantize_static(
+                str(pre),
+                str(tmp),
+                Batches(_input_name(pre)),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8 if target == "cpu" else QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                extra_options=symmetric,
+            )
     finally:
         pre.unlink(missing_ok=True)
-        tmp.unlink(missing_ok=True)
 
 
 def _pre_process(source: Path, destination: Path) -> None:

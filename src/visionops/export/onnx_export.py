@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from visionops.io import atomic_path
+
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 
@@ -20,11 +22,8 @@ def export_onnx(
     and `onnx.checker` (full check) passed; written atomically."""
     import onnx
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.onnx")
     batch = torch.export.Dim("batch", min=1, max=4096)
-    try:
+    with atomic_path(path, suffix=".onnx") as tmp:
         torch.onnx.export(
             model.eval().cpu(),
             (example.cpu(),),
@@ -43,9 +42,6 @@ def export_onnx(
         )
         onnx.checker.check_model(proto, full_check=True)
         onnx.save(proto, str(tmp))
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def read_metadata(path: Path) -> dict[str, str]:
@@ -63,14 +59,9 @@ def convert_fp16(fp32_path: Path, fp16_path: Path) -> None:
     from onnx_ir.passes.common import TopologicalSortPass
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    fp16_path = Path(fp16_path)
-    tmp = fp16_path.with_name(f".{fp16_path.name}.tmp.onnx")
-    try:
+    with atomic_path(fp16_path, suffix=".onnx") as tmp:
         converted = ir.from_proto(convert_float_to_float16(onnx.load(str(fp32_path)), keep_io_types=True))
         TopologicalSortPass()(converted)  # the converter appends its input Casts at the end
         proto = ir.to_proto(converted)
         onnx.checker.check_model(proto, full_check=True)
         onnx.save(proto, str(tmp))
-        tmp.replace(fp16_path)
-    finally:
-        tmp.unlink(missing_ok=True)

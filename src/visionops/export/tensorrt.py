@@ -10,7 +10,6 @@ rest needs CUDA + TensorRT and has not been executed on this project's CPU machi
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,10 +140,8 @@ def run_engine(trt, plan: bytes, inputs):
 
 def write_engine(plan: bytes, info: dict[str, Any], engine_path: Path) -> None:
     """Write the engine and its JSON metadata (engine_path + '.json') atomically."""
-    engine_path = Path(engine_path)
-    tmp = engine_path.with_name(f".{engine_path.name}.tmp")
-    tmp.write_bytes(plan)
-    tmp.replace(engine_path)
-    meta_tmp = engine_path.with_name(f".{engine_path.name}.json.tmp")
-    meta_tmp.write_text(json.dumps(info, indent=2) + "\n")
-    meta_tmp.replace(engine_path.with_name(engine_path.name + ".json"))
+    from visionops.io import atomic_path, write_json
+
+    with atomic_path(engine_path) as tmp:
+        tmp.write_bytes(plan)
+    write_json(Path(engine_path).with_name(Path(engine_path).name + ".json"), info)

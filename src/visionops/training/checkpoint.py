@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from visionops.io import atomic_path
+
 
 def fingerprint(*parts: Any) -> str:
     """Stable hash of JSON-able parts (params, data fingerprint, model spec)."""
@@ -23,11 +25,8 @@ def fingerprint(*parts: Any) -> str:
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write `state` atomically (temp file + rename): a kill mid-write keeps the previous one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path: Path | None, expected_fingerprint: str) -> dict[str, Any] | None:
