@@ -42,9 +42,9 @@ def main() -> None:
             )
             seconds = time.perf_counter() - start
             failed = {r.check for r in outcome.results if not r.success}
-            print(
-                f"{name:28s} {seconds:6.1f} s  {count / seconds:7.0f} img/s  failed checks: {sorted(failed)}"
-            )
+            near = int(outcome.manifest["near_leaked"].sum())
+            print(f"{name:28s} {seconds:6.1f} s  {count / seconds:7.0f} img/s  near-duplicate rows: {near}")
+            print(f"{'':28s} failed checks: {sorted(failed)}")
             return seconds
 
         print(f"{count} JPEGs, 32x32, {len(classes)} classes")

@@ -11,8 +11,13 @@ from visionops.validation.report import failure_message, summarize
 from visionops.validation.run import validate_dataset
 from visionops.validation.suite import copy_data_docs
 
+DEFAULT_NEAR = ValidateParams().near_duplicate_distance
+
 
 def validate(raw: Path, workdir: Path, **overrides):
+    """Run validation; near-duplicates off unless asked for, since digits holds one real
+    near-duplicate pair (its own test) that would show up in every other test's failures."""
+    overrides.setdefault("near_duplicate_distance", 0)
     classes = read_json(raw / "source.json")["classes"]
     outcome = validate_dataset(raw, ValidateParams(**overrides), classes, workdir, progress=False)
     return outcome.results, summarize(outcome.results, outcome.manifest), outcome.data_docs
@@ -24,14 +29,18 @@ def failed(results) -> dict[str, str]:
 
 @pytest.fixture
 def clean_run(raw_digits, tmp_path):
-    return validate(raw_digits, tmp_path / "gx")
+    return validate(raw_digits, tmp_path / "gx", near_duplicate_distance=DEFAULT_NEAR)
 
 
-def test_clean_digits_pass_every_check(clean_run):
+def test_clean_digits_pass_every_check_but_one_true_near_duplicate(clean_run):
     results, summary, _ = clean_run
     assert summary["success"] and summary["rows"] == 1797
-    assert failed(results) == {}
-    assert summary["failed"] == {"critical": 0, "warning": 0, "info": 0}
+    # digits really holds two near-identical "1"s (mean |diff| 0.6 of 16 levels) across splits
+    assert failed(results) == {"no near-duplicates across splits": "warning"}
+    near = next(r for r in results if r.check == "no near-duplicates across splits")
+    assert near.examples == ["test/1/00296.png", "train/1/01174.png"]
+    assert summary["failed"] == {"critical": 0, "warning": 1, "info": 0}
+    assert summary["near_duplicates_across_splits"] == 2
 
 
 def test_truncated_png_fails_decode_check_naming_the_file(raw_digits, tmp_path):
@@ -70,6 +79,42 @@ def test_same_image_reencoded_as_bmp_is_still_caught(raw_digits, tmp_path):
     assert failed(results) == {"no train/test leakage": "critical"}
 
 
+def test_slightly_edited_copy_in_test_is_a_near_duplicate_warning(raw_digits, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    source = next((raw_digits / "train" / "4").iterdir())
+    pixels = np.asarray(Image.open(source)).astype(int)
+    Image.fromarray(np.clip(pixels + 6, 0, 255).astype(np.uint8)).save(raw_digits / "test" / "4" / "edit.png")
+    results, summary, _ = validate(raw_digits, tmp_path / "gx", near_duplicate_distance=DEFAULT_NEAR)
+    near = next(r for r in results if r.check == "no near-duplicates across splits")
+    assert not near.success and near.severity == "warning" and summary["success"]
+    assert "test/4/edit.png" in near.examples and summary["leaked"] == 0
+
+
+def test_near_duplicate_distance_zero_and_severity_come_from_params(raw_digits, tmp_path):
+    results, summary, _ = validate(raw_digits, tmp_path / "gx", near_duplicate_distance=0)
+    assert failed(results) == {}
+    results, summary, _ = validate(
+        raw_digits, tmp_path / "gx2", near_duplicate_distance=DEFAULT_NEAR, near_duplicate_severity="critical"
+    )
+    assert failed(results) == {"no near-duplicates across splits": "critical"} and not summary["success"]
+
+
+def test_nearest_other_split_is_the_hamming_distance_to_another_split():
+    import pandas as pd
+
+    from visionops.validation.manifest import nearest_other_split
+
+    frame = pd.DataFrame(
+        {
+            "split": ["train", "train", "test", "test"],
+            "phash": ["ffff000000000000", "0000000000000000", "ffff000000000007", None],
+        }
+    )
+    assert nearest_other_split(frame).tolist() == [3, 19, 3, 65]
+
+
 def test_duplicate_within_a_split_is_a_warning(raw_digits, tmp_path):
     source = next((raw_digits / "train" / "7").iterdir())
     shutil.copy(source, raw_digits / "train" / "7" / "again.png")
@@ -89,7 +134,7 @@ def test_quarantine_excludes_corrupt_and_leaked_files_without_deleting(raw_digit
     source = next((raw_digits / "train" / "7").iterdir())
     shutil.copy(source, raw_digits / "test" / "7" / "leak.png")
     classes = read_json(raw_digits / "source.json")["classes"]
-    cfg = ValidateParams(on_bad_image="quarantine")
+    cfg = ValidateParams(on_bad_image="quarantine", near_duplicate_distance=0)
     outcome = validate_dataset(raw_digits, cfg, classes, tmp_path / "gx", progress=False)
     assert failed(outcome.results) == {}
     assert sorted(outcome.quarantine["path"]) == ["test/5/notes.png", "test/7/leak.png"]

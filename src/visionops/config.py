@@ -43,6 +43,8 @@ class ValidateParams(Section):
     on_bad_image: Literal["fail", "quarantine"] = "fail"  # quarantine: exclude corrupt/leaked files
     leakage_severity: Severity = "critical"  # the same image in train and test
     duplicate_severity: Severity = "warning"  # the same image twice within a split
+    near_duplicate_distance: int = Field(2, ge=0, le=64)  # perceptual-hash bits; <= this = near-duplicate
+    near_duplicate_severity: Severity = "warning"  # a near-duplicate across train and test
     size_severity: Severity = "warning"
     max_imbalance: float = Field(10.0, ge=1.0)  # largest / smallest class count per split
     imbalance_severity: Severity = "warning"

@@ -14,11 +14,12 @@ from visionops.io import read_json, write_json
 
 COLUMNS = [
     "path", "split", "label", "width", "height", "aspect", "channels", "mode", "format",
-    "file_bytes", "sha256", "brightness", "contrast", "blur", "decode_ok", "error",
+    "file_bytes", "sha256", "phash", "brightness", "contrast", "blur", "decode_ok", "error",
 ]  # fmt: skip
 STATS_SIDE = 256  # quality stats are computed on a grey thumbnail at most this big
 PARALLEL_FROM = 256  # below this many files a process pool costs more than it saves
-CACHE_VERSION = 1  # bump when describe_image changes what it records
+CACHE_VERSION = 2  # bump when describe_image changes what it records
+NEAR_CHUNK = 1024  # rows per block of the pairwise Hamming-distance search (bounds memory)
 
 
 def build_manifest(
@@ -74,11 +75,15 @@ def _read_cache(cache: Path | None) -> dict[str, dict[str, Any]]:
 
 
 def describe_image(path: Path) -> dict[str, Any]:
-    """Decode one file fully; report its size, mode and a hash of the decoded pixels.
+    """Decode one file fully; report its size, mode, a hash of the decoded pixels and a
+    perceptual hash.
 
-    The hash covers mode, size and pixels, not the file bytes, so the same picture saved
-    in two formats collides. A file that fails to decode gets decode_ok=False and the error.
+    The sha256 covers mode, size and pixels, not the file bytes, so the same picture saved
+    in two formats collides; the 64-bit DCT perceptual hash (imagehash.phash, hex) stays
+    close under re-encoding, resizing and small edits. A file that fails to decode gets
+    decode_ok=False and the error.
     """
+    import imagehash
     from PIL import Image
 
     info: dict[str, Any] = {"file_bytes": path.stat().st_size, "decode_ok": False, "error": ""}
@@ -94,6 +99,7 @@ def describe_image(path: Path) -> dict[str, Any]:
                 mode=img.mode,
                 format=img.format,
                 sha256=digest.hexdigest(),
+                phash=str(imagehash.phash(img)),
                 decode_ok=True,
                 aspect=img.width / img.height,
                 **quality_stats(img),
@@ -119,15 +125,43 @@ def quality_stats(img) -> dict[str, float]:
     }
 
 
-def flag_duplicates(manifest: pd.DataFrame) -> pd.DataFrame:
-    """Add `leaked` (the same pixels in more than one split) and `dup_in_split` (repeated
-    within its split) so the suite can give the two different severities."""
+def flag_duplicates(manifest: pd.DataFrame, near_distance: int = 0) -> pd.DataFrame:
+    """Add `leaked` (the same pixels in more than one split), `dup_in_split` (repeated within
+    its split) and `near_leaked` (not leaked, but within `near_distance` bits of perceptual
+    hash of an image in another split) so the suite can give each its own severity."""
     frame = manifest.copy()
     hashed = frame["sha256"].notna()
     splits_per_hash = frame[hashed].groupby("sha256")["split"].nunique()
     frame["leaked"] = frame["sha256"].map(splits_per_hash).fillna(1).gt(1)
     frame["dup_in_split"] = hashed & frame.duplicated(["split", "sha256"], keep=False)
+    distance = nearest_other_split(frame)
+    frame["near_leaked"] = ~frame["leaked"] & (distance <= near_distance)
     return frame
+
+
+def nearest_other_split(manifest: pd.DataFrame) -> pd.Series:
+    """For every row, the smallest perceptual-hash Hamming distance (bits) to a row of another
+    split; 65 where there is none (undecodable rows, a single split). Brute force in blocks:
+    50k x 10k hashes is 5e8 XOR+popcounts, a few seconds."""
+    import numpy as np
+
+    nearest = pd.Series(65, index=manifest.index, dtype="int64")
+    usable = manifest[manifest["phash"].notna()]
+    hashes = {
+        split: (rows.index, np.array([int(h, 16) for h in rows["phash"]], dtype=np.uint64))
+        for split, rows in usable.groupby("split")
+    }
+    for split, (index, mine) in hashes.items():
+        others = [h for name, (_, h) in hashes.items() if name != split]
+        if not others or not len(mine):
+            continue
+        theirs = np.concatenate(others)
+        best = [
+            np.bitwise_count(block[:, None] ^ theirs[None, :]).min(axis=1)
+            for block in np.array_split(mine, max(1, len(mine) // NEAR_CHUNK))
+        ]
+        nearest.loc[index] = np.concatenate(best).astype("int64")
+    return nearest
 
 
 def class_counts(manifest: pd.DataFrame, classes: list[str]) -> pd.DataFrame:

@@ -19,6 +19,7 @@ def summarize(results: list[CheckResult], manifest: pd.DataFrame) -> dict[str, A
         "undecodable": int((~manifest["decode_ok"].astype(bool)).sum()),
         "leaked": int(manifest["leaked"].sum()),
         "duplicates_in_split": int(manifest["dup_in_split"].sum()),
+        "near_duplicates_across_splits": int(manifest["near_leaked"].sum()),
         "checks": len(results),
         "failed": {sev: sum(r.severity == sev for r in failed) for sev in ("critical", "warning", "info")},
         "success": not any(r.severity == "critical" for r in failed),

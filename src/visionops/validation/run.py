@@ -36,10 +36,12 @@ def validate_dataset(
 ) -> Outcome:
     """Describe every file under `root` (reusing `cache`), quarantine bad ones if configured,
     and run the suites."""
-    manifest = flag_duplicates(build_manifest(root, progress, cache))
+    near = cfg.near_duplicate_distance
+    manifest = flag_duplicates(build_manifest(root, progress, cache), near)
     quarantine = quarantine_rows(manifest) if cfg.on_bad_image == "quarantine" else _no_quarantine()
     manifest["quarantined"] = manifest["path"].isin(quarantine["path"])
-    checked = flag_duplicates(manifest[~manifest["quarantined"]].drop(columns=["leaked", "dup_in_split"]))
+    kept = manifest[~manifest["quarantined"]].drop(columns=["leaked", "dup_in_split", "near_leaked"])
+    checked = flag_duplicates(kept, near)
     results, gx_results, site = run_suites(checked, class_counts(checked, classes), cfg, classes, workdir)
     return Outcome(manifest, quarantine, results, gx_results, site)
 

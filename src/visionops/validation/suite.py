@@ -81,6 +81,20 @@ def manifest_expectations(cfg: ValidateParams, classes: list[str]) -> list[Any]:
             ),
         ),
         gxe.ExpectColumnValuesToBeInSet(
+            column="near_leaked",
+            value_set=[False],
+            description=(
+                f"No image is within {cfg.near_duplicate_distance} bits of perceptual hash "
+                "of an image in another split (near-duplicate leakage)."
+            ),
+            meta=meta(
+                "no near-duplicates across splits",
+                cfg.near_duplicate_severity,
+                "look at the listed pairs: drop one of each if it is the same picture re-encoded, "
+                "resized or lightly edited; or lower validate.near_duplicate_distance",
+            ),
+        ),
+        gxe.ExpectColumnValuesToBeInSet(
             column="dup_in_split",
             value_set=[False],
             description="No image appears twice within its split.",
