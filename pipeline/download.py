@@ -4,6 +4,7 @@ Writes into a staging folder and swaps it in only when complete, so an interrupt
 download never leaves a half-written data/raw. Reads params: data.
 """
 
+import shutil
 from pathlib import Path
 
 from visionops.stage import run_stage
@@ -18,8 +19,12 @@ def main(args) -> None:
 
     params = load_params(args.params, "data")
     staging = staging_dir_for(RAW)
-    record = materialize(params["data"], staging)
-    write_json(staging / "source.json", record | {"params": dump(params)})
+    try:
+        record = materialize(params["data"], staging)
+        write_json(staging / "source.json", record | {"params": dump(params)})
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # the previous data/raw stays as it was
+        raise
     publish_dir(staging, RAW)
     counts = {split: sum(per_class.values()) for split, per_class in record["counts"].items()}
     print(f"download: {record['source']} -> {RAW}: {counts}, {len(record['classes'])} classes")

@@ -25,10 +25,21 @@ class Section(BaseModel):
 
 
 class DataParams(Section):
-    """`download` stage: where the images come from and how they are split."""
+    """`download` stage: where the images come from, how they are fetched and split."""
 
-    source: Literal["digits"] = "digits"
-    test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    source: Literal["digits", "cifar10", "cifar100", "mnist", "fashion-mnist", "url", "folder"] = "digits"
+    url: str | None = None  # url: the archive; cifar*: archive mirror; mnist*: base URL of the .gz files
+    sha256: str | None = None  # expected SHA-256 of the archive (url, cifar*); replaces the canonical md5
+    checksums: dict[str, str] = Field(default_factory=dict)  # mnist*: file name -> SHA-256 (mirror builds)
+    allow_unverified: bool = False  # url source without sha256 (prints the hash to pin)
+    allow_http: bool = False  # plain http:// (checksums still verified)
+    path: str | None = None  # folder source: a local class-folder tree (copied, never modified)
+    cache_dir: str | None = None  # default $VISIONOPS_CACHE_DIR, else ~/.cache/visionops
+    timeout_s: float = Field(30.0, gt=0.0)  # connect and read timeout per request
+    retries: int = Field(4, ge=0, le=20)  # on connection errors, timeouts, 408/429/5xx; then resume
+    max_extract_mb: int = Field(20_000, ge=1)  # cap on bytes an archive may unpack to (zip bombs)
+    max_members: int = Field(2_000_000, ge=1)  # cap on archive entries
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0)  # for sources without a test split
     seed: int = 42
 
 

@@ -7,15 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def load_image(path: Path, channels: int) -> np.ndarray:
-    """Decode a file to uint8 [H, W, C] with C = channels (EXIF orientation applied)."""
-    from PIL import Image, ImageOps
-
-    with Image.open(path) as img:
-        img = ImageOps.exif_transpose(img)
-        pixels = np.asarray(img.convert("L" if channels == 1 else "RGB"))
-    return pixels[..., None] if channels == 1 else pixels
+from visionops.data.decode import load_image
 
 
 def pack(

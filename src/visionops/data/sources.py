@@ -1,43 +1,164 @@
-"""Turn the configured source into class folders under a staging root, plus its provenance."""
+"""Turn the configured source into class folders under a staging root, plus its provenance.
+
+Every source ends as root/{train,test}/<class>/<file> and a record for source.json. Network
+sources go through the verified download cache; archives are unpacked by `archive.extract`
+into a scratch folder beside root that is always removed.
+"""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from visionops.config import DataParams
 from visionops.data import digits
+from visionops.data.archive import Limits, extract
+from visionops.data.fetch import Checksum, FetchSettings, default_cache_dir, fetch, file_digest
+from visionops.data.folders import import_tree
 from visionops.data.layout import write_split
 from visionops.data.split import stratified_split
+from visionops.errors import VisionOpsError
+
+USER_LICENSE = "as provided by the user: check the dataset's own license"
 
 
-def materialize(cfg: DataParams, root: Path) -> dict[str, Any]:
+def materialize(cfg: DataParams, root: Path, progress: bool = True) -> dict[str, Any]:
     """Write the dataset named by `cfg.source` under `root` and return its source record.
 
     The record holds no timestamp: the same data must hash the same, so that DVC can
     skip downstream stages when a re-download produced identical files.
     """
-    if cfg.source == "digits":
-        images, labels, classes = digits.load_digits_images()
-        record = {"source": "digits", "url": digits.URL, "license": digits.LICENSE}
-    else:  # pragma: no cover - the schema only admits known sources
-        raise AssertionError(cfg.source)
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".unpack-", dir=root.parent) as scratch:
+        if cfg.source == "digits":
+            record = _digits(cfg, root)
+        elif cfg.source in ("cifar10", "cifar100"):
+            record = _cifar(cfg, root, Path(scratch), progress)
+        elif cfg.source in ("mnist", "fashion-mnist"):
+            record = _mnist(cfg, root, Path(scratch), progress)
+        elif cfg.source == "url":
+            record = _url(cfg, root, Path(scratch), progress)
+        else:
+            record = _folder(cfg, root)
+    return record | {"counts": tree_counts(root, record["classes"])}
+
+
+def tree_counts(root: Path, classes: list[str]) -> dict[str, dict[str, int]]:
+    """Files per class per split, as written."""
+    return {
+        split: {name: sum(1 for p in (root / split / name).iterdir() if p.is_file()) for name in classes}
+        for split in ("train", "test")
+    }
+
+
+def _digits(cfg: DataParams, root: Path) -> dict[str, Any]:
+    images, labels, classes = digits.load_digits_images()
     train, test = stratified_split(labels, cfg.test_fraction, cfg.seed)
     write_split(root, "train", images[train], labels[train], classes)
     write_split(root, "test", images[test], labels[test], classes)
-    record.update(
-        classes=classes,
-        counts={
-            "train": _per_class(labels[train], classes),
-            "test": _per_class(labels[test], classes),
-        },
-        split={"test_fraction": cfg.test_fraction, "seed": cfg.seed},
-    )
+    split = {"test_fraction": cfg.test_fraction, "seed": cfg.seed}
+    return _record(cfg, digits.URL, None, digits.LICENSE, classes, split)
+
+
+def _cifar(cfg: DataParams, root: Path, scratch: Path, progress: bool) -> dict[str, Any]:
+    from visionops.data.cifar import LICENSE, cifar_format, read_cifar
+
+    fmt = cifar_format(cfg.source)
+    url = cfg.url or fmt.url
+    checksum = _sha256(cfg) or Checksum("md5", fmt.md5)
+    extract(fetch(url, _settings(cfg, progress), checksum), scratch, _limits(cfg))
+    data = read_cifar(scratch, fmt)
+    for split in ("train", "test"):
+        write_split(root, split, *data[split], data["classes"])
+    return _record(cfg, url, checksum, LICENSE, data["classes"], "canonical train/test split")
+
+
+def _mnist(cfg: DataParams, root: Path, scratch: Path, progress: bool) -> dict[str, Any]:
+    from visionops.data.mnist import FILES, LICENSES, mnist_resources, read_idx_pair
+
+    base, md5s, classes = mnist_resources(cfg.source)
+    base = (cfg.url or base).rstrip("/") + "/"
+    settings = _settings(cfg, progress)
+    sums = {name: _checksum_for(cfg, name, md5) for name, md5 in md5s.items()}
+    for split, names in FILES.items():
+        files = [fetch(base + name, settings, sums[name]) for name in names]
+        images, labels = read_idx_pair(*files, scratch)
+        write_split(root, split, images, labels, classes)
+    record = _record(cfg, base, None, LICENSES[cfg.source], classes, "canonical train/test split")
+    return record | {"checksum": {name: f"{c.algorithm}:{c.hexdigest}" for name, c in sums.items()}}
+
+
+def _checksum_for(cfg: DataParams, name: str, canonical_md5: str) -> Checksum:
+    """data.checksums[name] (SHA-256) when given, else torchvision's md5 for the file."""
+    given = cfg.checksums.get(name)
+    return _parse_sha256(given, f"data.checksums.{name}") if given else Checksum("md5", canonical_md5)
+
+
+def _url(cfg: DataParams, root: Path, scratch: Path, progress: bool) -> dict[str, Any]:
+    if not cfg.url:
+        raise VisionOpsError("data.source is 'url' but data.url is not set", "set data.url to a .tar.gz/.zip")
+    checksum = _sha256(cfg)
+    if checksum is None and not cfg.allow_unverified:
+        raise VisionOpsError(
+            f"refusing to use {cfg.url} without a checksum",
+            "set data.sha256 to the archive's SHA-256 (`sha256sum file.tgz`), "
+            "or data.allow_unverified: true to trust whatever the server sends",
+        )
+    archive = fetch(cfg.url, _settings(cfg, progress), checksum)
+    if checksum is None:
+        checksum = Checksum("sha256", file_digest(archive, "sha256"))
+        print(f"download: unverified archive; pin it with data.sha256: {checksum.hexdigest}")
+    extract(archive, scratch, _limits(cfg))
+    classes = import_tree(scratch, root, cfg.test_fraction, cfg.seed, where=Path(cfg.url).name)
+    return _record(cfg, cfg.url, checksum, USER_LICENSE, classes, _split_note(cfg))
+
+
+def _folder(cfg: DataParams, root: Path) -> dict[str, Any]:
+    source = Path(cfg.path).expanduser() if cfg.path else None
+    if source is None or not source.is_dir():
+        raise VisionOpsError(
+            f"data.path {cfg.path!r} is not an existing folder",
+            "set data.path to a folder of class folders (<class>/*.jpg, or train/ and test/ inside)",
+        )
+    classes = import_tree(source, root, cfg.test_fraction, cfg.seed, where=str(source))
+    return _record(cfg, source.resolve().as_uri(), None, USER_LICENSE, classes, _split_note(cfg))
+
+
+def _record(
+    cfg: DataParams, url: str, checksum: Checksum | None, license: str, classes: list[str], split: Any
+) -> dict[str, Any]:
+    record = {"source": cfg.source, "url": url, "license": license, "classes": classes, "split": split}
+    if checksum is not None:
+        record["checksum"] = f"{checksum.algorithm}:{checksum.hexdigest}"
     return record
 
 
-def _per_class(labels: np.ndarray, classes: list[str]) -> dict[str, int]:
-    counts = np.bincount(labels, minlength=len(classes))
-    return {name: int(count) for name, count in zip(classes, counts, strict=True)}
+def _split_note(cfg: DataParams) -> dict[str, Any]:
+    """The fraction and seed used when the source had no test folder."""
+    return {"test_fraction": cfg.test_fraction, "seed": cfg.seed, "used_when": "no test/ or val/ folder"}
+
+
+def _sha256(cfg: DataParams) -> Checksum | None:
+    return None if cfg.sha256 is None else _parse_sha256(cfg.sha256, "data.sha256")
+
+
+def _parse_sha256(value: str, key: str) -> Checksum:
+    digest = value.strip().lower().removeprefix("sha256:")
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise VisionOpsError(f"{key} {value!r} is not a SHA-256 digest", "give 64 hex characters (sha256sum)")
+    return Checksum("sha256", digest)
+
+
+def _settings(cfg: DataParams, progress: bool) -> FetchSettings:
+    return FetchSettings(
+        cache_dir=default_cache_dir(cfg.cache_dir),
+        timeout_s=cfg.timeout_s,
+        retries=cfg.retries,
+        allow_http=cfg.allow_http,
+        progress=progress,
+    )
+
+
+def _limits(cfg: DataParams) -> Limits:
+    return Limits(max_bytes=cfg.max_extract_mb * 1_000_000, max_members=cfg.max_members)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from visionops.data.decode import open_image
 from visionops.data.layout import iter_images
 from visionops.io import read_json, write_json
 
@@ -18,7 +19,7 @@ COLUMNS = [
 ]  # fmt: skip
 STATS_SIDE = 256  # quality stats are computed on a grey thumbnail at most this big
 PARALLEL_FROM = 256  # below this many files a process pool costs more than it saves
-CACHE_VERSION = 2  # bump when describe_image changes what it records
+CACHE_VERSION = 3  # bump when describe_image changes what it records
 NEAR_CHUNK = 1024  # rows per block of the pairwise Hamming-distance search (bounds memory)
 
 
@@ -84,11 +85,10 @@ def describe_image(path: Path) -> dict[str, Any]:
     decode_ok=False and the error.
     """
     import imagehash
-    from PIL import Image
 
     info: dict[str, Any] = {"file_bytes": path.stat().st_size, "decode_ok": False, "error": ""}
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             img.load()
             digest = hashlib.sha256(f"{img.mode}:{img.size}:".encode())
             digest.update(img.tobytes())

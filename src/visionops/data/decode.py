@@ -1,0 +1,54 @@
+"""Decode one image file the same way everywhere: a pixel limit, EXIF orientation, and a
+conversion of any Pillow mode (palette, alpha, CMYK, 16-bit) to 1 or 3 uint8 channels."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from visionops.errors import VisionOpsError
+
+
+def open_image(path: Path):
+    """Image.open with Pillow's pixel limit (Image.MAX_IMAGE_PIXELS, ~89 MP) as a hard error
+    naming the file, instead of Pillow's warning (1-2x the limit) or bare exception (above)."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            return Image.open(path)
+        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+            raise VisionOpsError(
+                f"{path}: over the {Image.MAX_IMAGE_PIXELS:,} pixel limit, "
+                f"a possible decompression bomb ({exc})",
+                "remove the file, or downscale it if it is a genuine huge image",
+            ) from None
+
+
+def load_image(path: Path, channels: int) -> np.ndarray:
+    """Decode a file to uint8 [H, W, C] with C = channels (1 grey, 3 RGB)."""
+    from PIL import ImageOps
+
+    with open_image(path) as img:
+        img = ImageOps.exif_transpose(img)
+        pixels = np.asarray(to_mode(img, "L" if channels == 1 else "RGB"))
+    return pixels[..., None] if channels == 1 else pixels
+
+
+def to_mode(img, mode: str):
+    """Convert to L or RGB. 16-bit and float greys are rescaled to 0-255 first (Pillow's own
+    conversion clips them, turning most 16-bit images white); alpha is dropped, as
+    torchvision's loader does."""
+    from PIL import Image
+
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        values = np.asarray(img, dtype=np.float64)
+        low, high = float(values.min()), float(values.max())
+        scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+        img = Image.fromarray(np.rint(scaled).astype(np.uint8), mode="L")
+    elif img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")  # avoids Pillow's warning on palette transparency
+    return img.convert(mode)

@@ -1,0 +1,453 @@
+"""Data sources against a real HTTP server on 127.0.0.1, with archives built here.
+
+Every bad case must fail with a message naming the cause and a fix, and leave nothing
+half-written behind.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import pickle
+import struct
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from http_fixture import Answer, LocalServer
+
+from visionops.config import DataParams
+from visionops.data.archive import Limits, extract
+from visionops.data.fetch import Checksum, FetchSettings, fetch
+from visionops.data.sources import materialize
+from visionops.errors import VisionOpsError
+
+RNG = np.random.default_rng(0)
+
+
+def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (12, 10), mode: str = "RGB") -> bytes:
+    from PIL import Image
+
+    channels = {"RGB": 3, "L": 1}[mode]
+    pixels = RNG.integers(0, 256, (size[1], size[0], channels), dtype=np.uint8).squeeze()
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode=mode).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def class_tree(splits=("train", "test"), classes=("cat", "dog"), per_class=6) -> dict[str, bytes]:
+    """{member name: bytes} of a small class-folder dataset inside a wrapper folder."""
+    return {
+        f"pets/{split}/{name}/{i:03d}.{'png' if i % 2 else 'jpg'}": image_bytes("PNG" if i % 2 else "JPEG")
+        for split in splits
+        for name in classes
+        for i in range(per_class)
+    }
+
+
+def tgz(files: dict[str, bytes], links: dict[str, tuple[bytes, str]] | None = None) -> bytes:
+    """A .tar.gz of files, plus links {name: (tarfile.SYMTYPE/LNKTYPE, target)}."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for name, (kind, target) in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = kind, target
+            tar.addfile(info)
+    return buffer.getvalue()
+
+
+def zipped(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def server():
+    with LocalServer() as running:
+        yield running
+
+
+def settings(tmp_path: Path, **overrides) -> FetchSettings:
+    values = {"cache_dir": tmp_path / "cache", "timeout_s": 2.0, "retries": 2, "allow_http": True}
+    return FetchSettings(progress=False, **(values | overrides))
+
+
+def params(tmp_path: Path, **overrides) -> DataParams:
+    values = {"cache_dir": str(tmp_path / "cache"), "allow_http": True, "timeout_s": 2.0, "retries": 2}
+    return DataParams(**(values | overrides))
+
+
+# --- download ---------------------------------------------------------------------------
+
+
+def test_404_names_the_status_and_the_url_to_check(server, tmp_path):
+    with pytest.raises(VisionOpsError, match="HTTP 404") as err:
+        fetch(server.url("/missing.tgz"), settings(tmp_path), None)
+    assert "data.url" in err.value.fix
+
+
+def test_500_then_success_is_retried(server, tmp_path):
+    body = b"x" * 5000
+    server.script.serve("/flaky.bin", Answer(status=500), Answer(body=body))
+    path = fetch(server.url("/flaky.bin"), settings(tmp_path), Checksum("sha256", sha256(body)))
+    assert path.read_bytes() == body
+    assert [r[0] for r in server.script.requests] == ["/flaky.bin", "/flaky.bin"]
+
+
+def test_persistent_500_fails_after_the_retries(server, tmp_path):
+    server.script.serve("/down.bin", Answer(status=503))
+    with pytest.raises(VisionOpsError, match="HTTP 503"):
+        fetch(server.url("/down.bin"), settings(tmp_path, retries=1), None)
+    assert len(server.script.requests) == 2
+
+
+def test_connection_cut_mid_file_resumes_with_range(server, tmp_path):
+    body = bytes(range(256)) * 4000  # ~1 MB
+    server.script.serve("/big.bin", Answer(body=body, cut_at=300_000), Answer(body=body))
+    path = fetch(server.url("/big.bin"), settings(tmp_path), Checksum("sha256", sha256(body)))
+    assert path.read_bytes() == body
+    (_, first_range), (_, resumed_range) = server.script.requests
+    start = int(resumed_range.removeprefix("bytes=").removesuffix("-"))
+    assert first_range is None and 200_000 < start <= 300_000  # only the chunk being read is lost
+
+
+def test_checksum_mismatch_keeps_nothing_in_the_cache(server, tmp_path):
+    server.script.serve("/x.tgz", Answer(body=b"tampered"))
+    with pytest.raises(VisionOpsError, match="checksum mismatch") as err:
+        fetch(server.url("/x.tgz"), settings(tmp_path), Checksum("sha256", sha256(b"original")))
+    assert "data.sha256" in err.value.fix
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_a_server_that_never_answers_times_out(server, tmp_path):
+    server.script.serve("/slow.bin", Answer(hang_s=5))
+    with pytest.raises(VisionOpsError, match="failed after 1 attempt") as err:
+        fetch(server.url("/slow.bin"), settings(tmp_path, timeout_s=0.5, retries=0), None)
+    assert "data.timeout_s" in err.value.fix
+
+
+def test_verified_file_is_served_from_the_cache_the_second_time(server, tmp_path):
+    body = b"cached" * 100
+    server.script.serve("/c.bin", Answer(body=body))
+    checksum = Checksum("sha256", sha256(body))
+    first = fetch(server.url("/c.bin"), settings(tmp_path), checksum)
+    second = fetch(server.url("/c.bin"), settings(tmp_path), checksum)
+    assert first == second and len(server.script.requests) == 1
+
+
+def test_plain_http_is_refused_unless_allowed(tmp_path):
+    with pytest.raises(VisionOpsError, match="refusing plain http") as err:
+        fetch("http://127.0.0.1:9/x.tgz", settings(tmp_path, allow_http=False), None)
+    assert "allow_http" in err.value.fix
+
+
+# --- archives ---------------------------------------------------------------------------
+
+
+def limits(mb: int = 100) -> Limits:
+    return Limits(max_bytes=mb * 1_000_000, max_members=10_000)
+
+
+def write(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("../evil.txt", "climbs out"), ("/tmp/evil.txt", "absolute path"), ("a/../../evil.txt", "climbs out")],
+)
+def test_tar_members_escaping_the_target_are_refused(tmp_path, name, message):
+    target = tmp_path / "out"
+    target.mkdir()
+    archive = write(tmp_path, "bad.tgz", tgz({"ok/1.png": image_bytes(), name: b"evil"}))
+    with pytest.raises(VisionOpsError, match=message) as err:
+        extract(archive, target, limits())
+    assert "unsafe" in err.value.fix
+    assert not (tmp_path / "evil.txt").exists() and list(target.iterdir()) == []
+
+
+def test_tar_symlink_pointing_outside_is_refused(tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    archive = write(
+        tmp_path, "link.tgz", tgz({}, links={"data/passwd": (tarfile.SYMTYPE, "../../etc/passwd")})
+    )
+    with pytest.raises(VisionOpsError, match="links outside"):
+        extract(archive, target, limits())
+
+
+def test_zip_bomb_beyond_the_cap_is_refused_before_writing(tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    archive = write(tmp_path, "bomb.zip", zipped({"train/a/zeros.png": b"\0" * 30_000_000}))
+    assert archive.stat().st_size < 100_000
+    with pytest.raises(VisionOpsError, match="zip bomb") as err:
+        extract(archive, target, limits(mb=10))
+    assert "max_extract_mb" in err.value.fix and list(target.iterdir()) == []
+
+
+def test_zip_traversal_and_macos_metadata(tmp_path):
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(VisionOpsError, match="climbs out"):
+        extract(write(tmp_path, "bad.zip", zipped({"..\\evil.txt": b"x"})), target, limits())
+    files = {
+        "a/1.png": image_bytes(),
+        "__MACOSX/a/._1.png": b"meta",
+        "a/.DS_Store": b"x",
+        "a/Thumbs.db": b"x",
+    }
+    extract(write(tmp_path, "mac.zip", zipped(files)), target, limits())
+    assert sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file()) == ["a/1.png"]
+
+
+def test_a_web_page_instead_of_an_archive(tmp_path):
+    page = write(tmp_path, "x.tgz", b"<!DOCTYPE html><html><body>Not found</body></html>")
+    with pytest.raises(VisionOpsError, match="neither a tar nor a zip") as err:
+        extract(page, tmp_path, limits())
+    assert "not at a web page" in err.value.fix
+
+
+# --- the url source, end to end through materialize ----------------------------------------
+
+
+def serve_archive(server, path: str, data: bytes) -> str:
+    server.script.serve(path, Answer(body=data))
+    return server.url(path)
+
+
+def test_url_source_lands_in_class_folders(server, tmp_path):
+    files = class_tree() | {"pets/README.txt": b"hi", "pets/train/cat/.hidden.png": b"x"}
+    data = tgz(files)
+    url = serve_archive(server, "/pets.tgz", data)
+    record = materialize(
+        params(tmp_path, source="url", url=url, sha256=sha256(data)), tmp_path / "raw", False
+    )
+    assert record["classes"] == ["cat", "dog"] and record["checksum"] == f"sha256:{sha256(data)}"
+    assert record["counts"] == {"train": {"cat": 6, "dog": 6}, "test": {"cat": 6, "dog": 6}}
+    copied = (tmp_path / "raw" / "train" / "cat" / "001.png").read_bytes()
+    assert copied == files["pets/train/cat/001.png"]
+
+
+def test_url_source_without_checksum_is_refused(tmp_path):
+    with pytest.raises(VisionOpsError, match="without a checksum") as err:
+        materialize(params(tmp_path, source="url", url="http://127.0.0.1:9/x.tgz"), tmp_path / "raw", False)
+    assert "data.sha256" in err.value.fix and "allow_unverified" in err.value.fix
+
+
+def test_unverified_url_source_prints_the_hash_to_pin(server, tmp_path, capsys):
+    data = tgz(class_tree())
+    url = serve_archive(server, "/pets.tgz", data)
+    materialize(params(tmp_path, source="url", url=url, allow_unverified=True), tmp_path / "raw", False)
+    assert f"data.sha256: {sha256(data)}" in capsys.readouterr().out
+
+
+def test_single_tree_archive_is_split_by_the_seeded_fraction(server, tmp_path):
+    data = zipped({k.replace("pets/train/", ""): v for k, v in class_tree(("train",), per_class=10).items()})
+    url = serve_archive(server, "/flat.zip", data)
+    cfg = params(tmp_path, source="url", url=url, sha256=sha256(data), test_fraction=0.2)
+    first = materialize(cfg, tmp_path / "a", False)
+    materialize(cfg, tmp_path / "b", False)
+    assert first["counts"] == {"train": {"cat": 8, "dog": 8}, "test": {"cat": 2, "dog": 2}}
+    assert sorted(p.name for p in (tmp_path / "a/test/cat").iterdir()) == sorted(
+        p.name for p in (tmp_path / "b/test/cat").iterdir()
+    )
+
+
+def test_archive_with_no_class_folders(server, tmp_path):
+    data = tgz({"images/1.png": image_bytes(), "images/2.png": image_bytes()})
+    url = serve_archive(server, "/flat.tgz", data)
+    with pytest.raises(VisionOpsError, match="no class folders") as err:
+        materialize(params(tmp_path, source="url", url=url, sha256=sha256(data)), tmp_path / "raw", False)
+    assert "train/<class>" in err.value.fix
+
+
+def test_class_folder_with_no_images(server, tmp_path):
+    data = tgz(class_tree() | {"pets/train/bird/notes.txt": b"todo"})
+    url = serve_archive(server, "/pets.tgz", data)
+    with pytest.raises(VisionOpsError, match=r"class folder pets.tgz/train/bird has no images"):
+        materialize(params(tmp_path, source="url", url=url, sha256=sha256(data)), tmp_path / "raw", False)
+
+
+# --- the folder source -------------------------------------------------------------------
+
+
+def test_folder_source_copies_mixed_images_and_never_touches_the_source(tmp_path):
+    source = tmp_path / "photos"
+    for i, (name, fmt, size) in enumerate(
+        [
+            ("ant", "JPEG", (40, 30)),
+            ("ant", "PNG", (64, 64)),
+            ("bee", "WEBP", (20, 50)),
+            ("bee", "BMP", (33, 17)),
+        ]
+        * 4
+    ):
+        path = source / name / f"img{i}.{fmt.lower()}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(image_bytes(fmt, size))
+    (source / "ant" / "nested").mkdir()
+    (source / "ant" / "nested" / "deep.png").write_bytes(image_bytes())
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in source.rglob("*") if p.is_file()}
+    record = materialize(
+        params(tmp_path, source="folder", path=str(source), test_fraction=0.25), tmp_path / "raw"
+    )
+    assert record["classes"] == ["ant", "bee"] and record["url"].startswith("file://")
+    assert sum(sum(c.values()) for c in record["counts"].values()) == 17
+    assert any(p.name == "nested__deep.png" for p in (tmp_path / "raw").rglob("*.png"))
+    assert before == {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in source.rglob("*") if p.is_file()}
+
+
+def test_folder_source_that_does_not_exist(tmp_path):
+    with pytest.raises(VisionOpsError, match="not an existing folder") as err:
+        materialize(params(tmp_path, source="folder", path=str(tmp_path / "nope")), tmp_path / "raw")
+    assert "data.path" in err.value.fix
+
+
+@pytest.mark.skipif(not Path("../shared/datasets/hymenoptera").is_dir(), reason="shared dataset absent")
+def test_folder_source_on_the_real_hymenoptera_photos(tmp_path):
+    source = Path("../shared/datasets/hymenoptera").resolve()
+    record = materialize(params(tmp_path, source="folder", path=str(source)), tmp_path / "raw", False)
+    assert record["classes"] == ["ants", "bees"] and min(record["counts"]["test"].values()) > 0
+
+
+# --- CIFAR and MNIST formats -------------------------------------------------------------
+
+
+def cifar_archive(train_per_batch: int = 40, test: int = 60) -> tuple[bytes, dict]:
+    """The canonical cifar-10-python.tar.gz layout, with random but valid 32x32 images."""
+    names = [
+        b"airplane",
+        b"automobile",
+        b"bird",
+        b"cat",
+        b"deer",
+        b"dog",
+        b"frog",
+        b"horse",
+        b"ship",
+        b"truck",
+    ]
+
+    def batch(n: int) -> dict:
+        return {
+            b"data": RNG.integers(0, 256, (n, 3072), dtype=np.uint8),
+            b"labels": [int(x) for x in RNG.integers(0, 10, n)],
+            b"batch_label": b"x",
+        }
+
+    batches = {f"data_batch_{i}": batch(train_per_batch) for i in range(1, 6)} | {"test_batch": batch(test)}
+    members = {f"cifar-10-batches-py/{k}": pickle.dumps(v, protocol=2) for k, v in batches.items()}
+    members["cifar-10-batches-py/batches.meta"] = pickle.dumps({b"label_names": names}, protocol=2)
+    return tgz(members), batches
+
+
+def test_cifar10_format_archive_lands_in_named_class_folders(server, tmp_path):
+    from PIL import Image
+
+    data, batches = cifar_archive()
+    url = serve_archive(server, "/cifar-10-python.tar.gz", data)
+    cfg = params(tmp_path, source="cifar10", url=url, sha256=sha256(data))
+    record = materialize(cfg, tmp_path / "raw", False)
+    assert record["classes"][:3] == ["airplane", "automobile", "bird"] and len(record["classes"]) == 10
+    assert sum(record["counts"]["train"].values()) == 200 and sum(record["counts"]["test"].values()) == 60
+    first = batches["data_batch_1"]
+    label = record["classes"][first[b"labels"][0]]
+    written = np.asarray(Image.open(tmp_path / "raw" / "train" / label / "00000.png"))
+    assert np.array_equal(written, first[b"data"][0].reshape(3, 32, 32).transpose(1, 2, 0))
+
+
+def test_cifar_batch_with_a_foreign_pickle_global_is_refused(server, tmp_path, capsys):
+    class Exploit:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    data = tgz({"cifar-10-batches-py/batches.meta": pickle.dumps(Exploit(), protocol=2)})
+    url = serve_archive(server, "/cifar-10-python.tar.gz", data)
+    with pytest.raises(VisionOpsError, match="print, which the format never needs"):
+        materialize(params(tmp_path, source="cifar10", url=url, sha256=sha256(data)), tmp_path / "raw", False)
+    assert "pwned" not in capsys.readouterr().out
+
+
+def test_cifar10_default_checksum_is_the_canonical_md5(server, tmp_path):
+    data, _ = cifar_archive(2, 2)
+    url = serve_archive(server, "/cifar-10-python.tar.gz", data)
+    with pytest.raises(VisionOpsError, match="expected md5 c58f30108f718f92721af3b95e74349a"):
+        materialize(params(tmp_path, source="cifar10", url=url), tmp_path / "raw", False)
+
+
+def idx_gz(array: np.ndarray) -> bytes:
+    """MNIST's IDX format: magic (0, 0, type 0x08 = ubyte, ndim), big-endian dims, data."""
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return gzip.compress(header + array.astype(np.uint8).tobytes())
+
+
+def test_fashion_mnist_idx_files_land_in_class_folders(server, tmp_path):
+    files = {
+        "train-images-idx3-ubyte.gz": idx_gz(RNG.integers(0, 256, (30, 28, 28))),
+        "train-labels-idx1-ubyte.gz": idx_gz(np.arange(30) % 10),
+        "t10k-images-idx3-ubyte.gz": idx_gz(RNG.integers(0, 256, (10, 28, 28))),
+        "t10k-labels-idx1-ubyte.gz": idx_gz(np.arange(10)),
+    }
+    for name, data in files.items():
+        server.script.serve(f"/fashion/{name}", Answer(body=data))
+    cfg = params(
+        tmp_path,
+        source="fashion-mnist",
+        url=server.url("/fashion/"),
+        checksums={name: sha256(data) for name, data in files.items()},
+    )
+    record = materialize(cfg, tmp_path / "raw", False)
+    assert record["classes"][0] == "T-shirt-top" and record["counts"]["train"]["T-shirt-top"] == 3
+    assert record["counts"]["test"] == {name: 1 for name in record["classes"]}
+
+
+# --- the download stage ------------------------------------------------------------------
+
+
+def run_download_stage(workdir: Path, data: dict) -> subprocess.CompletedProcess:
+    (workdir / "params.yaml").write_text(yaml.safe_dump({"data": data}))
+    script = Path(__file__).resolve().parents[1] / "pipeline" / "download.py"
+    return subprocess.run([sys.executable, str(script)], cwd=workdir, capture_output=True, text=True)
+
+
+def test_failed_download_stage_keeps_the_previous_data_raw(server, tmp_path):
+    workdir = tmp_path / "project"
+    workdir.mkdir()
+    assert run_download_stage(workdir, {"source": "digits"}).returncode == 0
+    before = {p: p.read_bytes() for p in (workdir / "data" / "raw").rglob("*") if p.is_file()}
+    server.script.serve("/pets.tgz", Answer(body=b"x" * 1000, cut_at=10))
+    result = run_download_stage(
+        workdir,
+        {
+            "source": "url",
+            "url": server.url("/pets.tgz"),
+            "sha256": "0" * 64,
+            "allow_http": True,
+            "retries": 1,
+            "cache_dir": str(tmp_path / "cache"),
+        },
+    )
+    assert result.returncode != 0 and "download of http://127.0.0.1" in result.stderr
+    assert "fix:" in result.stderr and "Traceback" not in result.stderr
+    assert before == {p: p.read_bytes() for p in (workdir / "data" / "raw").rglob("*") if p.is_file()}
+    assert sorted(p.name for p in (workdir / "data").iterdir()) == ["raw"]  # no staging left over
