@@ -238,3 +238,64 @@ def test_sigterm_during_training_then_rerun_resumes_to_the_same_model(repo, firs
     assert all(torch.equal(reference[k], state[k]) for k in reference)
     assert yaml.safe_load((repo / "models/run.json").read_text())["run_id"] == interrupted_run
     assert not checkpoint.exists()
+
+
+def _exp_run_with(repo: Path, data: dict, tmp_path: Path) -> subprocess.CompletedProcess:
+    settings = data | {"cache_dir": str(tmp_path / "cache")}
+    flags = [arg for key, value in settings.items() for arg in ("-S", f"data.{key}={value}")]
+    return run(["dvc", "exp", "run", *flags], repo)
+
+
+def test_exp_run_on_a_served_url_archive(repo, first_repro, tmp_path):
+    """Acceptance (issue 3): the whole pipeline on a .tgz served over http on 127.0.0.1."""
+    import hashlib
+    import io
+    import json
+    import tarfile
+
+    from http_fixture import Answer, LocalServer
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for split in ("train", "test"):
+            for label in ("0", "1", "2"):
+                folder = repo / "data/raw" / split / label
+                for path in sorted(folder.glob("*.png")):
+                    tar.add(path, arcname=f"three-digits/{split}/{label}/{path.name}")
+    archive = buffer.getvalue()
+    with LocalServer() as server:
+        server.script.serve("/three.tgz", Answer(body=archive))
+        data = {
+            "source": "url",
+            "url": server.url("/three.tgz"),
+            "sha256": hashlib.sha256(archive).hexdigest(),
+            "allow_http": "true",
+        }
+        out = _exp_run_with(repo, data, tmp_path).stdout
+    for stage in ("download", "validate", "augment", "train", "register"):
+        assert f"Running stage '{stage}'" in out
+    source = json.loads((repo / "data/raw/source.json").read_text())
+    assert source["source"] == "url" and source["classes"] == ["0", "1", "2"]
+    assert json.loads((repo / "reports/eval.json").read_text())["accuracy"] > 0.6
+
+
+def test_exp_run_on_a_local_folder_of_mixed_size_jpegs_and_pngs(repo, first_repro, tmp_path):
+    """Acceptance (issue 3): folder source, images of many sizes, formats and modes."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    tree = tmp_path / "shapes"
+    for label in ("4", "5"):
+        (tree / label).mkdir(parents=True)
+        for i, path in enumerate(sorted((repo / "data/raw/train" / label).glob("*.png"))[:40]):
+            img = Image.open(path).convert("RGB" if i % 3 else "L")
+            img = img.resize(tuple(int(s) for s in rng.integers(12, 48, 2)))
+            img.save(tree / label / f"{i}.{'jpg' if i % 2 else 'png'}")
+    out = _exp_run_with(repo, {"source": "folder", "path": str(tree), "test_fraction": 0.25}, tmp_path).stdout
+    assert "Running stage 'train'" in out
+    source = json.loads((repo / "data/raw/source.json").read_text())
+    assert source["counts"] == {"train": {"4": 30, "5": 30}, "test": {"4": 10, "5": 10}}
+    assert json.loads((repo / "reports/eval.json").read_text())["accuracy"] > 0.6
