@@ -286,14 +286,17 @@ def test_exp_run_on_a_local_folder_of_mixed_size_jpegs_and_pngs(repo, first_repr
     import numpy as np
     from PIL import Image
 
+    from visionops.data.digits import load_digits_images
+
     rng = np.random.default_rng(0)
+    images, labels, _ = load_digits_images()
     tree = tmp_path / "shapes"
-    for label in ("4", "5"):
-        (tree / label).mkdir(parents=True)
-        for i, path in enumerate(sorted((repo / "data/raw/train" / label).glob("*.png"))[:40]):
-            img = Image.open(path).convert("RGB" if i % 3 else "L")
+    for label in (4, 5):
+        (tree / str(label)).mkdir(parents=True)
+        for i, pixels in enumerate(images[labels == label][:40]):
+            img = Image.fromarray(pixels).convert("RGB" if i % 3 else "L")
             img = img.resize(tuple(int(s) for s in rng.integers(12, 48, 2)))
-            img.save(tree / label / f"{i}.{'jpg' if i % 2 else 'png'}")
+            img.save(tree / str(label) / f"{i}.{'jpg' if i % 2 else 'png'}")
     out = _exp_run_with(repo, {"source": "folder", "path": str(tree), "test_fraction": 0.25}, tmp_path).stdout
     assert "Running stage 'train'" in out
     source = json.loads((repo / "data/raw/source.json").read_text())
