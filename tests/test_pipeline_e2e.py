@@ -240,10 +240,10 @@ def test_sigterm_during_training_then_rerun_resumes_to_the_same_model(repo, firs
     assert not checkpoint.exists()
 
 
-def _exp_run_with(repo: Path, data: dict, tmp_path: Path) -> subprocess.CompletedProcess:
+def _exp_run_with(repo: Path, data: dict, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
     settings = data | {"cache_dir": str(tmp_path / "cache")}
     flags = [arg for key, value in settings.items() for arg in ("-S", f"data.{key}={value}")]
-    return run(["dvc", "exp", "run", *flags], repo)
+    return run(["dvc", "exp", "run", *flags, *extra], repo)
 
 
 def test_exp_run_on_a_served_url_archive(repo, first_repro, tmp_path):
@@ -293,12 +293,13 @@ def test_exp_run_on_a_local_folder_of_mixed_size_jpegs_and_pngs(repo, first_repr
     tree = tmp_path / "shapes"
     for label in (4, 5):
         (tree / str(label)).mkdir(parents=True)
-        for i, pixels in enumerate(images[labels == label][:40]):
+        for i, pixels in enumerate(images[labels == label][:120]):
             img = Image.fromarray(pixels).convert("RGB" if i % 3 else "L")
             img = img.resize(tuple(int(s) for s in rng.integers(12, 48, 2)))
             img.save(tree / str(label) / f"{i}.{'jpg' if i % 2 else 'png'}")
-    out = _exp_run_with(repo, {"source": "folder", "path": str(tree), "test_fraction": 0.25}, tmp_path).stdout
+    data = {"source": "folder", "path": str(tree), "test_fraction": 0.25}
+    out = _exp_run_with(repo, data, tmp_path, "-S", "train.epochs=8").stdout
     assert "Running stage 'train'" in out
     source = json.loads((repo / "data/raw/source.json").read_text())
-    assert source["counts"] == {"train": {"4": 30, "5": 30}, "test": {"4": 10, "5": 10}}
+    assert source["counts"] == {"train": {"4": 90, "5": 90}, "test": {"4": 30, "5": 30}}
     assert json.loads((repo / "reports/eval.json").read_text())["accuracy"] > 0.6
