@@ -53,10 +53,13 @@ def class_images(split_dir: Path, where: str) -> dict[str, list[tuple[Path, str]
     return found
 
 
-def import_tree(source: Path, root: Path, test_fraction: float, seed: int, where: str) -> list[str]:
+def import_tree(
+    source: Path, root: Path, test_fraction: float, seed: int, where: str, move: bool = False
+) -> list[str]:
     """Copy the class folders under `source` into root/{train,test}/<class>/; return classes.
 
-    Files are copied (never moved or modified), keeping their names.
+    Files are copied, never modified, keeping their names; `move=True` renames them instead,
+    for a private scratch folder on the same filesystem (an unpacked archive).
     """
     top = dataset_root(source)
     train_dir = top / "train" if (top / "train").is_dir() else None
@@ -74,7 +77,7 @@ def import_tree(source: Path, root: Path, test_fraction: float, seed: int, where
             folder = root / split / name
             folder.mkdir(parents=True, exist_ok=True)
             for path, flat_name in per_class.get(name, []):
-                shutil.copy2(path, folder / flat_name)
+                (shutil.move if move else shutil.copy2)(path, folder / flat_name)
     return classes
 
 

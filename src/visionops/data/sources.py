@@ -110,7 +110,7 @@ def _url(cfg: DataParams, root: Path, scratch: Path, progress: bool) -> dict[str
         checksum = Checksum("sha256", file_digest(archive, "sha256"))
         print(f"download: unverified archive; pin it with data.sha256: {checksum.hexdigest}")
     extract(archive, scratch, _limits(cfg))
-    classes = import_tree(scratch, root, cfg.test_fraction, cfg.seed, where=Path(cfg.url).name)
+    classes = import_tree(scratch, root, cfg.test_fraction, cfg.seed, Path(cfg.url).name, move=True)
     return _record(cfg, cfg.url, checksum, USER_LICENSE, classes, _split_note(cfg))
 
 
