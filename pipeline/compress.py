@@ -22,27 +22,25 @@ TABLE = Path("reports/compress.md")
 def main(args) -> None:
     import tempfile
 
-    import mlflow
-
     from visionops.compression.benchmark import compress_and_measure, flat_metrics
     from visionops.compression.report import markdown_table
     from visionops.config import dump, flatten, load_params
     from visionops.io import read_json, write_json, write_text
-    from visionops.tracking.runs import log_params, open_run, project_root
+    from visionops.tracking.track import track
 
-    params = load_params(args.params, "compress", "train")
+    params = load_params(args.params, "compress", "train", "tracking")
     with tempfile.TemporaryDirectory(prefix="visionops-compress-") as workdir:
         report = compress_and_measure(
             MODEL, PREPARED, PRUNED, INT8, INT8_TENSORRT, params["compress"], params["train"], Path(workdir)
         )
     write_json(REPORT, report)
     write_text(TABLE, markdown_table(report["variants"]))
-    record = read_json(RUN)
-    with open_run(record, project_root(), "compress"):
-        log_params(record["run_id"], flatten(dump({"compress": params["compress"]})))
-        mlflow.log_metrics(flat_metrics(report))
-        mlflow.log_artifact(str(TABLE), "compression")
-        mlflow.log_artifact(str(REPORT), "compression")
+    values = {
+        "params": flatten(dump({"compress": params["compress"]})),
+        "metrics": flat_metrics(report),
+        "artifact_dirs": {"table": "compression", "report": "compression"},
+    }
+    track("compress", read_json(RUN), {"table": TABLE, "report": REPORT}, values, params["tracking"])
     print(f"compress:\n{TABLE.read_text()}")
 
 

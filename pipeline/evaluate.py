@@ -17,7 +17,6 @@ CONFUSION_PNG = Path("reports/confusion_matrix.png")
 
 
 def main(args) -> None:
-    import mlflow
     import pandas as pd
 
     from visionops.augment.prepared import load_prepared
@@ -26,12 +25,12 @@ def main(args) -> None:
     from visionops.evaluation.plots import plot_confusion_matrix
     from visionops.io import read_json, write_json
     from visionops.models.serialize import load_model
-    from visionops.tracking.runs import log_params, open_run, project_root
+    from visionops.tracking.track import track
     from visionops.training.batches import DeviceDataset
     from visionops.training.device import resolve_device
     from visionops.training.loop import predict_logits
 
-    params = load_params(args.params, "evaluate")
+    params = load_params(args.params, "evaluate", "tracking")
     cfg = params["evaluate"]
     data = load_prepared(PREPARED)
     setup = resolve_device("auto", amp=False, channels_last=False)
@@ -52,12 +51,13 @@ def main(args) -> None:
     )
     plot_confusion_matrix(result["confusion_matrix"], data.classes, CONFUSION_PNG)
 
-    record = read_json(RUN)
-    with open_run(record, project_root(), "evaluate"):
-        log_params(record["run_id"], flatten(dump(params)))
-        mlflow.log_metrics({f"test_{k}": float(v) for k, v in headline.items() if k != "n_test"})
-        for path in (PER_CLASS, CONFUSION_PNG, REPORT):
-            mlflow.log_artifact(str(path), "evaluation")
+    values = {
+        "params": flatten(dump({"evaluate": cfg})),
+        "metrics": {f"test_{k}": float(v) for k, v in headline.items() if k != "n_test"},
+        "artifact_dirs": {"per_class": "evaluation", "confusion": "evaluation", "report": "evaluation"},
+    }
+    files = {"per_class": PER_CLASS, "confusion": CONFUSION_PNG, "report": REPORT}
+    track("evaluate", read_json(RUN), files, values, params["tracking"])
     print(
         f"evaluate: accuracy {headline['accuracy']:.4f}, f1_macro {headline['f1_macro']:.4f}, "
         f"ECE {headline['ece']:.4f} on {headline['n_test']} test images"

@@ -19,7 +19,6 @@ REPORT = Path("reports/export.json")
 
 
 def main(args) -> None:
-    import mlflow
 
     from visionops.augment.prepared import load_prepared, to_model_input
     from visionops.config import dump, flatten, load_params
@@ -27,9 +26,9 @@ def main(args) -> None:
     from visionops.export.checks import export_and_check
     from visionops.io import read_json, write_json
     from visionops.models.serialize import load_model
-    from visionops.tracking.runs import log_params, open_run, project_root
+    from visionops.tracking.track import track
 
-    params = load_params(args.params, "export")
+    params = load_params(args.params, "export", "tracking")
     cfg = params["export"]
     model, payload = load_model(MODEL)
     data = load_prepared(PREPARED)
@@ -37,18 +36,17 @@ def main(args) -> None:
     report = export_and_check(model, payload["meta"], inputs, ONNX, ONNX_FP16, ENGINE, cfg)
     write_json(REPORT, report)
     par, trt = report["parity"], report["tensorrt"]
-    record = read_json(RUN)
-    with open_run(record, project_root(), "export"):
-        log_params(record["run_id"], flatten(dump(params)))
-        mlflow.log_metrics(
-            {
-                "onnx_max_abs_diff": par["max_abs_diff"],
-                "onnx_top1_agreement": par["top1_agreement"],
-                "onnx_latency_b1_ms": report["latency_b1_ms"]["onnxruntime"],
-            }
-        )
-        mlflow.set_tags({"export.parity": str(par["passed"]).lower(), "export.tensorrt": trt["status"]})
-        mlflow.log_artifact(str(REPORT), "export")
+    values = {
+        "params": flatten(dump({"export": cfg})),
+        "metrics": {
+            "onnx_max_abs_diff": par["max_abs_diff"],
+            "onnx_top1_agreement": par["top1_agreement"],
+            "onnx_latency_b1_ms": report["latency_b1_ms"]["onnxruntime"],
+        },
+        "tags": {"export.parity": str(par["passed"]).lower(), "export.tensorrt": trt["status"]},
+        "artifact_dirs": {"report": "export"},
+    }
+    track("export", read_json(RUN), {"report": REPORT}, values, params["tracking"])
     print(
         f"export: {ONNX} parity max|diff| {par['max_abs_diff']:.2e} (atol {par['atol']}), "
         f"top-1 agreement {par['top1_agreement']:.4f}; TensorRT: {trt['status']}"

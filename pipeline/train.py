@@ -25,18 +25,18 @@ CURVES = Path("reports/train_curves.png")
 def main(args) -> None:
     import os
 
-    import mlflow
     import pandas as pd
     import torch
 
-    from visionops.augment.prepared import fingerprint, load_prepared, to_model_input, train_val_split
+    from visionops.augment.prepared import fingerprint, load_prepared, train_val_split
     from visionops.config import dump, flatten, load_params
     from visionops.evaluation.plots import plot_history
     from visionops.io import write_json
     from visionops.models.serialize import save_model
     from visionops.models.zoo import create_model
-    from visionops.tracking.registry import log_dataset, log_pytorch_model
-    from visionops.tracking.runs import lineage_tags, log_params, open_run, project_root, start_run
+    from visionops.tracking.live import LiveMetrics
+    from visionops.tracking.runs import git_tags, lineage_tags, project_root
+    from visionops.tracking.track import new_run, track
     from visionops.training.batches import DeviceDataset
     from visionops.training.checkpoint import fingerprint as job_fingerprint
     from visionops.training.checkpoint import load_checkpoint
@@ -82,65 +82,63 @@ def main(args) -> None:
         record = resumed["extras"]["run"]
         print(f"train: resuming MLflow run {record['run_id']} from epoch {resumed['epoch']}")
     else:
-        record = start_run(
-            params["tracking"].experiment, project_root(), run_name=os.environ.get("DVC_EXP_NAME")
-        )
-    with open_run(record, project_root(), "train"):
-        log_params(record["run_id"], flatten(meta["params"] | dump(params)))
-        mlflow.set_tags(
-            {
-                "device": setup.name,
-                "torch": torch.__version__,
-                "cuda": str(torch.version.cuda),
-                "dataset.fingerprint": data_id,
-                "dataset.source": meta["source"],
-            }
-        )
+        record = new_run(params["tracking"], run_name=os.environ.get("DVC_EXP_NAME"))
+    live = LiveMetrics(record.get("run_id"))
 
-        def on_epoch(row) -> None:
-            mlflow.log_metrics({k: float(v) for k, v in row.items() if k != "epoch"}, step=row["epoch"])
-            shown = {
-                k: round(v, 4) for k, v in row.items() if k in ("train_loss", "val_accuracy", "images_per_s")
-            }
-            print(f"  epoch {row['epoch']}: {shown}")
+    def on_epoch(row) -> None:
+        live.log({k: float(v) for k, v in row.items() if k != "epoch"}, step=row["epoch"])
+        shown = {
+            k: round(v, 4) for k, v in row.items() if k in ("train_loss", "val_accuracy", "images_per_s")
+        }
+        print(f"  epoch {row['epoch']}: {shown}")
 
-        resume = {"checkpoint": CHECKPOINT, "job": job, "extras": {"run": record}, "dist": dist}
-        history = fit(model, train_set, val_set, cfg, setup, on_epoch, **resume)
-        model_meta = {
-            "classes": data.classes,
-            "image_size": meta["image_size"],
-            "channels": meta["channels"],
-            "mean": meta["mean"],
-            "std": meta["std"],
-            "input": "float32 NCHW, (pixel/255 - mean) / std",
-            "run_id": record["run_id"],
-        }
-        save_model(MODEL, model.cpu(), spec, model_meta)
-        pd.DataFrame(history).to_csv(HISTORY, index=False)
-        plot_history(history, CURVES)
-        best_val = max((r.get("val_accuracy", 0.0) for r in history), default=0.0)
-        summary = {
-            "epochs": len(history),
-            "best_val_accuracy": best_val,
-            "final_train_loss": history[-1]["train_loss"],
-            "images_per_s": sum(r["images_per_s"] for r in history) / len(history),
-            "seconds": sum(r["seconds"] for r in history),
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "device": setup.name,
-        }
-        write_json(REPORT, summary)
-        mlflow.log_metrics({"best_val_accuracy": best_val, "train_seconds": summary["seconds"]})
-        mlflow.log_artifact(str(CURVES), "train")
-        mlflow.log_artifact(str(HISTORY), "train")
-        mlflow.set_tags(lineage_tags(dump(params)))
-        log_dataset(x[train_rows], y[train_rows], f"{meta['source']}-prepared", data_id, str(PREPARED))
-        log_pytorch_model(model, to_model_input(data.test["x"][:4], meta))
+    resume = {"checkpoint": CHECKPOINT, "job": job, "extras": {"run": record}, "dist": dist}
+    history = fit(model, train_set, val_set, cfg, setup, on_epoch, **resume)
+    model_meta = {
+        "classes": data.classes,
+        "image_size": meta["image_size"],
+        "channels": meta["channels"],
+        "mean": meta["mean"],
+        "std": meta["std"],
+        "input": "float32 NCHW, (pixel/255 - mean) / std",
+        "run_id": record["run_id"] or record["pending_id"],
+    }
+    save_model(MODEL, model.cpu(), spec, model_meta)
+    pd.DataFrame(history).to_csv(HISTORY, index=False)
+    plot_history(history, CURVES)
+    best_val = max((r.get("val_accuracy", 0.0) for r in history), default=0.0)
+    summary = {
+        "epochs": len(history),
+        "best_val_accuracy": best_val,
+        "final_train_loss": history[-1]["train_loss"],
+        "images_per_s": sum(r["images_per_s"] for r in history) / len(history),
+        "seconds": sum(r["seconds"] for r in history),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "device": setup.name,
+    }
+    write_json(REPORT, summary)
     write_json(RUN, record)
     CHECKPOINT.unlink(missing_ok=True)  # done: a forced re-run trains from scratch
     shutdown()
-    print(
-        f"train: best val accuracy {best_val:.4f} in {summary['seconds']:.1f}s; MLflow run {record['run_id']}"
-    )
+    tags = {
+        "device": setup.name,
+        "torch": torch.__version__,
+        "cuda": str(torch.version.cuda),
+        "dataset.fingerprint": data_id,
+        "dataset.source": meta["source"],
+    }
+    values = {
+        "params": flatten(meta["params"] | dump(params)),
+        "tags": tags | git_tags(project_root()) | lineage_tags(dump(params)),
+        "metrics": {"best_val_accuracy": best_val, "train_seconds": summary["seconds"]},
+        "val_fraction": cfg.val_fraction,
+        "seed": cfg.seed,
+        "data_id": data_id,
+    }
+    files = {"history": HISTORY, "curves": CURVES, "model": MODEL, "prepared": PREPARED}
+    track("train", record, files, values, params["tracking"])
+    run = record["run_id"] or f"pending {record['pending_id']}"
+    print(f"train: best val accuracy {best_val:.4f} in {summary['seconds']:.1f}s; MLflow run {run}")
 
 
 def _relaunch_under_torchrun(command: list[str]) -> None:

@@ -5,9 +5,11 @@ import pytest
 import torch
 
 from visionops.augment.prepared import to_model_input
+from visionops.config import TrackingParams
 from visionops.export.onnx_export import export_onnx
 from visionops.tracking import registry
-from visionops.tracking.runs import configure, log_params, open_run, start_run
+from visionops.tracking.runs import configure, log_params
+from visionops.tracking.track import log_stage, new_run
 
 
 def test_gate_promotes_first_model():
@@ -49,8 +51,8 @@ def test_register_moves_aliases_per_gate_and_champion_loads_with_pyfunc(store, t
     name = "digits"
     versions = []
     for f1 in (0.90, 0.85, 0.95):
-        record = start_run("exp", store)
-        with open_run(record, store, "register"):
+        record = new_run(TrackingParams(experiment="exp"), None, store)
+        with mlflow.start_run(run_id=record["run_id"]):
             log_params(record["run_id"], {"register.min_delta": 0.0})
             logged = registry.log_onnx_model(onnx_path, x[:4])
         decision = registry.decide(
@@ -75,25 +77,23 @@ def test_register_moves_aliases_per_gate_and_champion_loads_with_pyfunc(store, t
 def test_changed_param_is_recorded_as_tag_not_an_error(store):
     import mlflow
 
-    record = start_run("exp", store)
-    with open_run(record, store, "evaluate"):
-        assert log_params(record["run_id"], {"evaluate.batch_size": 256}) == []
-    with open_run(record, store, "evaluate"):
-        assert log_params(record["run_id"], {"evaluate.batch_size": 128}) == ["evaluate.batch_size"]
-    tags = mlflow.MlflowClient().get_run(record["run_id"]).data.tags
-    assert tags["param_changed.evaluate.batch_size"] == "256 -> 128"
-    assert tags["visionops.last_stage"] == "evaluate"
+    record = new_run(TrackingParams(experiment="exp"), None, store)
+    values = {"params": {"evaluate.batch_size": 256}, "metrics": {"test_accuracy": 0.9}, "artifact_dirs": {}}
+    log_stage("evaluate", record, {}, values, store)
+    log_stage("evaluate", record, {}, values | {"params": {"evaluate.batch_size": 128}}, store)
+    run = mlflow.MlflowClient().get_run(record["run_id"])
+    assert run.data.tags["param_changed.evaluate.batch_size"] == "256 -> 128"
+    assert run.data.tags["visionops.last_stage"] == "evaluate"
+    history = mlflow.MlflowClient().get_metric_history(record["run_id"], "test_accuracy")
+    assert len(history) == 1  # logged once, not again by the second (replayed) call
 
 
 def test_reopening_a_run_missing_from_the_store_says_how_to_fix(store):
     from visionops.errors import VisionOpsError
 
     missing = {"run_id": "0" * 32, "tracking_uri": "sqlite:///elsewhere.db"}
-    with (
-        pytest.raises(VisionOpsError, match=r"(?s)not in the tracking store.*dvc repro -f train"),
-        open_run(missing, store, "evaluate"),
-    ):
-        pass
+    with pytest.raises(VisionOpsError, match=r"(?s)not in the tracking store.*dvc repro -f train"):
+        log_stage("evaluate", missing, {}, {"artifact_dirs": {}}, store)
 
 
 def test_project_root_follows_dvc_root_for_temp_and_queued_experiments(tmp_path, monkeypatch):

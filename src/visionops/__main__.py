@@ -13,6 +13,11 @@ def registry_summary(path: Path) -> str:
     if not path.is_file():
         return f"No registry decision: {path} does not exist (the register stage did not run)."
     record = json.loads(path.read_text())
+    if record.get("deferred"):
+        return (
+            f"- model: `{record['model_name']}`: registration **deferred** (MLflow was unreachable); "
+            "run `python -m visionops sync` to register it and apply the gate"
+        )
     decision = record["decision"]
     moved = "**moved to this version**" if record["promoted"] else "**not moved**"
     champion = decision.get("champion_version")
@@ -32,9 +37,39 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     summary = commands.add_parser("registry-summary", help="print reports/registry.json as Markdown")
     summary.add_argument("path", type=Path, nargs="?", default=Path("reports/registry.json"))
+    commands.add_parser(
+        "sync",
+        help="replay what stages could not log while MLflow was unreachable (.visionops/tracking/pending)",
+    )
     args = parser.parse_args(argv)
     if args.command == "registry-summary":
         print(registry_summary(args.path))
+    elif args.command == "sync":
+        return _sync()
+    return 0
+
+
+def _sync() -> int:
+    """Replay the journal into the tracking store; print what was registered."""
+    from visionops.config import load_params
+    from visionops.tracking.availability import apply_http_settings, is_unavailable
+    from visionops.tracking.track import sync
+
+    if Path("params.yaml").is_file():  # the project's retry settings, not MLflow's minutes-long default
+        apply_http_settings(load_params(Path("params.yaml"), "tracking")["tracking"])
+    try:
+        replayed = sync()
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        reason = str(exc).splitlines()[0][:200]
+        print(f"sync: MLflow is still unreachable ({reason}); nothing was lost, try again", file=sys.stderr)
+        return 1
+    for stage, result in replayed:
+        if stage == "register" and result:
+            aliases = ", ".join(result["aliases"])
+            print(f"sync: registered {result['model_name']} v{result['version']} -> {aliases}")
+    print(f"sync: {len(replayed)} deferred stage log(s) replayed")
     return 0
 
 

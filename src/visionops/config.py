@@ -124,9 +124,13 @@ class TrainParams(Section):
 
 
 class TrackingParams(Section):
-    """MLflow: the experiment every training run lands in."""
+    """MLflow: the experiment every training run lands in, and what happens in an outage."""
 
     experiment: str = Field("visionops", min_length=1)
+    on_unavailable: Literal["fail", "defer"] = "fail"  # defer: journal it, succeed, `visionops sync` later
+    retries: int = Field(3, ge=0, le=10)  # MLflow's own HTTP retries per request
+    backoff_factor: int = Field(1, ge=0, le=30)  # MLflow waits factor * 2**(n-1) s before retry n
+    timeout_s: float = Field(10.0, gt=0.0)  # per HTTP request
 
 
 class EvaluateParams(Section):

@@ -6,6 +6,7 @@ register a version, move the aliases.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,10 +108,14 @@ def register_version(model_uri: str, name: str, tags: dict[str, str], descriptio
     """Register `model_uri` as a new version of `name`, with tags and a description."""
     import mlflow
 
+    from visionops.tracking.availability import is_unavailable
+
     client = mlflow.MlflowClient()
     try:
         client.get_registered_model(name)
-    except mlflow.exceptions.MlflowException:
+    except mlflow.exceptions.MlflowException as exc:
+        if is_unavailable(exc):
+            raise
         client.create_registered_model(name, description="visionops image classifier")
     version = mlflow.register_model(model_uri, name, tags=tags)
     client.update_model_version(name, version.version, description=description)
@@ -121,10 +126,14 @@ def current_champion(name: str, metric: str) -> tuple[str, float | None] | None:
     """(version, its gate-metric tag) of the version holding the champion alias, if any."""
     import mlflow
 
+    from visionops.tracking.availability import is_unavailable
+
     client = mlflow.MlflowClient()
     try:
         version = client.get_model_version_by_alias(name, CHAMPION)
-    except mlflow.exceptions.MlflowException:
+    except mlflow.exceptions.MlflowException as exc:
+        if is_unavailable(exc):  # "no champion" must never be concluded from an outage
+            raise
         return None
     value = version.tags.get(f"metric.{metric}")
     return version.version, float(value) if value is not None else None
@@ -140,6 +149,28 @@ def apply_aliases(name: str, version: str, decision: GateDecision) -> None:
         client.set_registered_model_alias(name, CHAMPION, version)
     client.set_model_version_tag(name, version, "gate.promoted", str(decision.promote).lower())
     client.set_model_version_tag(name, version, "gate.reasons", "; ".join(decision.reasons))
+    client.set_model_version_tag(name, version, "gate.decision", json.dumps(decision_record(decision)))
+
+
+def version_of_run(name: str, run_id: str) -> dict[str, Any] | None:
+    """The registry record of the version already registered from `run_id`, if any (so a
+    replayed register stage does not register twice)."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    found = client.search_model_versions(f"name = '{name}' AND run_id = '{run_id}'")
+    if not found:
+        return None
+    version = client.get_model_version(name, found[0].version)
+    aliases = sorted(version.aliases, key=lambda a: a != CANDIDATE)
+    return {
+        "model_name": name,
+        "version": int(version.version),
+        "model_uri": version.source,
+        "aliases": aliases,
+        "promoted": CHAMPION in aliases,
+        "decision": json.loads(version.tags.get("gate.decision", "{}")),
+    }
 
 
 def decision_record(decision: GateDecision) -> dict[str, Any]:

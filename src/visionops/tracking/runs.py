@@ -1,4 +1,4 @@
-"""One MLflow run per trained model: the train stage opens it, later stages re-open it.
+"""Where the MLflow store is, and helpers every stage's logging uses (params, lineage tags).
 
 Tracking URI: MLFLOW_TRACKING_URI when set, else a SQLite store in the project root with
 artifacts in mlartifacts/. Always set explicitly: MLflow 3's implicit default also creates
@@ -7,14 +7,10 @@ artifacts in mlartifacts/. Always set explicitly: MLflow 3's implicit default al
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-from visionops.errors import VisionOpsError
 
 
 def project_root() -> Path:
@@ -57,42 +53,6 @@ def experiment_id(name: str, project_root: Path) -> str:
     if mlflow.get_tracking_uri() == default_uri(project_root):
         location = (Path(project_root).resolve() / "mlartifacts").as_uri()
     return client.create_experiment(name, artifact_location=location)
-
-
-def start_run(experiment: str, project_root: Path, run_name: str | None = None) -> dict[str, str]:
-    """Create the model's run (ended at once; stages re-open it) and return its record."""
-    import mlflow
-
-    uri = configure(project_root)
-    exp_id = experiment_id(experiment, project_root)
-    with mlflow.start_run(experiment_id=exp_id, run_name=run_name) as run:
-        mlflow.set_tags(git_tags(project_root))
-    return {
-        "run_id": run.info.run_id,
-        "experiment_id": exp_id,
-        "experiment": experiment,
-        "tracking_uri": uri,
-    }
-
-
-@contextlib.contextmanager
-def open_run(record: dict[str, str], project_root: Path, stage: str) -> Iterator[Any]:
-    """Re-open the model's run for one stage; tags it with the stage that last wrote it."""
-    import mlflow
-
-    configure(project_root)
-    try:
-        mlflow.MlflowClient().get_run(record["run_id"])
-    except Exception as exc:
-        raise VisionOpsError(
-            f"MLflow run {record['run_id']} (from models/run.json) is not in the tracking store "
-            f"{tracking_uri(project_root)} ({type(exc).__name__})",
-            f"set MLFLOW_TRACKING_URI={record.get('tracking_uri')} if the store moved, "
-            "or re-train with `dvc repro -f train`",
-        ) from None
-    with mlflow.start_run(run_id=record["run_id"]) as run:
-        mlflow.set_tag("visionops.last_stage", stage)
-        yield run
 
 
 def log_params(run_id: str, params: dict[str, Any]) -> list[str]:

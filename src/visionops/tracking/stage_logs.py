@@ -1,0 +1,143 @@
+"""What each stage logs to its model's MLflow run, as functions of files and plain values.
+
+Each logger can run twice on the same run without duplicating anything (params and
+metrics already there are skipped, artifacts overwrite, models and versions are looked up
+first), so a stage can log live, or be replayed from the journal after a tracking outage,
+or both after a partial failure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from visionops.tracking.runs import log_params
+
+
+def log_metrics_once(run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
+    """Log metrics, skipping (key, step) pairs the run already has."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    if step is None:
+        existing = client.get_run(run_id).data.metrics
+        new = {k: float(v) for k, v in metrics.items() if k not in existing}
+    else:
+        new = {
+            k: float(v)
+            for k, v in metrics.items()
+            if not any(m.step == step for m in client.get_metric_history(run_id, k))
+        }
+    if new:
+        mlflow.log_metrics(new, step=step)
+
+
+def _has_logged_model(run_id: str, name: str) -> bool:
+    import mlflow
+
+    experiment = mlflow.MlflowClient().get_run(run_id).info.experiment_id
+    found = mlflow.search_logged_models(
+        experiment_ids=[experiment],
+        filter_string=f"source_run_id = '{run_id}' AND name = '{name}'",
+        output_format="list",
+    )
+    return bool(found)
+
+
+def log_train(run_id: str, files: dict[str, Path], values: dict[str, Any]) -> None:
+    """Params, tags, per-epoch curves (from the history CSV), summary metrics, plots, the
+    training data as the run's input, and the PyTorch model."""
+    import mlflow
+    import pandas as pd
+
+    from visionops.augment.prepared import load_prepared, to_model_input, train_val_split
+    from visionops.models.serialize import load_model
+    from visionops.tracking.registry import log_dataset, log_pytorch_model
+
+    log_params(run_id, values["params"])
+    mlflow.set_tags(values["tags"])
+    for row in pd.read_csv(files["history"]).to_dict("records"):
+        log_metrics_once(run_id, {k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
+    log_metrics_once(run_id, values["metrics"])
+    mlflow.log_artifact(str(files["curves"]), "train")
+    mlflow.log_artifact(str(files["history"]), "train")
+    if _has_logged_model(run_id, "pytorch_model"):
+        return
+    data = load_prepared(files["prepared"])
+    rows, _ = train_val_split(data.train, values["val_fraction"], values["seed"])
+    source = values["tags"]["dataset.source"]
+    log_dataset(
+        data.train["x"][rows], data.train["y"][rows], f"{source}-prepared", values["data_id"], "data/prepared"
+    )
+    model, _ = load_model(files["model"])
+    log_pytorch_model(model, to_model_input(data.test["x"][:4], data.meta))
+
+
+def log_plain(run_id: str, files: dict[str, Path], values: dict[str, Any]) -> None:
+    """Params, metrics, tags and artifacts: what evaluate, compress and export log."""
+    import mlflow
+
+    log_params(run_id, values.get("params", {}))
+    log_metrics_once(run_id, values.get("metrics", {}))
+    if values.get("tags"):
+        mlflow.set_tags(values["tags"])
+    for key, path in files.items():
+        folder = values["artifact_dirs"][key]
+        if Path(path).is_dir():
+            mlflow.log_artifacts(str(path), folder)
+        else:
+            mlflow.log_artifact(str(path), folder)
+
+
+def log_register(run_id: str, files: dict[str, Path], values: dict[str, Any]) -> dict[str, Any]:
+    """The data reports and pipeline files, the ONNX model, then a registered version with
+    the gate's aliases. Returns the registry record the register stage writes."""
+    from visionops.augment.prepared import load_prepared, to_model_input
+    from visionops.tracking import registry
+
+    onnx_path, prepared = files.pop("onnx"), files.pop("prepared")
+    log_plain(run_id, files, values)
+    cfg, metrics = values["register"], values["eval"]
+    existing = registry.version_of_run(cfg["model_name"], run_id)
+    if existing is not None:
+        return existing
+    data = load_prepared(prepared)
+    logged = registry.log_onnx_model(onnx_path, to_model_input(data.test["x"][:4], data.meta))
+    decision = registry.decide(
+        cfg["gate_metric"],
+        float(metrics[cfg["gate_metric"]]),
+        cfg["min_delta"],
+        registry.current_champion(cfg["model_name"], cfg["gate_metric"]),
+        validation_ok=values["validation_ok"],
+        parity_ok=values["parity_ok"],
+    )
+    tags = {
+        "run_id": run_id,
+        "validation.success": str(values["validation_ok"]).lower(),
+        "export.parity": str(values["parity_ok"]).lower(),
+        **{f"metric.{k}": str(v) for k, v in metrics.items()},
+    }
+    description = (
+        f"{data.meta['source']} classifier, {cfg['gate_metric']}={decision.value:.4f}; "
+        f"run {run_id}; gate: {'; '.join(decision.reasons)}"
+    )
+    version = registry.register_version(logged.model_uri, cfg["model_name"], tags, description)
+    registry.apply_aliases(cfg["model_name"], version.version, decision)
+    aliases = [registry.CANDIDATE] + ([registry.CHAMPION] if decision.promote else [])
+    return {
+        "model_name": cfg["model_name"],
+        "version": int(version.version),
+        "model_uri": logged.model_uri,
+        "aliases": aliases,
+        "promoted": decision.promote,
+        "decision": registry.decision_record(decision),
+    }
+
+
+LOGGERS = {
+    "train": log_train,
+    "evaluate": log_plain,
+    "compress": log_plain,
+    "export": log_plain,
+    "register": log_register,
+}

@@ -1,0 +1,121 @@
+"""Log a stage to its model's MLflow run without ever losing it.
+
+Every stage writes its DVC outputs first and then calls `track`. Earlier deferred entries
+are replayed first (so the run receives everything in pipeline order); when MLflow is
+unreachable after its own retries, the stage's log goes to the journal, and the stage
+either fails with that said (`tracking.on_unavailable: fail`) or succeeds (`defer`).
+`python -m visionops sync` replays the journal.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from visionops.config import TrackingParams
+from visionops.errors import VisionOpsError
+from visionops.tracking import journal
+from visionops.tracking.availability import apply_http_settings, is_unavailable
+from visionops.tracking.runs import configure, experiment_id, project_root, tracking_uri
+
+
+def new_run(cfg: TrackingParams, run_name: str | None, root: Path | None = None) -> dict[str, Any]:
+    """Create the model's run; in an outage return a pending record the journal resolves later."""
+    import mlflow
+
+    root = root or project_root()
+    uri = configure(root)
+    apply_http_settings(cfg)
+    record = {"experiment": cfg.experiment, "tracking_uri": uri, "run_name": run_name}
+    try:
+        run = mlflow.MlflowClient().create_run(experiment_id(cfg.experiment, root), run_name=run_name)
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        print(f"warning: MLflow at {uri} is unreachable; training goes on and its log is kept for replay")
+        return record | {"run_id": None, "pending_id": uuid.uuid4().hex}
+    return record | {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id}
+
+
+def track(
+    stage: str,
+    record: dict[str, Any],
+    files: dict[str, Path],
+    values: dict[str, Any],
+    cfg: TrackingParams,
+    root: Path | None = None,
+) -> Any:
+    """Log one stage (see stage_logs.LOGGERS) to the record's run; returns the logger's result,
+    or None when the log was deferred."""
+    root = root or project_root()
+    uri = configure(root)
+    apply_http_settings(cfg)
+    try:
+        sync(root, quiet=True)
+        return log_stage(stage, record, files, values, root)
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        entry = journal.defer(root, stage, record, files, values)
+        reason = str(exc).splitlines()[0][:300]
+        if cfg.on_unavailable == "defer":
+            print(
+                f"[{stage}] warning: MLflow at {uri} is unreachable ({reason}); the log is kept in "
+                f"{entry} and `python -m visionops sync` replays it"
+            )
+            return None
+        raise VisionOpsError(
+            f"MLflow at {uri} is unreachable ({reason}). The stage's outputs are written and its "
+            f"log is kept in {entry}",
+            "start the tracking server, run `python -m visionops sync`, then `dvc commit` "
+            "(or set tracking.on_unavailable: defer to carry on through outages)",
+        ) from None
+
+
+def log_stage(stage: str, record: dict[str, Any], files: dict[str, Path], values: dict[str, Any], root: Path):
+    """Open the record's run (creating it for a pending record) and run the stage's logger."""
+    import mlflow
+
+    from visionops.tracking.stage_logs import LOGGERS
+
+    run_id = journal.resolved_run_id(root, record)
+    if run_id is None:
+        exp = experiment_id(record["experiment"], root)
+        run_id = mlflow.MlflowClient().create_run(exp, run_name=record.get("run_name")).info.run_id
+        journal.remember_run(root, record["pending_id"], run_id)
+    _check_run_exists(run_id, record, root)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.set_tag("visionops.last_stage", stage)
+        return LOGGERS[stage](run_id, dict(files), values)
+
+
+def _check_run_exists(run_id: str, record: dict[str, Any], root: Path) -> None:
+    """A run id from models/run.json that the store does not know: say where to look."""
+    import mlflow
+
+    try:
+        mlflow.MlflowClient().get_run(run_id)
+    except Exception as exc:
+        if is_unavailable(exc):
+            raise
+        raise VisionOpsError(
+            f"MLflow run {run_id} (from models/run.json) is not in the tracking store "
+            f"{tracking_uri(root)} ({type(exc).__name__})",
+            f"set MLFLOW_TRACKING_URI={record.get('tracking_uri')} if the store moved, "
+            "or re-train with `dvc repro -f train`",
+        ) from None
+
+
+def sync(root: Path | None = None, quiet: bool = False) -> list[tuple[str, Any]]:
+    """Replay every journal entry in order; an entry is removed only once fully logged."""
+    root = root or project_root()
+    configure(root)
+    replayed = []
+    for entry in journal.entries(root):
+        result = log_stage(entry.stage, entry.record, entry.files, entry.values, root)
+        journal.done(entry)
+        replayed.append((entry.stage, result))
+        if not quiet:
+            print(f"sync: replayed {entry.stage} into {tracking_uri(root)}")
+    return replayed
