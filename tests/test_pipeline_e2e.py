@@ -26,7 +26,16 @@ SMALL = {
 pytestmark = pytest.mark.e2e
 
 
-def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+def run(cmd: list[str], cwd: Path, check: bool = True, **extra_env: str) -> subprocess.CompletedProcess:
+    env = pipeline_env(extra_env)
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def pipeline_env(extra: dict[str, str]) -> dict[str, str]:
+    """The test's environment minus any MLflow store of the developer's, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env.update(
@@ -36,10 +45,7 @@ def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
         GIT_COMMITTER_NAME="t",
         GIT_COMMITTER_EMAIL="t@t",
     )
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
+    return env | extra
 
 
 def edit_params(repo: Path, changes: dict) -> None:
@@ -303,3 +309,64 @@ def test_exp_run_on_a_local_folder_of_mixed_size_jpegs_and_pngs(repo, first_repr
     source = json.loads((repo / "data/raw/source.json").read_text())
     assert source["counts"] == {"train": {"4": 90, "5": 90}, "test": {"4": 30, "5": 30}}
     assert json.loads((repo / "reports/eval.json").read_text())["accuracy"] > 0.6
+
+
+def test_mlflow_server_killed_mid_run_then_sync_loses_nothing(repo, first_repro, tmp_path):
+    """Acceptance (issue 7): a real `mlflow server` dies during training; with
+    tracking.on_unavailable: defer the pipeline still succeeds, and `visionops sync` against
+    the restarted server fills the run: curves, metrics of every stage, artifacts, models,
+    and the registered version with its aliases."""
+    import json
+
+    import mlflow_server
+    import requests
+
+    port = mlflow_server.free_port()
+    uri = f"http://127.0.0.1:{port}"
+    store = tmp_path / "server"
+    server = mlflow_server.start(store, port)
+    fast = {"on_unavailable": "defer", "retries": 1, "backoff_factor": 0, "timeout_s": 5}
+    edit_params(repo, {"tracking": fast, "train": {"epochs": 4}})
+    env = pipeline_env({"MLFLOW_TRACKING_URI": uri})
+    repro = subprocess.Popen(
+        ["dvc", "repro"], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    seen = []
+    for line in repro.stdout:
+        seen.append(line)
+        if "epoch 1:" in line:  # the run exists on the server and training is under way
+            mlflow_server.stop(server)
+            break
+    rest, _ = repro.communicate(timeout=600)
+    output = "".join(seen) + rest
+    assert repro.returncode == 0, output
+    assert "is unreachable" in output and "visionops sync" in output
+    assert json.loads((repo / "reports/registry.json").read_text())["deferred"] is True
+    run_id = json.loads((repo / "models/run.json").read_text())["run_id"]
+
+    server = mlflow_server.start(store, port)
+    try:
+        synced = run([sys.executable, "-m", "visionops", "sync"], repo, MLFLOW_TRACKING_URI=uri).stdout
+        assert "replayed" in synced and "registered visionops-classifier v1 -> candidate, champion" in synced
+        api = f"{uri}/api/2.0/mlflow"
+        got = requests.get(f"{api}/runs/get", params={"run_id": run_id}, timeout=10).json()["run"]
+        metrics = {m["key"] for m in got["data"]["metrics"]}
+        for key in ("best_val_accuracy", "test_f1_macro", "onnx_max_abs_diff", "validation_rows"):
+            assert key in metrics
+        assert any(key.startswith("int8") for key in metrics)
+        history = requests.get(
+            f"{api}/metrics/get-history", params={"run_id": run_id, "metric_key": "train_loss"}, timeout=10
+        ).json()["metrics"]
+        assert sorted(m["step"] for m in history) == [1, 2, 3, 4]  # each epoch once, none lost or doubled
+        listed = requests.get(f"{api}/artifacts/list", params={"run_id": run_id}, timeout=10).json()
+        folders = {f["path"] for f in listed["files"]}
+        assert {"train", "evaluation", "compression", "export", "validation", "augment", "pipeline"} <= folders
+        alias = requests.get(
+            f"{api}/registered-models/alias",
+            params={"name": "visionops-classifier", "alias": "champion"},
+            timeout=10,
+        ).json()["model_version"]
+        assert alias["version"] == "1" and alias["run_id"] == run_id
+        assert not list((repo / ".visionops/tracking/pending").iterdir())
+    finally:
+        mlflow_server.stop(server)
