@@ -360,7 +360,8 @@ def test_mlflow_server_killed_mid_run_then_sync_loses_nothing(repo, first_repro,
         assert sorted(m["step"] for m in history) == [1, 2, 3, 4]  # each epoch once, none lost or doubled
         listed = requests.get(f"{api}/artifacts/list", params={"run_id": run_id}, timeout=10).json()
         folders = {f["path"] for f in listed["files"]}
-        assert {"train", "evaluation", "compression", "export", "validation", "augment", "pipeline"} <= folders
+        expected = {"train", "evaluation", "compression", "export", "validation", "augment", "pipeline"}
+        assert expected <= folders
         alias = requests.get(
             f"{api}/registered-models/alias",
             params={"name": "visionops-classifier", "alias": "champion"},
