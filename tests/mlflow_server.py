@@ -18,13 +18,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start(store: Path, port: int, timeout_s: float = 90.0) -> subprocess.Popen:
-    """Start the server on `port` over store/mlflow.db and store/artifacts; wait for /health."""
+def start(store: Path, port: int, timeout_s: float = 90.0, artifacts: Path | None = None) -> subprocess.Popen:
+    """Start the server on `port` over store/mlflow.db and `artifacts` (default store/artifacts);
+    wait for /health."""
     store.mkdir(parents=True, exist_ok=True)
     mlflow = Path(sys.executable).with_name("mlflow")
     command = [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     command += ["--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}"]
-    command += ["--artifacts-destination", str(store / "artifacts")]
+    command += ["--artifacts-destination", str(artifacts or store / "artifacts")]
     with open(store / "server.log", "ab") as log:
         server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + timeout_s

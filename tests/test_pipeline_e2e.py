@@ -64,8 +64,11 @@ def _pipeline_output(name: str) -> bool:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
+    return copy_project(tmp_path_factory.mktemp("e2e") / "repo")
+
+
+def copy_project(dest: Path) -> Path:
     """A fresh copy of the project's files (as a clean clone would see them), committed."""
-    dest = tmp_path_factory.mktemp("e2e") / "repo"
     files = run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], ROOT).stdout
     for name in filter(None, files.split("\0")):
         if _pipeline_output(name):

@@ -116,7 +116,10 @@ def register_version(model_uri: str, name: str, tags: dict[str, str], descriptio
     except mlflow.exceptions.MlflowException as exc:
         if is_unavailable(exc):
             raise
-        client.create_registered_model(name, description="visionops image classifier")
+        try:
+            client.create_registered_model(name, description="visionops image classifier")
+        except mlflow.exceptions.MlflowException:  # a concurrent experiment created it first
+            client.get_registered_model(name)
     version = mlflow.register_model(model_uri, name, tags=tags)
     client.update_model_version(name, version.version, description=description)
     return version
@@ -140,16 +143,34 @@ def current_champion(name: str, metric: str) -> tuple[str, float | None] | None:
 
 
 def apply_aliases(name: str, version: str, decision: GateDecision) -> None:
-    """Move `candidate` to `version`; move `champion` too when the gate passed; tag the decision."""
+    """Move `candidate` to `version` unless a newer version has it; move `champion` too when
+    the gate passed and no better champion appeared meanwhile (concurrent experiments);
+    tag the decision."""
     import mlflow
 
     client = mlflow.MlflowClient()
-    client.set_registered_model_alias(name, CANDIDATE, version)
+    newest = _alias_version(name, CANDIDATE)
+    if newest is None or int(newest) < int(version):
+        client.set_registered_model_alias(name, CANDIDATE, version)
     if decision.promote:
-        client.set_registered_model_alias(name, CHAMPION, version)
+        now = current_champion(name, decision.metric)
+        if now and now[0] != decision.champion_version and now[1] is not None and now[1] >= decision.value:
+            decision.promote = False
+            decision.reasons.append(f"meanwhile v{now[0]} became champion with {now[1]:.4f}")
+        else:
+            client.set_registered_model_alias(name, CHAMPION, version)
     client.set_model_version_tag(name, version, "gate.promoted", str(decision.promote).lower())
     client.set_model_version_tag(name, version, "gate.reasons", "; ".join(decision.reasons))
     client.set_model_version_tag(name, version, "gate.decision", json.dumps(decision_record(decision)))
+
+
+def _alias_version(name: str, alias: str) -> str | None:
+    import mlflow
+
+    try:
+        return mlflow.MlflowClient().get_model_version_by_alias(name, alias).version
+    except mlflow.exceptions.MlflowException:
+        return None
 
 
 def version_of_run(name: str, run_id: str) -> dict[str, Any] | None:

@@ -52,7 +52,13 @@ def experiment_id(name: str, project_root: Path) -> str:
     # Not os.environ: mlflow.set_tracking_uri() itself exports MLFLOW_TRACKING_URI.
     if mlflow.get_tracking_uri() == default_uri(project_root):
         location = (Path(project_root).resolve() / "mlartifacts").as_uri()
-    return client.create_experiment(name, artifact_location=location)
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except mlflow.exceptions.MlflowException:  # a concurrent stage created it first
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
 
 
 def log_params(run_id: str, params: dict[str, Any]) -> list[str]:

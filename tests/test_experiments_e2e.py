@@ -1,0 +1,80 @@
+"""Issue 7 acceptance: `dvc repro`, then two queued experiments run at once
+(`dvc queue start -j 2`) into the same SQLite store, then the three runs compared the way
+the MLflow UI would show them, through the REST API of a real `mlflow server` on the store.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import mlflow_server
+import pytest
+import requests
+from test_pipeline_e2e import copy_project, run
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def three_runs(tmp_path_factory) -> Path:
+    """A fresh project copy with one `dvc repro` and two experiments run concurrently."""
+    project = copy_project(tmp_path_factory.mktemp("experiments") / "repo")
+    run(["dvc", "repro"], project)
+    for lr in ("0.003", "0.03"):
+        run(["dvc", "exp", "run", "--queue", "-S", f"train.lr={lr}"], project)
+    run(["dvc", "queue", "start", "-j", "2"], project)
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        status = run(["dvc", "queue", "status"], project).stdout
+        if "Running" not in status and "Queued" not in status:
+            break
+        time.sleep(3)
+    assert status.count("Success") == 2, status
+    return project
+
+
+@pytest.fixture(scope="module")
+def api(three_runs, tmp_path_factory):
+    """`make ui`'s server (the project's own store), on a free port."""
+    port = mlflow_server.free_port()
+    server = mlflow_server.start(three_runs, port, artifacts=three_runs / "mlartifacts")  # as `make ui`
+    yield f"http://127.0.0.1:{port}/api/2.0/mlflow"
+    mlflow_server.stop(server)
+
+
+def test_queued_experiments_ran_concurrently_without_sqlite_lock_errors(three_runs):
+    for name in run(["dvc", "exp", "ls", "--all-commits", "--name-only"], three_runs).stdout.split():
+        logs = run(["dvc", "queue", "logs", name], three_runs, check=False)
+        assert "database is locked" not in logs.stdout + logs.stderr
+    assert not list((three_runs / ".visionops/tracking").glob("pending/*"))  # nothing was deferred
+
+
+def test_three_comparable_runs_in_one_experiment(api):
+    experiment = requests.get(
+        f"{api}/experiments/get-by-name", params={"experiment_name": "visionops"}
+    ).json()
+    found = requests.post(
+        f"{api}/runs/search", json={"experiment_ids": [experiment["experiment"]["experiment_id"]]}
+    ).json()["runs"]
+    assert len(found) == 3
+    param_keys = [{p["key"] for p in r["data"]["params"]} for r in found]
+    metric_keys = [{m["key"] for m in r["data"]["metrics"]} for r in found]
+    assert param_keys[0] == param_keys[1] == param_keys[2] and "train.lr" in param_keys[0]
+    assert metric_keys[0] == metric_keys[1] == metric_keys[2] and "test_f1_macro" in metric_keys[0]
+    lrs = sorted(next(p["value"] for p in r["data"]["params"] if p["key"] == "train.lr") for r in found)
+    assert lrs == ["0.003", "0.004", "0.03"]  # params.yaml's 0.004, then the two experiments
+
+
+def test_versions_one_to_three_with_aliases_where_the_gate_says(api):
+    model = requests.get(f"{api}/registered-models/get", params={"name": "visionops-classifier"}).json()
+    aliases = {a["alias"]: a["version"] for a in model["registered_model"]["aliases"]}
+    versions = requests.get(
+        f"{api}/model-versions/search", params={"filter": "name='visionops-classifier'"}
+    ).json()["model_versions"]
+    by_number = {int(v["version"]): {t["key"]: t["value"] for t in v.get("tags", [])} for v in versions}
+    assert sorted(by_number) == [1, 2, 3] and aliases["candidate"] == "3"
+    assert len({v["run_id"] for v in versions}) == 3
+    promoted = [n for n in sorted(by_number) if by_number[n]["gate.promoted"] == "true"]
+    assert promoted[0] == 1 and aliases["champion"] == str(promoted[-1])
+    assert all(by_number[n]["gate.reasons"] for n in by_number)
