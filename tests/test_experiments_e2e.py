@@ -38,7 +38,8 @@ def three_runs(tmp_path_factory) -> Path:
 def api(three_runs, tmp_path_factory):
     """`make ui`'s server (the project's own store), on a free port."""
     port = mlflow_server.free_port()
-    server = mlflow_server.start(three_runs, port, artifacts=three_runs / "mlartifacts")  # as `make ui`
+    # the project's own store and artifacts, as `make ui` serves them
+    server = mlflow_server.start(three_runs, port, artifacts=three_runs / "mlartifacts")
     yield f"http://127.0.0.1:{port}/api/2.0/mlflow"
     mlflow_server.stop(server)
 
