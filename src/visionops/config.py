@@ -143,9 +143,15 @@ class EvaluateParams(Section):
 class CompressParams(Section):
     """`compress` stage: structured pruning + fine-tune, INT8 post-training quantization."""
 
-    pruning_ratio: float = Field(0.5, ge=0.0, lt=1.0)
+    pruning_ratio: float = Field(0.5, ge=0.0, lt=1.0)  # per layer (or overall when global); the cap
+    pruning_steps: int = Field(1, ge=1, le=50)  # reach the ratio in N steps, fine-tuning after each
+    target_macs_ratio: float | None = Field(None, gt=0.0, lt=1.0)  # stop once MACs <= this x baseline
+    global_pruning: bool = False  # rank channels across layers instead of the same ratio per layer
     round_to: int = Field(8, ge=1)  # keep pruned channel counts multiples of this
-    finetune_epochs: int = Field(2, ge=0)
+    finetune_epochs: int = Field(2, ge=0)  # per pruning step
+    distill: bool = False  # fine-tune against the unpruned model's soft targets
+    distill_temperature: float = Field(4.0, gt=0.0)
+    distill_alpha: float = Field(0.7, ge=0.0, le=1.0)  # weight of the soft-target loss
     finetune_lr: float = Field(1e-3, gt=0.0)
     calibration_images: int = Field(512, ge=1)
     latency_batch_size: int = Field(64, ge=1)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from visionops.augment.prepared import load_prepared, to_model_input, train_val_split
-from visionops.compression.prune import count_macs_params, prune_channels
+from visionops.compression.prune import count_macs_params, prune_iteratively
 from visionops.compression.quantize import quantize_int8
 from visionops.config import CompressParams, TrainParams
 from visionops.export.onnx_export import export_onnx
@@ -48,10 +48,25 @@ def compress_and_measure(
     test_x, test_y = to_model_input(data.test["x"], meta), data.test["y"]
     example = torch.from_numpy(test_x[:2])
 
-    pruned = prune_channels(copy.deepcopy(baseline), example, cfg.pruning_ratio, cfg.round_to)
-    pruned_acc_before = _accuracy(_eager(pruned), test_x, test_y)
-    _finetune(pruned, data, meta, cfg, train_cfg)
-    save_model(pruned_path, pruned, payload["spec"], payload["meta"] | {"pruning_ratio": cfg.pruning_ratio})
+    pruned = copy.deepcopy(baseline)
+    before: list[float] = []
+
+    def finetune(model: torch.nn.Module) -> None:
+        before.append(_accuracy(_eager(model), test_x, test_y))
+        _finetune(model, data, meta, cfg, train_cfg, teacher=baseline if cfg.distill else None)
+
+    steps = prune_iteratively(
+        pruned,
+        example,
+        cfg.pruning_ratio,
+        steps=cfg.pruning_steps,
+        target_macs_ratio=cfg.target_macs_ratio,
+        global_pruning=cfg.global_pruning,
+        round_to=cfg.round_to,
+        after_step=finetune,
+    )
+    pruned_acc_before = before[0] if before else _accuracy(_eager(pruned), test_x, test_y)
+    save_model(pruned_path, pruned, payload["spec"], payload["meta"] | {"pruning_steps": steps})
 
     calibration = to_model_input(data.train["x"][data.train["copy"] == 0][: cfg.calibration_images], meta)
     fp32_onnx, int8_onnx, pruned_onnx = (
@@ -95,6 +110,10 @@ def compress_and_measure(
         "threads": threads,
         "latency_batch": len(batch),
         "pruning_ratio": cfg.pruning_ratio,
+        "pruning_steps": steps,
+        "target_macs_ratio": cfg.target_macs_ratio,
+        "target_met": None if cfg.target_macs_ratio is None else _target_met(steps, cfg.target_macs_ratio),
+        "distilled": cfg.distill,
         "pruned_accuracy_before_finetune": pruned_acc_before,
         "pruned_int8_tensorrt_form_accuracy": _accuracy(_ort(int8_trt_path, threads), test_x, test_y),
         "summary": _headline(variants, len(batch)),
@@ -102,8 +121,19 @@ def compress_and_measure(
     }
 
 
-def _finetune(model, data, meta, cfg: CompressParams, train_cfg: TrainParams) -> None:
-    """Recover accuracy after pruning with the same loop the train stage uses."""
+def _target_met(steps: list[dict[str, float]], target: float) -> bool:
+    met = bool(steps) and steps[-1]["macs_ratio"] <= target
+    if not met:
+        reached = steps[-1]["macs_ratio"] if steps else 1.0
+        print(f"compress: warning: MACs ratio {reached:.3f} > target {target} (raise compress.pruning_ratio)")
+    return met
+
+
+def _finetune(model, data, meta, cfg: CompressParams, train_cfg: TrainParams, teacher=None) -> None:
+    """Recover accuracy after pruning with the same loop the train stage uses (optionally
+    distilling from the unpruned `teacher`)."""
+    from visionops.training.distill import Distillation
+
     if cfg.finetune_epochs == 0:
         return
     setup = resolve_device(train_cfg.device, train_cfg.amp, train_cfg.channels_last)
@@ -112,7 +142,10 @@ def _finetune(model, data, meta, cfg: CompressParams, train_cfg: TrainParams) ->
         data.train["x"][rows], data.train["y"][rows], meta["mean"], meta["std"], setup.device
     )
     tune = train_cfg.model_copy(update={"epochs": cfg.finetune_epochs, "lr": cfg.finetune_lr})
-    fit(model, train_set, None, tune, setup)
+    distill = None
+    if teacher is not None:
+        distill = Distillation(copy.deepcopy(teacher), cfg.distill_temperature, cfg.distill_alpha)
+    fit(model, train_set, None, tune, setup, distill=distill)
     model.cpu().eval()
 
 

@@ -24,6 +24,7 @@ from visionops.interrupts import deferred_interrupts, raise_if_interrupted
 from visionops.training.batches import DeviceDataset, augment_batch
 from visionops.training.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
 from visionops.training.device import DeviceSetup
+from visionops.training.distill import Distillation
 from visionops.training.distributed import SINGLE_PROCESS, Dist, all_reduce_sum
 from visionops.training.optim import build_ema, build_optimizer, build_scheduler
 
@@ -41,6 +42,7 @@ class Optimization:
     scaler: torch.amp.GradScaler
     ema: Any  # AveragedModel or None
     grad_clip: float
+    distill: Distillation | None = None  # soft targets from a teacher (compress fine-tune)
 
 
 def fit(
@@ -55,6 +57,7 @@ def fit(
     job: str = "",
     extras: dict[str, Any] | None = None,
     dist: Dist = SINGLE_PROCESS,
+    distill: Distillation | None = None,
 ) -> list[dict[str, Any]]:
     """Train for cfg.epochs; keep the weights (or their EMA) of the best validation epoch.
 
@@ -68,6 +71,8 @@ def fit(
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     model.to(setup.device, memory_format=_memory_format(setup))
+    if distill is not None:
+        distill.teacher.to(setup.device, memory_format=_memory_format(setup)).eval()
     batch_size = max(1, cfg.batch_size // dist.world)
     steps_per_epoch = math.ceil((len(train) // dist.world) / batch_size)
     optimizer = build_optimizer(model, cfg)
@@ -79,6 +84,7 @@ def fit(
         scaler=torch.amp.GradScaler(enabled=setup.amp_dtype == torch.float16),
         ema=build_ema(model, cfg.ema_decay),
         grad_clip=cfg.grad_clip,
+        distill=distill,
     )
     history: list[dict[str, Any]] = []
     best: tuple[float, dict[str, torch.Tensor]] | None = None
@@ -153,6 +159,8 @@ def train_one_epoch(
         with _autocast(setup):
             logits = opt.net(inputs)
             loss = opt.criterion(logits, labels)
+            if opt.distill is not None:
+                loss = opt.distill(loss, logits, inputs)
         if not torch.isfinite(loss):
             raise VisionOpsError(
                 f"training diverged: loss is {loss.item()} at epoch {epoch}, step {step} "
