@@ -59,6 +59,8 @@ def main() -> None:
     parser.add_argument("--pruning-ratio", type=float, default=0.5)
     parser.add_argument("--finetune-epochs", type=int, default=3)
     parser.add_argument("--round-to", type=int, default=8, help="pruned channel multiple (1 = no rounding)")
+    parser.add_argument("--pruning-steps", type=int, default=1, help="reach the ratio in N steps")
+    parser.add_argument("--distill", action="store_true", help="fine-tune against the unpruned model")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="visionops-compress-bench-") as tmp:
@@ -113,6 +115,8 @@ def main() -> None:
             pruning_ratio=args.pruning_ratio,
             round_to=args.round_to,
             finetune_epochs=args.finetune_epochs,
+            pruning_steps=args.pruning_steps,
+            distill=args.distill,
             latency_repeats=20,
         )
         report = compress_and_measure(

@@ -29,6 +29,7 @@ from visionops.data.sources import materialize
 from visionops.errors import VisionOpsError
 
 RNG = np.random.default_rng(0)
+HYMENOPTERA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "hymenoptera"
 
 
 def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (12, 10), mode: str = "RGB") -> bytes:
@@ -323,9 +324,9 @@ def test_folder_source_that_does_not_exist(tmp_path):
     assert "data.path" in err.value.fix
 
 
-@pytest.mark.skipif(not Path("../shared/datasets/hymenoptera").is_dir(), reason="shared dataset absent")
+@pytest.mark.skipif(not HYMENOPTERA.is_dir(), reason="shared dataset absent (../shared/datasets)")
 def test_folder_source_on_the_real_hymenoptera_photos(tmp_path):
-    source = Path("../shared/datasets/hymenoptera").resolve()
+    source = HYMENOPTERA
     record = materialize(params(tmp_path, source="folder", path=str(source)), tmp_path / "raw", False)
     assert record["classes"] == ["ants", "bees"] and min(record["counts"]["test"].values()) > 0
 
