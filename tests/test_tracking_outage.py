@@ -5,11 +5,11 @@ The outage is real: MLFLOW_TRACKING_URI points at a port nothing listens on. The
 comes back is a real SQLite MLflow store.
 """
 
-import socket
 from pathlib import Path
 
 import mlflow
 import pytest
+from mlflow_server import free_port
 
 from visionops.__main__ import main as cli
 from visionops.config import TrackingParams
@@ -21,9 +21,7 @@ FAST = {"retries": 1, "backoff_factor": 0, "timeout_s": 5}
 
 
 def dead_uri() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{probe.getsockname()[1]}"  # closed again: connection refused
+    return f"http://127.0.0.1:{free_port()}"  # nothing listens there: connection refused
 
 
 @pytest.fixture
