@@ -1,5 +1,6 @@
 """params.yaml schema: the shipped file is valid; typos and wrong types name the key."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,77 @@ def test_wrong_type_names_key_and_expected_type(tmp_path):
     with pytest.raises(VisionOpsError) as err:
         load_params(path, "train")
     assert "train.epochs = 'many'" in str(err.value)
-    assert "set 'train.epochs' to int" in str(err.value)
+    assert "set 'train.epochs' to an integer >= 1" in str(err.value)
+
+
+PYDANTIC_WORDS = {"Literal", "int", "float", "str", "bool", "NoneType", "Optional", "typing"}
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "fix"),
+    [
+        ("train", {"lr": -1}, "set 'train.lr' to a number > 0"),
+        ("train", {"epochs": True}, "set 'train.epochs' to an integer >= 1"),  # not read as 1
+        ("train", {"epochs": 3.5}, "set 'train.epochs' to an integer >= 1"),  # not truncated to 3
+        ("model", {"arch": "vgg99"}, "set 'model.arch' to one of: simple_cnn, resnet9, resnet_cifar"),
+        ("augment", {"channels": 2}, "set 'augment.channels' to one of: 1, 3"),
+        ("data", {"test_fraction": 1.5}, "set 'data.test_fraction' to a number > 0 and < 1"),
+        ("compress", {"target_macs_ratio": 2}, "to a number > 0 and < 1 or null"),
+        ("data", {"allow_http": "yes"}, "set 'data.allow_http' to true or false"),
+        ("data", {"url": 5}, "set 'data.url' to text or null"),
+        ("data", {"checksums": {"train.gz": 5}}, "set 'data.checksums.train.gz' to text"),
+        ("tracking", {"experiment": ""}, "to text of at least 1 character(s)"),
+        ("augment", {"policy": [{"name": 3}]}, "set 'augment.policy.0.name' to text"),
+        ("augment", {"policy": "Affine"}, "to a list of {name, params} entries"),
+        ("validate", {"leakage_severity": "fatal"}, "one of: critical, warning, info"),
+    ],
+)
+def test_every_constraint_kind_is_stated_in_words(tmp_path, section, values, fix):
+    with pytest.raises(VisionOpsError) as err:
+        load_params(write(tmp_path, {section: values}), section)
+    fix_line = str(err.value).splitlines()[-1]
+    assert fix in fix_line
+    words = set(re.findall(r"\w+", fix_line.split(" to ", 1)[1]))
+    assert not words & PYDANTIC_WORDS, fix_line
+
+
+def test_unknown_key_inside_a_policy_step_names_the_step_keys(tmp_path):
+    path = write(tmp_path, {"augment": {"policy": [{"name": "Affine", "parms": {}}]}})
+    with pytest.raises(
+        VisionOpsError,
+        match=r"(?s)did you mean 'params'.*\n.*allowed keys in 'augment.policy.0': name, params",
+    ):
+        load_params(path, "augment")
+
+
+def test_yaml_1_2_floats_are_numbers_as_dvc_writes_them(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  lr: 1e-3\n  weight_decay: 5E-4\n")
+    loaded = load_params(path, "train")["train"]
+    assert (loaded.lr, loaded.weight_decay) == (0.001, 0.0005)
+
+
+def test_binary_params_file_is_named_with_a_fix(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe" * 10)
+    with pytest.raises(VisionOpsError, match=r"(?s)not a UTF-8 text file.*\n  fix: restore it"):
+        load_params(path, "train")
+
+
+def test_empty_params_file_is_refused_not_run_on_defaults(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("# nothing here\n")
+    with pytest.raises(VisionOpsError, match="is empty, so every stage would silently run on defaults"):
+        load_params(path, "train")
+
+
+def test_missing_section_is_refused_with_the_default_spelled_out(tmp_path):
+    path = write(tmp_path, {"data": {"seed": 3}})
+    with pytest.raises(
+        VisionOpsError, match=r"(?s)section 'train' is missing.*'train: \{\}' to use every default"
+    ):
+        load_params(path, "train")
+    assert load_params(write(tmp_path, {"train": {}}), "train")["train"].epochs == 8
 
 
 def test_unknown_section_is_refused(tmp_path):

@@ -7,11 +7,16 @@ a typo is reported by the first stage that depends on the mistyped section.
 from __future__ import annotations
 
 import difflib
+import re
+import types
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
+import annotated_types
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
 
 from visionops.errors import VisionOpsError
 
@@ -19,9 +24,10 @@ Severity = Literal["critical", "warning", "info"]
 
 
 class Section(BaseModel):
-    """Base for a params section: unknown keys are errors, values are validated strictly."""
+    """Base for a params section: unknown keys are errors, and types are strict (`epochs: true`
+    or `epochs: 3.5` is refused rather than read as 1 or 3; an integer is a valid number)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class DataParams(Section):
@@ -34,6 +40,7 @@ class DataParams(Section):
     allow_unverified: bool = False  # url source without sha256 (prints the hash to pin)
     allow_http: bool = False  # plain http:// (checksums still verified)
     path: str | None = None  # folder source: a local class-folder tree (copied, never modified)
+    follow_links: bool = False  # folder source: copy the targets of links that lead out of data.path
     cache_dir: str | None = None  # default $VISIONOPS_CACHE_DIR, else ~/.cache/visionops
     timeout_s: float = Field(30.0, gt=0.0)  # connect and read timeout per request
     retries: int = Field(4, ge=0, le=20)  # on connection errors, timeouts, 408/429/5xx; then resume
@@ -210,17 +217,49 @@ def load_params(path: Path | str, *sections: str) -> dict[str, Any]:
             f"{path}: unknown section '{name}'{_did_you_mean(name, SECTIONS)}",
             f"use one of the sections: {', '.join(SECTIONS)}",
         )
-    return {name: validate_section(name, raw.get(name) or {}, path) for name in sections}
+    missing = [name for name in sections if name not in raw]
+    if missing:
+        raise VisionOpsError(
+            f"{path}: section '{missing[0]}' is missing",
+            f"add '{missing[0]}:' with its keys (the project's params.yaml lists them all), "
+            f"or '{missing[0]}: {{}}' to use every default",
+        )
+    return {name: validate_section(name, raw[name] or {}, path) for name in sections}
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, but `1e-3` is a float as in YAML 1.2 (and in DVC, which writes
+    params.yaml with ruamel); YAML 1.1 reads it as the string '1e-3'."""
+
+
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
 
 
 def read_params_file(path: Path) -> dict[str, Any]:
-    """Parse params.yaml into a dict, with a clear error when it is missing or malformed."""
+    """Parse params.yaml into a dict, with a clear error when it is missing, binary, empty or
+    malformed."""
     if not path.is_file():
         raise VisionOpsError(f"params file not found: {path}", "run from the project root, or pass --params")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise VisionOpsError(
+            f"{path} is not a UTF-8 text file ({exc.reason} at byte {exc.start})",
+            f"restore it (`git checkout -- {path}`) or re-save it as UTF-8 YAML",
+        ) from None
+    try:
+        raw = yaml.load(text, Loader=_Yaml12Loader)  # a SafeLoader subclass: no arbitrary objects
     except yaml.YAMLError as exc:
-        raise VisionOpsError(f"{path} is not valid YAML: {exc}", "fix the syntax") from exc
+        raise VisionOpsError(f"{path} is not valid YAML: {exc}", "fix the syntax") from None
+    if raw is None:
+        raise VisionOpsError(
+            f"{path} is empty, so every stage would silently run on defaults",
+            f"restore it (`git checkout -- {path}`) or write its sections (see README: Parameters)",
+        )
     if not isinstance(raw, dict):
         raise VisionOpsError(f"{path} must be a mapping of sections", "see README: Parameters")
     return raw
@@ -245,20 +284,103 @@ def _explain(exc: ValidationError, section: str, model: type[Section], path: Pat
     err = exc.errors()[0]
     key = ".".join(str(part) for part in err["loc"])
     dotted = f"{section}.{key}"
-    allowed = list(model.model_fields)
     if err["type"] == "extra_forbidden":
-        cause = f"{path}: unknown key '{dotted}' in section '{section}'"
+        parent = _model_at(model, err["loc"][:-1])
+        allowed = list(parent.model_fields)
+        inner = ".".join(map(str, err["loc"][:-1]))
+        where = f"'{section}'" if parent is model else f"'{section}.{inner}'"
+        cause = f"{path}: unknown key '{dotted}' in section {where}"
         cause += _did_you_mean(str(err["loc"][-1]), allowed)
-        return cause, f"allowed keys in '{section}': {', '.join(allowed)}"
-    field = model.model_fields.get(str(err["loc"][0]))
-    expected = _type_name(field.annotation) if field is not None else "see README"
+        return cause, f"allowed keys in {where}: {', '.join(allowed)}"
+    allowed = _describe_at(model, err["loc"])
     cause = f"{path}: {dotted} = {err.get('input')!r} is invalid: {err['msg']}"
-    return cause, f"set '{dotted}' to {expected}"
+    if allowed is None:
+        return cause, f"see the comments in the project's params.yaml for '{dotted}'"
+    return cause, f"set '{dotted}' to {allowed}"
 
 
-def _type_name(annotation: Any) -> str:
-    text = getattr(annotation, "__name__", None) or str(annotation)
-    return text.replace("typing.", "")
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel]:
+    """The nested model a location points into (e.g. augment.policy.0 -> AugmentStep)."""
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        nested = _nested_model(field.annotation) if field is not None else None
+        if nested is None:
+            return model
+        model = nested
+    return model
+
+
+def _describe_at(model: type[BaseModel], loc: tuple) -> str | None:
+    """The allowed values at an error location, descending into list items, nested models
+    (augment.policy.0.name) and mapping values (data.checksums.<file>)."""
+    parts = [part for part in loc if not isinstance(part, int)]
+    while parts:
+        field = model.model_fields.get(str(parts.pop(0)))
+        if field is None:
+            return None
+        nested = _nested_model(field.annotation)
+        if not parts:
+            return describe_field(field)
+        if nested is not None:
+            model = nested
+        elif typing.get_origin(field.annotation) is dict:
+            return describe_type(typing.get_args(field.annotation)[1])
+        else:
+            return describe_field(field)
+    return None
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    for arg in (annotation, *typing.get_args(annotation)):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
+
+
+def describe_field(field: FieldInfo) -> str:
+    """A field's allowed values in words: 'an integer >= 1', 'one of: simple_cnn, resnet9',
+    'a number > 0 and < 1', 'true or false', 'text or null'."""
+    kind = describe_type(field.annotation)
+    bounds = " and ".join(filter(None, map(_bound, field.metadata)))
+    if not bounds:
+        return kind
+    nullable = kind.endswith(" or null")
+    return f"{kind.removesuffix(' or null')} {bounds}" + (" or null" if nullable else "")
+
+
+def describe_type(annotation: Any) -> str:
+    """A type annotation in words."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Literal:
+        return "one of: " + ", ".join(str(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        kinds = [describe_type(a) for a in args if a is not type(None)]
+        return " or ".join(kinds) + (" or null" if type(None) in args else "")
+    if origin is dict:
+        return f"a mapping of {describe_type(args[0])} to {describe_type(args[1])}"
+    if origin is list:
+        nested = _nested_model(args[0])
+        if nested is not None:
+            return "a list of {" + ", ".join(nested.model_fields) + "} entries"
+        return f"a list of {describe_type(args[0])}"
+    words = {bool: "true or false", int: "an integer", float: "a number", str: "text", Any: "any value"}
+    return words.get(annotation, getattr(annotation, "__name__", str(annotation)))
+
+
+def _bound(meta: Any) -> str:
+    if isinstance(meta, annotated_types.Ge):
+        return f">= {meta.ge:g}"
+    if isinstance(meta, annotated_types.Gt):
+        return f"> {meta.gt:g}"
+    if isinstance(meta, annotated_types.Le):
+        return f"<= {meta.le:g}"
+    if isinstance(meta, annotated_types.Lt):
+        return f"< {meta.lt:g}"
+    if isinstance(meta, annotated_types.MinLen):
+        return f"of at least {meta.min_length} character(s)"
+    return ""
 
 
 def _did_you_mean(name: str, choices) -> str:
