@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import io
 import pickle
+import shutil
 import struct
 import subprocess
 import sys
@@ -275,7 +276,7 @@ def test_single_tree_archive_is_split_by_the_seeded_fraction(server, tmp_path):
 
 
 def test_archive_with_no_class_folders(server, tmp_path):
-    data = tgz({"images/1.png": image_bytes(), "images/2.png": image_bytes()})
+    data = tgz({"1.png": image_bytes(), "2.png": image_bytes()})  # loose files: no class at all
     url = serve_archive(server, "/flat.tgz", data)
     with pytest.raises(VisionOpsError, match="no class folders") as err:
         materialize(params(tmp_path, source="url", url=url, sha256=sha256(data)), tmp_path / "raw", False)
@@ -322,6 +323,73 @@ def test_folder_source_that_does_not_exist(tmp_path):
     with pytest.raises(VisionOpsError, match="not an existing folder") as err:
         materialize(params(tmp_path, source="folder", path=str(tmp_path / "nope")), tmp_path / "raw")
     assert "data.path" in err.value.fix
+
+
+def photo_tree(root: Path, classes=("cat", "dog"), per_class=4) -> Path:
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            (root / name / f"{i}.png").write_bytes(image_bytes())
+    return root
+
+
+SECRET = b"root:x:0:0:root:/root:/bin/bash\n"
+
+
+def all_bytes_under(folder: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("kind", ["file", "class folder"])
+def test_folder_source_refuses_links_leading_out_of_the_tree(tmp_path, kind):
+    """Issue 18: a `passwd.png -> /etc/passwd`-style link must not copy a byte of its target."""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "passwd.png").write_bytes(SECRET)
+    source = photo_tree(tmp_path / "photos")
+    if kind == "file":
+        (source / "cat" / "passwd.png").symlink_to(outside / "passwd.png")
+    else:
+        (source / "secrets").symlink_to(outside, target_is_directory=True)
+    raw = tmp_path / "raw"
+    with pytest.raises(VisionOpsError, match="point outside it") as err:
+        materialize(params(tmp_path, source="folder", path=str(source)), raw)
+    assert str(outside) in str(err.value) and "data.follow_links" in err.value.fix
+    assert SECRET not in all_bytes_under(tmp_path / "raw") if raw.exists() else True
+    assert not raw.exists() or not any(raw.rglob("*.png"))
+
+
+def test_folder_source_follows_links_inside_the_tree_and_outside_only_when_asked(tmp_path):
+    source = photo_tree(tmp_path / "photos")
+    (source / "dog" / "alias.png").symlink_to(source / "cat" / "0.png")  # inside: fine
+    record = materialize(params(tmp_path, source="folder", path=str(source)), tmp_path / "raw")
+    assert sum(record["counts"]["train"].values()) + sum(record["counts"]["test"].values()) == 9
+
+    shared = photo_tree(tmp_path / "store", classes=("bird",))
+    (source / "bird").symlink_to(shared / "bird", target_is_directory=True)  # a symlink farm
+    cfg = params(tmp_path, source="folder", path=str(source), follow_links=True)
+    record = materialize(cfg, tmp_path / "raw2")
+    assert record["classes"] == ["bird", "cat", "dog"]
+
+
+def test_folder_source_pointed_at_the_project_itself_says_so(tmp_path):
+    project = photo_tree(tmp_path / "project")
+    (project / "dvc.yaml").write_text("stages: {}\n")
+    with pytest.raises(VisionOpsError, match="is a DVC project") as err:
+        materialize(params(tmp_path, source="folder", path=str(project)), tmp_path / "raw")
+    assert "sub-folders are your classes" in err.value.fix
+
+
+def test_a_one_class_tree_is_read_as_one_class_not_as_a_wrapper(tmp_path):
+    """Issue 18: `<class>/*` with one class said 'no class folders found'; it is one class
+    (validation then fails it for having fewer than two)."""
+    source = photo_tree(tmp_path / "photos", classes=("cat",), per_class=10)
+    record = materialize(params(tmp_path, source="folder", path=str(source)), tmp_path / "raw")
+    assert record["classes"] == ["cat"]
+    wrapped = tmp_path / "wrapped"
+    photo_tree(wrapped / "dataset")  # a real wrapper folder is still stepped through
+    record = materialize(params(tmp_path, source="folder", path=str(wrapped)), tmp_path / "raw2")
+    assert record["classes"] == ["cat", "dog"]
 
 
 @pytest.mark.skipif(not HYMENOPTERA.is_dir(), reason="shared dataset absent (../shared/datasets)")
@@ -426,8 +494,11 @@ def test_fashion_mnist_idx_files_land_in_class_folders(server, tmp_path):
 
 
 def run_download_stage(workdir: Path, data: dict) -> subprocess.CompletedProcess:
+    """The stage script in a project of its own (a stage writes into the project it lives in)."""
     (workdir / "params.yaml").write_text(yaml.safe_dump({"data": data}))
-    script = Path(__file__).resolve().parents[1] / "pipeline" / "download.py"
+    script = workdir / "pipeline" / "download.py"
+    script.parent.mkdir(exist_ok=True)
+    shutil.copy2(Path(__file__).resolve().parents[1] / "pipeline" / "download.py", script)
     return subprocess.run([sys.executable, str(script)], cwd=workdir, capture_output=True, text=True)
 
 

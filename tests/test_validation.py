@@ -189,6 +189,23 @@ def test_empty_class_fails_min_images_per_class(raw_digits, tmp_path):
     assert next(r for r in results if not r.success).examples == ["test/4"]
 
 
+def test_a_single_class_is_critical_and_names_the_class_count(raw_digits, tmp_path):
+    """Issue 18: train/<one class> + test/<one class> trained and registered (f1 1.0)."""
+    from visionops.io import write_json
+
+    for split in ("train", "test"):
+        for folder in (raw_digits / split).iterdir():
+            if folder.name != "7":
+                shutil.rmtree(folder)
+    write_json(raw_digits / "source.json", read_json(raw_digits / "source.json") | {"classes": ["7"]})
+    results, summary, _ = validate(raw_digits, tmp_path / "gx")
+    assert failed(results) == {"at least two classes": "critical"} and not summary["success"]
+    assert (
+        "- at least two classes [critical, expect_column_unique_value_count_to_be_between]: observed 1"
+        in (failure_message(results))
+    )
+
+
 def test_too_small_images_are_a_size_warning(raw_digits, tmp_path):
     results, summary, _ = validate(raw_digits, tmp_path / "gx", min_width=9)
     assert failed(results) == {"width in bounds": "warning"} and summary["success"]

@@ -4,10 +4,15 @@
 Accepted shapes (after any single wrapping folder, e.g. `hymenoptera_data/`):
 `train/<class>/*` + `test/<class>/*` (or `val/`, `valid/`, `validation/` as the test split),
 `train/<class>/*` alone (split by fraction), or `<class>/*` (split by fraction).
+
+Symbolic links that lead out of the tree are refused unless the user opts in: otherwise a
+link such as `cat/passwd.png -> /etc/passwd` would copy a file from elsewhere on the machine
+into data/raw and the DVC cache, ready for `dvc push`.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -23,12 +28,43 @@ LAYOUT_FIX = "arrange the images as train/<class>/*.jpg and test/<class>/*.jpg, 
 
 
 def dataset_root(folder: Path) -> Path:
-    """Step through wrapper folders that hold nothing but one sub-folder."""
+    """Step through wrapper folders that hold nothing but one sub-folder. A sub-folder that
+    holds images itself is a class (a one-class tree), not a wrapper."""
     while True:
         entries = [p for p in folder.iterdir() if not ignored(p.name)]
         if len(entries) != 1 or not entries[0].is_dir() or entries[0].name in ("train", *TEST_NAMES):
             return folder
+        if any(_is_image(p) for p in entries[0].iterdir()):
+            return folder
         folder = entries[0]
+
+
+def links_leaving(tree: Path) -> list[tuple[Path, Path]]:
+    """(link, target) for every symbolic link under `tree` whose target lies outside it."""
+    top = tree.resolve()
+    found = []
+    for folder, dirs, files in os.walk(tree, followlinks=False):
+        for name in dirs + files:
+            path = Path(folder) / name
+            if path.is_symlink():
+                target = path.resolve()
+                if not target.is_relative_to(top):
+                    found.append((path, target))
+    return found
+
+
+def refuse_links_leaving(tree: Path) -> None:
+    """Stop before copying anything when a link leads out of `tree` (see the module doc)."""
+    escaping = links_leaving(tree)
+    if escaping:
+        shown = ", ".join(f"{link.relative_to(tree)} -> {target}" for link, target in escaping[:5])
+        more = f" (and {len(escaping) - 5} more)" if len(escaping) > 5 else ""
+        raise VisionOpsError(
+            f"{len(escaping)} symbolic link(s) in {tree} point outside it: {shown}{more}; nothing was copied",
+            "replace the links with the image files themselves, or set data.follow_links: true "
+            "if you built the tree from links on purpose (their targets are then copied into "
+            "data/raw and the DVC cache)",
+        )
 
 
 def class_images(split_dir: Path, where: str) -> dict[str, list[tuple[Path, str]]]:
@@ -42,15 +78,20 @@ def class_images(split_dir: Path, where: str) -> dict[str, list[tuple[Path, str]
         files = [
             (p, "__".join(p.relative_to(folder).parts))
             for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not ignored(str(p.relative_to(folder)))
+            if _is_image(p) and not ignored(str(p.relative_to(folder)))
         ]
         if not files:
             raise VisionOpsError(
                 f"class folder {where}/{folder.name} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})",
-                f"add images to it or remove the folder {folder}",
+                f"every sub-folder of the dataset folder is read as a class: add images to {folder} "
+                "or remove it, or point at the folder that holds the class folders",
             )
         found[folder.name] = files
     return found
+
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
 
 
 def import_tree(

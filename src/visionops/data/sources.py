@@ -15,7 +15,7 @@ from visionops.config import DataParams
 from visionops.data import digits
 from visionops.data.archive import Limits, extract
 from visionops.data.fetch import Checksum, FetchSettings, default_cache_dir, fetch, file_digest
-from visionops.data.folders import import_tree
+from visionops.data.folders import import_tree, refuse_links_leaving
 from visionops.data.layout import write_split
 from visionops.data.split import stratified_split
 from visionops.errors import VisionOpsError
@@ -121,6 +121,14 @@ def _folder(cfg: DataParams, root: Path) -> dict[str, Any]:
             f"data.path {cfg.path!r} is not an existing folder",
             "set data.path to a folder of class folders (<class>/*.jpg, or train/ and test/ inside)",
         )
+    if (source / "dvc.yaml").is_file():
+        raise VisionOpsError(
+            f"data.path {cfg.path!r} is a DVC project (it holds dvc.yaml), not a folder of images",
+            "set data.path to the folder whose sub-folders are your classes (<class>/*.jpg), "
+            "or that holds train/ and test/ with the class folders inside",
+        )
+    if not cfg.follow_links:
+        refuse_links_leaving(source)
     classes = import_tree(source, root, cfg.test_fraction, cfg.seed, where=str(source))
     return _record(cfg, source.resolve().as_uri(), None, USER_LICENSE, classes, _split_note(cfg))
 

@@ -38,7 +38,8 @@ def failure_message(results: list[CheckResult], severity: str = "critical") -> s
     for r in results:
         if r.success or r.severity != severity:
             continue
-        lines.append(f"- {r.check} [{r.severity}, {r.expectation}]: {r.unexpected_count} row(s)")
+        found = f"{r.unexpected_count} row(s)" if r.observed is None else f"observed {r.observed}"
+        lines.append(f"- {r.check} [{r.severity}, {r.expectation}]: {found}")
         if r.examples:
             lines.append(f"    e.g. {', '.join(r.examples)}")
         if r.fix:

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from visionops.config import ValidateParams
+from visionops.io import publish_dir, staging_dir_for
 
 MANIFEST_SUITE = "manifest_suite"
 COUNTS_SUITE = "class_counts_suite"
@@ -30,6 +31,7 @@ class CheckResult:
     unexpected_count: int
     examples: list[str] = field(default_factory=list)
     fix: str = ""
+    observed: Any = None  # GX's observed value for table-level checks (e.g. the class count)
 
 
 def manifest_expectations(cfg: ValidateParams, classes: list[str]) -> list[Any]:
@@ -55,6 +57,17 @@ def manifest_expectations(cfg: ValidateParams, classes: list[str]) -> list[Any]:
                 "every file decodes",
                 "critical",
                 "delete or replace the listed files in data/raw (or re-run `dvc repro -f download`)",
+            ),
+        ),
+        gxe.ExpectColumnUniqueValueCountToBeBetween(
+            column="label",
+            min_value=2,
+            description="At least two classes: a classifier with one class learns nothing.",
+            meta=meta(
+                "at least two classes",
+                "critical",
+                "add a folder per class (data/raw/<split>/<class>/), or point data.path at the "
+                "folder that holds the class folders",
             ),
         ),
         gxe.ExpectColumnValuesToBeInSet(
@@ -281,12 +294,13 @@ def _check_result(result) -> CheckResult:
         unexpected_count=int(detail.get("unexpected_count") or 0),
         examples=sorted(dict.fromkeys(examples))[:EXAMPLES],
         fix=meta.get("fix", ""),
+        observed=detail.get("observed_value"),
     )
 
 
 def copy_data_docs(site: Path, destination: Path) -> Path:
-    """Copy the Data Docs static site into `destination`; return its index.html."""
-    if destination.exists():
-        shutil.rmtree(destination)
-    shutil.copytree(site, destination)
+    """Copy the Data Docs static site into `destination`, swapped in whole; return its index.html."""
+    staging = staging_dir_for(destination)
+    shutil.copytree(site, staging, dirs_exist_ok=True)
+    publish_dir(staging, destination)
     return destination / "index.html"
