@@ -23,7 +23,7 @@ def main(args) -> None:
     from visionops.config import dump, flatten, load_params
     from visionops.evaluation.metrics import classification_metrics, softmax
     from visionops.evaluation.plots import plot_confusion_matrix
-    from visionops.io import read_json, write_json
+    from visionops.io import read_json, write_csv, write_json
     from visionops.models.serialize import load_model
     from visionops.tracking.track import track
     from visionops.training.batches import DeviceDataset
@@ -32,6 +32,7 @@ def main(args) -> None:
 
     params = load_params(args.params, "evaluate", "tracking")
     cfg = params["evaluate"]
+    run = read_json(RUN)  # before any work: a missing or damaged run.json fails fast
     data = load_prepared(PREPARED)
     setup = resolve_device("auto", amp=False, channels_last=False)
     model, _ = load_model(MODEL, setup.device)
@@ -44,11 +45,10 @@ def main(args) -> None:
         k: result[k] for k in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "ece", "n_test")
     }
     write_json(REPORT, headline)
-    pd.DataFrame(result["per_class"]).to_csv(PER_CLASS, index=False)
+    write_csv(PER_CLASS, pd.DataFrame(result["per_class"]))
     names = pd.Series(data.classes)
-    pd.DataFrame({"actual": names[y_true].values, "predicted": names[probs.argmax(1)].values}).to_csv(
-        CONFUSION_CSV, index=False
-    )
+    predicted = pd.DataFrame({"actual": names[y_true].values, "predicted": names[probs.argmax(1)].values})
+    write_csv(CONFUSION_CSV, predicted)
     plot_confusion_matrix(result["confusion_matrix"], data.classes, CONFUSION_PNG)
 
     values = {
@@ -57,7 +57,7 @@ def main(args) -> None:
         "artifact_dirs": {"per_class": "evaluation", "confusion": "evaluation", "report": "evaluation"},
     }
     files = {"per_class": PER_CLASS, "confusion": CONFUSION_PNG, "report": REPORT}
-    track("evaluate", read_json(RUN), files, values, params["tracking"])
+    track("evaluate", run, files, values, params["tracking"])
     print(
         f"evaluate: accuracy {headline['accuracy']:.4f}, f1_macro {headline['f1_macro']:.4f}, "
         f"ECE {headline['ece']:.4f} on {headline['n_test']} test images"

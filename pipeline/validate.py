@@ -22,7 +22,7 @@ def main(args) -> None:
 
     from visionops.config import dump, load_params
     from visionops.errors import VisionOpsError
-    from visionops.io import read_json, write_json
+    from visionops.io import publish_dir, read_json, staging_dir_for, write_csv, write_json
     from visionops.validation.report import check_details, failure_message, summarize
     from visionops.validation.run import validate_dataset
     from visionops.validation.suite import copy_data_docs
@@ -35,13 +35,14 @@ def main(args) -> None:
         docs = copy_data_docs(outcome.data_docs, REPORTS / "data_docs")
     results, manifest = outcome.results, outcome.manifest
     summary = summarize(results, manifest) | {"quarantined": len(outcome.quarantine)}
-    VALIDATED.mkdir(parents=True, exist_ok=True)
-    manifest.to_csv(VALIDATED / "manifest.csv", index=False)
+    staging = staging_dir_for(VALIDATED)
+    write_csv(staging / "manifest.csv", manifest)
     write_json(
-        VALIDATED / "meta.json",
+        staging / "meta.json",
         {"classes": classes, "source": source, "params": source["params"] | dump(params)},
     )
-    outcome.quarantine.to_csv(REPORTS / "quarantine.csv", index=False)
+    publish_dir(staging, VALIDATED)
+    write_csv(REPORTS / "quarantine.csv", outcome.quarantine)
     write_json(
         REPORTS / "results.json", {"checks": check_details(results), "great_expectations": outcome.gx_results}
     )

@@ -1,8 +1,10 @@
-"""Small file helpers: atomic writes so an interrupted stage never leaves a half-written output."""
+"""Small file helpers: atomic writes so an interrupted stage never leaves a half-written output,
+and reads and writes that fail with the file named and a fix instead of a traceback."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -10,10 +12,42 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from visionops.errors import VisionOpsError
+
+REPRODUCE = "re-create it with `dvc repro` (or `dvc checkout` restores the version dvc.lock records)"
+NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+NO_WRITE = {errno.EACCES, errno.EPERM, errno.EROFS}
+
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically (temp file in the same folder, then rename)."""
     write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def write_csv(path: Path, frame) -> None:
+    """Write a DataFrame as CSV (no index) atomically."""
+    with atomic_path(path, suffix=".csv") as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def save_figure(fig, path: Path, dpi: int = 100) -> None:
+    """Save a matplotlib figure atomically (the format comes from `path`'s suffix)."""
+    path = Path(path)
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        fig.savefig(tmp, dpi=dpi)
+
+
+def write_torch(path: Path, obj: Any) -> None:
+    """torch.save atomically. Serialised in memory first: torch's own file writer reports a
+    full disk as an opaque zip-position error, Python's file write as ENOSPC."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getbuffer())
 
 
 def write_text(path: Path, text: str) -> None:
@@ -28,18 +62,48 @@ def atomic_path(final: Path, suffix: str = "") -> Iterator[Path]:
     block succeeds and removed when it fails, so readers see the old or the new file, never
     a half-written one. `suffix` keeps an extension tools look at (e.g. ".onnx")."""
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{final.name}.tmp{suffix}")
     try:
+        final.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         tmp.replace(final)
+    except OSError as exc:
+        problem = write_problem(exc, final)
+        if problem is None:
+            raise
+        raise problem from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def write_problem(exc: BaseException, path: Path | str) -> VisionOpsError | None:
+    """A full disk or an unwritable folder as a message naming the file, else None."""
+    code = getattr(exc, "errno", None)
+    if code in NO_SPACE:
+        return VisionOpsError(
+            f"no space left writing {path} ({exc})",
+            "free disk space (e.g. `dvc gc -w` drops cache entries the workspace does not use), "
+            "then re-run; outputs are written atomically, so the previous ones are intact",
+        )
+    if code in NO_WRITE:
+        return VisionOpsError(
+            f"cannot write {path}: {os.strerror(code)}",
+            f"make {Path(path).parent} writable (its owner, mode or mount), or work in a writable "
+            "clone; the previous outputs are intact",
+        )
+    return None
 
 
 def read_json(path: Path) -> Any:
-    """Read a JSON file."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """Read a JSON file a pipeline stage wrote; a missing or damaged file is named with a fix."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise VisionOpsError(f"{path} is missing", REPRODUCE) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise VisionOpsError(f"{path} is damaged or truncated (not valid JSON: {exc})", REPRODUCE) from None
 
 
 def publish_dir(staging: Path, final: Path) -> None:

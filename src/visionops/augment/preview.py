@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from visionops.io import save_figure
+
 
 def save_preview(rows: list[list[np.ndarray]], titles: list[str], path: Path) -> None:
     """Save a grid: one row per image, first column the resized original, then copies."""
@@ -28,6 +30,5 @@ def save_preview(rows: list[list[np.ndarray]], titles: list[str], path: Path) ->
         axes[r][0].text(-0.15, 0.5, titles[r], transform=axes[r][0].transAxes, ha="right", va="center")
     fig.suptitle("augment policy preview", fontsize=10)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from visionops.io import save_figure
+
 
 def _pyplot():
     import matplotlib
@@ -28,7 +30,7 @@ def plot_confusion_matrix(matrix: list[list[int]], classes: list[str], path: Pat
     )
     ax.set_title("confusion matrix (test)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -48,5 +50,5 @@ def plot_history(history: list[dict[str, Any]], path: Path) -> None:
         ax.legend()
     fig.suptitle("training curves")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path)
     plt.close(fig)

@@ -14,15 +14,14 @@ import torch
 from torch import nn
 
 from visionops.errors import VisionOpsError
-from visionops.io import atomic_path
+from visionops.io import write_torch
 from visionops.models.zoo import create_model
 
 
 def save_model(path: Path, model: nn.Module, spec: dict[str, Any], meta: dict[str, Any]) -> None:
     """Write spec + weights + metadata atomically; loadable by `load_model` on any device."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save({"format": "visionops-model/1", "spec": spec, "state_dict": state, "meta": meta}, tmp)
+    write_torch(path, {"format": "visionops-model/1", "spec": spec, "state_dict": state, "meta": meta})
 
 
 def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:

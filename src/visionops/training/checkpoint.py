@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from visionops.io import atomic_path
+from visionops.io import write_torch
 
 
 def fingerprint(*parts: Any) -> str:
@@ -25,8 +25,7 @@ def fingerprint(*parts: Any) -> str:
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write `state` atomically (temp file + rename): a kill mid-write keeps the previous one."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    write_torch(path, state)
 
 
 def load_checkpoint(path: Path | None, expected_fingerprint: str) -> dict[str, Any] | None:
@@ -42,6 +41,15 @@ def load_checkpoint(path: Path | None, expected_fingerprint: str) -> dict[str, A
         print(f"checkpoint {path} is from different params or data; starting from scratch")
         return None
     return state
+
+
+def checkpoint_extras(path: Path) -> dict[str, Any]:
+    """The caller extras of whatever checkpoint is at `path` ({} when none or unreadable), e.g.
+    the MLflow run of a training that is being abandoned."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True).get("extras") or {}
+    except Exception:
+        return {}
 
 
 def rng_state(generator: torch.Generator) -> dict[str, torch.Tensor]:

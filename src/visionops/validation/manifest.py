@@ -11,6 +11,7 @@ import pandas as pd
 
 from visionops.data.decode import open_image
 from visionops.data.layout import iter_images
+from visionops.errors import VisionOpsError
 from visionops.io import read_json, write_json
 
 COLUMNS = [
@@ -70,7 +71,7 @@ def _read_cache(cache: Path | None) -> dict[str, dict[str, Any]]:
         return {}
     try:
         stored = read_json(cache)
-    except ValueError:  # a torn or foreign file: rebuild rather than fail
+    except VisionOpsError:  # a torn or foreign file: rebuild rather than fail
         return {}
     return stored.get("rows", {}) if stored.get("version") == CACHE_VERSION else {}
 
