@@ -29,6 +29,7 @@ def main(args) -> None:
     from visionops.tracking.track import track
 
     params = load_params(args.params, "compress", "train", "tracking")
+    run = read_json(RUN)  # before any work: a missing or damaged run.json fails fast
     with tempfile.TemporaryDirectory(prefix="visionops-compress-") as workdir:
         report = compress_and_measure(
             MODEL, PREPARED, PRUNED, INT8, INT8_TENSORRT, params["compress"], params["train"], Path(workdir)
@@ -40,7 +41,7 @@ def main(args) -> None:
         "metrics": flat_metrics(report),
         "artifact_dirs": {"table": "compression", "report": "compression"},
     }
-    track("compress", read_json(RUN), {"table": TABLE, "report": REPORT}, values, params["tracking"])
+    track("compress", run, {"table": TABLE, "report": REPORT}, values, params["tracking"])
     print(f"compress:\n{TABLE.read_text()}")
 
 

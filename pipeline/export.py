@@ -30,6 +30,7 @@ def main(args) -> None:
 
     params = load_params(args.params, "export", "tracking")
     cfg = params["export"]
+    run = read_json(RUN)  # before any work: a missing or damaged run.json fails fast
     model, payload = load_model(MODEL)
     data = load_prepared(PREPARED)
     inputs = to_model_input(data.test["x"][: cfg.parity_images], data.meta)
@@ -46,7 +47,7 @@ def main(args) -> None:
         "tags": {"export.parity": str(par["passed"]).lower(), "export.tensorrt": trt["status"]},
         "artifact_dirs": {"report": "export"},
     }
-    track("export", read_json(RUN), {"report": REPORT}, values, params["tracking"])
+    track("export", run, {"report": REPORT}, values, params["tracking"])
     print(
         f"export: {ONNX} parity max|diff| {par['max_abs_diff']:.2e} (atol {par['atol']}), "
         f"top-1 agreement {par['top1_agreement']:.4f}; TensorRT: {trt['status']}"

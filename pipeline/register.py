@@ -27,7 +27,8 @@ def main(args) -> None:
 
     params = load_params(args.params, "register", "tracking")
     cfg = params["register"]
-    export, validation = read_json(EXPORT), read_json(VALIDATION / "summary.json")
+    run = read_json(RUN)  # every input before any work: a missing or damaged one fails fast
+    export, validation, metrics = read_json(EXPORT), read_json(VALIDATION / "summary.json"), read_json(EVAL)
     files = {
         "summary": VALIDATION / "summary.json",
         "data_docs": VALIDATION / "data_docs",
@@ -50,14 +51,15 @@ def main(args) -> None:
             **dict.fromkeys(PIPELINE_FILES, "pipeline"),
         },
         "register": dump({"register": cfg})["register"],
-        "eval": read_json(EVAL),
+        "eval": metrics,
         "validation_ok": bool(validation["success"]),
         "parity_ok": bool(export["parity"]["passed"]),
     }
-    record = track("register", read_json(RUN), files, values, params["tracking"])
+    record = track("register", run, files, values, params["tracking"])
     if record is None:  # MLflow unreachable, deferred: the gate runs when the journal is replayed
-        record = {"model_name": cfg.model_name, "deferred": True, "promoted": False}
-        write_json(REPORT, record)
+        ids = {"run_id": run.get("run_id"), "pending_id": run.get("pending_id")}
+        record = {"model_name": cfg.model_name, "deferred": True, "promoted": False, **ids}
+        write_json(REPORT, record)  # `visionops sync` replaces it with the decision
         print("register: deferred until `python -m visionops sync` (MLflow unreachable)")
         return
     write_json(REPORT, record)

@@ -5,7 +5,8 @@ machine loss), re-running with the same params resumes there and ends exactly as
 uninterrupted run would (on CPU). DDP: `torchrun --nproc_per_node N pipeline/train.py`,
 or train.nproc: N (the stage re-launches itself under torchrun).
 Opens this model's MLflow run (id in models/run.json) and logs params and per-epoch
-metrics. Writes models/model.pt, reports/train.json (metric), reports/train_history.csv
+metrics; a failed or interrupted training ends the run FAILED or KILLED, never RUNNING.
+Writes models/model.pt, reports/train.json (metric), reports/train_history.csv
 (plot) and reports/train_curves.png. Reads params: model, train, tracking.
 """
 
@@ -23,66 +24,103 @@ CURVES = Path("reports/train_curves.png")
 
 
 def main(args) -> None:
-    import os
-
-    import pandas as pd
     import torch
 
-    from visionops.augment.prepared import fingerprint, load_prepared, train_val_split
-    from visionops.config import dump, flatten, load_params
-    from visionops.evaluation.plots import plot_history
-    from visionops.io import write_json
-    from visionops.models.serialize import save_model
+    from visionops.augment.prepared import fingerprint, load_prepared
+    from visionops.config import dump, load_params
     from visionops.models.zoo import create_model
-    from visionops.tracking.live import LiveMetrics
-    from visionops.tracking.runs import git_tags, lineage_tags, project_root
-    from visionops.tracking.track import new_run, track
-    from visionops.training.batches import DeviceDataset
+    from visionops.tracking.lifecycle import ended_on_failure
     from visionops.training.checkpoint import fingerprint as job_fingerprint
-    from visionops.training.checkpoint import load_checkpoint
     from visionops.training.device import resolve_device
     from visionops.training.distributed import init_from_env, shutdown, torchrun_command
     from visionops.training.loop import fit
 
     params = load_params(args.params, "model", "train", "tracking")
-    cfg, model_cfg = params["train"], params["model"]
+    cfg = params["train"]
     dist = init_from_env()
     if cfg.nproc > 1 and not dist.enabled:
         _relaunch_under_torchrun(torchrun_command(cfg.nproc, __file__, "--params", str(args.params)))
         return
     data = load_prepared(PREPARED)
-    meta = data.meta
     setup = resolve_device(cfg.device, cfg.amp, cfg.channels_last)
-    train_rows, val_rows = train_val_split(data.train, cfg.val_fraction, cfg.seed)
-    x, y = data.train["x"], data.train["y"]
+    train_set, val_set = _datasets(data, cfg, setup)
+    spec = _model_spec(params["model"], data.meta)
+    torch.manual_seed(cfg.seed)
+    model = create_model(spec)
+    print(f"train: {spec['arch']} on {setup.name}, {len(train_set)} train / {len(val_set)} val images")
+    data_id = fingerprint(PREPARED)
+    job = job_fingerprint(dump(params), spec, data_id)
+    resume = {"checkpoint": CHECKPOINT, "job": job, "dist": dist}
+    if not dist.main:  # other DDP ranks only train; rank 0 writes files and talks to MLflow
+        fit(model, train_set, val_set, cfg, setup, progress=False, **resume)
+        shutdown()
+        return
+    record = _open_run(job, params["tracking"])
+    with ended_on_failure(record):  # a NaN stop, a full disk, Ctrl-C: the run is not left RUNNING
+        history = fit(
+            model, train_set, val_set, cfg, setup, _epoch_logger(record), extras={"run": record}, **resume
+        )
+        summary = _write_outputs(model, spec, data, history, record, setup)
+        shutdown()
+        _track(params, data.meta, data_id, summary, record, setup)
+    run = record["run_id"] or f"pending {record['pending_id']}"
+    best = summary.get("best_val_accuracy")
+    result = (
+        f"best val accuracy {best:.4f}" if best is not None else "no validation split (train.val_fraction: 0)"
+    )
+    print(f"train: {result} in {summary['seconds']:.1f}s; MLflow run {run}")
+
+
+def _datasets(data, cfg, setup):
+    """The training part and the held-out validation part of train, on the device when they fit."""
+    from visionops.augment.prepared import train_val_split
+    from visionops.training.batches import DeviceDataset
+
+    rows = train_val_split(data.train, cfg.val_fraction, cfg.seed)
+    x, y, meta = data.train["x"], data.train["y"], data.meta
     budget = cfg.device_memory_budget_mb
-    train_set = DeviceDataset(x[train_rows], y[train_rows], meta["mean"], meta["std"], setup.device, budget)
-    val_set = DeviceDataset(x[val_rows], y[val_rows], meta["mean"], meta["std"], setup.device, budget)
-    spec = {
+    return tuple(DeviceDataset(x[r], y[r], meta["mean"], meta["std"], setup.device, budget) for r in rows)
+
+
+def _model_spec(model_cfg, meta) -> dict:
+    """The JSON-able recipe `create_model` builds the network from (also saved with it)."""
+    return {
         "arch": model_cfg.arch,
         "in_channels": meta["channels"],
-        "num_classes": len(data.classes),
+        "num_classes": len(meta["classes"]),
         "image_size": meta["image_size"],
         "width": model_cfg.width,
         "dropout": model_cfg.dropout,
         "pretrained": model_cfg.pretrained,
     }
-    torch.manual_seed(cfg.seed)
-    model = create_model(spec)
-    print(f"train: {model_cfg.arch} on {setup.name}, {len(train_set)} train / {len(val_set)} val images")
 
-    data_id = fingerprint(PREPARED)
-    job = job_fingerprint(dump(params), spec, data_id)
-    if not dist.main:  # other DDP ranks only train; rank 0 writes files and talks to MLflow
-        fit(model, train_set, val_set, cfg, setup, progress=False, checkpoint=CHECKPOINT, job=job, dist=dist)
-        shutdown()
-        return
+
+def _open_run(job: str, tracking) -> dict:
+    """Resume the interrupted run of this exact job, else start a new one; the run of a
+    checkpoint from other params or data is ended KILLED rather than left RUNNING."""
+    import os
+
+    from visionops.tracking.lifecycle import end_run, reopen_run
+    from visionops.tracking.track import new_run
+    from visionops.training.checkpoint import checkpoint_extras, load_checkpoint
+
     resumed = load_checkpoint(CHECKPOINT, job)
     if resumed is not None:
         record = resumed["extras"]["run"]
         print(f"train: resuming MLflow run {record['run_id']} from epoch {resumed['epoch']}")
-    else:
-        record = new_run(params["tracking"], run_name=os.environ.get("DVC_EXP_NAME"))
+        reopen_run(record)
+        return record
+    abandoned = checkpoint_extras(CHECKPOINT).get("run")
+    record = new_run(tracking, run_name=os.environ.get("DVC_EXP_NAME"))
+    if abandoned and abandoned.get("run_id") != record.get("run_id"):
+        end_run(abandoned, "KILLED", "abandoned: training restarted with different params or data")
+    return record
+
+
+def _epoch_logger(record: dict):
+    """Per-epoch callback: live MLflow metrics (best effort) and a one-line progress print."""
+    from visionops.tracking.live import LiveMetrics
+
     live = LiveMetrics(record.get("run_id"))
 
     def on_epoch(row) -> None:
@@ -92,24 +130,30 @@ def main(args) -> None:
         }
         print(f"  epoch {row['epoch']}: {shown}")
 
-    resume = {"checkpoint": CHECKPOINT, "job": job, "extras": {"run": record}, "dist": dist}
-    history = fit(model, train_set, val_set, cfg, setup, on_epoch, **resume)
-    model_meta = {
-        "classes": data.classes,
-        "image_size": meta["image_size"],
-        "channels": meta["channels"],
-        "mean": meta["mean"],
-        "std": meta["std"],
+    return on_epoch
+
+
+def _write_outputs(model, spec, data, history, record, setup) -> dict:
+    """models/model.pt, the history CSV and plot, reports/train.json and models/run.json."""
+    import pandas as pd
+
+    from visionops.evaluation.plots import plot_history
+    from visionops.io import write_csv, write_json
+    from visionops.models.serialize import save_model
+
+    meta = data.meta
+    model_meta = {k: meta[k] for k in ("classes", "image_size", "channels", "mean", "std")}
+    model_meta |= {
         "input": "float32 NCHW, (pixel/255 - mean) / std",
         "run_id": record["run_id"] or record["pending_id"],
     }
     save_model(MODEL, model.cpu(), spec, model_meta)
-    pd.DataFrame(history).to_csv(HISTORY, index=False)
+    write_csv(HISTORY, pd.DataFrame(history))
     plot_history(history, CURVES)
-    best_val = max((r.get("val_accuracy", 0.0) for r in history), default=0.0)
+    val = [r["val_accuracy"] for r in history if "val_accuracy" in r]
     summary = {
         "epochs": len(history),
-        "best_val_accuracy": best_val,
+        **({"best_val_accuracy": max(val)} if val else {}),  # none without a validation split
         "final_train_loss": history[-1]["train_loss"],
         "images_per_s": sum(r["images_per_s"] for r in history) / len(history),
         "seconds": sum(r["seconds"] for r in history),
@@ -119,7 +163,17 @@ def main(args) -> None:
     write_json(REPORT, summary)
     write_json(RUN, record)
     CHECKPOINT.unlink(missing_ok=True)  # done: a forced re-run trains from scratch
-    shutdown()
+    return summary
+
+
+def _track(params, meta, data_id, summary, record, setup) -> None:
+    """Params, lineage tags, summary metrics, curves, data and model to the run."""
+    import torch
+
+    from visionops.config import dump, flatten
+    from visionops.tracking.runs import git_tags, lineage_tags, project_root
+    from visionops.tracking.track import track
+
     tags = {
         "device": setup.name,
         "torch": torch.__version__,
@@ -127,18 +181,19 @@ def main(args) -> None:
         "dataset.fingerprint": data_id,
         "dataset.source": meta["source"],
     }
+    metrics = {"train_seconds": summary["seconds"]}
+    if "best_val_accuracy" in summary:
+        metrics["best_val_accuracy"] = summary["best_val_accuracy"]
     values = {
         "params": flatten(meta["params"] | dump(params)),
         "tags": tags | git_tags(project_root()) | lineage_tags(dump(params)),
-        "metrics": {"best_val_accuracy": best_val, "train_seconds": summary["seconds"]},
-        "val_fraction": cfg.val_fraction,
-        "seed": cfg.seed,
+        "metrics": metrics,
+        "val_fraction": params["train"].val_fraction,
+        "seed": params["train"].seed,
         "data_id": data_id,
     }
     files = {"history": HISTORY, "curves": CURVES, "model": MODEL, "prepared": PREPARED}
     track("train", record, files, values, params["tracking"])
-    run = record["run_id"] or f"pending {record['pending_id']}"
-    print(f"train: best val accuracy {best_val:.4f} in {summary['seconds']:.1f}s; MLflow run {run}")
 
 
 def _relaunch_under_torchrun(command: list[str]) -> None:

@@ -90,10 +90,17 @@ def test_changed_param_is_recorded_as_tag_not_an_error(store):
 
 def test_reopening_a_run_missing_from_the_store_says_how_to_fix(store):
     from visionops.errors import VisionOpsError
+    from visionops.tracking.runs import tracking_uri
 
-    missing = {"run_id": "0" * 32, "tracking_uri": "sqlite:///elsewhere.db"}
-    with pytest.raises(VisionOpsError, match=r"(?s)not in the tracking store.*dvc repro -f train"):
-        log_stage("evaluate", missing, {}, {"artifact_dirs": {}}, store)
+    moved = {"run_id": "0" * 32, "tracking_uri": "sqlite:///elsewhere.db"}
+    with pytest.raises(VisionOpsError, match="not in the tracking store") as err:
+        log_stage("evaluate", moved, {}, {"artifact_dirs": {}}, store)
+    assert err.value.fix.startswith("the run was logged to sqlite:///elsewhere.db: set MLFLOW_TRACKING_URI")
+    # Issue 18: the same store that lost the run must not be suggested as the fix.
+    gone = {"run_id": "0" * 32, "tracking_uri": tracking_uri(store)}
+    with pytest.raises(VisionOpsError, match="not in the tracking store") as err:
+        log_stage("evaluate", gone, {}, {"artifact_dirs": {}}, store)
+    assert "MLFLOW_TRACKING_URI" not in err.value.fix and "dvc repro -f train" in err.value.fix
 
 
 def test_project_root_follows_dvc_root_for_temp_and_queued_experiments(tmp_path, monkeypatch):

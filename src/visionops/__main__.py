@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+REGISTRY_REPORT = Path("reports/registry.json")
+
 
 def registry_summary(path: Path) -> str:
     """Markdown lines saying which version was registered and whether champion moved, and why."""
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="visionops", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     summary = commands.add_parser("registry-summary", help="print reports/registry.json as Markdown")
-    summary.add_argument("path", type=Path, nargs="?", default=Path("reports/registry.json"))
+    summary.add_argument("path", type=Path, nargs="?", default=REGISTRY_REPORT)
     commands.add_parser(
         "sync",
         help="replay what stages could not log while MLflow was unreachable (.visionops/tracking/pending)",
@@ -52,14 +54,23 @@ def main(argv: list[str] | None = None) -> int:
 def _sync() -> int:
     """Replay the journal into the tracking store; print what was registered."""
     from visionops.config import load_params
-    from visionops.tracking.availability import apply_http_settings, is_unavailable
+    from visionops.errors import VisionOpsError
+    from visionops.tracking.availability import apply_http_settings, is_unavailable, store_problem
+    from visionops.tracking.runs import project_root, tracking_uri
     from visionops.tracking.track import sync
 
-    if Path("params.yaml").is_file():  # the project's retry settings, not MLflow's minutes-long default
-        apply_http_settings(load_params(Path("params.yaml"), "tracking")["tracking"])
     try:
+        if Path("params.yaml").is_file():  # the project's retry settings, not MLflow's minutes
+            apply_http_settings(load_params(Path("params.yaml"), "tracking")["tracking"])
         replayed = sync()
+    except VisionOpsError as exc:
+        print(f"sync: error: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:
+        problem = store_problem(exc, tracking_uri(project_root()))
+        if problem is not None:
+            print(f"sync: error: {problem}", file=sys.stderr)
+            return 1
         if not is_unavailable(exc):
             raise
         reason = str(exc).splitlines()[0][:200]
@@ -69,8 +80,23 @@ def _sync() -> int:
         if stage == "register" and result:
             aliases = ", ".join(result["aliases"])
             print(f"sync: registered {result['model_name']} v{result['version']} -> {aliases}")
+            _replace_deferred_report(REGISTRY_REPORT, result)
     print(f"sync: {len(replayed)} deferred stage log(s) replayed")
     return 0
+
+
+def _replace_deferred_report(report: Path, result: dict) -> None:
+    """The register stage wrote `deferred` for this run: put the replayed decision there."""
+    from visionops.io import read_json, write_json
+    from visionops.tracking.journal import resolved_run_id
+    from visionops.tracking.runs import project_root
+
+    if not report.is_file():
+        return
+    current = read_json(report)
+    if current.get("deferred") and resolved_run_id(project_root(), current) == result["run_id"]:
+        write_json(report, result)
+        print(f"sync: updated {report} with the decision (record it with `dvc commit register`)")
 
 
 if __name__ == "__main__":

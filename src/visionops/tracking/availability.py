@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 from visionops.config import TrackingParams
+from visionops.errors import VisionOpsError
 
 OUTAGE_MARKERS = (
     "failed with exception",  # connection refused/reset, DNS, ... after MLflow's own retries
@@ -22,13 +23,11 @@ def is_unavailable(exc: BaseException) -> bool:
     """True for connection errors, timeouts, gateway errors and a locked SQLite store."""
     import requests
 
-    seen: BaseException | None = exc
-    while seen is not None:
+    for seen in _chain(exc):
         if isinstance(seen, requests.ConnectionError | requests.Timeout | ConnectionError | TimeoutError):
             return True
         if any(marker in str(seen) for marker in OUTAGE_MARKERS):
             return True
-        seen = seen.__cause__ or seen.__context__
     return False
 
 
@@ -38,3 +37,35 @@ def apply_http_settings(cfg: TrackingParams) -> None:
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(cfg.retries)
     os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(cfg.backoff_factor)
     os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(int(cfg.timeout_s))
+
+
+def store_problem(exc: BaseException, uri: str) -> VisionOpsError | None:
+    """A tracking store that cannot work as it is (damaged, full, read-only), as a message
+    naming it with the fix; None for anything else."""
+    text = " ".join(str(e) for e in _chain(exc))
+    path = uri.removeprefix("sqlite:///")
+    if "file is not a database" in text or "database disk image is malformed" in text:
+        return VisionOpsError(
+            f"the MLflow store {path} is not a readable SQLite database (damaged or overwritten)",
+            f"move it aside (`mv {path} {path}.broken`) and re-run to start a new store, restore it "
+            "from a backup, or set MLFLOW_TRACKING_URI to your tracking server",
+        )
+    if "database or disk is full" in text or "disk I/O error" in text:
+        return VisionOpsError(
+            f"the MLflow store {path} could not be written (no space left, or a disk error)",
+            "free disk space (or check the disk), then re-run the stage; its DVC outputs are "
+            "already written",
+        )
+    if "readonly database" in text or "unable to open database file" in text:
+        return VisionOpsError(
+            f"the MLflow store {path} cannot be opened for writing",
+            f"make {path} and its folder writable, or set MLFLOW_TRACKING_URI to a store you can write",
+        )
+    return None
+
+
+def _chain(exc: BaseException):
+    seen: BaseException | None = exc
+    while seen is not None:
+        yield seen
+        seen = seen.__cause__ or seen.__context__

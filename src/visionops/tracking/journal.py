@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from visionops.errors import VisionOpsError
 from visionops.io import read_json, write_json
 
 
@@ -61,7 +62,14 @@ def entries(project_root: Path) -> list[Entry]:
     for folder in sorted(pending.iterdir()) if pending.is_dir() else []:
         if folder.name.startswith(".") or not (folder / "entry.json").is_file():
             continue
-        data = read_json(folder / "entry.json")
+        try:
+            data = read_json(folder / "entry.json")
+        except VisionOpsError as exc:
+            raise VisionOpsError(
+                f"deferred tracking log {folder} is unreadable: {exc.cause}",
+                f"move {folder} out of {pending} (that stage's log is then not replayed to MLflow; "
+                "its DVC outputs are unaffected), then re-run",
+            ) from None
         files = {key: folder / "files" / name for key, name in data["files"].items()}
         found.append(Entry(folder, data["stage"], data["record"], files, data["values"]))
     return found

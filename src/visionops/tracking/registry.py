@@ -186,6 +186,7 @@ def version_of_run(name: str, run_id: str) -> dict[str, Any] | None:
     aliases = sorted(version.aliases, key=lambda a: a != CANDIDATE)
     return {
         "model_name": name,
+        "run_id": run_id,
         "version": int(version.version),
         "model_uri": version.source,
         "aliases": aliases,

@@ -31,9 +31,16 @@ def tracking_uri(project_root: Path) -> str:
 
 
 def configure(project_root: Path) -> str:
-    """Point MLflow (tracking and registry) at the project's store; return the URI."""
+    """Point MLflow (tracking and registry) at the project's store; return the URI.
+
+    MLflow's SQL store logs every database error with a traceback before raising it; the
+    stage reports the error itself (as a message with a fix, or re-raised in full), so that
+    duplicate is silenced."""
+    import logging
+
     import mlflow
 
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     uri = tracking_uri(project_root)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)

@@ -126,6 +126,7 @@ def log_register(run_id: str, files: dict[str, Path], values: dict[str, Any]) ->
     aliases = [registry.CANDIDATE] + ([registry.CHAMPION] if decision.promote else [])
     return {
         "model_name": cfg["model_name"],
+        "run_id": run_id,
         "version": int(version.version),
         "model_uri": logged.model_uri,
         "aliases": aliases,

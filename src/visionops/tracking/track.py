@@ -16,7 +16,7 @@ from typing import Any
 from visionops.config import TrackingParams
 from visionops.errors import VisionOpsError
 from visionops.tracking import journal
-from visionops.tracking.availability import apply_http_settings, is_unavailable
+from visionops.tracking.availability import apply_http_settings, is_unavailable, store_problem
 from visionops.tracking.runs import configure, experiment_id, project_root, tracking_uri
 
 
@@ -32,7 +32,7 @@ def new_run(cfg: TrackingParams, run_name: str | None, root: Path | None = None)
         run = mlflow.MlflowClient().create_run(experiment_id(cfg.experiment, root), run_name=run_name)
     except Exception as exc:
         if not is_unavailable(exc):
-            raise
+            raise_store_problem(exc, uri)
         print(f"warning: MLflow at {uri} is unreachable; training goes on and its log is kept for replay")
         return record | {"run_id": None, "pending_id": uuid.uuid4().hex}
     return record | {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id}
@@ -56,7 +56,7 @@ def track(
         return log_stage(stage, record, files, values, root)
     except Exception as exc:
         if not is_unavailable(exc):
-            raise
+            raise_store_problem(exc, uri)
         entry = journal.defer(root, stage, record, files, values)
         reason = str(exc).splitlines()[0][:300]
         if cfg.on_unavailable == "defer":
@@ -71,6 +71,14 @@ def track(
             "start the tracking server, run `python -m visionops sync`, then `dvc commit` "
             "(or set tracking.on_unavailable: defer to carry on through outages)",
         ) from None
+
+
+def raise_store_problem(exc: Exception, uri: str) -> None:
+    """Re-raise `exc`, as a message with the fix when the store itself is the problem."""
+    problem = store_problem(exc, uri)
+    if problem is not None:
+        raise problem from None
+    raise exc
 
 
 def log_stage(stage: str, record: dict[str, Any], files: dict[str, Path], values: dict[str, Any], root: Path):
@@ -97,13 +105,18 @@ def _check_run_exists(run_id: str, record: dict[str, Any], root: Path) -> None:
     try:
         mlflow.MlflowClient().get_run(run_id)
     except Exception as exc:
-        if is_unavailable(exc):
+        if is_unavailable(exc) or store_problem(exc, tracking_uri(root)):
             raise
+        now, then = tracking_uri(root), record.get("tracking_uri")
+        if then and then != now:
+            fix = f"the run was logged to {then}: set MLFLOW_TRACKING_URI={then} (or re-train)"
+        else:
+            fix = (
+                "this store no longer has the run (it was replaced, or the run deleted): re-train "
+                "with `dvc repro -f train` to start a new run, or restore the store from a backup"
+            )
         raise VisionOpsError(
-            f"MLflow run {run_id} (from models/run.json) is not in the tracking store "
-            f"{tracking_uri(root)} ({type(exc).__name__})",
-            f"set MLFLOW_TRACKING_URI={record.get('tracking_uri')} if the store moved, "
-            "or re-train with `dvc repro -f train`",
+            f"MLflow run {run_id} (from models/run.json) is not in the tracking store {now}", fix
         ) from None
 
 
