@@ -13,8 +13,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 # Plumbing that never changes what a stage writes: package init (env hygiene), the error
-# type, the CLI wrapper and the SIGTERM handler.
-PLUMBING = {"visionops/__init__.py", "visionops/errors.py", "visionops/stage.py", "visionops/interrupts.py"}
+# type, the CLI wrapper, the SIGTERM handler and the params-changed-under-us guard.
+PLUMBING = {
+    "visionops/__init__.py",
+    "visionops/errors.py",
+    "visionops/stage.py",
+    "visionops/interrupts.py",
+    "visionops/invocation.py",
+}
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 
 
