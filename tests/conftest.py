@@ -67,3 +67,13 @@ def trained(digits_arrays):
         "input": "float32 NCHW",
     }
     return model.eval(), spec, meta
+
+
+@pytest.fixture(scope="session")
+def pipeline_template(tmp_path_factory):
+    """(repo, result) of the session's one `dvc repro` (small params) on a project copy.
+    e2e modules clone it (`e2e.clone_repo`); nothing may change the template itself."""
+    from e2e import copy_project, run
+
+    repo = copy_project(tmp_path_factory.mktemp("template") / "repo")
+    return repo, run(["dvc", "repro"], repo)

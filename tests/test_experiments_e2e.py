@@ -11,16 +11,15 @@ from pathlib import Path
 import mlflow_server
 import pytest
 import requests
-from test_pipeline_e2e import copy_project, run
+from e2e import clone_repo, run
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def three_runs(tmp_path_factory) -> Path:
-    """A fresh project copy with one `dvc repro` and two experiments run concurrently."""
-    project = copy_project(tmp_path_factory.mktemp("experiments") / "repo")
-    run(["dvc", "repro"], project)
+def three_runs(pipeline_template, tmp_path_factory) -> Path:
+    """A clone of the session's `dvc repro`, plus two experiments run concurrently."""
+    project = clone_repo(pipeline_template[0], tmp_path_factory.mktemp("experiments") / "repo")
     for lr in ("0.003", "0.03"):
         run(["dvc", "exp", "run", "--queue", "-S", f"train.lr={lr}"], project)
     run(["dvc", "queue", "start", "-j", "2"], project)

@@ -1,96 +1,32 @@
 """End to end: the real `dvc repro` in a temporary copy of the repository (own git + DVC state).
 
 Small params keep it to about a minute on 2 CPU cores. The developer's workspace is untouched.
+The tests work in a clone of the session's one pipeline run (conftest `pipeline_template`).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-SMALL = {
-    "augment": {"copies": 1},
-    "train": {"epochs": 2},
-    "compress": {"finetune_epochs": 1, "latency_repeats": 3, "calibration_images": 128},
-    "export": {"latency_repeats": 3, "parity_images": 64},
-}
+from e2e import SMALL, clone_repo, edit_params, mlflow_rows, pipeline_env, run
 
 pytestmark = pytest.mark.e2e
 
 
-def run(cmd: list[str], cwd: Path, check: bool = True, **extra_env: str) -> subprocess.CompletedProcess:
-    env = pipeline_env(extra_env)
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def pipeline_env(extra: dict[str, str]) -> dict[str, str]:
-    """The test's environment minus any MLflow store of the developer's, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env.update(
-        DVC_NO_ANALYTICS="1",
-        GIT_AUTHOR_NAME="t",
-        GIT_AUTHOR_EMAIL="t@t",
-        GIT_COMMITTER_NAME="t",
-        GIT_COMMITTER_EMAIL="t@t",
-    )
-    return env | extra
-
-
-def edit_params(repo: Path, changes: dict) -> None:
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    for section, values in changes.items():
-        params.setdefault(section, {}).update(values)
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-def _pipeline_output(name: str) -> bool:
-    """Results of the developer's own runs (dvc.lock, reports, models, data) are not copied."""
-    top = name.split("/", 1)[0]
-    return name == "dvc.lock" or (top in {"data", "models", "reports"} and not name.endswith(".gitignore"))
+@pytest.fixture(scope="module")
+def repo(pipeline_template, tmp_path_factory) -> Path:
+    return clone_repo(pipeline_template[0], tmp_path_factory.mktemp("e2e") / "repo")
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    return copy_project(tmp_path_factory.mktemp("e2e") / "repo")
-
-
-def copy_project(dest: Path) -> Path:
-    """A fresh copy of the project's files (as a clean clone would see them), committed."""
-    files = run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], ROOT).stdout
-    for name in filter(None, files.split("\0")):
-        if _pipeline_output(name):
-            continue
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-    edit_params(dest, SMALL)
-    run(["git", "init", "-q"], dest)
-    run(["git", "add", "-A"], dest)
-    run(["git", "commit", "-qm", "init"], dest)
-    return dest
-
-
-@pytest.fixture(scope="module")
-def first_repro(repo: Path) -> subprocess.CompletedProcess:
-    return run(["dvc", "repro"], repo)
-
-
-def mlflow_rows(repo: Path, sql: str) -> list:
-    with sqlite3.connect(repo / "mlflow.db") as db:
-        return db.execute(sql).fetchall()
+def first_repro(pipeline_template) -> subprocess.CompletedProcess:
+    """The session's `dvc repro` that `repo` is a clone of."""
+    return pipeline_template[1]
 
 
 def test_repro_runs_every_stage_and_writes_outputs(repo, first_repro):
@@ -240,9 +176,12 @@ def test_sigterm_during_training_then_rerun_resumes_to_the_same_model(repo, firs
     assert proc.returncode == 130, stderr
     assert "re-run to resume" in stderr
     interrupted_run = torch.load(checkpoint, weights_only=True)["extras"]["run"]["run_id"]
+    status = f"select status from runs where run_uuid = '{interrupted_run}'"
+    assert mlflow_rows(repo, status) == [("KILLED",)]  # not left RUNNING while nobody trains
 
     resumed = run(train, repo)
     assert "resuming" in resumed.stdout
+    assert mlflow_rows(repo, status) == [("FINISHED",)]
     state = torch.load(repo / "models/model.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(reference[k], state[k]) for k in reference)
     assert yaml.safe_load((repo / "models/run.json").read_text())["run_id"] == interrupted_run
@@ -372,5 +311,10 @@ def test_mlflow_server_killed_mid_run_then_sync_loses_nothing(repo, first_repro,
         ).json()["model_version"]
         assert alias["version"] == "1" and alias["run_id"] == run_id
         assert not list((repo / ".visionops/tracking/pending").iterdir())
+        # Issue 18: the report no longer says "deferred, run sync" once sync has run
+        report = json.loads((repo / "reports/registry.json").read_text())
+        assert report["version"] == 1 and "deferred" not in report and report["promoted"]
+        summary = run([sys.executable, "-m", "visionops", "registry-summary"], repo).stdout
+        assert "sync" not in summary and "version **1**" in summary
     finally:
         mlflow_server.stop(server)

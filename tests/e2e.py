@@ -1,0 +1,101 @@
+"""Helpers for the end-to-end tests: a copy of the project with its own git, DVC and MLflow
+state, commands run in it, and clones of an already-reproduced copy.
+
+One `dvc repro` per test session (conftest's `pipeline_template`) is the template; each e2e
+module clones it (`clone_repo`, ~1 s) instead of paying for its own pipeline run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = {
+    "augment": {"copies": 1},
+    "train": {"epochs": 2},
+    "compress": {"finetune_epochs": 1, "latency_repeats": 3, "calibration_images": 128},
+    "export": {"latency_repeats": 3, "parity_images": 64},
+}
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, **extra_env: str) -> subprocess.CompletedProcess:
+    env = pipeline_env(extra_env)
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def pipeline_env(extra: dict[str, str]) -> dict[str, str]:
+    """The test's environment minus any MLflow store of the developer's, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env.update(
+        DVC_NO_ANALYTICS="1",
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@t",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@t",
+    )
+    return env | extra
+
+
+def edit_params(repo: Path, changes: dict) -> None:
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for section, values in changes.items():
+        params.setdefault(section, {}).update(values)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def _pipeline_output(name: str) -> bool:
+    """Results of the developer's own runs (dvc.lock, reports, models, data) are not copied."""
+    top = name.split("/", 1)[0]
+    return name == "dvc.lock" or (top in {"data", "models", "reports"} and not name.endswith(".gitignore"))
+
+
+def copy_project(dest: Path) -> Path:
+    """A fresh copy of the project's files (as a clean clone would see them), committed."""
+    files = run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], ROOT).stdout
+    for name in filter(None, files.split("\0")):
+        if _pipeline_output(name):
+            continue
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    edit_params(dest, SMALL)
+    run(["git", "init", "-q"], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-qm", "init"], dest)
+    return dest
+
+
+def clone_repo(template: Path, dest: Path) -> Path:
+    """A copy of an already-reproduced project: workspace, git, DVC cache and MLflow store.
+    The store keeps absolute artifact locations, which are moved to the clone."""
+    shutil.copytree(template, dest, symlinks=True)
+    with sqlite3.connect(dest / "mlflow.db") as db:
+        for (table,) in db.execute("select name from sqlite_master where type = 'table'").fetchall():
+            columns = [
+                row[1]
+                for row in db.execute(f'pragma table_info("{table}")')
+                if "CHAR" in row[2] or row[2] == "TEXT"
+            ]
+            for column in columns:
+                db.execute(
+                    f'update "{table}" set "{column}" = replace("{column}", ?, ?) where "{column}" like ?',
+                    (str(template), str(dest), f"%{template}%"),
+                )
+    return dest
+
+
+def mlflow_rows(repo: Path, sql: str) -> list:
+    with sqlite3.connect(repo / "mlflow.db") as db:
+        return db.execute(sql).fetchall()
