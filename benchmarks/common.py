@@ -1,12 +1,10 @@
 """Benchmark data: a CIFAR-10 JPEG subset (from the shared archive) or the embedded digits,
-written as class folders, and packed into uint8 arrays the way the augment stage does."""
+written as class folders, and prepared the way the augment stage does."""
 
 from __future__ import annotations
 
 import tarfile
 from pathlib import Path
-
-import numpy as np
 
 
 def write_images(root: Path, cifar: Path | None, per_class: int) -> dict:
@@ -46,18 +44,25 @@ def write_images(root: Path, cifar: Path | None, per_class: int) -> dict:
     }
 
 
-def pack_folders(root: Path, size: int, channels: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Decode every image once, resized to size x size: {split: (uint8 NHWC, labels)}."""
-    from visionops.augment.pack import pack
-    from visionops.augment.policy import build_eval_transform
-    from visionops.data.layout import iter_images
+def prepare_folders(images: Path, out: Path, size: int, channels: int):
+    """Decode every image once, resized to size x size, into a prepared dataset written by the
+    augment stage's own code (memory-mapped .npy files); returns it opened."""
+    import json
 
-    resize = build_eval_transform(size)
-    files = list(iter_images(root))
+    import pandas as pd
+
+    from visionops.augment.pack import PackSpec
+    from visionops.augment.prepare import write_prepared
+    from visionops.data.layout import iter_images
+    from visionops.data.prepared import open_prepared
+
+    files = list(iter_images(images))
     classes = sorted({label for _, label, _ in files})
-    arrays = {}
-    for split in ("train", "test"):
-        rows = [(path, classes.index(label)) for s, label, path in files if s == split]
-        images, _ = pack([p for p, _ in rows], channels, resize, 0, resize, progress=False)
-        arrays[split] = (images, np.array([y for _, y in rows]))
-    return arrays
+    rows = [
+        (split, path.relative_to(images).as_posix(), classes.index(label)) for split, label, path in files
+    ]
+    table = pd.DataFrame(rows, columns=["split", "path", "label"])
+    written = write_prepared(out, table, images, PackSpec(size, channels), chunk_mb=32, progress=False)
+    meta = {"classes": classes, "image_size": size, "channels": channels, "input": "float32 NCHW"}
+    (out / "meta.json").write_text(json.dumps(meta | written))
+    return open_prepared(out)

@@ -12,7 +12,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from common import pack_folders, write_images
+from common import prepare_folders, write_images
 
 import visionops  # noqa: F401  (process hygiene)
 
@@ -38,16 +38,15 @@ TARGETS = [  # (description, variant, check)
 def main() -> None:
     import torch
 
-    from visionops.augment.pack import channel_stats
-    from visionops.augment.prepared import Prepared, save_prepared
     from visionops.compression.benchmark import compress_and_measure
     from visionops.compression.report import markdown_table
     from visionops.config import CompressParams, TrainParams
+    from visionops.data.loader import ImageBatches
+    from visionops.device import resolve_device
+    from visionops.inference import predict_logits
     from visionops.models.serialize import save_model
     from visionops.models.zoo import create_model
-    from visionops.training.batches import DeviceDataset
-    from visionops.training.device import resolve_device
-    from visionops.training.loop import fit, predict_logits
+    from visionops.training.loop import fit
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -66,26 +65,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="visionops-compress-bench-") as tmp:
         root = Path(tmp)
         info = write_images(root / "images", args.cifar, args.per_class)
-        arrays = pack_folders(root / "images", info["size"], info["channels"])
-        (train_x, train_y), (test_x, test_y) = arrays["train"], arrays["test"]
-        mean, std = channel_stats(train_x)
-        classes = [str(i) for i in range(10)]
-        meta = {
-            "classes": classes,
-            "image_size": info["size"],
-            "channels": info["channels"],
-            "mean": mean,
-            "std": std,
-            "input": "float32 NCHW",
-        }
-        n = len(train_y)
-        train = {
-            "x": train_x,
-            "y": train_y,
-            "source": torch.arange(n).numpy(),
-            "copy": torch.zeros(n).long().numpy(),
-        }
-        save_prepared(root / "prepared", Prepared(train, {"x": test_x, "y": test_y}, meta))
+        prepared = prepare_folders(root / "images", root / "prepared", info["size"], info["channels"])
+        meta, mean, std = prepared.meta, prepared.meta["mean"], prepared.meta["std"]
+        n = len(prepared.train)
 
         spec = {
             "arch": "resnet9",
@@ -101,13 +83,13 @@ def main() -> None:
         cfg = TrainParams(
             epochs=args.epochs, lr=4e-3, crop_padding=info["padding"], hflip=info["hflip"], val_fraction=0.0
         )
-        data = DeviceDataset(train_x, train_y, mean, std, setup.device)
+        data = ImageBatches(prepared.train.x, prepared.train.y, mean, std, setup.device)
         fit(model, data, None, cfg, setup)
-        test = DeviceDataset(test_x, test_y, mean, std, setup.device)
+        test = ImageBatches(prepared.test.x, prepared.test.y, mean, std, setup.device)
         accuracy = (predict_logits(model, test, 256, setup).argmax(1) == test.labels).float().mean().item()
         save_model(root / "model.pt", model.cpu(), spec, meta)
         print(
-            f"data: {info['name']}, {n} train / {len(test_y)} test; resnet9 width {args.width}, "
+            f"data: {info['name']}, {n} train / {len(prepared.test)} test; resnet9 width {args.width}, "
             f"{args.epochs} epochs: test accuracy {accuracy:.3f}"
         )
 

@@ -2,8 +2,9 @@
 
 textbook:  torchvision ImageFolder over image files, per-sample PIL transforms
            (RandomCrop with padding, [flip], ToTensor, Normalize), DataLoader(2 workers).
-visionops: images decoded once into uint8 arrays (what the augment stage does), kept on
-           the device, batched translate/flip + normalisation as tensor ops (training.loop.fit).
+visionops: images decoded once into memory-mapped uint8 arrays (the augment stage's code),
+           batches gathered from them (on a GPU: kept on the device when they fit), batched
+           translate/flip + normalisation as tensor ops (training.loop.fit).
 
 Each variant runs in its own subprocess so peak memory (max RSS) is its own. Prints the
 ratio; nothing is asserted. Usage:
@@ -22,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import pack_folders, write_images
+from common import prepare_folders, write_images
 
 import visionops  # noqa: F401  (process hygiene)
 
@@ -95,23 +96,24 @@ def textbook(root: str, info: dict, epochs: int) -> dict:
 
 
 def ours(root: str, info: dict, epochs: int) -> dict:
-    """visionops: decode once (timed separately), then fit() on device-resident uint8 data."""
+    """visionops: decode once (timed separately), then fit() on the prepared uint8 data."""
     import torch
 
-    from visionops.augment.pack import channel_stats
     from visionops.config import TrainParams
+    from visionops.data.loader import ImageBatches, choose_resident
+    from visionops.device import resolve_device
+    from visionops.inference import predict_logits
     from visionops.models.zoo import create_model
-    from visionops.training.batches import DeviceDataset
-    from visionops.training.device import resolve_device
-    from visionops.training.loop import fit, predict_logits
+    from visionops.training.loop import fit
 
     decode_start = time.perf_counter()
-    arrays = pack_folders(Path(root), info["size"], info["channels"])
+    data = prepare_folders(Path(root), Path(root) / "prepared", info["size"], info["channels"])
     decode = time.perf_counter() - decode_start
-    mean, std = channel_stats(arrays["train"][0])
+    mean, std = data.meta["mean"], data.meta["std"]
     setup = resolve_device("auto")
-    train = DeviceDataset(*arrays["train"], mean, std, setup.device)
-    test = DeviceDataset(*arrays["test"], mean, std, setup.device)
+    resident = choose_resident(data.train.x.nbytes, setup.device, 2048)  # what the train stage picks
+    train = ImageBatches(data.train.x, data.train.y, mean, std, setup.device, resident=resident)
+    test = ImageBatches(data.test.x, data.test.y, mean, std, setup.device)
     torch.manual_seed(0)
     model = create_model(spec_for(info))
     cfg = TrainParams(

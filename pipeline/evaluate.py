@@ -19,26 +19,28 @@ CONFUSION_PNG = Path("reports/confusion_matrix.png")
 def main(args) -> None:
     import pandas as pd
 
-    from visionops.augment.prepared import load_prepared
     from visionops.config import dump, flatten, load_params
+    from visionops.data.loader import ImageBatches
+    from visionops.data.prepared import open_prepared
+    from visionops.device import resolve_device
     from visionops.evaluation.metrics import classification_metrics, softmax
     from visionops.evaluation.plots import plot_confusion_matrix
+    from visionops.inference import predict_logits
     from visionops.io import read_json, write_csv, write_json
     from visionops.models.serialize import load_model
     from visionops.tracking.track import track
-    from visionops.training.batches import DeviceDataset
-    from visionops.training.device import resolve_device
-    from visionops.training.loop import predict_logits
 
     params = load_params(args.params, "evaluate", "tracking")
     cfg = params["evaluate"]
     run = read_json(RUN)  # before any work: a missing or damaged run.json fails fast
-    data = load_prepared(PREPARED)
+    data = open_prepared(PREPARED)
     setup = resolve_device("auto", amp=False, channels_last=False)
     model, _ = load_model(MODEL, setup.device)
-    test = DeviceDataset(data.test["x"], data.test["y"], data.meta["mean"], data.meta["std"], setup.device)
+    test = ImageBatches(
+        data.test.x, data.test.y, data.meta["mean"], data.meta["std"], setup.device
+    )  # one pass: streamed
     probs = softmax(predict_logits(model, test, cfg.batch_size, setup).cpu().numpy())
-    y_true = data.test["y"]
+    y_true = data.test.y
     result = classification_metrics(y_true, probs, data.classes, cfg.calibration_bins)
 
     headline = {

@@ -20,8 +20,8 @@ REPORT = Path("reports/export.json")
 
 def main(args) -> None:
 
-    from visionops.augment.prepared import load_prepared, to_model_input
     from visionops.config import dump, flatten, load_params
+    from visionops.data.prepared import open_prepared, to_model_input
     from visionops.errors import VisionOpsError
     from visionops.export.checks import export_and_check
     from visionops.io import read_json, write_json
@@ -32,8 +32,8 @@ def main(args) -> None:
     cfg = params["export"]
     run = read_json(RUN)  # before any work: a missing or damaged run.json fails fast
     model, payload = load_model(MODEL)
-    data = load_prepared(PREPARED)
-    inputs = to_model_input(data.test["x"][: cfg.parity_images], data.meta)
+    data = open_prepared(PREPARED)
+    inputs = to_model_input(data.test.x[: cfg.parity_images], data.meta)
     report = export_and_check(model, payload["meta"], inputs, ONNX, ONNX_FP16, ENGINE, cfg)
     write_json(REPORT, report)
     par, trt = report["parity"], report["tensorrt"]

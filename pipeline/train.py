@@ -26,12 +26,12 @@ CURVES = Path("reports/train_curves.png")
 def main(args) -> None:
     import torch
 
-    from visionops.augment.prepared import fingerprint, load_prepared
     from visionops.config import dump, load_params
+    from visionops.data.prepared import fingerprint, open_prepared
+    from visionops.device import resolve_device
     from visionops.models.zoo import create_model
     from visionops.tracking.lifecycle import ended_on_failure
     from visionops.training.checkpoint import fingerprint as job_fingerprint
-    from visionops.training.device import resolve_device
     from visionops.training.distributed import init_from_env, shutdown, torchrun_command
     from visionops.training.loop import fit
 
@@ -41,13 +41,14 @@ def main(args) -> None:
     if cfg.nproc > 1 and not dist.enabled:
         _relaunch_under_torchrun(torchrun_command(cfg.nproc, __file__, "--params", str(args.params)))
         return
-    data = load_prepared(PREPARED)
+    data = open_prepared(PREPARED)
     setup = resolve_device(cfg.device, cfg.amp, cfg.channels_last)
     train_set, val_set = _datasets(data, cfg, setup)
     spec = _model_spec(params["model"], data.meta)
     torch.manual_seed(cfg.seed)
     model = create_model(spec)
     print(f"train: {spec['arch']} on {setup.name}, {len(train_set)} train / {len(val_set)} val images")
+    print(f"train: data: {train_set.describe()}")
     data_id = fingerprint(PREPARED)
     job = job_fingerprint(dump(params), spec, data_id)
     resume = {"checkpoint": CHECKPOINT, "job": job, "dist": dist}
@@ -60,7 +61,7 @@ def main(args) -> None:
         history = fit(
             model, train_set, val_set, cfg, setup, _epoch_logger(record), extras={"run": record}, **resume
         )
-        summary = _write_outputs(model, spec, data, history, record, setup)
+        summary = _write_outputs(model, spec, data, history, record, setup, train_set.describe())
         shutdown()
         _track(params, data.meta, data_id, summary, record, setup)
     run = record["run_id"] or f"pending {record['pending_id']}"
@@ -72,14 +73,17 @@ def main(args) -> None:
 
 
 def _datasets(data, cfg, setup):
-    """The training part and the held-out validation part of train, on the device when they fit."""
-    from visionops.augment.prepared import train_val_split
-    from visionops.training.batches import DeviceDataset
+    """The training part and the held-out validation part of train: on the GPU when the split
+    fits train.device_memory_budget_mb, else streamed batch by batch from the prepared files."""
+    from visionops.data.loader import ImageBatches, choose_resident
+    from visionops.data.prepared import train_val_split
 
-    rows = train_val_split(data.train, cfg.val_fraction, cfg.seed)
-    x, y, meta = data.train["x"], data.train["y"], data.meta
-    budget = cfg.device_memory_budget_mb
-    return tuple(DeviceDataset(x[r], y[r], meta["mean"], meta["std"], setup.device, budget) for r in rows)
+    train, meta = data.train, data.meta
+    resident = choose_resident(train.x.nbytes, setup.device, cfg.device_memory_budget_mb)
+    return tuple(
+        ImageBatches(train.x, train.y, meta["mean"], meta["std"], setup.device, rows, resident)
+        for rows in train_val_split(train, cfg.val_fraction, cfg.seed)
+    )
 
 
 def _model_spec(model_cfg, meta) -> dict:
@@ -133,7 +137,7 @@ def _epoch_logger(record: dict):
     return on_epoch
 
 
-def _write_outputs(model, spec, data, history, record, setup) -> dict:
+def _write_outputs(model, spec, data, history, record, setup, data_path: str) -> dict:
     """models/model.pt, the history CSV and plot, reports/train.json and models/run.json."""
     import pandas as pd
 
@@ -159,6 +163,7 @@ def _write_outputs(model, spec, data, history, record, setup) -> dict:
         "seconds": sum(r["seconds"] for r in history),
         "parameters": sum(p.numel() for p in model.parameters()),
         "device": setup.name,
+        "data_path": data_path,
     }
     write_json(REPORT, summary)
     write_json(RUN, record)
@@ -180,6 +185,7 @@ def _track(params, meta, data_id, summary, record, setup) -> None:
         "cuda": str(torch.version.cuda),
         "dataset.fingerprint": data_id,
         "dataset.source": meta["source"],
+        "data.path": summary["data_path"],
     }
     metrics = {"train_seconds": summary["seconds"]}
     if "best_val_accuracy" in summary:

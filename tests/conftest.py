@@ -45,18 +45,18 @@ def trained(digits_arrays):
     """(model, spec, meta) of a simple_cnn trained 4 epochs on digits; about 2 s on CPU."""
     import torch
 
-    from visionops.augment.pack import channel_stats
+    from visionops.augment.pack import pixel_sums
+    from visionops.data.loader import ImageBatches
+    from visionops.device import resolve_device
     from visionops.models.zoo import create_model
-    from visionops.training.batches import DeviceDataset
-    from visionops.training.device import resolve_device
     from visionops.training.loop import fit
 
-    mean, std = channel_stats(digits_arrays["train_x"])
+    mean, std = pixel_sums(digits_arrays["train_x"]).mean_std()
     spec = {"arch": "simple_cnn", "in_channels": 1, "num_classes": 10, "width": 16, "dropout": 0.0}
     torch.manual_seed(0)
     model = create_model(spec)
     setup = resolve_device("cpu")
-    data = DeviceDataset(digits_arrays["train_x"], digits_arrays["train_y"], mean, std, setup.device)
+    data = ImageBatches(digits_arrays["train_x"], digits_arrays["train_y"], mean, std, setup.device)
     fit(model, data, None, TrainParams(epochs=4, lr=0.01, crop_padding=0), setup, progress=False)
     meta = {
         "classes": [str(i) for i in range(10)],

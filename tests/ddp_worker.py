@@ -7,15 +7,16 @@ import sys
 import numpy as np
 import torch
 
-from visionops.augment.pack import channel_stats
+from visionops.augment.pack import pixel_sums
 from visionops.config import TrainParams
 from visionops.data.digits import load_digits_images
+from visionops.data.loader import ImageBatches
 from visionops.data.split import stratified_split
+from visionops.device import resolve_device
+from visionops.inference import predict_logits
 from visionops.models.zoo import create_model
-from visionops.training.batches import DeviceDataset
-from visionops.training.device import resolve_device
 from visionops.training.distributed import init_from_env, shutdown
-from visionops.training.loop import fit, predict_logits
+from visionops.training.loop import fit
 
 
 def main(out: str) -> None:
@@ -23,10 +24,10 @@ def main(out: str) -> None:
     images, labels, _ = load_digits_images()
     train_idx, test_idx = stratified_split(labels, 0.2, 0)
     x = images[..., None]
-    mean, std = channel_stats(x[train_idx])
+    mean, std = pixel_sums(x[train_idx]).mean_std()
     setup = resolve_device("cpu", amp=False)
-    train = DeviceDataset(x[train_idx], labels[train_idx], mean, std, setup.device)
-    test = DeviceDataset(x[test_idx], labels[test_idx], mean, std, setup.device)
+    train = ImageBatches(x[train_idx], labels[train_idx], mean, std, setup.device)
+    test = ImageBatches(x[test_idx], labels[test_idx], mean, std, setup.device)
     torch.manual_seed(0)
     model = create_model(
         {"arch": "simple_cnn", "in_channels": 1, "num_classes": 10, "width": 16, "dropout": 0.0}

@@ -7,10 +7,10 @@ import onnx
 import pytest
 import torch
 
-from visionops.augment.prepared import to_model_input
 from visionops.compression.prune import count_macs_params, prune_channels
 from visionops.compression.quantize import quantize_int8
 from visionops.config import ExportParams
+from visionops.data.prepared import to_model_input
 from visionops.export import tensorrt as trt
 from visionops.export.checks import export_and_check, tensorrt_record
 from visionops.export.onnx_export import export_onnx, read_metadata

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from visionops.data.decode import load_image
+from visionops.data.decode import load_image, load_resized
 from visionops.errors import VisionOpsError
 
 
@@ -49,3 +49,21 @@ def test_decompression_bomb_header_names_the_file(tmp_path):
     with pytest.raises(VisionOpsError, match=r"bomb\.png: over the .* pixel limit") as err:
         load_image(path, 1)
     assert "remove the file" in err.value.fix
+
+
+def test_load_resized_matches_a_full_decode_and_applies_exif(tmp_path):
+    """JPEG draft decoding (a reduced DCT scale) stays within a few grey levels of decoding in
+    full and resizing, even on sharp-edged blocks; EXIF orientation comes before the resize."""
+    rng = np.random.default_rng(0)
+    base = np.kron(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8), np.ones((20, 20, 1), np.uint8))
+    path = tmp_path / "photo.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees when displayed
+    Image.fromarray(base).save(path, quality=95, exif=exif)
+    small = load_resized(path, 3, 64)
+    assert small.shape == (64, 64, 3) and small.dtype == np.uint8
+    full = Image.fromarray(load_image(path, 3)).resize((64, 64), Image.Resampling.BILINEAR)
+    assert np.abs(small.astype(int) - np.asarray(full, dtype=int)).mean() < 6
+    assert load_resized(path, 1, 16).shape == (16, 16, 1)
+    with open(path, "rb") as fh:  # a file object (uploaded bytes) decodes the same
+        assert np.array_equal(load_resized(fh, 3, 64), small)

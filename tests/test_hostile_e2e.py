@@ -90,6 +90,20 @@ def test_a_stage_refusing_its_params_under_dvc_keeps_every_previous_output(repo)
     assert "Data and pipelines are up to date" in status, status
 
 
+def test_a_failed_augment_keeps_the_previous_prepared_data(repo):
+    """Issue 12: the previous data/prepared stays whole until the new one is complete."""
+    before = {p.name: p.read_bytes() for p in (repo / "data/prepared").iterdir()}
+    victim = sorted((repo / "data/raw/train/5").glob("*.png"))[-1]  # validated, then damaged
+    kept = victim.read_bytes()
+    victim.write_bytes(kept[:40])
+    try:
+        assert_clean_error(stage(repo, "augment"), "augment", f"train/5/{victim.name} cannot be decoded")
+    finally:
+        victim.write_bytes(kept)
+    assert {p.name: p.read_bytes() for p in (repo / "data/prepared").iterdir()} == before
+    assert not list((repo / "data").glob(".prepared*"))  # no staging folder left behind
+
+
 # --- 4. no MLflow run left RUNNING -----------------------------------------------------------
 
 

@@ -6,11 +6,11 @@ import copy
 import pytest
 import torch
 
-from visionops.augment.prepared import to_model_input
 from visionops.compression.prune import prune_iteratively
 from visionops.config import TrainParams
-from visionops.training.batches import DeviceDataset
-from visionops.training.device import resolve_device
+from visionops.data.loader import ImageBatches
+from visionops.data.prepared import to_model_input
+from visionops.device import resolve_device
 from visionops.training.distill import Distillation
 from visionops.training.loop import fit
 
@@ -62,7 +62,7 @@ def test_fine_tune_with_distillation_recovers_a_pruned_model(trained, digits_arr
     student = copy.deepcopy(model)
     prune_iteratively(student, torch.from_numpy(x[:2]), 0.6)
     setup = resolve_device("cpu")
-    data = DeviceDataset(
+    data = ImageBatches(
         digits_arrays["train_x"], digits_arrays["train_y"], meta["mean"], meta["std"], setup.device
     )
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from visionops.augment.prepared import to_model_input
 from visionops.config import TrackingParams
+from visionops.data.prepared import to_model_input
 from visionops.export.onnx_export import export_onnx
 from visionops.tracking import registry
 from visionops.tracking.runs import configure, log_params

@@ -8,14 +8,15 @@ import torch
 from torch import nn
 
 from visionops.config import TrainParams
+from visionops.data.loader import ImageBatches
+from visionops.device import resolve_device
 from visionops.errors import VisionOpsError
-from visionops.training.batches import DeviceDataset, augment_batch
-from visionops.training.device import resolve_device
+from visionops.training.batch_augment import augment_batch
 from visionops.training.loop import evaluate, fit
 
 
 def test_auto_device_falls_back_to_cpu_with_bf16_only_where_native():
-    from visionops.training.device import cpu_has_bf16
+    from visionops.device import cpu_has_bf16
 
     setup = resolve_device("auto")
     if not torch.cuda.is_available():
@@ -46,8 +47,8 @@ def test_translate_moves_pixels_within_padding_and_flip_mirrors():
 def _datasets(arrays):
     mean, std = [0.3], [0.3]
     device = torch.device("cpu")
-    train = DeviceDataset(arrays["train_x"], arrays["train_y"], mean, std, device)
-    test = DeviceDataset(arrays["test_x"], arrays["test_y"], mean, std, device)
+    train = ImageBatches(arrays["train_x"], arrays["train_y"], mean, std, device)
+    test = ImageBatches(arrays["test_x"], arrays["test_y"], mean, std, device)
     return train, test
 
 
@@ -235,14 +236,6 @@ def test_deterministic_mode_is_switched_on_and_off(digits_arrays):
     assert torch.are_deterministic_algorithms_enabled()
     _fit_digits(digits_arrays, epochs=1)
     assert not torch.are_deterministic_algorithms_enabled()
-
-
-def test_device_memory_budget_decision():
-    from visionops.training.batches import fits_on_device
-
-    gpu = torch.device("cuda")
-    assert fits_on_device(10 * 2**20, gpu, 20) and not fits_on_device(30 * 2**20, gpu, 20)
-    assert fits_on_device(30 * 2**20, gpu, 0) and fits_on_device(30 * 2**20, torch.device("cpu"), 20)
 
 
 @pytest.mark.e2e

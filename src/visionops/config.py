@@ -90,6 +90,8 @@ class AugmentParams(Section):
     seed: int = 42
     policy: list[AugmentStep] = Field(default_factory=list)
     preview_images: int = Field(8, ge=1, le=32)
+    chunk_mb: float = Field(32.0, gt=0.0)  # images are packed and written this many MB at a time
+    workers: int = Field(0, ge=0, le=256)  # decode/resize/augment threads; 0 = one per CPU core
 
 
 class ModelParams(Section):

@@ -8,3 +8,6 @@ class VisionOpsError(Exception):
         self.cause = cause
         self.fix = fix
         super().__init__(cause if fix is None else f"{cause}\n  fix: {fix}")
+
+    def __reduce__(self):  # keeps cause and fix apart across a process pool
+        return type(self), (self.cause, self.fix)

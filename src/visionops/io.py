@@ -95,6 +95,19 @@ def write_problem(exc: BaseException, path: Path | str) -> VisionOpsError | None
     return None
 
 
+def read_csv(path: Path):
+    """Read a CSV file a pipeline stage wrote; a missing or damaged file is named with a fix."""
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise VisionOpsError(f"{path} is missing", REPRODUCE) from None
+    except (ValueError, UnicodeDecodeError) as exc:  # pandas' ParserError is a ValueError
+        raise VisionOpsError(f"{path} is damaged or truncated ({exc})", REPRODUCE) from None
+
+
 def read_json(path: Path) -> Any:
     """Read a JSON file a pipeline stage wrote; a missing or damaged file is named with a fix."""
     path = Path(path)

@@ -13,29 +13,27 @@ from visionops.config import AugmentStep
 from visionops.errors import VisionOpsError
 
 
-def build_train_transform(steps: list[AugmentStep], image_size: int, seed: int):
-    """Resize to `image_size`, then the configured transforms, seeded for reproducibility."""
+def build_policy(steps: list[AugmentStep], seed: int):
+    """The configured transforms, seeded for reproducibility. They apply to the image already
+    resized by `data.decode.load_resized` (as every image is for training and deployment)."""
     import albumentations as A
 
-    ops = [
-        A.Resize(height=image_size, width=image_size),
-        *(_make(A, i, s) for i, s in enumerate(steps)),
-    ]
-    return A.Compose(ops, seed=seed)
+    return A.Compose([_make(A, i, s) for i, s in enumerate(steps)], seed=seed)
 
 
-def build_eval_transform(image_size: int):
-    """Resize only: what the test split (and deployment) sees."""
+def serialize(transform, seed: int, image_size: int) -> dict[str, Any]:
+    """The policy as albumentations' own dict form, plus the seed it does not store and the
+    resize that comes before it."""
     import albumentations as A
 
-    return A.Compose([A.Resize(height=image_size, width=image_size)])
+    from visionops.data.decode import RESIZE_METHOD
 
-
-def serialize(transform, seed: int) -> dict[str, Any]:
-    """The policy as albumentations' own dict form, plus the seed it does not store."""
-    import albumentations as A
-
-    return {"albumentations": A.__version__, "seed": seed, "transform": A.to_dict(transform)}
+    return {
+        "albumentations": A.__version__,
+        "seed": seed,
+        "resize": {"size": image_size, "method": RESIZE_METHOD},
+        "transform": A.to_dict(transform),
+    }
 
 
 def _make(A, index: int, step: AugmentStep):

@@ -6,7 +6,21 @@ from pathlib import Path
 
 import numpy as np
 
+from visionops.data.prepared import Split
 from visionops.io import save_figure
+
+
+def preview_rows(train: Split, classes: list[str], count: int) -> tuple[list[list[np.ndarray]], list[str]]:
+    """One row per class (up to `count`): the first original of the class, then its copies,
+    read from the memory-mapped split (a few images, never the whole split)."""
+    rows, titles = [], []
+    for label in range(len(classes)):
+        first = np.flatnonzero((train.y == label) & (train.copy == 0))[:1]
+        if len(first) and len(rows) < count:
+            same = np.flatnonzero(train.source == train.source[first[0]])
+            rows.append(list(np.asarray(train.x[same[0] : same[-1] + 1])))
+            titles.append(classes[label])
+    return rows, titles
 
 
 def save_preview(rows: list[list[np.ndarray]], titles: list[str], path: Path) -> None:

@@ -17,15 +17,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from visionops.augment.prepared import load_prepared, to_model_input, train_val_split
 from visionops.compression.prune import count_macs_params, prune_iteratively
 from visionops.compression.quantize import quantize_int8
 from visionops.config import CompressParams, TrainParams
+from visionops.data.loader import ImageBatches, choose_resident
+from visionops.data.prepared import Split, open_prepared, read_rows, to_model_input, train_val_split
+from visionops.device import resolve_device
 from visionops.export.onnx_export import export_onnx
 from visionops.export.runtime import cpu_session, median_latency_ms, run_session
 from visionops.models.serialize import load_model, save_model
-from visionops.training.batches import DeviceDataset
-from visionops.training.device import resolve_device
 from visionops.training.loop import fit
 
 Predict = Callable[[np.ndarray], np.ndarray]
@@ -42,17 +42,19 @@ def compress_and_measure(
     workdir: Path,
 ) -> dict[str, Any]:
     """Prune + fine-tune, quantize (CPU and TensorRT forms), and measure every variant."""
-    data = load_prepared(prepared_dir)
+    data = open_prepared(prepared_dir)
     meta = data.meta
     baseline, payload = load_model(model_path)
-    test_x, test_y = to_model_input(data.test["x"], meta), data.test["y"]
-    example = torch.from_numpy(test_x[:2])
+    example = torch.from_numpy(to_model_input(data.test.x[:2], meta))
+
+    def accuracy(predict: Predict) -> float:
+        return _accuracy(predict, data.test, meta)
 
     pruned = copy.deepcopy(baseline)
     before: list[float] = []
 
     def finetune(model: torch.nn.Module) -> None:
-        before.append(_accuracy(_eager(model), test_x, test_y))
+        before.append(accuracy(_eager(model)))
         _finetune(model, data, meta, cfg, train_cfg, teacher=baseline if cfg.distill else None)
 
     steps = prune_iteratively(
@@ -65,10 +67,10 @@ def compress_and_measure(
         round_to=cfg.round_to,
         after_step=finetune,
     )
-    pruned_acc_before = before[0] if before else _accuracy(_eager(pruned), test_x, test_y)
+    pruned_acc_before = before[0] if before else accuracy(_eager(pruned))
     save_model(pruned_path, pruned, payload["spec"], payload["meta"] | {"pruning_steps": steps})
 
-    calibration = to_model_input(data.train["x"][data.train["copy"] == 0][: cfg.calibration_images], meta)
+    calibration = to_model_input(data.train.x[data.train.originals[: cfg.calibration_images]], meta)
     fp32_onnx, int8_onnx, pruned_onnx = (
         workdir / "fp32.onnx",
         workdir / "int8.onnx",
@@ -92,11 +94,11 @@ def compress_and_measure(
         ("pruned_eager", _eager(pruned), pruned_path, pruned_cost),
         ("pruned_int8_onnxruntime", _ort(int8_path, threads), int8_path, pruned_cost),
     ]
-    batch = test_x[: cfg.latency_batch_size]
+    batch = to_model_input(data.test.x[: cfg.latency_batch_size], meta)
     variants = [
         {
             "variant": name,
-            "accuracy": _accuracy(predict, test_x, test_y),
+            "accuracy": accuracy(predict),
             "parameters": cost[1],
             "macs": cost[0],
             "file_bytes": Path(path).stat().st_size,
@@ -115,7 +117,7 @@ def compress_and_measure(
         "target_met": None if cfg.target_macs_ratio is None else _target_met(steps, cfg.target_macs_ratio),
         "distilled": cfg.distill,
         "pruned_accuracy_before_finetune": pruned_acc_before,
-        "pruned_int8_tensorrt_form_accuracy": _accuracy(_ort(int8_trt_path, threads), test_x, test_y),
+        "pruned_int8_tensorrt_form_accuracy": accuracy(_ort(int8_trt_path, threads)),
         "summary": _headline(variants, len(batch)),
         "variants": variants,
     }
@@ -138,8 +140,9 @@ def _finetune(model, data, meta, cfg: CompressParams, train_cfg: TrainParams, te
         return
     setup = resolve_device(train_cfg.device, train_cfg.amp, train_cfg.channels_last)
     rows, _ = train_val_split(data.train, train_cfg.val_fraction, train_cfg.seed)
-    train_set = DeviceDataset(
-        data.train["x"][rows], data.train["y"][rows], meta["mean"], meta["std"], setup.device
+    resident = choose_resident(data.train.x.nbytes, setup.device, train_cfg.device_memory_budget_mb)
+    train_set = ImageBatches(
+        data.train.x, data.train.y, meta["mean"], meta["std"], setup.device, rows, resident
     )
     tune = train_cfg.model_copy(update={"epochs": cfg.finetune_epochs, "lr": cfg.finetune_lr})
     distill = None
@@ -164,9 +167,14 @@ def _ort(path: Path, threads: int) -> Predict:
     return lambda x: run_session(session, x)
 
 
-def _accuracy(predict: Predict, x: np.ndarray, y: np.ndarray, batch: int = 256) -> float:
-    logits = np.concatenate([predict(x[i : i + batch]) for i in range(0, len(x), batch)])
-    return float((logits.argmax(1) == y).mean())
+def _accuracy(predict: Predict, split: Split, meta: dict[str, Any], batch: int = 256) -> float:
+    """Top-1 accuracy over a split, converted to model input one batch at a time."""
+    correct = 0
+    for start in range(0, len(split), batch):
+        rows = np.arange(start, min(start + batch, len(split)))
+        logits = predict(to_model_input(read_rows(split.x, rows), meta))
+        correct += int((logits.argmax(1) == split.y[start : start + batch]).sum())
+    return correct / len(split)
 
 
 def _add_ratios(variants: list[dict[str, Any]], batch: int) -> None:

@@ -53,8 +53,7 @@ def store_problem(exc: BaseException, uri: str) -> VisionOpsError | None:
     if "database or disk is full" in text or "disk I/O error" in text:
         return VisionOpsError(
             f"the MLflow store {path} could not be written (no space left, or a disk error)",
-            "free disk space (or check the disk), then re-run the stage; its DVC outputs are "
-            "already written",
+            "free disk space (or check the disk), then re-run the stage; its DVC outputs are already written",
         )
     if "readonly database" in text or "unable to open database file" in text:
         return VisionOpsError(

@@ -94,14 +94,16 @@ def log_pytorch_model(model: Any, example: Any) -> Any:
     )
 
 
-def log_dataset(images: Any, labels: Any, name: str, digest: str, source: str) -> None:
-    """Record the training data as the run's input, its digest tying it to the exact arrays."""
+def log_dataset(images: Any, labels: Any, name: str, digest: str, source: str, rows: int) -> None:
+    """Record the training data as the run's input: a small sample of it (`images`, `labels`)
+    for the schema, and the digest of the whole prepared data, which ties the run to it."""
     import mlflow
 
     dataset = mlflow.data.from_numpy(
         features=images, targets=labels, name=name, digest=digest[:36], source=source
     )
-    mlflow.log_input(dataset, context="training")
+    tags = {"rows": str(rows), "sample_rows": str(len(labels)), "pixels": "in DVC: data/prepared"}
+    mlflow.log_input(dataset, context="training", tags=tags)
 
 
 def register_version(model_uri: str, name: str, tags: dict[str, str], description: str):

@@ -13,6 +13,8 @@ from typing import Any
 
 from visionops.tracking.runs import log_params
 
+DATASET_SAMPLE = 64  # training images logged with the dataset input (schema and a look)
+
 
 def log_metrics_once(run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
     """Log metrics, skipping (key, step) pairs the run already has."""
@@ -48,9 +50,10 @@ def log_train(run_id: str, files: dict[str, Path], values: dict[str, Any]) -> No
     """Params, tags, per-epoch curves (from the history CSV), summary metrics, plots, the
     training data as the run's input, and the PyTorch model."""
     import mlflow
+    import numpy as np
     import pandas as pd
 
-    from visionops.augment.prepared import load_prepared, to_model_input, train_val_split
+    from visionops.data.prepared import open_prepared, to_model_input, train_val_split
     from visionops.models.serialize import load_model
     from visionops.tracking.registry import log_dataset, log_pytorch_model
 
@@ -63,14 +66,20 @@ def log_train(run_id: str, files: dict[str, Path], values: dict[str, Any]) -> No
     mlflow.log_artifact(str(files["history"]), "train")
     if _has_logged_model(run_id, "pytorch_model"):
         return
-    data = load_prepared(files["prepared"])
+    data = open_prepared(files["prepared"])
     rows, _ = train_val_split(data.train, values["val_fraction"], values["seed"])
     source = values["tags"]["dataset.source"]
+    sample = rows[:DATASET_SAMPLE]  # the digest identifies the whole data; the pixels stay in DVC
     log_dataset(
-        data.train["x"][rows], data.train["y"][rows], f"{source}-prepared", values["data_id"], "data/prepared"
+        np.asarray(data.train.x[sample]),
+        data.train.y[sample],
+        f"{source}-prepared",
+        values["data_id"],
+        "data/prepared",
+        rows=len(rows),
     )
     model, _ = load_model(files["model"])
-    log_pytorch_model(model, to_model_input(data.test["x"][:4], data.meta))
+    log_pytorch_model(model, to_model_input(data.test.x[:4], data.meta))
 
 
 def log_plain(run_id: str, files: dict[str, Path], values: dict[str, Any]) -> None:
@@ -92,7 +101,7 @@ def log_plain(run_id: str, files: dict[str, Path], values: dict[str, Any]) -> No
 def log_register(run_id: str, files: dict[str, Path], values: dict[str, Any]) -> dict[str, Any]:
     """The data reports and pipeline files, the ONNX model, then a registered version with
     the gate's aliases. Returns the registry record the register stage writes."""
-    from visionops.augment.prepared import load_prepared, to_model_input
+    from visionops.data.prepared import open_prepared, to_model_input
     from visionops.tracking import registry
 
     onnx_path, prepared = files.pop("onnx"), files.pop("prepared")
@@ -101,8 +110,8 @@ def log_register(run_id: str, files: dict[str, Path], values: dict[str, Any]) ->
     existing = registry.version_of_run(cfg["model_name"], run_id)
     if existing is not None:
         return existing
-    data = load_prepared(prepared)
-    logged = registry.log_onnx_model(onnx_path, to_model_input(data.test["x"][:4], data.meta))
+    data = open_prepared(prepared)
+    logged = registry.log_onnx_model(onnx_path, to_model_input(data.test.x[:4], data.meta))
     decision = registry.decide(
         cfg["gate_metric"],
         float(metrics[cfg["gate_metric"]]),

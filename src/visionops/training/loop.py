@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import os
@@ -19,11 +18,13 @@ import torch
 from torch import nn
 
 from visionops.config import TrainParams
+from visionops.data.loader import ImageBatches
+from visionops.device import DeviceSetup
 from visionops.errors import VisionOpsError
+from visionops.inference import autocast, memory_format, predict_logits
 from visionops.interrupts import deferred_interrupts, raise_if_interrupted
-from visionops.training.batches import DeviceDataset, augment_batch
+from visionops.training.batch_augment import augment_batch
 from visionops.training.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
-from visionops.training.device import DeviceSetup
 from visionops.training.distill import Distillation
 from visionops.training.distributed import SINGLE_PROCESS, Dist, all_reduce_sum
 from visionops.training.optim import build_ema, build_optimizer, build_scheduler
@@ -47,8 +48,8 @@ class Optimization:
 
 def fit(
     model: nn.Module,
-    train: DeviceDataset,
-    val: DeviceDataset | None,
+    train: ImageBatches,
+    val: ImageBatches | None,
     cfg: TrainParams,
     setup: DeviceSetup,
     on_epoch: EpochCallback | None = None,
@@ -70,9 +71,9 @@ def fit(
     _set_determinism(cfg.deterministic)
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
-    model.to(setup.device, memory_format=_memory_format(setup))
+    model.to(setup.device, memory_format=memory_format(setup))
     if distill is not None:
-        distill.teacher.to(setup.device, memory_format=_memory_format(setup)).eval()
+        distill.teacher.to(setup.device, memory_format=memory_format(setup)).eval()
     batch_size = max(1, cfg.batch_size // dist.world)
     steps_per_epoch = math.ceil((len(train) // dist.world) / batch_size)
     optimizer = build_optimizer(model, cfg)
@@ -128,7 +129,7 @@ def fit(
 
 def train_one_epoch(
     opt: Optimization,
-    data: DeviceDataset,
+    data: ImageBatches,
     cfg: TrainParams,
     setup: DeviceSetup,
     generator: torch.Generator,
@@ -155,8 +156,8 @@ def train_one_epoch(
     )
     for step, (images, labels) in enumerate(bar, start=1):
         images = augment_batch(images, cfg.crop_padding, cfg.hflip, generator)
-        inputs = data.normalize(images).contiguous(memory_format=_memory_format(setup))
-        with _autocast(setup):
+        inputs = data.normalize(images).contiguous(memory_format=memory_format(setup))
+        with autocast(setup):
             logits = opt.net(inputs)
             loss = opt.criterion(logits, labels)
             if opt.distill is not None:
@@ -202,23 +203,11 @@ def _step(opt: Optimization, loss: torch.Tensor) -> None:
 
 
 @torch.no_grad()
-def evaluate(model, criterion, data: DeviceDataset, batch_size: int, setup: DeviceSetup) -> dict[str, float]:
+def evaluate(model, criterion, data: ImageBatches, batch_size: int, setup: DeviceSetup) -> dict[str, float]:
     """Loss and accuracy over `data` (no augmentation)."""
     logits = predict_logits(model, data, batch_size, setup)
     loss = criterion(logits, data.labels).item()
     return {"loss": loss, "accuracy": (logits.argmax(1) == data.labels).float().mean().item()}
-
-
-@torch.no_grad()
-def predict_logits(model, data: DeviceDataset, batch_size: int, setup: DeviceSetup) -> torch.Tensor:
-    """Float32 logits for every image of `data`, in order."""
-    model.eval()
-    out = []
-    for images, _ in data.batches(batch_size):
-        inputs = data.normalize(images).contiguous(memory_format=_memory_format(setup))
-        with _autocast(setup):
-            out.append(model(inputs).float())
-    return torch.cat(out)
 
 
 def _prepare_net(model: nn.Module, setup: DeviceSetup, dist: Dist, compile_model: bool) -> nn.Module:
@@ -269,13 +258,3 @@ def _set_determinism(on: bool) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # needed by deterministic cuBLAS
         torch.backends.cudnn.benchmark = False
     torch.use_deterministic_algorithms(on)
-
-
-def _autocast(setup: DeviceSetup):
-    if setup.amp_dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=setup.device.type, dtype=setup.amp_dtype)
-
-
-def _memory_format(setup: DeviceSetup) -> torch.memory_format:
-    return torch.channels_last if setup.channels_last else torch.contiguous_format

@@ -1,0 +1,50 @@
+"""Write a whole prepared dataset (see data/prepared.py) from the validated image files,
+split by split, chunk by chunk, with the exact normalisation statistics of train."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from visionops.augment.pack import PackSpec, PixelSums, pack_images
+from visionops.data.prepared import FORMAT, ArrayWriter, array_path
+from visionops.io import write_csv
+
+
+def write_prepared(
+    root: Path,
+    files: pd.DataFrame,
+    image_root: Path,
+    spec: PackSpec,
+    chunk_mb: float,
+    workers: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Pack `files` (columns split, path relative to image_root, label index) into root: train
+    with `spec.copies` augmented copies of each image, test resized only. Returns the meta
+    fields the data produced: format, counts, per-channel mean and std of train's originals."""
+    root.mkdir(parents=True, exist_ok=True)
+    counts, sums = {}, PixelSums()
+    listed = []
+    for split, copies in (("train", spec.copies), ("test", 0)):
+        rows = files[files["split"] == split].reset_index(drop=True)
+        split_spec = PackSpec(spec.image_size, spec.channels, copies, spec.seed, spec.steps)
+        per_image = 1 + copies
+        shape = (len(rows) * per_image, spec.image_size, spec.image_size, spec.channels)
+        paths = [image_root / p for p in rows["path"]]
+        with ArrayWriter(array_path(root, split, "x"), shape, np.uint8) as writer:
+            split_sums = pack_images(paths, split_spec, writer.append, chunk_mb, workers, progress, split)
+        labels = rows["label"].to_numpy(np.int64)
+        np.save(array_path(root, split, "y"), np.repeat(labels, per_image))
+        if split == "train":
+            np.save(array_path(root, split, "source"), np.repeat(np.arange(len(rows)), per_image))
+            np.save(array_path(root, split, "copy"), np.tile(np.arange(per_image, dtype=np.int16), len(rows)))
+            sums = split_sums
+        counts[split] = shape[0]
+        listed.append(rows.assign(index=np.arange(len(rows)))[["split", "index", "path", "label"]])
+    write_csv(root / "files.csv", pd.concat(listed, ignore_index=True))
+    mean, std = sums.mean_std()
+    return {"format": FORMAT, "counts": counts, "mean": mean, "std": std}
