@@ -16,7 +16,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: install run test lint format ui clean-outputs
+.PHONY: install torch-cpu run test lint format ui clean-outputs
 
 install: $(STAMP)
 
@@ -26,6 +26,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test]'
 	touch $@
+
+# Machines without a GPU (CI runners): PyTorch's CPU wheels at the pinned versions instead of
+# the default CUDA build (several GB); `make install` then finds torch already satisfied.
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_PINS := $(shell grep -E '^(torch|torchvision)==' constraints.txt)
+
+torch-cpu:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --index-url $(TORCH_CPU_INDEX) $(TORCH_PINS)
 
 run: install
 	dvc repro

@@ -72,10 +72,23 @@ def test_every_run_command_exists_in_the_project(name):
 def test_ci_runs_the_readmes_test_command_and_retrain_installs_like_make_run():
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make run" in readme
-    assert run_steps(load("ci.yml")) == ["make test"]
+    assert run_steps(load("ci.yml")) == ["make torch-cpu", "make test"]
     assert (ROOT / ".ci" / "run").read_text().strip().endswith("make test")
     assert "make install" in run_steps(load("retrain.yml"))
+    steps = run_steps(load("retrain.yml"))
+    assert steps.index("scripts/install-torch.sh") < steps.index("make install")
     assert re.search(r"^run: install$", (ROOT / "Makefile").read_text(), flags=re.M)
+
+
+def test_ci_installs_pytorchs_cpu_build_of_the_pinned_versions():
+    dry_run = subprocess.run(
+        ["make", "-n", "torch-cpu"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    pins = re.findall(r"^(torch(?:vision)?==\S+)$", (ROOT / "constraints.txt").read_text(), flags=re.M)
+    assert len(pins) == 2 and all(pin in dry_run.stdout for pin in pins)
+    assert "--index-url https://download.pytorch.org/whl/cpu" in dry_run.stdout
+    script = (ROOT / "scripts/install-torch.sh").read_text()
+    assert "nvidia-smi -L" in script and "make torch-cpu" in script  # GPU runners keep the CUDA build
 
 
 def test_retrain_triggers_concurrency_and_runner_choice():
