@@ -269,29 +269,33 @@ def ddp_worker(workdir: Path, out: Path, smoke: bool) -> None:
 
 
 def export_parity(prepared, workdir: Path, args) -> dict:
-    """The project's ONNX export and FP16 conversion, run in ONNX Runtime against PyTorch on
-    the training device."""
+    """The project's deployable ONNX export (uint8 NHWC in, normalisation inside) and FP16
+    conversion, run in ONNX Runtime against the PyTorch model on the training device."""
+    import numpy as np
     import torch
 
     from visionops.data.prepared import to_model_input
+    from visionops.export.deployable import Deployable, onnx_metadata
     from visionops.export.onnx_export import convert_fp16, export_onnx
     from visionops.export.runtime import cpu_session, parity, run_session
 
     model_cfg, _ = preset(args.cpu_smoke)
     torch.manual_seed(0)
     model = build(model_cfg, prepared).eval()
-    inputs = to_model_input(prepared.test.x[:128], prepared.meta)
+    images = np.ascontiguousarray(prepared.test.x[:128])
+    inputs = to_model_input(images, prepared.meta)
     device = "cpu" if args.cpu_smoke else "cuda"
     with torch.inference_mode():
         reference = model.to(device)(torch.from_numpy(inputs).to(device)).float().cpu().numpy()
     fp32, fp16 = workdir / "model.onnx", workdir / "model_fp16.onnx"
-    export_onnx(model.cpu(), torch.from_numpy(inputs[:2]), fp32, 20, {})
+    deployable = Deployable(model.cpu(), prepared.meta["mean"], prepared.meta["std"])
+    export_onnx(deployable, torch.from_numpy(images[:2]), fp32, 20, onnx_metadata(prepared.meta, "bilinear"))
     convert_fp16(fp32, fp16)
     threads = torch.get_num_threads()
     return {
         "reference_device": device,
-        "onnx_fp32": parity(reference, run_session(cpu_session(fp32, threads), inputs)),
-        "onnx_fp16": parity(reference, run_session(cpu_session(fp16, threads), inputs)),
+        "onnx_fp32": parity(reference, run_session(cpu_session(fp32, threads), images)),
+        "onnx_fp16": parity(reference, run_session(cpu_session(fp16, threads), images)),
         "onnxruntime_provider": "CPUExecutionProvider",
     }
 
@@ -303,6 +307,7 @@ def tensorrt(prepared, workdir: Path, args) -> dict:
     available = trt_builder.tensorrt_availability()
     if not available.ok:
         return {"status": "skipped", "reason": available.reason}
+    import numpy as np
     import torch
 
     from visionops.data.prepared import to_model_input
@@ -315,15 +320,17 @@ def tensorrt(prepared, workdir: Path, args) -> dict:
     model_cfg, _ = preset(args.cpu_smoke)
     torch.manual_seed(0)
     model = build(model_cfg, prepared).eval().cuda()
-    inputs = torch.from_numpy(to_model_input(prepared.test.x[:64], prepared.meta)).cuda()
-    chw = tuple(inputs.shape[1:])
+    images = np.ascontiguousarray(prepared.test.x[:64])
+    pixels = torch.from_numpy(images).cuda()  # the engine's input: uint8 NHWC
     plan, info = trt_builder.build_engine(
-        trt, {"fp32": fp32, "fp16": fp16}, "fp16", chw, 64, 1024, workdir / "timing"
+        trt, {"fp32": fp32, "fp16": fp16}, "fp16", tuple(pixels.shape[1:]), 64, 1024, workdir / "timing"
     )
     with torch.inference_mode():
-        reference = model(inputs).float().cpu().numpy()
-    logits = trt_builder.run_engine(trt, plan, inputs).float().cpu().numpy()
-    latency = median_latency_ms(lambda: trt_builder.run_engine(trt, plan, inputs[:1]), 30)
+        reference = (
+            model(torch.from_numpy(to_model_input(images, prepared.meta)).cuda()).float().cpu().numpy()
+        )
+    logits = trt_builder.run_engine(trt, plan, pixels).float().cpu().numpy()
+    latency = median_latency_ms(lambda: trt_builder.run_engine(trt, plan, pixels[:1]), 30)
     return info | {"parity_vs_torch": parity(reference, logits), "latency_b1_ms": latency}
 
 

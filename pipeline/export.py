@@ -1,5 +1,6 @@
-"""export: models/model.pt -> models/model.onnx (dynamic batch, metadata, onnx.checker) and
-models/model_fp16.onnx (fp32 I/O, for GPU runtimes),
+"""export: models/model.pt -> models/model.onnx, the deployable graph: uint8 NHWC images in
+(dynamic batch), normalisation inside, class names/size/channels/resize in its metadata,
+checked by onnx.checker; and models/model_fp16.onnx (same I/O, fp16 compute, for GPU runtimes),
 numeric parity vs PyTorch on real test images (a mismatch fails the stage), latency, and a
 TensorRT engine where TensorRT and CUDA exist (otherwise an explicit `skipped` record).
 Writes reports/export.json (metric). Reads params: export.
@@ -20,8 +21,10 @@ REPORT = Path("reports/export.json")
 
 def main(args) -> None:
 
+    import numpy as np
+
     from visionops.config import dump, flatten, load_params
-    from visionops.data.prepared import open_prepared, to_model_input
+    from visionops.data.prepared import open_prepared, read_rows
     from visionops.errors import VisionOpsError
     from visionops.export.checks import export_and_check
     from visionops.io import read_json, write_json
@@ -33,8 +36,10 @@ def main(args) -> None:
     run = read_json(RUN)  # before any work: a missing or damaged run.json fails fast
     model, payload = load_model(MODEL)
     data = open_prepared(PREPARED)
-    inputs = to_model_input(data.test.x[: cfg.parity_images], data.meta)
-    report = export_and_check(model, payload["meta"], inputs, ONNX, ONNX_FP16, ENGINE, cfg)
+    images = read_rows(data.test.x, np.arange(min(cfg.parity_images, len(data.test))))
+    report = export_and_check(
+        model, payload["meta"], images, ONNX, ONNX_FP16, ENGINE, cfg, data.meta["resize"]
+    )
     write_json(REPORT, report)
     par, trt = report["parity"], report["tensorrt"]
     values = {

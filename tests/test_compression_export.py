@@ -28,32 +28,35 @@ def torch_logits(model, x):
         return model(torch.from_numpy(x)).numpy()
 
 
-def test_export_has_dynamic_batch_metadata_and_parity(trained, inputs, tmp_path):
+def test_export_has_dynamic_batch_metadata_and_parity(trained, digits_arrays, tmp_path):
     model, _, meta = trained
+    images = digits_arrays["test_x"][:100]
     report = export_and_check(
         model,
         meta,
-        inputs[:100],
+        images,
         tmp_path / "m.onnx",
         tmp_path / "m16.onnx",
         tmp_path / "m.engine",
         ExportParams(latency_repeats=3),
+        "bilinear",
     )
     assert report["parity"]["passed"] and report["parity"]["max_abs_diff"] < 1e-4
     assert report["parity"]["top1_agreement"] == 1.0
     session = cpu_session(tmp_path / "m.onnx", 1)
+    assert session.get_inputs()[0].type == "tensor(uint8)"  # the deployable graph takes pixels
     for batch in (1, 7, 100):
-        assert run_session(session, inputs[:batch]).shape == (batch, 10)
-    assert (
-        read_metadata(tmp_path / "m.onnx")["classes"] == '["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]'
-    )
+        assert run_session(session, images[:batch]).shape == (batch, 10)
+    metadata = read_metadata(tmp_path / "m.onnx")
+    assert metadata["classes"] == '["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]'
+    assert metadata["resize"] == "bilinear" and metadata["image_size"] == "8" and "uint8" in metadata["input"]
     assert report["tensorrt"]["status"] in {"skipped", "built"}
     fp16 = report["fp16"]
     assert fp16["parity"]["passed"] and fp16["parity"]["top1_agreement"] > 0.98
     weights = onnx.load(str(tmp_path / "m16.onnx")).graph.initializer
     float_types = {t.data_type for t in weights} & {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16}
     assert float_types == {onnx.TensorProto.FLOAT16}
-    assert run_session(cpu_session(tmp_path / "m16.onnx", 1), inputs[:3]).dtype == np.float32  # fp32 I/O
+    assert run_session(cpu_session(tmp_path / "m16.onnx", 1), images[:3]).dtype == np.float32  # same I/O
 
 
 def test_tampered_onnx_weights_fail_parity(trained, inputs, tmp_path):
@@ -122,12 +125,12 @@ def test_tensorrt_version_dispatch():
 
 
 def test_tensorrt_profile_shapes():
-    assert trt.profile_shapes((3, 32, 32), 64) == {
-        "min": (1, 3, 32, 32),
-        "opt": (32, 3, 32, 32),
-        "max": (64, 3, 32, 32),
+    assert trt.profile_shapes((32, 32, 3), 64) == {
+        "min": (1, 32, 32, 3),
+        "opt": (32, 32, 32, 3),
+        "max": (64, 32, 32, 3),
     }
-    assert trt.profile_shapes((1, 8, 8), 1)["opt"] == (1, 1, 8, 8)
+    assert trt.profile_shapes((8, 8, 1), 1)["opt"] == (1, 8, 8, 1)
 
 
 def test_engine_and_metadata_are_written_together(tmp_path):

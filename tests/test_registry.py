@@ -6,32 +6,82 @@ import torch
 
 from visionops.config import TrackingParams
 from visionops.data.prepared import to_model_input
+from visionops.errors import VisionOpsError
+from visionops.evaluation.champion import check_same_task, predict_labels
+from visionops.evaluation.paired import majority_class, paired_comparison
+from visionops.export.classifier import OnnxClassifier
+from visionops.export.deployable import Deployable, onnx_metadata
 from visionops.export.onnx_export import export_onnx
+from visionops.export.packaging import pyfunc_spec
 from visionops.tracking import registry
 from visionops.tracking.runs import configure, log_params
 from visionops.tracking.track import log_stage, new_run
 
 
-def test_gate_promotes_first_model():
-    d = registry.decide("f1_macro", 0.9, 0.0, None, True, True)
-    assert d.promote and d.reasons == ["no champion yet"]
+def comparison(wins: int, losses: int, n: int = 360, version: str | None = "3") -> dict:
+    """Paired evidence of a challenger right on `wins` images the reference gets wrong and
+    wrong on `losses` it gets right (all other images right for both)."""
+    y = np.arange(n) % 10
+    challenger, reference = y.copy(), y.copy()
+    reference[:wins] = (y[:wins] + 1) % 10
+    challenger[wins : wins + losses] = (y[wins : wins + losses] + 1) % 10
+    return paired_comparison(y, challenger, reference, "f1_macro", 10) | {"champion_version": version}
+
+
+def test_paired_comparison_counts_discordant_pairs_and_exact_mcnemar_p():
+    evidence = comparison(20, 2)
+    assert (evidence["challenger_only"], evidence["reference_only"], evidence["n"]) == (20, 2, 360)
+    assert evidence["p_value"] == pytest.approx((231 + 22 + 1) / 2**22)  # P(X >= 20), X ~ B(22, 1/2)
+    assert evidence["challenger"] > evidence["reference"]
+    assert comparison(0, 0)["p_value"] == 1.0
+
+
+def test_gate_does_not_promote_two_images_of_noise():
+    """The issue's case: a re-seeded run right on 3 more and 1 fewer of 360 images."""
+    d = registry.decide(comparison(3, 1), 0.0, 0.05, True, True)
+    assert not d.promote and "does not beat champion v3" in d.reasons[0] and "p = 0.312" in d.reasons[0]
+    assert registry.decide(comparison(20, 2), 0.0, 0.05, True, True).promote
 
 
 @pytest.mark.parametrize(
-    ("value", "delta", "promote"),
-    [(0.95, 0.0, True), (0.90, 0.0, False), (0.85, 0.0, False), (0.92, 0.05, False)],
+    ("wins", "losses", "min_delta", "promote"),
+    [(20, 2, 0.0, True), (20, 2, 0.2, False), (2, 20, 0.0, False), (11, 0, 0.0, True), (4, 0, 0.0, False)],
 )
-def test_gate_needs_to_beat_champion_by_min_delta(value, delta, promote):
-    assert registry.decide("f1_macro", value, delta, ("3", 0.90), True, True).promote is promote
+def test_gate_needs_min_delta_and_significance(wins, losses, min_delta, promote):
+    assert registry.decide(comparison(wins, losses), min_delta, 0.05, True, True).promote is promote
+
+
+def test_first_model_must_beat_the_trivial_baseline():
+    y = np.array([0] * 60 + [1] * 30 + [2] * 30)
+    always = np.full(len(y), majority_class(np.array([0, 0, 1, 2])))
+    evidence = paired_comparison(y, always, always, "f1_macro", 3) | {"champion_version": None}
+    d = registry.decide(evidence, 0.0, 0.05, True, True)
+    assert not d.promote and "trivial baseline" in d.reasons[0] and d.champion_version is None
+    good = paired_comparison(y, y, always, "f1_macro", 3) | {"champion_version": None}
+    assert registry.decide(good, 0.0, 0.05, True, True).promote
 
 
 def test_gate_blocks_on_failed_validation_or_parity_and_says_why():
-    d = registry.decide("accuracy", 0.99, 0.0, ("1", 0.5), validation_ok=False, parity_ok=False)
+    d = registry.decide(comparison(40, 0), 0.0, 0.05, validation_ok=False, parity_ok=False)
     assert not d.promote
     assert (
         "data validation had critical failures" in d.reasons
         and "ONNX export parity check failed" in d.reasons
     )
+
+
+def test_gate_without_evidence_waits_and_says_how_to_decide():
+    d = registry.decide(None, 0.0, 0.05, True, True)
+    assert not d.promote and "dvc repro --single-item --force register" in d.reasons[0]
+
+
+def test_a_champion_of_another_task_is_refused_naming_the_fix():
+    task = {"classes": ["cat", "dog"], "image_size": 64, "channels": 3}
+    check_same_task(task, dict(task), "m", "1")
+    for change in ({"classes": ["dog", "cat"]}, {"image_size": 32}, {"channels": 1}):
+        with pytest.raises(VisionOpsError, match=r"register\.model_name") as caught:
+            check_same_task(task, task | change, "m", "1")
+        assert next(iter(change)) in str(caught.value)
 
 
 @pytest.fixture
@@ -41,37 +91,81 @@ def store(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_register_moves_aliases_per_gate_and_champion_loads_with_pyfunc(store, trained, digits_arrays):
+@pytest.fixture
+def logged_model(store, trained, digits_arrays):
+    """The deployable ONNX of the trained digits model, logged once as the pyfunc image model."""
     import mlflow
 
     model, _, meta = trained
-    x = to_model_input(digits_arrays["test_x"][:64], meta)
     onnx_path = store / "model.onnx"
-    export_onnx(model, torch.from_numpy(x[:2]), onnx_path, 20, {})
+    images = digits_arrays["test_x"]
+    export_onnx(
+        Deployable(model, meta["mean"], meta["std"]),
+        torch.from_numpy(images[:2]),
+        onnx_path,
+        20,
+        onnx_metadata(meta, "bilinear"),
+    )
+    record = new_run(TrackingParams(experiment="exp"), None, store)
+    with mlflow.start_run(run_id=record["run_id"]):
+        log_params(record["run_id"], {"register.min_delta": 0.0})
+        return registry.log_image_model(onnx_path, pyfunc_spec(images[0]))
+
+
+def test_register_moves_aliases_per_gate_and_champion_is_scored_again(
+    store, logged_model, trained, digits_arrays
+):
+    import mlflow
+
     name = "digits"
     versions = []
-    for f1 in (0.90, 0.85, 0.95):
-        record = new_run(TrackingParams(experiment="exp"), None, store)
-        with mlflow.start_run(run_id=record["run_id"]):
-            log_params(record["run_id"], {"register.min_delta": 0.0})
-            logged = registry.log_onnx_model(onnx_path, x[:4])
+    for wins, losses in ((40, 0), (3, 1), (30, 2)):
         decision = registry.decide(
-            "f1_macro", f1, 0.0, registry.current_champion(name, "f1_macro"), True, True
+            comparison(wins, losses, version=registry.champion_version(name)), 0, 0.05, True, True
         )
-        version = registry.register_version(logged.model_uri, name, {"metric.f1_macro": str(f1)}, "test")
+        version = registry.register_version(logged_model.model_uri, name, {}, "test")
         registry.apply_aliases(name, version.version, decision)
         versions.append((version.version, decision.promote))
     assert [p for _, p in versions] == [True, False, True]
     client = mlflow.MlflowClient()
     assert client.get_model_version_by_alias(name, "candidate").version == versions[2][0]
     assert client.get_model_version_by_alias(name, "champion").version == versions[2][0]
-    assert client.get_model_version(name, versions[1][0]).tags["gate.promoted"] == "false"
+    tags = client.get_model_version(name, versions[1][0]).tags
+    assert tags["gate.promoted"] == "false" and tags["gate.p_value"].startswith("0.31")
+    assert tags["gate.challenger_only"] == "3" and tags["gate.champion_version"] == str(versions[0][0])
     assert (store / "mlartifacts").is_dir() and not (store / "mlruns").exists()
 
-    champion = mlflow.pyfunc.load_model(f"models:/{name}@champion")
-    out = champion.predict(x)
-    logits = next(iter(out.values())) if isinstance(out, dict) else np.asarray(out)
-    assert (np.asarray(logits).argmax(1) == digits_arrays["test_y"][:64]).mean() > 0.9
+    version, path = registry.download_champion(name, store / "download")
+    assert version == str(versions[2][0])
+    champion = OnnxClassifier(path)
+    assert champion.task == {"classes": trained[2]["classes"], "image_size": 8, "channels": 1}
+    predicted = predict_labels(champion, digits_arrays["test_x"])
+    assert (predicted == digits_arrays["test_y"]).mean() > 0.9
+    assert registry.download_champion("no-such-model", store / "none") is None
+
+
+def test_a_champion_exported_before_issue_13_is_still_scored(trained, digits_arrays, tmp_path):
+    """Older exports take normalised float32 NCHW: the scorer normalises for them."""
+    model, _, meta = trained
+    path = tmp_path / "old.onnx"
+    x = to_model_input(digits_arrays["test_x"][:2], meta)
+    export_onnx(model, torch.from_numpy(x), path, 20, meta)
+    old = OnnxClassifier(path)
+    assert not old.takes_uint8
+    assert (predict_labels(old, digits_arrays["test_x"]) == digits_arrays["test_y"]).mean() > 0.9
+
+
+def test_a_champion_moved_by_another_experiment_is_not_overwritten(store, logged_model):
+    uri = logged_model.model_uri
+    first = registry.register_version(uri, "m", {}, "test")
+    registry.apply_aliases(
+        "m", first.version, registry.decide(comparison(40, 0, version=None), 0, 0.05, True, True)
+    )
+    stale = registry.decide(comparison(40, 0, version=None), 0, 0.05, True, True)  # compared before v1 won
+    second = registry.register_version(uri, "m", {}, "test")
+    registry.apply_aliases("m", second.version, stale)
+    assert not stale.promote and "meanwhile v1 became champion" in stale.reasons[-1]
+    assert registry.champion_version("m") == str(first.version)
 
 
 def test_changed_param_is_recorded_as_tag_not_an_error(store):

@@ -115,16 +115,23 @@ def test_registry_summary_cli_explains_the_decision(tmp_path):
         "aliases": ["candidate"],
         "promoted": False,
         "decision": {
-            "metric": "f1_macro",
-            "value": 0.9,
-            "champion_version": "2",
-            "champion_value": 0.95,
-            "reasons": ["f1_macro 0.9000 does not beat champion v2 0.9500 (+0.0)"],
+            "reasons": ["f1_macro 0.9000 does not beat champion v2 0.9500 on the same 360 test images"],
+            "comparison": {
+                "metric": "f1_macro",
+                "challenger": 0.9,
+                "reference": 0.95,
+                "n": 360,
+                "challenger_only": 2,
+                "reference_only": 20,
+                "p_value": 0.99999,
+                "champion_version": "2",
+            },
         },
     }
     (tmp_path / "r.json").write_text(json.dumps(record))
     text = registry_summary(tmp_path / "r.json")
     assert "version **3**" in text and "**not moved**" in text and "does not beat champion v2" in text
+    assert "champion v2 **0.9500**" in text and "only there 20" in text and "p = 1" in text
     assert "did not run" in registry_summary(tmp_path / "absent.json")
 
 

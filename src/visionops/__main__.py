@@ -18,20 +18,27 @@ def registry_summary(path: Path) -> str:
     if record.get("deferred"):
         return (
             f"- model: `{record['model_name']}`: registration **deferred** (MLflow was unreachable); "
-            "run `python -m visionops sync` to register it and apply the gate"
+            "run `python -m visionops sync` to register it, then "
+            "`dvc repro --single-item --force register` to decide the champion"
         )
     decision = record["decision"]
     moved = "**moved to this version**" if record["promoted"] else "**not moved**"
-    champion = decision.get("champion_version")
-    previous = f"v{champion} ({decision['champion_value']:.4f})" if champion is not None else "none"
-    return "\n".join(
-        [
-            f"- model: `{record['model_name']}` version **{record['version']}**, "
-            f"aliases: {', '.join(record['aliases'])}",
-            f"- gate metric `{decision['metric']}` = {decision['value']:.4f}; previous champion: {previous}",
-            f"- champion {moved}: {'; '.join(decision['reasons'])}",
-        ]
-    )
+    lines = [
+        f"- model: `{record['model_name']}` version **{record['version']}**, "
+        f"aliases: {', '.join(record['aliases'])}"
+    ]
+    evidence = decision.get("comparison")
+    if evidence:
+        version = evidence.get("champion_version")
+        against = f"champion v{version}" if version else "trivial baseline (most frequent class)"
+        lines.append(
+            f"- on the same {evidence['n']} test images, `{evidence['metric']}`: this model "
+            f"**{evidence['challenger']:.4f}**, {against} **{evidence['reference']:.4f}**; right only "
+            f"here {evidence['challenger_only']}, only there {evidence['reference_only']}; exact "
+            f"McNemar p = {evidence['p_value']:.3g}"
+        )
+    lines.append(f"- champion {moved}: {'; '.join(decision['reasons'])}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,12 +50,35 @@ def main(argv: list[str] | None = None) -> int:
         "sync",
         help="replay what stages could not log while MLflow was unreachable (.visionops/tracking/pending)",
     )
+    from visionops import predict
+
+    predict.add_arguments(
+        commands.add_parser(
+            "predict",
+            help="classify image files with an exported or registered model, into a CSV",
+            description=predict.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
     args = parser.parse_args(argv)
     if args.command == "registry-summary":
         print(registry_summary(args.path))
     elif args.command == "sync":
         return _sync()
+    elif args.command == "predict":
+        return _predict(args)
     return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from visionops import predict
+    from visionops.errors import VisionOpsError
+
+    try:
+        return predict.run(args)
+    except VisionOpsError as exc:
+        print(f"predict: error: {exc}", file=sys.stderr)
+        return 1
 
 
 def _sync() -> int:
@@ -80,6 +110,8 @@ def _sync() -> int:
         if stage == "register" and result:
             aliases = ", ".join(result["aliases"])
             print(f"sync: registered {result['model_name']} v{result['version']} -> {aliases}")
+            if not result["decision"].get("comparison"):
+                print(f"sync: champion not decided: {'; '.join(result['decision']['reasons'])}")
             _replace_deferred_report(REGISTRY_REPORT, result)
     print(f"sync: {len(replayed)} deferred stage log(s) replayed")
     return 0

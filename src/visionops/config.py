@@ -188,6 +188,7 @@ class RegisterParams(Section):
     model_name: str = Field("visionops-classifier", min_length=1)
     gate_metric: Literal["accuracy", "f1_macro", "precision_macro", "recall_macro"] = "f1_macro"
     min_delta: float = Field(0.0, ge=0.0)
+    max_p_value: float = Field(0.05, gt=0.0, le=1.0)
 
 
 SECTIONS: dict[str, type[Section]] = {

@@ -37,6 +37,20 @@ def classification_metrics(
     }
 
 
+def headline_scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict[str, float]:
+    """Accuracy and macro precision/recall/F1 of predicted labels (the gate metrics)."""
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+
+    labels = list(range(n_classes))
+    p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "precision_macro": float(p.mean()),
+        "recall_macro": float(r.mean()),
+        "f1_macro": float(f.mean()),
+    }
+
+
 def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, bins: int = 10) -> float:
     """ECE: |accuracy - confidence| averaged over equal-width confidence bins, weighted by size."""
     confidence = probs.max(1)

@@ -13,7 +13,9 @@ import numpy as np
 import torch
 
 from visionops.config import ExportParams
+from visionops.data.prepared import to_model_input
 from visionops.export import tensorrt as trt_builder
+from visionops.export.deployable import INPUT_SPEC, Deployable, onnx_metadata
 from visionops.export.onnx_export import convert_fp16, export_onnx
 from visionops.export.runtime import cpu_session, median_latency_ms, parity, run_session
 
@@ -21,48 +23,51 @@ from visionops.export.runtime import cpu_session, median_latency_ms, parity, run
 def export_and_check(
     model: torch.nn.Module,
     meta: dict[str, Any],
-    inputs: np.ndarray,
+    images: np.ndarray,
     onnx_path: Path,
     fp16_path: Path,
     engine_path: Path,
     cfg: ExportParams,
+    resize: str,
 ) -> dict[str, Any]:
-    """ONNX export (fp32, and FP16 with fp32 I/O) + parity vs PyTorch on `inputs` (normalised
-    test images) + latency + TensorRT."""
+    """Export the deployable graph (uint8 NHWC `images` in, normalisation inside; fp32, and
+    FP16 with the same I/O), parity of each against the PyTorch model on the normalised
+    images as training fed them, latency, and TensorRT."""
     model = model.cpu().eval()
-    metadata = {k: meta[k] for k in ("classes", "mean", "std", "image_size", "channels", "input")}
-    export_onnx(model, torch.from_numpy(inputs[:2]), onnx_path, cfg.opset, metadata)
+    deployable = Deployable(model, meta["mean"], meta["std"]).eval()
+    export_onnx(deployable, torch.from_numpy(images[:2]), onnx_path, cfg.opset, onnx_metadata(meta, resize))
     threads = torch.get_num_threads()
     session = cpu_session(onnx_path, threads)
+    inputs = to_model_input(images, meta)
     with torch.inference_mode():
         reference = model(torch.from_numpy(inputs)).numpy()
-    onnx_parity = parity(reference, run_session(session, inputs))
+    onnx_parity = parity(reference, run_session(session, images))
     onnx_parity["atol"] = cfg.parity_atol
     onnx_parity["passed"] = (
         onnx_parity["max_abs_diff"] <= cfg.parity_atol and onnx_parity["top1_agreement"] == 1.0
     )
     convert_fp16(onnx_path, fp16_path)
-    fp16_parity = parity(reference, run_session(cpu_session(fp16_path, threads), inputs))
+    fp16_parity = parity(reference, run_session(cpu_session(fp16_path, threads), images))
     fp16_parity |= {
         "atol": cfg.fp16_parity_atol,
         "passed": fp16_parity["max_abs_diff"] <= cfg.fp16_parity_atol,
     }
-    one = inputs[:1]
     with torch.inference_mode():
-        eager_ms = median_latency_ms(lambda: model(torch.from_numpy(one)), cfg.latency_repeats)
-    ort_ms = median_latency_ms(lambda: run_session(session, one), cfg.latency_repeats)
+        eager_ms = median_latency_ms(lambda: model(torch.from_numpy(inputs[:1])), cfg.latency_repeats)
+    ort_ms = median_latency_ms(lambda: run_session(session, images[:1]), cfg.latency_repeats)
     return {
         "onnx": {
             "path": str(onnx_path),
             "opset": cfg.opset,
             "file_bytes": Path(onnx_path).stat().st_size,
             "dynamic_batch": True,
+            "input": INPUT_SPEC,
         },
-        "parity": onnx_parity | {"images": len(inputs)},
+        "parity": onnx_parity | {"images": len(images)},
         "fp16": {"path": str(fp16_path), "file_bytes": Path(fp16_path).stat().st_size, "parity": fp16_parity},
         "latency_b1_ms": {"torch_eager": eager_ms, "onnxruntime": ort_ms, "threads": threads},
         "tensorrt": tensorrt_record(
-            cfg, {"fp32": onnx_path, "fp16": fp16_path}, engine_path, inputs, reference
+            cfg, {"fp32": onnx_path, "fp16": fp16_path}, engine_path, images, reference
         ),
     }
 
@@ -71,10 +76,11 @@ def tensorrt_record(
     cfg: ExportParams,
     onnx_paths: dict[str, Path],
     engine_path: Path,
-    inputs: np.ndarray,
+    images: np.ndarray,
     reference: np.ndarray,
 ) -> dict[str, Any]:
-    """Build and check a TensorRT engine, or say exactly why not."""
+    """Build and check a TensorRT engine from the deployable ONNX (uint8 NHWC `images` in), or
+    say exactly why not."""
     if cfg.tensorrt == "off":
         return {"status": "skipped", "reason": "export.tensorrt is 'off'"}
     available = trt_builder.tensorrt_availability()
@@ -86,13 +92,13 @@ def tensorrt_record(
             trt,
             onnx_paths,
             cfg.tensorrt_precision,
-            tuple(inputs.shape[1:]),
+            tuple(images.shape[1:]),
             cfg.tensorrt_max_batch,
             cfg.tensorrt_workspace_mb,
             engine_path.with_suffix(".timing-cache"),
         )
         trt_builder.write_engine(plan, info, engine_path)
-        batch = torch.from_numpy(inputs[: cfg.tensorrt_max_batch]).cuda()
+        batch = torch.from_numpy(images[: cfg.tensorrt_max_batch]).cuda()
         logits = trt_builder.run_engine(trt, plan, batch).float().cpu().numpy()
         latency = median_latency_ms(lambda: trt_builder.run_engine(trt, plan, batch[:1]), cfg.latency_repeats)
         return {

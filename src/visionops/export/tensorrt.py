@@ -69,17 +69,18 @@ def build_settings(major: int, precision: str) -> dict[str, Any]:
     raise ValueError(f"TensorRT {major}.x is not supported: use TensorRT 10 or 11")
 
 
-def profile_shapes(chw: tuple[int, int, int], max_batch: int) -> dict[str, tuple[int, ...]]:
-    """Optimization profile: batch 1 .. max_batch, optimised for max_batch // 2 (at least 1)."""
+def profile_shapes(image: tuple[int, int, int], max_batch: int) -> dict[str, tuple[int, ...]]:
+    """Optimization profile over one image's shape (HWC for the deployable graph): batch
+    1 .. max_batch, optimised for max_batch // 2 (at least 1)."""
     opt = max(1, max_batch // 2)
-    return {"min": (1, *chw), "opt": (opt, *chw), "max": (max_batch, *chw)}
+    return {"min": (1, *image), "opt": (opt, *image), "max": (max_batch, *image)}
 
 
 def build_engine(
     trt,
     onnx_paths: dict[str, Path],
     precision: str,
-    chw: tuple[int, int, int],
+    image: tuple[int, int, int],
     max_batch: int,
     workspace_mb: int,
     timing_cache: Path,
@@ -100,7 +101,7 @@ def build_engine(
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
     if settings["fp16_flag"]:
         config.set_flag(trt.BuilderFlag.FP16)
-    shapes = profile_shapes(chw, max_batch)
+    shapes = profile_shapes(image, max_batch)
     profile = builder.create_optimization_profile()
     profile.set_shape(network.get_input(0).name, shapes["min"], shapes["opt"], shapes["max"])
     config.add_optimization_profile(profile)
@@ -119,7 +120,8 @@ def build_engine(
 
 
 def run_engine(trt, plan: bytes, inputs):
-    """Run float32 CUDA tensor `inputs` through the engine; returns a CUDA tensor of logits."""
+    """Run the CUDA tensor `inputs` (uint8 NHWC for the deployable graph) through the engine;
+    returns a float32 CUDA tensor of logits."""
     import torch
 
     engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(plan)
@@ -128,7 +130,9 @@ def run_engine(trt, plan: bytes, inputs):
     input_name = next(n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
     output_name = next(n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
     context.set_input_shape(input_name, tuple(inputs.shape))
-    output = torch.empty(tuple(context.get_tensor_shape(output_name)), device=inputs.device)
+    output = torch.empty(
+        tuple(context.get_tensor_shape(output_name)), dtype=torch.float32, device=inputs.device
+    )
     context.set_tensor_address(input_name, inputs.contiguous().data_ptr())
     context.set_tensor_address(output_name, output.data_ptr())
     stream = torch.cuda.current_stream()

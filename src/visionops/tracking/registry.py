@@ -17,61 +17,82 @@ CHAMPION = "champion"
 
 @dataclass
 class GateDecision:
-    """Whether the new version becomes champion, and every reason that decided it."""
+    """Whether the new version becomes champion, and every reason that decided it.
+    `comparison` is the paired evidence (see evaluation/paired.py), None when it is missing."""
 
     promote: bool
     metric: str
-    value: float
+    value: float | None
     champion_version: str | None
     champion_value: float | None
     reasons: list[str] = field(default_factory=list)
+    comparison: dict[str, Any] | None = None
 
 
 def decide(
-    metric: str,
-    value: float,
+    comparison: dict[str, Any] | None,
     min_delta: float,
-    champion: tuple[str, float | None] | None,
+    max_p_value: float,
     validation_ok: bool,
     parity_ok: bool,
 ) -> GateDecision:
-    """Pure gate logic: validation passed, export parity passed, and the metric beats the champion."""
-    version, best = champion if champion is not None else (None, None)
-    decision = GateDecision(False, metric, value, version, best)
+    """Pure gate logic: validation and export parity passed, and on the same test images the
+    challenger beats the reference (the champion, or with none the trivial baseline) by at least
+    min_delta with a paired test p-value at most max_p_value."""
+    if comparison is None:
+        decision = GateDecision(False, "", None, None, None)
+        decision.reasons.append(
+            "no paired comparison (MLflow was unreachable when register ran): re-run "
+            "`dvc repro --single-item --force register` to decide"
+        )
+        return decision
+    version = comparison.get("champion_version")
+    metric, value, reference = comparison["metric"], comparison["challenger"], comparison["reference"]
+    decision = GateDecision(False, metric, value, version, reference if version else None, [], comparison)
     if not validation_ok:
         decision.reasons.append("data validation had critical failures")
     if not parity_ok:
         decision.reasons.append("ONNX export parity check failed")
-    if champion is None:
-        beats = True
-        decision.reasons.append("no champion yet")
-    elif best is None:
-        beats = True
-        decision.reasons.append(f"champion v{version} has no '{metric}' tag")
-    else:
-        beats = value > best and value - best >= min_delta
-        verb = "beats" if beats else "does not beat"
-        decision.reasons.append(f"{metric} {value:.4f} {verb} champion v{version} {best:.4f} (+{min_delta})")
-    decision.promote = beats and validation_ok and parity_ok
+    against = f"champion v{version}" if version else "the trivial baseline (always the most frequent class)"
+    delta, p_value = value - reference, comparison["p_value"]
+    better = delta > 0 and delta >= min_delta
+    significant = p_value <= max_p_value
+    verdict = "beats" if better and significant else "does not beat"
+    decision.reasons.append(
+        f"{metric} {value:.4f} {verdict} {against} {reference:.4f} on the same {comparison['n']} test "
+        f"images ({delta:+.4f}, need >= {min_delta} and > 0); right only here {comparison['challenger_only']}"
+        f", only there {comparison['reference_only']}: McNemar p = {p_value:.3g} (need <= {max_p_value})"
+    )
+    decision.promote = better and significant and validation_ok and parity_ok
     return decision
 
 
-def log_onnx_model(onnx_path: Path, example: Any) -> Any:
-    """Log the ONNX file as an `mlflow.onnx` model (CPU provider, signature) to the active run."""
+def log_image_model(onnx_path: Path, spec: dict[str, Any]) -> Any:
+    """Log the deployable model to the active run: an MLflow pyfunc from code (`spec` from
+    export/packaging.pyfunc_spec) that takes encoded image bytes, with the ONNX file as its
+    artifact, a signature and an input example."""
+    import base64
+
     import mlflow
-    import onnx
-    import onnxruntime
-    from mlflow.models import infer_signature
+    import pandas as pd
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
 
-    from visionops.export.runtime import cpu_session, run_session
-
-    outputs = run_session(cpu_session(onnx_path, threads=1), example)
-    return mlflow.onnx.log_model(
-        onnx_model=onnx.load(str(onnx_path)),
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("binary", "image")]),
+        outputs=Schema(
+            [ColSpec("string", "label"), ColSpec("long", "index"), ColSpec("double", "probability")]
+        ),
+    )
+    example = pd.DataFrame({"image": [base64.b64decode(spec["example_png_b64"])]})
+    return mlflow.pyfunc.log_model(
         name="model",
-        signature=infer_signature(example, outputs),
-        onnx_execution_providers=["CPUExecutionProvider"],
-        pip_requirements=[f"onnx=={onnx.__version__}", f"onnxruntime=={onnxruntime.__version__}"],
+        python_model=spec["python_model"],
+        artifacts={"onnx": str(onnx_path)},
+        code_paths=spec["code_paths"],
+        signature=signature,
+        input_example=example,
+        pip_requirements=spec["pip_requirements"],
     )
 
 
@@ -127,27 +148,38 @@ def register_version(model_uri: str, name: str, tags: dict[str, str], descriptio
     return version
 
 
-def current_champion(name: str, metric: str) -> tuple[str, float | None] | None:
-    """(version, its gate-metric tag) of the version holding the champion alias, if any."""
+def champion_version(name: str) -> str | None:
+    """The version holding the champion alias, if any; an outage raises (never read as "none")."""
     import mlflow
 
     from visionops.tracking.availability import is_unavailable
 
-    client = mlflow.MlflowClient()
     try:
-        version = client.get_model_version_by_alias(name, CHAMPION)
+        return str(mlflow.MlflowClient().get_model_version_by_alias(name, CHAMPION).version)
     except mlflow.exceptions.MlflowException as exc:
-        if is_unavailable(exc):  # "no champion" must never be concluded from an outage
+        if is_unavailable(exc):
             raise
         return None
-    value = version.tags.get(f"metric.{metric}")
-    return version.version, float(value) if value is not None else None
+
+
+def download_champion(name: str, into: Path) -> tuple[str, Path] | None:
+    """(version, local ONNX file) of the champion of `name`, or None when there is none."""
+    import mlflow
+
+    version = champion_version(name)
+    if version is None:
+        return None
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=str(into)))
+    found = sorted(local.rglob("*.onnx"))
+    if not found:
+        raise FileNotFoundError(f"champion v{version} of '{name}' has no ONNX file in {local}")
+    return version, found[0]
 
 
 def apply_aliases(name: str, version: str, decision: GateDecision) -> None:
     """Move `candidate` to `version` unless a newer version has it; move `champion` too when
-    the gate passed and no better champion appeared meanwhile (concurrent experiments);
-    tag the decision."""
+    the gate passed and the champion it was compared with still holds the alias (concurrent
+    experiments); tag the decision and its paired evidence."""
     import mlflow
 
     client = mlflow.MlflowClient()
@@ -155,15 +187,22 @@ def apply_aliases(name: str, version: str, decision: GateDecision) -> None:
     if newest is None or int(newest) < int(version):
         client.set_registered_model_alias(name, CANDIDATE, version)
     if decision.promote:
-        now = current_champion(name, decision.metric)
-        if now and now[0] != decision.champion_version and now[1] is not None and now[1] >= decision.value:
+        now = champion_version(name)
+        if now != (
+            str(decision.champion_version) if decision.champion_version else None
+        ):  # another experiment moved it since the comparison
             decision.promote = False
-            decision.reasons.append(f"meanwhile v{now[0]} became champion with {now[1]:.4f}")
+            decision.reasons.append(
+                f"meanwhile v{now} became champion: re-run `dvc repro --single-item --force register` "
+                "to compare with it"
+            )
         else:
             client.set_registered_model_alias(name, CHAMPION, version)
     client.set_model_version_tag(name, version, "gate.promoted", str(decision.promote).lower())
     client.set_model_version_tag(name, version, "gate.reasons", "; ".join(decision.reasons))
     client.set_model_version_tag(name, version, "gate.decision", json.dumps(decision_record(decision)))
+    for key, value in (decision.comparison or {}).items():
+        client.set_model_version_tag(name, version, f"gate.{key}", str(value))
 
 
 def _alias_version(name: str, alias: str) -> str | None:

@@ -101,25 +101,25 @@ def log_plain(run_id: str, files: dict[str, Path], values: dict[str, Any]) -> No
 def log_register(run_id: str, files: dict[str, Path], values: dict[str, Any]) -> dict[str, Any]:
     """The data reports and pipeline files, the ONNX model, then a registered version with
     the gate's aliases. Returns the registry record the register stage writes."""
-    from visionops.data.prepared import open_prepared, to_model_input
     from visionops.tracking import registry
 
-    onnx_path, prepared = files.pop("onnx"), files.pop("prepared")
+    onnx_path = files.pop("onnx")
     log_plain(run_id, files, values)
     cfg, metrics = values["register"], values["eval"]
     existing = registry.version_of_run(cfg["model_name"], run_id)
-    if existing is not None:
-        return existing
-    data = open_prepared(prepared)
-    logged = registry.log_onnx_model(onnx_path, to_model_input(data.test.x[:4], data.meta))
     decision = registry.decide(
-        cfg["gate_metric"],
-        float(metrics[cfg["gate_metric"]]),
+        values["comparison"],
         cfg["min_delta"],
-        registry.current_champion(cfg["model_name"], cfg["gate_metric"]),
-        validation_ok=values["validation_ok"],
-        parity_ok=values["parity_ok"],
+        cfg["max_p_value"],
+        values["validation_ok"],
+        values["parity_ok"],
     )
+    if existing is not None:
+        if existing["decision"].get("comparison") is not None or values["comparison"] is None:
+            return existing
+        registry.apply_aliases(cfg["model_name"], str(existing["version"]), decision)  # decided at last
+        return registry.version_of_run(cfg["model_name"], run_id)
+    logged = registry.log_image_model(onnx_path, values["pyfunc"])
     tags = {
         "run_id": run_id,
         "validation.success": str(values["validation_ok"]).lower(),
@@ -127,7 +127,7 @@ def log_register(run_id: str, files: dict[str, Path], values: dict[str, Any]) ->
         **{f"metric.{k}": str(v) for k, v in metrics.items()},
     }
     description = (
-        f"{data.meta['source']} classifier, {cfg['gate_metric']}={decision.value:.4f}; "
+        f"{values['source']} classifier, {cfg['gate_metric']}={metrics[cfg['gate_metric']]:.4f}; "
         f"run {run_id}; gate: {'; '.join(decision.reasons)}"
     )
     version = registry.register_version(logged.model_uri, cfg["model_name"], tags, description)

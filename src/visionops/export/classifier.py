@@ -1,0 +1,80 @@
+"""An exported ONNX classifier with what its metadata says: class names, input size and
+channels, normalisation. One object serves the register gate, `visionops predict` and the
+MLflow pyfunc model, whichever input the graph takes (uint8 NHWC since issue 13, or the
+older float32 NCHW that needs the normalisation applied outside). Needs only onnxruntime,
+numpy and Pillow (no torch), so a serving environment stays small."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from visionops.errors import VisionOpsError
+
+TASK_KEYS = ("classes", "image_size", "channels")
+
+
+class OnnxClassifier:
+    """ONNX Runtime session + the task recorded in the model's metadata."""
+
+    def __init__(self, path: Path, threads: int = 0, providers: list[str] | None = None):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(
+            str(path), options, providers=providers or ["CPUExecutionProvider"]
+        )
+        self.input = self.session.get_inputs()[0]
+        meta = {k: _json(v) for k, v in self.session.get_modelmeta().custom_metadata_map.items()}
+        missing = [key for key in (*TASK_KEYS, "mean", "std") if key not in meta]
+        if missing:
+            raise VisionOpsError(
+                f"{path} has no {', '.join(missing)} in its ONNX metadata: it was not exported by "
+                "visionops's export stage",
+                "use models/model.onnx from the pipeline, or a model registered by it",
+            )
+        self.meta = meta
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.meta["classes"])
+
+    @property
+    def task(self) -> dict[str, Any]:
+        return {key: self.meta[key] for key in TASK_KEYS}
+
+    @property
+    def takes_uint8(self) -> bool:
+        return self.input.type == "tensor(uint8)"
+
+    def logits(self, images: np.ndarray, batch: int = 256) -> np.ndarray:
+        """Logits for uint8 NHWC `images` at the model's size and channels."""
+        from visionops.data.prepared import to_model_input
+
+        out = []
+        for start in range(0, len(images), batch):
+            chunk = np.ascontiguousarray(images[start : start + batch], dtype=np.uint8)
+            feed = chunk if self.takes_uint8 else to_model_input(chunk, self.meta)
+            out.append(self.session.run(None, {self.input.name: feed})[0])
+        classes = len(self.classes)
+        return np.concatenate(out) if out else np.zeros((0, classes), np.float32)
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """Softmax of the logits."""
+        from visionops.evaluation.metrics import softmax
+
+        return softmax(self.logits(images).astype(np.float64))
+
+
+def _json(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value  # plain-text entries (input, resize)

@@ -1,0 +1,156 @@
+"""`visionops predict`: classify image files with an exported model, decoded and resized by the
+same code as the pipeline (`data/decode.load_resized`), batched through ONNX Runtime.
+
+MODEL is a local .onnx file, or an MLflow URI (`models:/NAME@champion`, `models:/NAME/3`,
+`runs:/RUN_ID/model`) resolved against $MLFLOW_TRACKING_URI or the project's mlflow.db.
+Unreadable files are listed with their reason and skipped; the exit status is non-zero only
+when nothing could be classified.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from visionops.errors import VisionOpsError
+
+BATCH = 64  # images decoded and classified at a time: memory stays flat in the number of files
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", required=True, help="a .onnx file, or models:/NAME@ALIAS, models:/NAME/N, runs:/ID/model"
+    )
+    parser.add_argument("paths", nargs="+", type=Path, help="image files or folders (searched recursively)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("predictions.csv"), help="CSV to write (default: %(default)s)"
+    )
+    parser.add_argument("--top-k", type=int, default=1, help="also write the k best labels and probabilities")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    """The command: classify, write the CSV, report what was skipped."""
+    from visionops.export.classifier import OnnxClassifier
+
+    if args.top_k < 1:
+        raise VisionOpsError(f"--top-k {args.top_k} is not a positive number", "pass --top-k 1 or more")
+    files = sorted(image_files(args.paths))
+    if not files:
+        raise VisionOpsError(
+            f"no image files under {', '.join(map(str, args.paths))}",
+            "pass image files or folders holding .jpg/.png/.webp/... files",
+        )
+    with tempfile.TemporaryDirectory(prefix="visionops-predict-") as tmp:
+        model = OnnxClassifier(resolve_model(args.model, Path(tmp)))
+        rows, failed = classify(model, files, args.top_k, progress=not args.no_progress)
+    write_predictions(rows, args.out, args.top_k)
+    for path, reason in failed:
+        print(f"predict: skipped {path}: {reason}", file=sys.stderr)
+    print(
+        f"predict: {len(rows)} image(s) classified -> {args.out}"
+        + (f"; {len(failed)} skipped" if failed else "")
+    )
+    return 0 if rows else 1
+
+
+def resolve_model(model: str, into: Path) -> Path:
+    """A local .onnx path, or the .onnx file of an MLflow model URI downloaded into `into`."""
+    if "://" not in model and ":/" not in model:
+        path = Path(model)
+        if not path.is_file():
+            raise VisionOpsError(f"model file {path} does not exist", "pass a .onnx file or a models:/ URI")
+        return path
+    import mlflow
+
+    from visionops.tracking.runs import configure, project_root
+
+    configure(project_root())
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(model, dst_path=str(into)))
+    except mlflow.exceptions.MlflowException as exc:
+        raise VisionOpsError(
+            f"MLflow cannot resolve {model}: {str(exc).splitlines()[0][:300]}",
+            "check the name and alias/version in the MLflow UI (`make ui`), or MLFLOW_TRACKING_URI",
+        ) from None
+    found = sorted(local.rglob("*.onnx")) if local.is_dir() else [local]
+    if not found or found[0].suffix != ".onnx":
+        raise VisionOpsError(
+            f"{model} holds no ONNX file", "pass a model registered by visionops's register stage"
+        )
+    return found[0]
+
+
+def image_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """Files as given, and the image files under folders (recursively)."""
+    from visionops.data.folders import IMAGE_SUFFIXES
+
+    for path in paths:
+        if path.is_dir():
+            yield from (p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            yield path
+
+
+def classify(
+    model, files: list[Path], top_k: int, progress: bool = True
+) -> tuple[list[dict], list[tuple[Path, str]]]:
+    """(one row per classified file, (file, reason) per file that could not be read)."""
+    from tqdm import tqdm
+
+    rows, failed = [], []
+    size, channels, classes = model.meta["image_size"], model.meta["channels"], model.classes
+    with tqdm(total=len(files), desc="predict", unit="img", disable=None if progress else True) as bar:
+        for start in range(0, len(files), BATCH):
+            batch, images = [], []
+            for path in files[start : start + BATCH]:
+                try:
+                    images.append(decode(path, channels, size))
+                    batch.append(path)
+                except (OSError, ValueError, VisionOpsError) as exc:
+                    failed.append((path, str(exc).splitlines()[0]))
+            if images:
+                probs = model.probabilities(np.stack(images))
+                best = np.argsort(-probs, axis=1)[:, :top_k]
+                for path, p, order in zip(batch, probs, best, strict=True):
+                    row = {
+                        "path": str(path),
+                        "label": classes[order[0]],
+                        "index": int(order[0]),
+                        "probability": float(p[order[0]]),
+                    }
+                    for k in range(1, len(order)):
+                        row |= {
+                            f"label_{k + 1}": classes[order[k]],
+                            f"probability_{k + 1}": float(p[order[k]]),
+                        }
+                    rows.append(row)
+            bar.update(len(files[start : start + BATCH]))
+    return rows, failed
+
+
+def decode(path: Path, channels: int, size: int) -> np.ndarray:
+    """The pipeline's decode + resize; any failure becomes one readable line."""
+    from visionops.data.decode import load_resized
+
+    try:
+        return load_resized(path, channels, size)
+    except VisionOpsError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"cannot be decoded as an image ({type(exc).__name__}: {exc})") from None
+
+
+def write_predictions(rows: list[dict], out: Path, top_k: int) -> None:
+    import pandas as pd
+
+    from visionops.io import write_csv
+
+    columns = ["path", "label", "index", "probability"]
+    columns += [c for k in range(2, top_k + 1) for c in (f"label_{k}", f"probability_{k}")]
+    write_csv(out, pd.DataFrame(rows, columns=columns))

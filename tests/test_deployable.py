@@ -1,0 +1,138 @@
+"""Issue 13: the deployed model carries its own preprocessing. The ONNX graph takes uint8 NHWC
+images and normalises inside; `visionops predict` and the MLflow pyfunc model take image
+files and decode/resize them with the pipeline's own code."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from visionops.__main__ import main as visionops
+from visionops.data.decode import RESIZE_METHOD
+from visionops.data.prepared import to_model_input
+from visionops.export.classifier import OnnxClassifier
+from visionops.export.deployable import Deployable, onnx_metadata
+from visionops.export.onnx_export import export_onnx
+from visionops.export.packaging import pyfunc_spec
+
+
+@pytest.fixture(scope="module")
+def exported(trained, digits_arrays, tmp_path_factory):
+    """(onnx path, PyTorch predictions on the digits test images) of the trained model."""
+    model, _, meta = trained
+    path = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    images = digits_arrays["test_x"]
+    export_onnx(
+        Deployable(model, meta["mean"], meta["std"]),
+        torch.from_numpy(images[:2]),
+        path,
+        20,
+        onnx_metadata(meta, RESIZE_METHOD),
+    )
+    with torch.inference_mode():
+        logits = model(torch.from_numpy(to_model_input(images, meta))).numpy()
+    return path, logits
+
+
+def png_bytes(pixels: np.ndarray, size: int | None = None, mode: str = "L") -> bytes:
+    image = Image.fromarray(pixels[..., 0]).convert(mode)
+    if size:
+        image = image.resize((size, size), Image.Resampling.NEAREST)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_exported_graph_takes_uint8_nhwc_and_normalises_inside(exported, digits_arrays, trained):
+    path, reference = exported
+    model = OnnxClassifier(path)
+    assert model.takes_uint8 and model.input.shape[1:] == [8, 8, 1]
+    assert model.classes == trained[2]["classes"] and model.meta["resize"] == RESIZE_METHOD
+    assert "inside the graph" in model.meta["normalization"]
+    logits = model.logits(digits_arrays["test_x"])
+    assert np.abs(logits - reference).max() < 1e-3
+    assert (logits.argmax(1) == reference.argmax(1)).mean() == 1.0
+
+
+def test_predict_cli_classifies_folders_and_lists_unreadable_files(exported, digits_arrays, tmp_path, capsys):
+    path, reference = exported
+    folder = tmp_path / "photos"
+    for i in range(20):
+        where = folder / ("a" if i % 2 else "b/c")
+        where.mkdir(parents=True, exist_ok=True)
+        (where / f"{i:02d}.png").write_bytes(png_bytes(digits_arrays["test_x"][i]))
+    (folder / "broken.png").write_bytes(b"not an image")
+    (folder / "notes.txt").write_text("ignored: not an image suffix")
+    out = tmp_path / "preds.csv"
+    assert (
+        visionops(
+            ["predict", "--model", str(path), str(folder), "--out", str(out), "--top-k", "2", "--no-progress"]
+        )
+        == 0
+    )
+    got = pd.read_csv(out)
+    assert list(got.columns) == ["path", "label", "index", "probability", "label_2", "probability_2"]
+    assert len(got) == 20 and (got["probability"] >= got["probability_2"]).all()
+    number = got["path"].str.extract(r"(\d+)\.png$")[0].astype(int)
+    assert (got["label"].astype(str).to_numpy() == reference[number].argmax(1).astype(str)).all()
+    captured = capsys.readouterr()
+    assert (
+        "skipped" in captured.err
+        and "broken.png" in captured.err
+        and "20 image(s) classified" in captured.out
+    )
+
+    only_broken = tmp_path / "bad"
+    only_broken.mkdir()
+    (only_broken / "x.jpg").write_bytes(b"\xff\xd8 truncated")
+    assert (
+        visionops(
+            [
+                "predict",
+                "--model",
+                str(path),
+                str(only_broken),
+                "--out",
+                str(tmp_path / "none.csv"),
+                "--no-progress",
+            ]
+        )
+        == 1
+    )
+
+
+def test_predict_cli_bad_model_is_a_message_with_a_fix(tmp_path, capsys):
+    image = tmp_path / "x.png"
+    image.write_bytes(png_bytes(np.zeros((8, 8, 1), np.uint8)))
+    assert visionops(["predict", "--model", str(tmp_path / "nope.onnx"), str(image), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "fix:" in err and "Traceback" not in err
+
+
+def test_pyfunc_model_takes_encoded_images_of_any_size_and_mode(
+    exported, digits_arrays, tmp_path, monkeypatch
+):
+    import mlflow
+
+    from visionops.tracking import registry
+    from visionops.tracking.runs import configure
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    configure(tmp_path)
+    path, reference = exported
+    with mlflow.start_run():
+        logged = registry.log_image_model(path, pyfunc_spec(digits_arrays["test_x"][0]))
+    model = mlflow.pyfunc.load_model(logged.model_uri)
+    assert [c.name for c in model.metadata.get_input_schema().inputs] == ["image"]
+    images = [png_bytes(digits_arrays["test_x"][i]) for i in range(10)]
+    out = model.predict(pd.DataFrame({"image": images}))
+    assert list(out.columns) == ["label", "index", "probability"]
+    assert (out["index"].to_numpy() == reference[:10].argmax(1)).all()
+    assert (out["label"] == out["index"].astype(str)).all() and out["probability"].between(0, 1).all()
+    bigger_rgb = png_bytes(digits_arrays["test_x"][3], size=64, mode="RGB")  # resized and made grey
+    assert model.predict(pd.DataFrame({"image": [bigger_rgb]}))["index"].iloc[0] == reference[3].argmax()

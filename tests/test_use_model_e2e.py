@@ -1,0 +1,86 @@
+"""Issue 13 acceptance on the session's default run: the registered champion classifies image
+files (`visionops predict`) and answers a base64 PNG when served by `mlflow models serve`."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow_server
+import pandas as pd
+import pytest
+import requests
+from e2e import clone_repo, pipeline_env, run
+
+pytestmark = pytest.mark.e2e
+
+CHAMPION = "models:/visionops-classifier@champion"
+
+
+@pytest.fixture(scope="module")
+def repo(pipeline_template, tmp_path_factory) -> Path:
+    return clone_repo(pipeline_template[0], tmp_path_factory.mktemp("use") / "repo")
+
+
+def test_predict_with_the_champion_agrees_with_evaluate(repo):
+    done = run(
+        [
+            sys.executable,
+            "-m",
+            "visionops",
+            "predict",
+            "--model",
+            CHAMPION,
+            "data/raw/test",
+            "--out",
+            "p.csv",
+        ],
+        repo,
+    )
+    assert "classified" in done.stdout
+    got = pd.read_csv(repo / "p.csv", dtype={"label": str})
+    folder = got["path"].map(lambda p: Path(p).parent.name)
+    assert len(got) == 360 and (got["label"] == folder).mean() >= 0.95
+    # the same images through evaluate (PyTorch on data/prepared): the same answers
+    files = pd.read_csv(repo / "data/prepared/files.csv")
+    test = files[files["split"] == "test"].sort_values("index")
+    evaluated = pd.read_csv(repo / "reports/confusion.csv", dtype=str)["predicted"].to_numpy()
+    by_path = dict(zip(("data/raw/" + test["path"]).tolist(), evaluated, strict=True))
+    agree = (got["label"].to_numpy() == got["path"].map(by_path).to_numpy()).mean()
+    assert agree >= 0.995
+
+
+def test_served_champion_answers_a_base64_png(repo):
+    port = mlflow_server.free_port()
+    env = pipeline_env({"MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"})
+    mlflow = str(Path(sys.executable).with_name("mlflow"))
+    command = [mlflow, "models", "serve", "-m", CHAMPION, "--env-manager", "local", "-h", "127.0.0.1"]
+    with open(repo / "serve.log", "wb") as log:
+        server = subprocess.Popen([*command, "-p", str(port)], cwd=repo, env=env, stdout=log, stderr=log)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert server.poll() is None, (repo / "serve.log").read_text()[-3000:]
+            try:
+                if requests.get(f"{url}/ping", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        sample = sorted((repo / "data/raw/test/7").iterdir())[0]
+        body = {
+            "dataframe_split": {
+                "columns": ["image"],
+                "data": [[base64.b64encode(sample.read_bytes()).decode()]],
+            }
+        }
+        answer = requests.post(f"{url}/invocations", json=body, timeout=60)
+        assert answer.ok, answer.text
+        row = answer.json()["predictions"][0]
+        assert row["label"] == "7" and row["index"] == 7 and 0.5 < row["probability"] <= 1
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
