@@ -2,6 +2,7 @@
 #   make run    set up .venv (once) and run the whole pipeline: dvc repro
 #   make test   set up .venv (once), lint, run the test suite
 #   make ui     open the MLflow UI on the project's store
+#   make ui-check   check that UI in headless Chromium (screenshots in ui-check/)
 PYTHON ?= python3
 # Lint what exists (git keeps no empty folders).
 LINT   := $(wildcard src pipeline tests benchmarks)
@@ -16,7 +17,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: install torch-cpu run test lint format ui clean-outputs
+.PHONY: install torch-cpu run test lint format ui ui-check clean-outputs
 
 install: $(STAMP)
 
@@ -52,4 +53,9 @@ format: install
 	ruff check --fix $(LINT)
 
 ui: install
+	@echo "MLflow UI: http://127.0.0.1:5000/#/experiments?workflowType=machine_learning (training runs, not the GenAI view)"
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port 5000
+
+# The MLflow UI in a real headless browser: runs table and commits (installs chromium if missing).
+ui-check: install
+	python scripts/ui_check.py --out ui-check

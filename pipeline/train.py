@@ -192,7 +192,7 @@ def _track(params, meta, data_id, summary, record, setup) -> None:
         metrics["best_val_accuracy"] = summary["best_val_accuracy"]
     values = {
         "params": flatten(meta["params"] | dump(params)),
-        "tags": tags | git_tags(project_root()) | lineage_tags(dump(params)),
+        "tags": tags | git_tags(project_root(), "dvc: pipeline/train.py") | lineage_tags(dump(params)),
         "metrics": metrics,
         "val_fraction": params["train"].val_fraction,
         "seed": params["train"].seed,

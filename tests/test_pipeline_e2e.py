@@ -90,7 +90,10 @@ def test_one_mlflow_run_holds_the_whole_story(repo, first_repro):
     steps = mlflow_rows(repo, "select count(*) from metrics where key = 'val_accuracy'")[0][0]
     assert steps == SMALL["train"]["epochs"]
     tags = dict(mlflow_rows(repo, "select key, value from tags"))
-    assert len(tags["git.commit"]) == 40 and tags["visionops.last_stage"] == "register"
+    assert len(tags["mlflow.source.git.commit"]) == 40 and tags["visionops.last_stage"] == "register"
+    assert tags["mlflow.source.name"] == "dvc: pipeline/train.py" and tags["mlflow.source.type"] in {"LOCAL", "JOB"}
+    kinds = dict(mlflow_rows(repo, "select key, value from experiment_tags"))
+    assert kinds["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on the runs
     artifacts = {p.relative_to(repo / "mlartifacts").as_posix() for p in (repo / "mlartifacts").rglob("*")}
     assert any(a.endswith("validation/data_docs/index.html") for a in artifacts)
     assert any(a.endswith("augment/augment_preview.png") for a in artifacts)

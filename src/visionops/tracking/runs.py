@@ -47,20 +47,26 @@ def configure(project_root: Path) -> str:
     return uri
 
 
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # the UI opens on runs
+
+
 def experiment_id(name: str, project_root: Path) -> str:
-    """Get or create the experiment; a local store keeps artifacts in <project>/mlartifacts."""
+    """Get or create the experiment, tagged as model development (else MLflow 3's UI opens
+    it on the GenAI overview); a local store keeps artifacts in <project>/mlartifacts."""
     import mlflow
 
     client = mlflow.MlflowClient()
     found = client.get_experiment_by_name(name)
     if found is not None:
+        if "mlflow.experimentKind" not in found.tags:  # made by an older visionops
+            client.set_experiment_tag(found.experiment_id, *next(iter(EXPERIMENT_KIND.items())))
         return found.experiment_id
     location = None
     # Not os.environ: mlflow.set_tracking_uri() itself exports MLFLOW_TRACKING_URI.
     if mlflow.get_tracking_uri() == default_uri(project_root):
         location = (Path(project_root).resolve() / "mlartifacts").as_uri()
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
     except mlflow.exceptions.MlflowException:  # a concurrent stage created it first
         found = client.get_experiment_by_name(name)
         if found is None:
@@ -111,18 +117,27 @@ def lineage_tags(params: dict[str, Any], lock_file: Path = Path("dvc.lock")) -> 
     return tags
 
 
-def git_tags(project_root: Path) -> dict[str, str]:
-    """Commit, branch and dirty flag of the project's git checkout (empty if not a checkout)."""
+def git_tags(project_root: Path, entry_point: str) -> dict[str, str]:
+    """MLflow's own source tags (the UI's Source and Version columns: `entry_point`, the commit,
+    the repository when it has a remote) plus the branch and whether the checkout was dirty.
+    Without git, only the source name and type."""
 
     def git(*args: str) -> str:
         out = subprocess.run(["git", *args], cwd=project_root, capture_output=True, text=True, check=False)
         return out.stdout.strip() if out.returncode == 0 else ""
 
+    tags = {
+        "mlflow.source.name": entry_point,
+        "mlflow.source.type": "JOB" if os.environ.get("CI") else "LOCAL",
+    }
     commit = git("rev-parse", "HEAD")
     if not commit:
-        return {}
-    return {
-        "git.commit": commit,
-        "git.branch": git("rev-parse", "--abbrev-ref", "HEAD"),
+        return tags
+    tags |= {
+        "mlflow.source.git.commit": commit,
+        "mlflow.source.git.branch": git("rev-parse", "--abbrev-ref", "HEAD"),
         "git.dirty": str(bool(git("status", "--porcelain", "--untracked-files=no"))).lower(),
     }
+    if remote := git("remote", "get-url", "origin"):
+        tags["mlflow.source.git.repoURL"] = remote
+    return tags
