@@ -91,7 +91,8 @@ def test_one_mlflow_run_holds_the_whole_story(repo, first_repro):
     assert steps == SMALL["train"]["epochs"]
     tags = dict(mlflow_rows(repo, "select key, value from tags"))
     assert len(tags["mlflow.source.git.commit"]) == 40 and tags["visionops.last_stage"] == "register"
-    assert tags["mlflow.source.name"] == "dvc: pipeline/train.py" and tags["mlflow.source.type"] in {"LOCAL", "JOB"}
+    assert tags["mlflow.source.name"] == "dvc: pipeline/train.py"
+    assert tags["mlflow.source.type"] in {"LOCAL", "JOB"}
     kinds = dict(mlflow_rows(repo, "select key, value from experiment_tags"))
     assert kinds["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on the runs
     artifacts = {p.relative_to(repo / "mlartifacts").as_posix() for p in (repo / "mlartifacts").rglob("*")}
