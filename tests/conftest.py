@@ -77,3 +77,21 @@ def pipeline_template(tmp_path_factory):
 
     repo = copy_project(tmp_path_factory.mktemp("template") / "repo")
     return repo, run(["dvc", "repro"], repo)
+
+
+@pytest.fixture(scope="session")
+def deployable_onnx(trained, digits_arrays, tmp_path_factory):
+    """The trained model exported as the deployable graph (uint8 NHWC in, metadata set)."""
+    import torch
+
+    from visionops.data.decode import RESIZE_METHOD
+    from visionops.export.deployable import Deployable, onnx_metadata
+    from visionops.export.onnx_export import export_onnx
+
+    model, _, meta = trained
+    path = tmp_path_factory.mktemp("deployable") / "model.onnx"
+    example = torch.from_numpy(digits_arrays["test_x"][:2])
+    export_onnx(
+        Deployable(model, meta["mean"], meta["std"]), example, path, 20, onnx_metadata(meta, RESIZE_METHOD)
+    )
+    return path

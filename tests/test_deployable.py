@@ -16,27 +16,16 @@ from visionops.__main__ import main as visionops
 from visionops.data.decode import RESIZE_METHOD
 from visionops.data.prepared import to_model_input
 from visionops.export.classifier import OnnxClassifier
-from visionops.export.deployable import Deployable, onnx_metadata
-from visionops.export.onnx_export import export_onnx
 from visionops.export.packaging import pyfunc_spec
 
 
 @pytest.fixture(scope="module")
-def exported(trained, digits_arrays, tmp_path_factory):
-    """(onnx path, PyTorch predictions on the digits test images) of the trained model."""
+def exported(deployable_onnx, trained, digits_arrays):
+    """(onnx path, PyTorch logits on the digits test images) of the trained model."""
     model, _, meta = trained
-    path = tmp_path_factory.mktemp("onnx") / "model.onnx"
-    images = digits_arrays["test_x"]
-    export_onnx(
-        Deployable(model, meta["mean"], meta["std"]),
-        torch.from_numpy(images[:2]),
-        path,
-        20,
-        onnx_metadata(meta, RESIZE_METHOD),
-    )
     with torch.inference_mode():
-        logits = model(torch.from_numpy(to_model_input(images, meta))).numpy()
-    return path, logits
+        logits = model(torch.from_numpy(to_model_input(digits_arrays["test_x"], meta))).numpy()
+    return deployable_onnx, logits
 
 
 def png_bytes(pixels: np.ndarray, size: int | None = None, mode: str = "L") -> bytes:

@@ -10,7 +10,6 @@ from visionops.errors import VisionOpsError
 from visionops.evaluation.champion import check_same_task, predict_labels
 from visionops.evaluation.paired import majority_class, paired_comparison
 from visionops.export.classifier import OnnxClassifier
-from visionops.export.deployable import Deployable, onnx_metadata
 from visionops.export.onnx_export import export_onnx
 from visionops.export.packaging import pyfunc_spec
 from visionops.tracking import registry
@@ -92,20 +91,11 @@ def store(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def logged_model(store, trained, digits_arrays):
+def logged_model(store, deployable_onnx, digits_arrays):
     """The deployable ONNX of the trained digits model, logged once as the pyfunc image model."""
     import mlflow
 
-    model, _, meta = trained
-    onnx_path = store / "model.onnx"
-    images = digits_arrays["test_x"]
-    export_onnx(
-        Deployable(model, meta["mean"], meta["std"]),
-        torch.from_numpy(images[:2]),
-        onnx_path,
-        20,
-        onnx_metadata(meta, "bilinear"),
-    )
+    onnx_path, images = deployable_onnx, digits_arrays["test_x"]
     record = new_run(TrackingParams(experiment="exp"), None, store)
     with mlflow.start_run(run_id=record["run_id"]):
         log_params(record["run_id"], {"register.min_delta": 0.0})
