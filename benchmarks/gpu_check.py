@@ -274,6 +274,7 @@ def export_parity(prepared, workdir: Path, args) -> dict:
     import numpy as np
     import torch
 
+    from visionops.data.decode import RESIZE_METHOD
     from visionops.data.prepared import to_model_input
     from visionops.export.deployable import Deployable, onnx_metadata
     from visionops.export.onnx_export import convert_fp16, export_onnx
@@ -289,7 +290,13 @@ def export_parity(prepared, workdir: Path, args) -> dict:
         reference = model.to(device)(torch.from_numpy(inputs).to(device)).float().cpu().numpy()
     fp32, fp16 = workdir / "model.onnx", workdir / "model_fp16.onnx"
     deployable = Deployable(model.cpu(), prepared.meta["mean"], prepared.meta["std"])
-    export_onnx(deployable, torch.from_numpy(images[:2]), fp32, 20, onnx_metadata(prepared.meta, "bilinear"))
+    export_onnx(
+        deployable,
+        torch.from_numpy(images[:2]),
+        fp32,
+        20,
+        onnx_metadata(prepared.meta, RESIZE_METHOD),
+    )
     convert_fp16(fp32, fp16)
     threads = torch.get_num_threads()
     return {

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
 def resolve_model(model: str, into: Path) -> Path:
     """A local .onnx path, or the .onnx file of an MLflow model URI downloaded into `into`."""
-    if "://" not in model and ":/" not in model:
+    if ":/" not in model:  # models:/, runs:/, http://, ...
         path = Path(model)
         if not path.is_file():
             raise VisionOpsError(f"model file {path} does not exist", "pass a .onnx file or a models:/ URI")

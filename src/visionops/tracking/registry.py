@@ -188,9 +188,7 @@ def apply_aliases(name: str, version: str, decision: GateDecision) -> None:
         client.set_registered_model_alias(name, CANDIDATE, version)
     if decision.promote:
         now = champion_version(name)
-        if now != (
-            str(decision.champion_version) if decision.champion_version else None
-        ):  # another experiment moved it since the comparison
+        if now != decision.champion_version:  # another experiment moved it since the comparison
             decision.promote = False
             decision.reasons.append(
                 f"meanwhile v{now} became champion: re-run `dvc repro --single-item --force register` "
