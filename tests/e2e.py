@@ -34,8 +34,10 @@ def run(cmd: list[str], cwd: Path, check: bool = True, **extra_env: str) -> subp
 
 
 def pipeline_env(extra: dict[str, str]) -> dict[str, str]:
-    """The test's environment minus any MLflow store of the developer's, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+    """The test's environment minus any MLflow store of the developer's (or of an earlier test:
+    mlflow.set_registry_uri exports MLFLOW_REGISTRY_URI into this process), plus `extra`."""
+    stores = ("MLFLOW_TRACKING", "MLFLOW_REGISTRY")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(stores)}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env.update(
         DVC_NO_ANALYTICS="1",

@@ -6,7 +6,6 @@ The tests work in a clone of the session's one pipeline run (conftest `pipeline_
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -169,7 +168,7 @@ def test_sigterm_during_training_then_rerun_resumes_to_the_same_model(repo, firs
     checkpoint = repo / "models/checkpoints/last.pt"
     assert not checkpoint.exists()  # removed after a completed run
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+    env = pipeline_env({})
     proc = subprocess.Popen(
         train, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -283,7 +282,10 @@ def test_mlflow_server_killed_mid_run_then_sync_loses_nothing(repo, first_repro,
     store = tmp_path / "server"
     server = mlflow_server.start(store, port)
     fast = {"on_unavailable": "defer", "retries": 1, "backoff_factor": 0, "timeout_s": 5}
-    edit_params(repo, {"tracking": fast, "train": {"epochs": 4}})
+    # the module's repo is shared: an earlier test registered under another name
+    edit_params(
+        repo, {"tracking": fast, "train": {"epochs": 4}, "register": {"model_name": "visionops-classifier"}}
+    )
     env = pipeline_env({"MLFLOW_TRACKING_URI": uri})
     repro = subprocess.Popen(
         ["dvc", "repro"], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from e2e import pipeline_env
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
@@ -137,8 +138,7 @@ def test_registry_summary_cli_explains_the_decision(tmp_path):
 
 @pytest.mark.e2e
 def test_local_run_of_the_retrain_steps_writes_the_summary():
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
-    env["VENV"] = str(BIN.parent)
+    env = pipeline_env({"VENV": str(BIN.parent)})
     env["SET_PARAMS"] = (
         "-S augment.copies=1 -S train.epochs=2 -S compress.finetune_epochs=1 -S compress.latency_repeats=3 "
         "-S export.latency_repeats=3 -S export.parity_images=64"
