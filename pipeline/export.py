@@ -2,7 +2,9 @@
 (dynamic batch), normalisation inside, class names/size/channels/resize in its metadata,
 checked by onnx.checker; and models/model_fp16.onnx (same I/O, fp16 compute, for GPU runtimes),
 numeric parity vs PyTorch on real test images (a mismatch fails the stage), latency, and a
-TensorRT engine where TensorRT and CUDA exist (otherwise an explicit `skipped` record).
+TensorRT engine where TensorRT and CUDA exist (models/model.engine + .json recording the
+TensorRT version and GPU; int8 from compress's Q/DQ ONNX; otherwise an explicit `skipped`
+record).
 Writes reports/export.json (metric). Reads params: export.
 """
 
@@ -16,6 +18,7 @@ RUN = Path("models/run.json")
 ONNX = Path("models/model.onnx")
 ONNX_FP16 = Path("models/model_fp16.onnx")
 ENGINE = Path("models/model.engine")
+INT8_QDQ = Path("models/pruned_int8_tensorrt.onnx")  # compress stage: source of an int8 engine
 REPORT = Path("reports/export.json")
 
 
@@ -38,7 +41,7 @@ def main(args) -> None:
     data = open_prepared(PREPARED)
     images = read_rows(data.test.x, np.arange(min(cfg.parity_images, len(data.test))))
     report = export_and_check(
-        model, payload["meta"], images, ONNX, ONNX_FP16, ENGINE, cfg, data.meta["resize"]
+        model, payload["meta"], images, ONNX, ONNX_FP16, ENGINE, cfg, data.meta["resize"], INT8_QDQ
     )
     write_json(REPORT, report)
     par, trt = report["parity"], report["tensorrt"]

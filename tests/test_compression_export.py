@@ -11,10 +11,15 @@ from visionops.compression.prune import count_macs_params, prune_channels
 from visionops.compression.quantize import quantize_int8
 from visionops.config import ExportParams
 from visionops.data.prepared import to_model_input
+from visionops.errors import VisionOpsError
 from visionops.export import tensorrt as trt
 from visionops.export.checks import export_and_check, tensorrt_record
+from visionops.export.classifier import OnnxClassifier
+from visionops.export.deployable import Deployable, onnx_metadata
+from visionops.export.engine_classifier import TensorRTClassifier
 from visionops.export.onnx_export import export_onnx, read_metadata
 from visionops.export.runtime import cpu_session, parity, run_session
+from visionops.predict import open_model
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +45,7 @@ def test_export_has_dynamic_batch_metadata_and_parity(trained, digits_arrays, tm
         tmp_path / "m.engine",
         ExportParams(latency_repeats=3),
         "bilinear",
+        tmp_path / "absent_int8.onnx",
     )
     assert report["parity"]["passed"] and report["parity"]["max_abs_diff"] < 1e-4
     assert report["parity"]["top1_agreement"] == 1.0
@@ -102,7 +108,7 @@ def test_pruning_shrinks_the_trained_network(trained, inputs):
 
 
 def test_tensorrt_off_is_a_skip_with_reason(tmp_path):
-    record = tensorrt_record(ExportParams(tensorrt="off"), tmp_path / "m.onnx", tmp_path / "e", None, None)
+    record = tensorrt_record(ExportParams(tensorrt="off"), {}, tmp_path / "e", None, None, {})
     assert record == {"status": "skipped", "reason": "export.tensorrt is 'off'"}
 
 
@@ -120,6 +126,13 @@ def test_tensorrt_version_dispatch():
     v11 = trt.build_settings(11, "fp16")
     assert v11["strongly_typed"] and not v11["fp16_flag"]  # TRT 11 removed the FP16 flag
     assert v11["onnx"] == "fp16" and trt.build_settings(11, "fp32")["onnx"] == "fp32"
+    for major in (10, 11):  # explicit quantization: the Q/DQ ONNX, strongly typed, no flags
+        assert trt.build_settings(major, "int8") == {
+            "strongly_typed": True,
+            "fp16_flag": False,
+            "onnx": "int8",
+            "effective_precision": "int8",
+        }
     with pytest.raises(ValueError, match=r"TensorRT 8.x is not supported"):
         trt.build_settings(8, "fp16")
 
@@ -165,3 +178,56 @@ def test_resnet9_quantizes_despite_symbolic_shape_inference_failing(tmp_path):
     quantize_int8(fp32, int8, x, "cpu")
     out = run_session(cpu_session(int8, 1), x)
     assert out.shape == (16, 10) and np.isfinite(out).all()
+
+
+BUILT_ON = {"tensorrt": "10.13.0.35", "gpu": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}
+
+
+@pytest.mark.parametrize(
+    ("here", "named"),
+    [
+        (BUILT_ON | {"tensorrt": "11.0.1"}, "tensorrt 10.13.0.35 (this machine: 11.0.1)"),
+        (BUILT_ON | {"gpu": "NVIDIA A100", "compute_capability": "8.0"}, "compute_capability 9.0"),
+    ],
+)
+def test_a_mismatched_engine_is_refused_with_rebuild(here, named, tmp_path):
+    with pytest.raises(VisionOpsError, match="rebuild it on this machine") as caught:
+        trt.check_engine_matches(BUILT_ON, here, tmp_path / "model.engine")
+    assert named in str(caught.value)
+
+
+def test_same_architecture_other_card_only_warns(tmp_path):
+    assert trt.check_engine_matches(BUILT_ON, BUILT_ON, tmp_path / "e") == []
+    warnings = trt.check_engine_matches(BUILT_ON, BUILT_ON | {"gpu": "NVIDIA H100 PCIe"}, tmp_path / "e")
+    assert warnings and "H100 80GB HBM3" in warnings[0] and "H100 PCIe" in warnings[0]
+
+
+def test_an_engine_without_its_record_is_not_trusted(tmp_path):
+    (tmp_path / "model.engine").write_bytes(b"plan")
+    with pytest.raises(VisionOpsError, match=r"model\.engine\.json"):
+        TensorRTClassifier(tmp_path / "model.engine")
+
+
+def test_predict_falls_back_to_onnx_runtime_and_says_why(trained, digits_arrays, tmp_path, capsys):
+    """A matching engine beside the .onnx cannot run without TensorRT + CUDA: ONNX Runtime
+    classifies instead, and one line says why; an engine of another model is named as such."""
+    model, _, meta = trained
+    onnx_path = tmp_path / "model.onnx"
+    export_onnx(
+        Deployable(model, meta["mean"], meta["std"]),
+        torch.from_numpy(digits_arrays["test_x"][:2]),
+        onnx_path,
+        20,
+        onnx_metadata(meta, "bilinear"),
+    )
+    record = BUILT_ON | {"model": onnx_metadata(meta, "bilinear"), "profile": {"max": [8, 8, 8, 1]}}
+    trt.write_engine(
+        b"plan", record | {"stands_for_sha256": trt.file_sha256(onnx_path)}, tmp_path / "model.engine"
+    )
+    chosen = open_model(onnx_path)
+    assert isinstance(chosen, OnnxClassifier)
+    if not trt.tensorrt_availability().ok:
+        assert "not using the TensorRT engine: cannot run TensorRT engine" in capsys.readouterr().err
+    trt.write_engine(b"plan", record | {"stands_for_sha256": "0" * 64}, tmp_path / "model.engine")
+    assert isinstance(open_model(onnx_path), OnnxClassifier)
+    assert "was built from another model" in capsys.readouterr().err

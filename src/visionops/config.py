@@ -177,7 +177,7 @@ class ExportParams(Section):
     latency_repeats: int = Field(30, ge=1)
     tensorrt: Literal["auto", "off"] = "auto"
     require_tensorrt: bool = False
-    tensorrt_precision: Literal["fp32", "fp16"] = "fp16"
+    tensorrt_precision: Literal["fp32", "fp16", "int8"] = "fp16"
     tensorrt_max_batch: int = Field(64, ge=1)
     tensorrt_workspace_mb: int = Field(1024, ge=16)
 

@@ -1,7 +1,8 @@
 """`visionops predict`: classify image files with an exported model, decoded and resized by the
 same code as the pipeline (`data/decode.load_resized`), batched through ONNX Runtime.
 
-MODEL is a local .onnx file, or an MLflow URI (`models:/NAME@champion`, `models:/NAME/3`,
+MODEL is a local .onnx or TensorRT .engine file (a matching engine that the export stage
+built beside a local .onnx is used in its place), or an MLflow URI (`models:/NAME@champion`, `models:/NAME/3`,
 `runs:/RUN_ID/model`) resolved against $MLFLOW_TRACKING_URI or the project's mlflow.db.
 Unreadable files are listed with their reason and skipped; the exit status is non-zero only
 when nothing could be classified.
@@ -24,7 +25,9 @@ BATCH = 64  # images decoded and classified at a time: memory stays flat in the 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--model", required=True, help="a .onnx file, or models:/NAME@ALIAS, models:/NAME/N, runs:/ID/model"
+        "--model",
+        required=True,
+        help="a .onnx or .engine file, or models:/NAME@ALIAS, models:/NAME/N, runs:/ID/model",
     )
     parser.add_argument("paths", nargs="+", type=Path, help="image files or folders (searched recursively)")
     parser.add_argument(
@@ -36,8 +39,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """The command: classify, write the CSV, report what was skipped."""
-    from visionops.export.classifier import OnnxClassifier
-
     if args.top_k < 1:
         raise VisionOpsError(f"--top-k {args.top_k} is not a positive number", "pass --top-k 1 or more")
     files = sorted(image_files(args.paths))
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
             "pass image files or folders holding .jpg/.png/.webp/... files",
         )
     with tempfile.TemporaryDirectory(prefix="visionops-predict-") as tmp:
-        model = OnnxClassifier(resolve_model(args.model, Path(tmp)))
+        model = open_model(resolve_model(args.model, Path(tmp)))
         rows, failed = classify(model, files, args.top_k, progress=not args.no_progress)
     write_predictions(rows, args.out, args.top_k)
     for path, reason in failed:
@@ -64,7 +65,9 @@ def resolve_model(model: str, into: Path) -> Path:
     if ":/" not in model:  # models:/, runs:/, http://, ...
         path = Path(model)
         if not path.is_file():
-            raise VisionOpsError(f"model file {path} does not exist", "pass a .onnx file or a models:/ URI")
+            raise VisionOpsError(
+                f"model file {path} does not exist", "pass a .onnx or .engine file, or a models:/ URI"
+            )
         return path
     import mlflow
 
@@ -84,6 +87,26 @@ def resolve_model(model: str, into: Path) -> Path:
             f"{model} holds no ONNX file", "pass a model registered by visionops's register stage"
         )
     return found[0]
+
+
+def open_model(path: Path):
+    """A TensorRT engine when `path` is one, or when the export stage built one beside this
+    .onnx from the same model and it matches this machine; ONNX Runtime otherwise."""
+    from visionops.export.classifier import OnnxClassifier
+    from visionops.export.engine_classifier import TensorRTClassifier, engine_for
+
+    if path.suffix == ".engine":
+        model = TensorRTClassifier(path)
+    else:
+        model, why_not = engine_for(path)
+        if why_not:
+            print(f"predict: not using the TensorRT engine: {why_not}; ONNX Runtime instead", file=sys.stderr)
+        if model is None:
+            return OnnxClassifier(path)
+    for warning in model.warnings:
+        print(f"predict: warning: {warning}", file=sys.stderr)
+    print(f"predict: TensorRT {model.info['tensorrt']} engine ({model.info['effective_precision']})")
+    return model
 
 
 def image_files(paths: Iterable[Path]) -> Iterator[Path]:

@@ -1,8 +1,9 @@
 """Build every deployable variant and measure it the same way against fp32 PyTorch eager.
 
 Variants: fp32 eager, fp32 ONNX Runtime, INT8 ONNX Runtime, pruned eager, pruned INT8 (CPU
-form). The pruned INT8 in TensorRT form (symmetric S8S8) is written too; only its accuracy
-is reported, since its CPU latency says nothing about TensorRT.
+form). The pruned INT8 in TensorRT form (symmetric S8S8, the deployable uint8 NHWC graph,
+source of `export.tensorrt_precision: int8` engines) is written too; only its accuracy is
+reported, since its CPU latency says nothing about TensorRT.
 Latency is the median of repeated timed runs after warm-up, all on CPU with one thread
 count shared by PyTorch and ONNX Runtime.
 """
@@ -23,6 +24,7 @@ from visionops.config import CompressParams, TrainParams
 from visionops.data.loader import ImageBatches, choose_resident
 from visionops.data.prepared import Split, open_prepared, read_rows, to_model_input, train_val_split
 from visionops.device import resolve_device
+from visionops.export.deployable import Deployable, onnx_metadata
 from visionops.export.onnx_export import export_onnx
 from visionops.export.runtime import cpu_session, median_latency_ms, run_session
 from visionops.models.serialize import load_model, save_model
@@ -70,17 +72,28 @@ def compress_and_measure(
     pruned_acc_before = before[0] if before else accuracy(_eager(pruned))
     save_model(pruned_path, pruned, payload["spec"], payload["meta"] | {"pruning_steps": steps})
 
-    calibration = to_model_input(data.train.x[data.train.originals[: cfg.calibration_images]], meta)
-    fp32_onnx, int8_onnx, pruned_onnx = (
+    raw_calibration = data.train.x[data.train.originals[: cfg.calibration_images]]
+    calibration = to_model_input(raw_calibration, meta)
+    fp32_onnx, int8_onnx, pruned_onnx, pruned_deployable = (
         workdir / "fp32.onnx",
         workdir / "int8.onnx",
         workdir / "pruned.onnx",
+        workdir / "pruned_deployable.onnx",
     )
     export_onnx(baseline, example, fp32_onnx, 20, {})
     export_onnx(pruned, example, pruned_onnx, 20, {})
     quantize_int8(fp32_onnx, int8_onnx, calibration, "cpu")
     quantize_int8(pruned_onnx, int8_path, calibration, "cpu")
-    quantize_int8(pruned_onnx, int8_trt_path, calibration, "tensorrt")
+    # TensorRT form: the deployable graph (uint8 NHWC in, normalisation inside, task metadata),
+    # so an engine built from it takes what `visionops predict` feeds any exported model.
+    export_onnx(
+        Deployable(pruned, meta["mean"], meta["std"]),
+        torch.from_numpy(data.test.x[:2]),
+        pruned_deployable,
+        20,
+        onnx_metadata(payload["meta"], meta["resize"]),
+    )
+    quantize_int8(pruned_deployable, int8_trt_path, raw_calibration, "tensorrt")
 
     threads = torch.get_num_threads()
     base_cost, pruned_cost = (
@@ -117,7 +130,7 @@ def compress_and_measure(
         "target_met": None if cfg.target_macs_ratio is None else _target_met(steps, cfg.target_macs_ratio),
         "distilled": cfg.distill,
         "pruned_accuracy_before_finetune": pruned_acc_before,
-        "pruned_int8_tensorrt_form_accuracy": accuracy(_ort(int8_trt_path, threads)),
+        "pruned_int8_tensorrt_form_accuracy": _accuracy(_ort(int8_trt_path, threads), data.test),
         "summary": _headline(variants, len(batch)),
         "variants": variants,
     }
@@ -167,12 +180,13 @@ def _ort(path: Path, threads: int) -> Predict:
     return lambda x: run_session(session, x)
 
 
-def _accuracy(predict: Predict, split: Split, meta: dict[str, Any], batch: int = 256) -> float:
-    """Top-1 accuracy over a split, converted to model input one batch at a time."""
+def _accuracy(predict: Predict, split: Split, meta: dict[str, Any] | None = None, batch: int = 256) -> float:
+    """Top-1 accuracy over a split, one batch at a time: converted to model input with
+    `meta`'s normalisation, or as uint8 NHWC images (deployable graphs) when `meta` is None."""
     correct = 0
     for start in range(0, len(split), batch):
-        rows = np.arange(start, min(start + batch, len(split)))
-        logits = predict(to_model_input(read_rows(split.x, rows), meta))
+        images = read_rows(split.x, np.arange(start, min(start + batch, len(split))))
+        logits = predict(images if meta is None else to_model_input(images, meta))
         correct += int((logits.argmax(1) == split.y[start : start + batch]).sum())
     return correct / len(split)
 

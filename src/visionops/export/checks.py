@@ -29,10 +29,12 @@ def export_and_check(
     engine_path: Path,
     cfg: ExportParams,
     resize: str,
+    int8_qdq_path: Path,
 ) -> dict[str, Any]:
     """Export the deployable graph (uint8 NHWC `images` in, normalisation inside; fp32, and
     FP16 with the same I/O), parity of each against the PyTorch model on the normalised
-    images as training fed them, latency, and TensorRT."""
+    images as training fed them, latency, and TensorRT (an int8 engine is built from the
+    compress stage's S8S8 Q/DQ ONNX `int8_qdq_path` of the pruned model)."""
     model = model.cpu().eval()
     deployable = Deployable(model, meta["mean"], meta["std"]).eval()
     export_onnx(deployable, torch.from_numpy(images[:2]), onnx_path, cfg.opset, onnx_metadata(meta, resize))
@@ -67,7 +69,12 @@ def export_and_check(
         "fp16": {"path": str(fp16_path), "file_bytes": Path(fp16_path).stat().st_size, "parity": fp16_parity},
         "latency_b1_ms": {"torch_eager": eager_ms, "onnxruntime": ort_ms, "threads": threads},
         "tensorrt": tensorrt_record(
-            cfg, {"fp32": onnx_path, "fp16": fp16_path}, engine_path, images, reference
+            cfg,
+            {"fp32": onnx_path, "fp16": fp16_path, "int8": int8_qdq_path},
+            engine_path,
+            images,
+            reference,
+            {"model": onnx_metadata(meta, resize), "stands_for_sha256": trt_builder.file_sha256(onnx_path)},
         ),
     }
 
@@ -78,9 +85,11 @@ def tensorrt_record(
     engine_path: Path,
     images: np.ndarray,
     reference: np.ndarray,
+    sidecar: dict[str, Any],
 ) -> dict[str, Any]:
     """Build and check a TensorRT engine from the deployable ONNX (uint8 NHWC `images` in), or
-    say exactly why not."""
+    say exactly why not. `sidecar` (the model's ONNX metadata and digest) is stored beside
+    the engine so `visionops predict` can use it in the ONNX model's place."""
     if cfg.tensorrt == "off":
         return {"status": "skipped", "reason": "export.tensorrt is 'off'"}
     available = trt_builder.tensorrt_availability()
@@ -97,10 +106,13 @@ def tensorrt_record(
             cfg.tensorrt_workspace_mb,
             engine_path.with_suffix(".timing-cache"),
         )
-        trt_builder.write_engine(plan, info, engine_path)
+        trt_builder.write_engine(plan, info | sidecar, engine_path)
+        engine = trt_builder.deserialize_engine(trt, plan)
         batch = torch.from_numpy(images[: cfg.tensorrt_max_batch]).cuda()
-        logits = trt_builder.run_engine(trt, plan, batch).float().cpu().numpy()
-        latency = median_latency_ms(lambda: trt_builder.run_engine(trt, plan, batch[:1]), cfg.latency_repeats)
+        logits = trt_builder.run_engine(trt, engine, batch).float().cpu().numpy()
+        latency = median_latency_ms(
+            lambda: trt_builder.run_engine(trt, engine, batch[:1]), cfg.latency_repeats
+        )
         return {
             "status": "built",
             "engine": str(engine_path),

@@ -1,11 +1,18 @@
 """TensorRT engine build + parity + latency, for TensorRT 10 and 11.
 
-TensorRT 10: explicit-batch networks; precision via builder flags (FP16).
-TensorRT 11: strongly typed networks; the FP16/INT8 flags are gone and precision comes
-from the ONNX itself, so an fp16 engine is built from the FP16 ONNX the export writes.
+TensorRT 10: explicit-batch networks; fp16 via the builder flag. TensorRT 11: strongly
+typed networks; the FP16/INT8 flags are gone and precision comes from the ONNX itself, so an
+fp16 engine is built from the FP16 ONNX the export writes. INT8 (both versions): explicit
+quantization, a strongly typed network parsed from the compress stage's symmetric S8S8 Q/DQ
+ONNX (no precision flags, as NVIDIA's docs ask).
 
-Only `tensorrt_availability`, `build_settings` and `profile_shapes` run without a GPU; the
-rest needs CUDA + TensorRT and has not been executed on this project's CPU machines.
+An engine only runs under the TensorRT version and GPU architecture it was built for, so
+its JSON sidecar records both (and the GPU's name); `check_engine_matches` refuses a
+mismatched engine with a message saying to rebuild.
+
+Runs without a GPU (and is tested): `tensorrt_availability`, `build_settings`,
+`profile_shapes`, `write_engine`, `read_engine_info`, `check_engine_matches`. The rest needs
+CUDA + TensorRT and has not been executed on this project's CPU machines.
 """
 
 from __future__ import annotations
@@ -51,7 +58,11 @@ def major_version(version: str) -> int:
 
 def build_settings(major: int, precision: str) -> dict[str, Any]:
     """What the builder must do for this TensorRT major version and requested precision,
-    including which exported ONNX to parse (`onnx`: fp32 or fp16)."""
+    including which exported ONNX to parse (`onnx`: fp32, fp16 or int8)."""
+    if major < 10:
+        raise ValueError(f"TensorRT {major}.x is not supported: use TensorRT 10 or 11")
+    if precision == "int8":  # explicit quantization: Q/DQ in the graph, strong typing, no flags
+        return {"strongly_typed": True, "fp16_flag": False, "onnx": "int8", "effective_precision": "int8"}
     if major >= 11:  # strongly typed: the FP16 ONNX itself carries the precision
         return {
             "strongly_typed": True,
@@ -59,14 +70,12 @@ def build_settings(major: int, precision: str) -> dict[str, Any]:
             "onnx": precision,
             "effective_precision": precision,
         }
-    if major == 10:  # fp32 ONNX, precision from the builder flag
-        return {
-            "strongly_typed": False,
-            "fp16_flag": precision == "fp16",
-            "onnx": "fp32",
-            "effective_precision": precision,
-        }
-    raise ValueError(f"TensorRT {major}.x is not supported: use TensorRT 10 or 11")
+    return {  # TensorRT 10: fp32 ONNX, precision from the builder flag
+        "strongly_typed": False,
+        "fp16_flag": precision == "fp16",
+        "onnx": "fp32",
+        "effective_precision": precision,
+    }
 
 
 def profile_shapes(image: tuple[int, int, int], max_batch: int) -> dict[str, tuple[int, ...]]:
@@ -112,19 +121,82 @@ def build_engine(
         raise RuntimeError("TensorRT build_serialized_network returned None (see the log above)")
     timing_cache.write_bytes(bytes(config.get_timing_cache().serialize()))
     info = {
-        "tensorrt": trt.__version__,
+        **engine_identity(trt),
+        "onnx_path": str(onnx_path),
         "profile": {k: list(v) for k, v in shapes.items()},
         **settings,
     }
     return bytes(plan), info
 
 
-def run_engine(trt, plan: bytes, inputs):
-    """Run the CUDA tensor `inputs` (uint8 NHWC for the deployable graph) through the engine;
-    returns a float32 CUDA tensor of logits."""
+def engine_identity(trt) -> dict[str, str]:
+    """What a serialized engine is bound to: the TensorRT version and this GPU."""
     import torch
 
+    major, minor = torch.cuda.get_device_capability()
+    return {
+        "tensorrt": trt.__version__,
+        "gpu": torch.cuda.get_device_name(),
+        "compute_capability": f"{major}.{minor}",
+    }
+
+
+def check_engine_matches(recorded: dict[str, Any], current: dict[str, str], engine_path: Path) -> list[str]:
+    """Refuse an engine built for another TensorRT version or GPU architecture (it would not
+    deserialize, or run wrongly); return warnings for softer differences (another GPU model
+    of the same architecture runs it, tuned for the other card)."""
+    from visionops.errors import VisionOpsError
+
+    fatal = [
+        f"{key} {recorded.get(key, 'unrecorded')} (this machine: {current[key]})"
+        for key in ("tensorrt", "compute_capability")
+        if recorded.get(key) != current[key]
+    ]
+    if fatal:
+        raise VisionOpsError(
+            f"TensorRT engine {engine_path} was built for " + ", ".join(fatal),
+            "rebuild it on this machine: `dvc repro --force export` (or use the .onnx beside it)",
+        )
+    if recorded.get("gpu") != current["gpu"]:
+        return [f"{engine_path} was tuned on {recorded.get('gpu')}, running on {current['gpu']}"]
+    return []
+
+
+def file_sha256(path: Path) -> str:
+    """Digest tying an engine to the ONNX model it stands in for."""
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def read_engine_info(engine_path: Path) -> dict[str, Any]:
+    """The JSON sidecar `write_engine` wrote; an engine without one cannot be trusted."""
+    from visionops.errors import VisionOpsError
+    from visionops.io import read_json
+
+    sidecar = Path(engine_path).with_name(Path(engine_path).name + ".json")
+    if not sidecar.is_file():
+        raise VisionOpsError(
+            f"TensorRT engine {engine_path} has no {sidecar.name} recording its TensorRT version and GPU",
+            "rebuild it with the export stage: `dvc repro --force export`",
+        )
+    return read_json(sidecar)
+
+
+def deserialize_engine(trt, plan: bytes):
+    """A runnable ICudaEngine from serialized bytes (None from TensorRT becomes an error)."""
     engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(plan)
+    if engine is None:
+        raise RuntimeError("TensorRT could not deserialize the engine (see the log above)")
+    return engine
+
+
+def run_engine(trt, engine, inputs):
+    """Run the CUDA tensor `inputs` (uint8 NHWC for the deployable graph) through the
+    deserialized `engine`; returns a float32 CUDA tensor of logits."""
+    import torch
+
     context = engine.create_execution_context()
     names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
     input_name = next(n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
