@@ -2,7 +2,8 @@
 quantization of the pruned network: models/pruned_int8.onnx (U8S8, fast on x86 CPUs) and
 models/pruned_int8_tensorrt.onnx (symmetric S8S8 Q/DQ, the form TensorRT consumes). Measures accuracy, size,
 parameters, MACs and latency of every variant against fp32 PyTorch eager:
-reports/compress.json (metric) and reports/compress.md. Reads params: compress, train.
+reports/compress.json, reports/compress.md and reports/metrics/compress.json (the metric:
+INT8 and pruned+INT8 accuracy, speedup and size ratio, pruned MACs ratio). Reads params: compress, train.
 """
 
 from pathlib import Path
@@ -17,6 +18,7 @@ INT8 = Path("models/pruned_int8.onnx")
 INT8_TENSORRT = Path("models/pruned_int8_tensorrt.onnx")
 REPORT = Path("reports/compress.json")
 TABLE = Path("reports/compress.md")
+METRICS = Path("reports/metrics/compress.json")
 
 
 def main(args) -> None:
@@ -25,7 +27,7 @@ def main(args) -> None:
     from visionops.compression.benchmark import compress_and_measure, flat_metrics
     from visionops.compression.report import markdown_table
     from visionops.config import dump, flatten, load_params
-    from visionops.io import read_json, write_json, write_text
+    from visionops.io import read_json, write_json, write_metrics, write_text
     from visionops.tracking.track import track
 
     params = load_params(args.params, "compress", "train", "tracking")
@@ -35,6 +37,7 @@ def main(args) -> None:
             MODEL, PREPARED, PRUNED, INT8, INT8_TENSORRT, params["compress"], params["train"], Path(workdir)
         )
     write_json(REPORT, report)
+    write_metrics(METRICS, report["summary"])
     write_text(TABLE, markdown_table(report["variants"]))
     values = {
         "params": flatten(dump({"compress": params["compress"]})),

@@ -1,5 +1,6 @@
 """evaluate: test-set metrics of models/model.pt — accuracy, macro precision/recall/F1,
-calibration (ECE), per-class table and confusion matrix (CSV for `dvc plots`, PNG for people).
+calibration (ECE): reports/eval.json, and reports/metrics/evaluate.json (the metric);
+per-class table and confusion matrix (CSV for `dvc plots`, PNG for people).
 Logs them to the model's MLflow run. Reads params: evaluate.
 """
 
@@ -11,6 +12,7 @@ PREPARED = Path("data/prepared")
 MODEL = Path("models/model.pt")
 RUN = Path("models/run.json")
 REPORT = Path("reports/eval.json")
+METRICS = Path("reports/metrics/evaluate.json")
 PER_CLASS = Path("reports/per_class.csv")
 CONFUSION_CSV = Path("reports/confusion.csv")
 CONFUSION_PNG = Path("reports/confusion_matrix.png")
@@ -26,7 +28,7 @@ def main(args) -> None:
     from visionops.evaluation.metrics import classification_metrics, softmax
     from visionops.evaluation.plots import plot_confusion_matrix
     from visionops.inference import predict_logits
-    from visionops.io import read_json, write_csv, write_json
+    from visionops.io import read_json, write_csv, write_json, write_metrics
     from visionops.models.serialize import load_model
     from visionops.tracking.track import track
 
@@ -47,6 +49,11 @@ def main(args) -> None:
         k: result[k] for k in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "ece", "n_test")
     }
     write_json(REPORT, headline)
+    write_metrics(
+        METRICS,
+        {k: headline[k] for k in ("accuracy", "f1_macro", "ece")}
+        | {"precision": headline["precision_macro"], "recall": headline["recall_macro"]},
+    )
     write_csv(PER_CLASS, pd.DataFrame(result["per_class"]))
     names = pd.Series(data.classes)
     predicted = pd.DataFrame({"actual": names[y_true].values, "predicted": names[probs.argmax(1)].values})

@@ -5,7 +5,7 @@ numeric parity vs PyTorch on real test images (a mismatch fails the stage), late
 TensorRT engine where TensorRT and CUDA exist (models/model.engine + .json recording the
 TensorRT version and GPU; int8 from compress's Q/DQ ONNX; otherwise an explicit `skipped`
 record).
-Writes reports/export.json (metric). Reads params: export.
+Writes reports/export.json and reports/metrics/export.json (the metric). Reads params: export.
 """
 
 from pathlib import Path
@@ -20,6 +20,7 @@ ONNX_FP16 = Path("models/model_fp16.onnx")
 ENGINE = Path("models/model.engine")
 INT8_QDQ = Path("models/pruned_int8_tensorrt.onnx")  # compress stage: source of an int8 engine
 REPORT = Path("reports/export.json")
+METRICS = Path("reports/metrics/export.json")
 
 
 def main(args) -> None:
@@ -30,7 +31,7 @@ def main(args) -> None:
     from visionops.data.prepared import open_prepared, read_rows
     from visionops.errors import VisionOpsError
     from visionops.export.checks import export_and_check
-    from visionops.io import read_json, write_json
+    from visionops.io import read_json, write_json, write_metrics
     from visionops.models.serialize import load_model
     from visionops.tracking.track import track
 
@@ -45,6 +46,13 @@ def main(args) -> None:
     )
     write_json(REPORT, report)
     par, trt = report["parity"], report["tensorrt"]
+    write_metrics(  # parity as the share of its tolerance used: 3e-6 would print as 0.0 in `dvc metrics`
+        METRICS,
+        {
+            "onnx_parity_used": par["max_abs_diff"] / par["atol"],
+            "onnx_ms": report["latency_b1_ms"]["onnxruntime"],
+        },
+    )
     values = {
         "params": flatten(dump({"export": cfg})),
         "metrics": {

@@ -4,7 +4,8 @@ export parity passed, and on this run's test images the model beats the champion
 after checking it solves the same task) or, with no champion yet, the trivial baseline, by
 register.min_delta with an exact McNemar p-value <= register.max_p_value. Also attaches the
 data reports (validation summary + Data Docs, augmentation preview) to the run.
-Writes reports/registry.json. Reads params: register, tracking.
+Writes reports/registry.json and reports/metrics/register.json (the metric: promoted 0/1,
+the gate metric's difference and its p-value). Reads params: register, tracking.
 """
 
 from pathlib import Path
@@ -20,6 +21,7 @@ VALIDATION = Path("reports/validation")
 PREVIEW = Path("reports/augment_preview.png")
 PREDICTIONS = Path("reports/confusion.csv")  # evaluate's per-image (actual, predicted), test order
 REPORT = Path("reports/registry.json")
+METRICS = Path("reports/metrics/register.json")
 PIPELINE_FILES = ("dvc.yaml", "params.yaml", "dvc.lock")
 
 
@@ -27,7 +29,7 @@ def main(args) -> None:
     from visionops.config import dump, flatten, load_params
     from visionops.data.prepared import open_prepared
     from visionops.export.packaging import pyfunc_spec
-    from visionops.io import read_csv, read_json, write_json
+    from visionops.io import read_csv, read_json, write_json, write_metrics
     from visionops.tracking.track import track
 
     params = load_params(args.params, "register", "tracking")
@@ -66,6 +68,15 @@ def main(args) -> None:
         "source": data.meta["source"],
     }
     record = track("register", run, files, values, params["tracking"])
+    evidence = comparison or {}
+    write_metrics(
+        METRICS,
+        {
+            "promoted": bool(record and record["promoted"]),
+            "gate_delta": evidence["challenger"] - evidence["reference"] if evidence else None,
+            "p_value": evidence.get("p_value"),
+        },
+    )
     if record is None:  # MLflow unreachable, deferred: the gate runs when the journal is replayed
         ids = {"run_id": run.get("run_id"), "pending_id": run.get("pending_id")}
         record = {"model_name": cfg.model_name, "deferred": True, "promoted": False, **ids}

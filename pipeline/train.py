@@ -6,8 +6,8 @@ uninterrupted run would (on CPU). DDP: `torchrun --nproc_per_node N pipeline/tra
 or train.nproc: N (the stage re-launches itself under torchrun).
 Opens this model's MLflow run (id in models/run.json) and logs params and per-epoch
 metrics; a failed or interrupted training ends the run FAILED or KILLED, never RUNNING.
-Writes models/model.pt, reports/train.json (metric), reports/train_history.csv
-(plot) and reports/train_curves.png. Reads params: model, train, tracking.
+Writes models/model.pt, reports/train.json, reports/metrics/train.json (the metric),
+reports/train_history.csv (plot) and reports/train_curves.png. Reads params: model, train, tracking.
 """
 
 from pathlib import Path
@@ -19,6 +19,7 @@ MODEL = Path("models/model.pt")
 RUN = Path("models/run.json")
 CHECKPOINT = Path("models/checkpoints/last.pt")  # not a DVC out: DVC would delete it before a re-run
 REPORT = Path("reports/train.json")
+METRICS = Path("reports/metrics/train.json")
 HISTORY = Path("reports/train_history.csv")
 CURVES = Path("reports/train_curves.png")
 
@@ -138,11 +139,11 @@ def _epoch_logger(record: dict):
 
 
 def _write_outputs(model, spec, data, history, record, setup, data_path: str) -> dict:
-    """models/model.pt, the history CSV and plot, reports/train.json and models/run.json."""
+    """models/model.pt, the history CSV and plot, the reports and models/run.json."""
     import pandas as pd
 
     from visionops.evaluation.plots import plot_history
-    from visionops.io import write_csv, write_json
+    from visionops.io import write_csv, write_json, write_metrics
     from visionops.models.serialize import save_model
 
     meta = data.meta
@@ -166,6 +167,14 @@ def _write_outputs(model, spec, data, history, record, setup, data_path: str) ->
         "data_path": data_path,
     }
     write_json(REPORT, summary)
+    write_metrics(
+        METRICS,
+        {
+            "best_val_acc": summary.get("best_val_accuracy"),
+            "train_s": summary["seconds"],
+            "train_img_s": summary["images_per_s"],
+        },
+    )
     write_json(RUN, record)
     CHECKPOINT.unlink(missing_ok=True)  # done: a forced re-run trains from scratch
     return summary

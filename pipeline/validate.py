@@ -1,9 +1,10 @@
 """validate: manifest of every image in data/raw + Great Expectations suites over it.
 
-Writes data/validated/ (manifest.csv, meta.json), reports/validation/ (summary.json metric,
-results.json, quarantine.csv, Data Docs HTML) and fails on any critical check, after writing
-everything. With validate.on_bad_image: quarantine, undecodable files and test copies of
-train images are excluded (listed, never deleted).
+Writes data/validated/ (manifest.csv, meta.json), reports/validation/ (summary.json,
+results.json, quarantine.csv, Data Docs HTML) and reports/metrics/validate.json (the metric:
+failed check counts), and fails on any critical check, after writing everything. With
+validate.on_bad_image: quarantine, undecodable files and test copies of train images are
+excluded (listed, never deleted).
 Reads params: validate.
 """
 
@@ -14,6 +15,7 @@ from visionops.stage import run_stage
 RAW = Path("data/raw")
 VALIDATED = Path("data/validated")
 REPORTS = Path("reports/validation")
+METRICS = Path("reports/metrics/validate.json")  # the numbers `dvc metrics` compares
 CACHE = Path(".visionops/cache/manifest.json")  # image descriptions by file content (git-ignored)
 
 
@@ -22,7 +24,7 @@ def main(args) -> None:
 
     from visionops.config import dump, load_params
     from visionops.errors import VisionOpsError
-    from visionops.io import publish_dir, read_json, staging_dir_for, write_csv, write_json
+    from visionops.io import publish_dir, read_json, staging_dir_for, write_csv, write_json, write_metrics
     from visionops.validation.report import check_details, failure_message, summarize
     from visionops.validation.run import validate_dataset
     from visionops.validation.suite import copy_data_docs
@@ -48,6 +50,7 @@ def main(args) -> None:
     )
     write_json(REPORTS / "summary.json", summary)
     failed = summary["failed"]
+    write_metrics(METRICS, {"data_critical": failed["critical"], "data_warnings": failed["warning"]})
     print(
         f"validate: {summary['rows']} images, {summary['checks']} checks, failed {failed}; Data Docs: {docs}"
     )

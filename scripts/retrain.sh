@@ -39,42 +39,47 @@ else
   dvc repro
 fi
 
-step "Summary: metrics and params diff, registry decision"
+step "Summary: the registry decision, then the metrics and params diff"
 base="${BASE_REV:-}"
 if [ -z "$base" ] && git rev-parse -q --verify HEAD~1 >/dev/null; then
   base=HEAD~1
 fi
+# The baseline is the curated metrics committed at $base (reports/metrics/, with dvc.lock).
+if [ -n "$base" ] && [ -n "$(git ls-tree --name-only "$base" reports/metrics/ 2>/dev/null)" ]; then
+  have_baseline=true
+else
+  have_baseline=false
+fi
 {
   echo "## Retraining result"
   echo
-  if [ -n "$base" ]; then
+  echo "### Challenger vs champion"
+  echo
+  python -m visionops registry-summary reports/registry.json
+  echo
+  if [ "$have_baseline" = true ]; then
     echo "### Metrics (vs \`$base\`)"
     echo
     dvc metrics diff "$base" --md
-    echo
-    echo "### Params changed (vs \`$base\`)"
-    echo
-    dvc params diff "$base" --md
+    changed="$(dvc params diff "$base" --md)"
+    if [ -n "$changed" ]; then
+      echo
+      echo "### Params changed (vs \`$base\`)"
+      echo
+      echo "$changed"
+    fi
   else
-    echo "### Metrics (no previous commit to diff against)"
+    echo "### Metrics"
+    echo
+    echo "No baseline: \`${base:-no previous commit}\` has no committed reports/metrics/ (commit them with dvc.lock after a run, as the opt-in pull request does)."
     echo
     dvc metrics show --md
   fi
   echo
-  echo "### Registry decision"
-  echo
-  python -m visionops registry-summary reports/registry.json
-  echo
-  echo "### dvc.lock"
-  echo
   if git diff --quiet -- dvc.lock 2>/dev/null && git ls-files --error-unmatch dvc.lock >/dev/null 2>&1; then
-    echo "unchanged"
+    echo "dvc.lock: unchanged"
   else
-    echo "changed (not committed by CI; commit it to record this state):"
-    echo
-    echo '```'
-    git diff --stat -- dvc.lock 2>/dev/null || true
-    echo '```'
+    echo "dvc.lock: changed (not committed by CI; commit it with reports/metrics/ to make this run the baseline)"
   fi
 } >> "$summary"
 echo "summary written to $summary"

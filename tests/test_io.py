@@ -1,4 +1,4 @@
-"""atomic_path: the one write-then-rename mechanism every output file goes through."""
+"""atomic_path: the one write-then-rename mechanism every output file goes through; metrics files."""
 
 from pathlib import Path
 
@@ -24,3 +24,20 @@ def test_failure_keeps_the_previous_file_and_removes_the_temp(tmp_path: Path):
         raise RuntimeError("killed mid-write")
     assert target.read_text() == '{\n  "version": 1\n}\n'
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def test_metrics_files_hold_numbers_only(tmp_path):
+    import json
+
+    import numpy as np
+
+    from visionops.io import write_metrics
+
+    write_metrics(
+        tmp_path / "m.json",
+        {"promoted": True, "acc": np.float32(0.5), "n": np.int64(3), "p_value": None, "delta": float("nan")},
+    )
+    assert json.loads((tmp_path / "m.json").read_text()) == {"promoted": 1, "acc": 0.5, "n": 3}
+    with pytest.raises(TypeError, match="'path' is str, not a number"):
+        write_metrics(tmp_path / "bad.json", {"path": "models/model.onnx"})
+    assert not (tmp_path / "bad.json").exists()

@@ -60,6 +60,27 @@ def test_repro_runs_every_stage_and_writes_outputs(repo, first_repro):
     assert yaml.safe_load((repo / "reports/eval.json").read_text())["accuracy"] > 0.9
 
 
+def test_dvc_metrics_are_a_few_numbers(repo, first_repro):
+    """Issue 17: `dvc metrics show` compares numbers only, the ones worth comparing."""
+    import json
+
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], repo).stdout)
+    files = shown[""]["data"]  # the workspace
+    leaves = {f"{path}:{key}": value for path, data in files.items() for key, value in data["data"].items()}
+    assert {path.split(":")[0] for path in leaves} == {
+        f"reports/metrics/{stage}.json"
+        for stage in ("validate", "train", "evaluate", "compress", "export", "register")
+    }
+    assert all(type(value) in (int, float) for value in leaves.values()), leaves
+    assert 15 <= len(leaves) <= 25, sorted(leaves)
+    assert (
+        leaves["reports/metrics/register.json:promoted"] == 1
+        and leaves["reports/metrics/evaluate.json:accuracy"] > 0.9
+    )
+    keys = [path.split(":")[1] for path in leaves]
+    assert len(keys) == len(set(keys))  # unique names: `dvc exp show` columns stay unprefixed
+
+
 def test_second_repro_is_a_no_op(repo, first_repro):
     out = run(["dvc", "repro"], repo).stdout
     assert "Data and pipelines are up to date" in out and "Running stage" not in out
@@ -338,6 +359,6 @@ def test_mlflow_server_killed_mid_run_then_sync_loses_nothing(repo, first_repro,
         report = json.loads((repo / "reports/registry.json").read_text())
         assert report["version"] == 1 and "deferred" not in report and report["promoted"]
         summary = run([sys.executable, "-m", "visionops", "registry-summary"], repo).stdout
-        assert "sync" not in summary and "version **1**" in summary
+        assert "sync" not in summary and "v1 (candidate, champion)" in summary
     finally:
         mlflow_server.stop(server)

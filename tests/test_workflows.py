@@ -131,8 +131,12 @@ def test_registry_summary_cli_explains_the_decision(tmp_path):
     }
     (tmp_path / "r.json").write_text(json.dumps(record))
     text = registry_summary(tmp_path / "r.json")
-    assert "version **3**" in text and "**not moved**" in text and "does not beat champion v2" in text
-    assert "champion v2 **0.9500**" in text and "only there 20" in text and "p = 1" in text
+    assert text.startswith("| on the same 360 test images | this model (v3) | champion v2 |")
+    assert (
+        "| `f1_macro` | **0.9000** | 0.9500 |" in text
+        and "| right where the other is wrong | 2 | 20 |" in text
+    )
+    assert "McNemar p = 1" in text and "**not promoted**" in text and "does not beat champion v2" in text
     assert "did not run" in registry_summary(tmp_path / "absent.json")
 
 
@@ -143,9 +147,15 @@ def test_local_run_of_the_retrain_steps_writes_the_summary():
         "-S augment.copies=1 -S train.epochs=2 -S compress.finetune_epochs=1 -S compress.latency_repeats=3 "
         "-S export.latency_repeats=3 -S export.parity_images=64"
     )
+    env["BASE_REV"] = "HEAD"  # the committed baseline (reports/metrics/ + dvc.lock)
     result = subprocess.run([ROOT / "scripts" / "ci-local.sh"], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    summary = result.stdout.split("---- job summary", 1)[1]
-    assert "### Metrics" in summary and "| reports/eval.json" in summary and "accuracy" in summary
-    assert "### Registry decision" in summary and "champion **moved to this version**" in summary
+    summary = result.stdout.split("---- job summary", 1)[1].strip().splitlines()[1:]
+    first_table = next(line for line in summary if line.startswith("|"))
+    assert "this model (v1)" in first_table and "trivial baseline" in first_table
+    assert any("**promoted to champion**" in line for line in summary)
+    metrics = summary.index("### Metrics (vs `HEAD`)")
+    assert "| reports/metrics/evaluate.json" in "\n".join(summary[metrics:])
+    assert "| reports/eval.json" not in "\n".join(summary)  # details are not metrics
+    assert len(summary) <= 45, "\n".join(summary)
     assert "skipping dvc pull/push" in result.stdout

@@ -11,7 +11,8 @@ REGISTRY_REPORT = Path("reports/registry.json")
 
 
 def registry_summary(path: Path) -> str:
-    """Markdown lines saying which version was registered and whether champion moved, and why."""
+    """Markdown: challenger vs champion on the same test images (a table), then whether the
+    champion moved and why."""
     if not path.is_file():
         return f"No registry decision: {path} does not exist (the register stage did not run)."
     record = json.loads(path.read_text())
@@ -22,22 +23,27 @@ def registry_summary(path: Path) -> str:
             "`dvc repro --single-item --force register` to decide the champion"
         )
     decision = record["decision"]
-    moved = "**moved to this version**" if record["promoted"] else "**not moved**"
-    lines = [
-        f"- model: `{record['model_name']}` version **{record['version']}**, "
-        f"aliases: {', '.join(record['aliases'])}"
-    ]
+    lines = []
     evidence = decision.get("comparison")
     if evidence:
         version = evidence.get("champion_version")
         against = f"champion v{version}" if version else "trivial baseline (most frequent class)"
-        lines.append(
-            f"- on the same {evidence['n']} test images, `{evidence['metric']}`: this model "
-            f"**{evidence['challenger']:.4f}**, {against} **{evidence['reference']:.4f}**; right only "
-            f"here {evidence['challenger_only']}, only there {evidence['reference_only']}; exact "
-            f"McNemar p = {evidence['p_value']:.3g}"
-        )
-    lines.append(f"- champion {moved}: {'; '.join(decision['reasons'])}")
+        lines += [
+            f"| on the same {evidence['n']} test images | this model (v{record['version']}) | {against} |",
+            "|---|---:|---:|",
+            f"| `{evidence['metric']}` | **{evidence['challenger']:.4f}** | {evidence['reference']:.4f} |",
+            f"| right where the other is wrong | {evidence['challenger_only']} "
+            f"| {evidence['reference_only']} |",
+            "",
+            f"Exact McNemar p = {evidence['p_value']:.3g}; difference "
+            f"{evidence['challenger'] - evidence['reference']:+.4f}.",
+            "",
+        ]
+    moved = "**promoted to champion**" if record["promoted"] else "**not promoted**"
+    lines += [
+        f"`{record['model_name']}` v{record['version']} ({', '.join(record['aliases'])}): {moved}: "
+        + "; ".join(decision["reasons"])
+    ]
     return "\n".join(lines)
 
 

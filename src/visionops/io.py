@@ -24,6 +24,24 @@ def write_json(path: Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
+def write_metrics(path: Path, values: dict[str, Any]) -> None:
+    """Write a DVC metrics file: flat, numbers only (booleans as 0/1; None and non-finite
+    values left out, so `dvc metrics show` never prints a non-number)."""
+    import math
+    import numbers
+
+    kept: dict[str, int | float] = {}
+    for key, value in values.items():
+        if value is None:
+            continue
+        if not isinstance(value, numbers.Real):
+            raise TypeError(f"metric {key!r} is {type(value).__name__}, not a number")
+        number = int(value) if isinstance(value, numbers.Integral) else float(value)
+        if math.isfinite(number):
+            kept[key] = number
+    write_json(path, kept)
+
+
 def write_csv(path: Path, frame) -> None:
     """Write a DataFrame as CSV (no index) atomically."""
     with atomic_path(path, suffix=".csv") as tmp:
