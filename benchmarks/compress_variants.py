@@ -1,5 +1,5 @@
 """Compression on a model where it matters: train ResNet-9 on CIFAR-10 images, then build and
-time every variant exactly as the compress stage does (visionops.compression.benchmark),
+time every variant exactly as the compress stage does (pipeline/compress.py: build_and_measure),
 against fp32 PyTorch eager in the same run. Prints the table and each issue target as
 met or missed; nothing is asserted. Usage:
     python benchmarks/compress_variants.py --cifar ../shared/datasets/cifar10_jpg.tar.gz
@@ -9,6 +9,7 @@ met or missed; nothing is asserted. Usage:
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
@@ -38,7 +39,9 @@ TARGETS = [  # (description, variant, check)
 def main() -> None:
     import torch
 
-    from visionops.compression.benchmark import compress_and_measure
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
+    from compress import Outputs, build_and_measure  # the compress stage's own orchestration
+
     from visionops.compression.report import markdown_table
     from visionops.config import CompressParams, TrainParams
     from visionops.data.loader import ImageBatches
@@ -101,12 +104,10 @@ def main() -> None:
             distill=args.distill,
             latency_repeats=20,
         )
-        report = compress_and_measure(
+        report = build_and_measure(
             root / "model.pt",
             root / "prepared",
-            root / "pruned.pt",
-            root / "int8.onnx",
-            root / "int8_trt.onnx",
+            Outputs(root / "pruned.pt", root / "int8.onnx", root / "int8_trt.onnx"),
             compress,
             cfg.model_copy(update={"val_fraction": 0.1}),
             root / "work",

@@ -28,6 +28,7 @@ PIPELINE_FILES = ("dvc.yaml", "params.yaml", "dvc.lock")
 def main(args) -> None:
     from visionops.config import dump, flatten, load_params
     from visionops.data.prepared import open_prepared
+    from visionops.evaluation.gate import decide, decision_record
     from visionops.export.packaging import pyfunc_spec
     from visionops.io import read_csv, read_json, write_json, write_metrics
     from visionops.tracking.track import track
@@ -39,6 +40,8 @@ def main(args) -> None:
     data = open_prepared(PREPARED)
     challenger = predicted_indices(read_csv(PREDICTIONS), data)
     comparison = paired_evidence(cfg, params["tracking"], data, challenger)
+    validation_ok, parity_ok = bool(validation["success"]), bool(export["parity"]["passed"])
+    decision = decide(comparison, cfg.min_delta, cfg.max_p_value, validation_ok, parity_ok)
     files = {
         "summary": VALIDATION / "summary.json",
         "data_docs": VALIDATION / "data_docs",
@@ -61,9 +64,9 @@ def main(args) -> None:
         },
         "register": dump({"register": cfg})["register"],
         "eval": metrics,
-        "validation_ok": bool(validation["success"]),
-        "parity_ok": bool(export["parity"]["passed"]),
-        "comparison": comparison,
+        "validation_ok": validation_ok,
+        "parity_ok": parity_ok,
+        "decision": decision_record(decision),
         "pyfunc": pyfunc_spec(data.test.x[0]),
         "source": data.meta["source"],
     }

@@ -22,6 +22,7 @@ REPORT = Path("reports/train.json")
 METRICS = Path("reports/metrics/train.json")
 HISTORY = Path("reports/train_history.csv")
 CURVES = Path("reports/train_curves.png")
+DATASET_SAMPLE = 64  # training images logged with the dataset input (schema and a look)
 
 
 def main(args) -> None:
@@ -64,7 +65,7 @@ def main(args) -> None:
         )
         summary = _write_outputs(model, spec, data, history, record, setup, train_set.describe())
         shutdown()
-        _track(params, data.meta, data_id, summary, record, setup)
+        _track(params, data, data_id, summary, record, setup)
     run = record["run_id"] or f"pending {record['pending_id']}"
     best = summary.get("best_val_accuracy")
     result = (
@@ -180,14 +181,18 @@ def _write_outputs(model, spec, data, history, record, setup, data_path: str) ->
     return summary
 
 
-def _track(params, meta, data_id, summary, record, setup) -> None:
-    """Params, lineage tags, summary metrics, curves, data and model to the run."""
+def _track(params, data, data_id, summary, record, setup) -> None:
+    """Params, lineage tags, summary metrics and curves; the training data (a sample and its
+    digest) and the model (as a torch.export program), handed to tracking as files."""
+    import tempfile
+
     import torch
 
     from visionops.config import dump, flatten
     from visionops.tracking.runs import git_tags, lineage_tags, project_root
     from visionops.tracking.track import track
 
+    meta = data.meta
     tags = {
         "device": setup.name,
         "torch": torch.__version__,
@@ -199,16 +204,41 @@ def _track(params, meta, data_id, summary, record, setup) -> None:
     metrics = {"train_seconds": summary["seconds"]}
     if "best_val_accuracy" in summary:
         metrics["best_val_accuracy"] = summary["best_val_accuracy"]
-    values = {
-        "params": flatten(meta["params"] | dump(params)),
-        "tags": tags | git_tags(project_root(), "dvc: pipeline/train.py") | lineage_tags(dump(params)),
-        "metrics": metrics,
-        "val_fraction": params["train"].val_fraction,
-        "seed": params["train"].seed,
-        "data_id": data_id,
-    }
-    files = {"history": HISTORY, "curves": CURVES, "model": MODEL, "prepared": PREPARED}
-    track("train", record, files, values, params["tracking"])
+    cfg = params["train"]
+    with tempfile.TemporaryDirectory(prefix="visionops-train-log-") as tmp:
+        files = {"history": HISTORY, "curves": CURVES}
+        files |= _model_and_sample(data, cfg.val_fraction, cfg.seed, Path(tmp))
+        values = {
+            "params": flatten(meta["params"] | dump(params)),
+            "tags": tags | git_tags(project_root(), "dvc: pipeline/train.py") | lineage_tags(dump(params)),
+            "metrics": metrics,
+            "dataset": {
+                "name": f"{meta['source']}-prepared",
+                "digest": data_id,
+                "source": str(PREPARED),
+                "rows": files.pop("rows"),
+            },
+        }
+        track("train", record, files, values, params["tracking"])
+
+
+def _model_and_sample(data, val_fraction: float, seed: int, into: Path) -> dict:
+    """models/model.pt as a torch.export program, and DATASET_SAMPLE training images with
+    their labels and a model input example (.npz), written into `into`."""
+    import numpy as np
+    import torch
+
+    from visionops.data.prepared import to_model_input, train_val_split
+    from visionops.models.serialize import load_model, save_program
+
+    example = to_model_input(data.test.x[:4], data.meta)
+    model, _ = load_model(MODEL)
+    save_program(model, torch.from_numpy(example), into / "model.pt2")
+    rows, _ = train_val_split(data.train, val_fraction, seed)
+    sample = rows[:DATASET_SAMPLE]  # the digest identifies the whole data; the pixels stay in DVC
+    images, labels = np.asarray(data.train.x[sample]), data.train.y[sample]
+    np.savez(into / "dataset_sample.npz", images=images, labels=labels, example=example)
+    return {"program": into / "model.pt2", "dataset_sample": into / "dataset_sample.npz", "rows": len(rows)}
 
 
 def _relaunch_under_torchrun(command: list[str]) -> None:

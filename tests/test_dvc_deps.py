@@ -64,3 +64,17 @@ def test_stage_deps_cover_every_imported_project_module(stage):
         and not any(path == dep or dep in path.parents for dep in deps)
     )
     assert not missing, f"dvc.yaml stage {stage!r} imports but does not list: {missing}"
+
+
+@pytest.mark.parametrize("module", ["tracking/registry.py", "evaluation/gate.py"])
+def test_editing_the_registry_or_the_gate_reruns_register_only(module):
+    """Issue 16: the promotion gate and the registry are register's alone, so editing them
+    never re-trains (tracking is a leaf: stages hand it files and plain values)."""
+    path = SRC / "visionops" / module
+    dependent = {
+        stage
+        for stage, spec in STAGES.items()
+        for dep in (ROOT / (d if isinstance(d, str) else next(iter(d))) for d in spec["deps"])
+        if path == dep or dep in path.parents
+    }
+    assert dependent == {"register"}

@@ -7,6 +7,7 @@ import torch
 from visionops.config import TrackingParams
 from visionops.data.prepared import to_model_input
 from visionops.errors import VisionOpsError
+from visionops.evaluation import gate
 from visionops.evaluation.champion import check_same_task, predict_labels
 from visionops.evaluation.paired import majority_class, paired_comparison
 from visionops.export.classifier import OnnxClassifier
@@ -37,9 +38,9 @@ def test_paired_comparison_counts_discordant_pairs_and_exact_mcnemar_p():
 
 def test_gate_does_not_promote_two_images_of_noise():
     """The issue's case: a re-seeded run right on 3 more and 1 fewer of 360 images."""
-    d = registry.decide(comparison(3, 1), 0.0, 0.05, True, True)
+    d = gate.decide(comparison(3, 1), 0.0, 0.05, True, True)
     assert not d.promote and "does not beat champion v3" in d.reasons[0] and "p = 0.312" in d.reasons[0]
-    assert registry.decide(comparison(20, 2), 0.0, 0.05, True, True).promote
+    assert gate.decide(comparison(20, 2), 0.0, 0.05, True, True).promote
 
 
 @pytest.mark.parametrize(
@@ -47,21 +48,21 @@ def test_gate_does_not_promote_two_images_of_noise():
     [(20, 2, 0.0, True), (20, 2, 0.2, False), (2, 20, 0.0, False), (11, 0, 0.0, True), (4, 0, 0.0, False)],
 )
 def test_gate_needs_min_delta_and_significance(wins, losses, min_delta, promote):
-    assert registry.decide(comparison(wins, losses), min_delta, 0.05, True, True).promote is promote
+    assert gate.decide(comparison(wins, losses), min_delta, 0.05, True, True).promote is promote
 
 
 def test_first_model_must_beat_the_trivial_baseline():
     y = np.array([0] * 60 + [1] * 30 + [2] * 30)
     always = np.full(len(y), majority_class(np.array([0, 0, 1, 2])))
     evidence = paired_comparison(y, always, always, "f1_macro", 3) | {"champion_version": None}
-    d = registry.decide(evidence, 0.0, 0.05, True, True)
+    d = gate.decide(evidence, 0.0, 0.05, True, True)
     assert not d.promote and "trivial baseline" in d.reasons[0] and d.champion_version is None
     good = paired_comparison(y, y, always, "f1_macro", 3) | {"champion_version": None}
-    assert registry.decide(good, 0.0, 0.05, True, True).promote
+    assert gate.decide(good, 0.0, 0.05, True, True).promote
 
 
 def test_gate_blocks_on_failed_validation_or_parity_and_says_why():
-    d = registry.decide(comparison(40, 0), 0.0, 0.05, validation_ok=False, parity_ok=False)
+    d = gate.decide(comparison(40, 0), 0.0, 0.05, validation_ok=False, parity_ok=False)
     assert not d.promote
     assert (
         "data validation had critical failures" in d.reasons
@@ -70,7 +71,7 @@ def test_gate_blocks_on_failed_validation_or_parity_and_says_why():
 
 
 def test_gate_without_evidence_waits_and_says_how_to_decide():
-    d = registry.decide(None, 0.0, 0.05, True, True)
+    d = gate.decide(None, 0.0, 0.05, True, True)
     assert not d.promote and "dvc repro --single-item --force register" in d.reasons[0]
 
 
@@ -110,12 +111,12 @@ def test_register_moves_aliases_per_gate_and_champion_is_scored_again(
     name = "digits"
     versions = []
     for wins, losses in ((40, 0), (3, 1), (30, 2)):
-        decision = registry.decide(
+        decision = gate.decide(
             comparison(wins, losses, version=registry.champion_version(name)), 0, 0.05, True, True
         )
         version = registry.register_version(logged_model.model_uri, name, {}, "test")
-        registry.apply_aliases(name, version.version, decision)
-        versions.append((version.version, decision.promote))
+        applied = registry.apply_aliases(name, version.version, gate.decision_record(decision))
+        versions.append((version.version, applied["promote"]))
     assert [p for _, p in versions] == [True, False, True]
     client = mlflow.MlflowClient()
     assert client.get_model_version_by_alias(name, "candidate").version == versions[2][0]
@@ -148,13 +149,13 @@ def test_a_champion_exported_before_issue_13_is_still_scored(trained, digits_arr
 def test_a_champion_moved_by_another_experiment_is_not_overwritten(store, logged_model):
     uri = logged_model.model_uri
     first = registry.register_version(uri, "m", {}, "test")
-    registry.apply_aliases(
-        "m", first.version, registry.decide(comparison(40, 0, version=None), 0, 0.05, True, True)
-    )
-    stale = registry.decide(comparison(40, 0, version=None), 0, 0.05, True, True)  # compared before v1 won
+    won = gate.decision_record(gate.decide(comparison(40, 0, version=None), 0, 0.05, True, True))
+    registry.apply_aliases("m", first.version, won)
+    stale = dict(won)  # compared before v1 won
     second = registry.register_version(uri, "m", {}, "test")
-    registry.apply_aliases("m", second.version, stale)
-    assert not stale.promote and "meanwhile v1 became champion" in stale.reasons[-1]
+    applied = registry.apply_aliases("m", second.version, stale)
+    assert not applied["promote"] and "meanwhile v1 became champion" in applied["reasons"][-1]
+    assert stale["promote"] and len(stale["reasons"]) == 1  # the caller's record is not mutated
     assert registry.champion_version("m") == str(first.version)
 
 
@@ -197,3 +198,48 @@ def test_project_root_follows_dvc_root_for_temp_and_queued_experiments(tmp_path,
     monkeypatch.setenv("DVC_ROOT", str(parent))  # what DVC sets inside .dvc/tmp/exps/<tmp> runs
     assert project_root() == parent.resolve()
     assert default_uri(project_root()) == f"sqlite:///{parent.resolve() / 'mlflow.db'}"
+
+
+def test_train_log_takes_files_only_and_the_logged_model_runs(store, trained, digits_arrays, tmp_path):
+    """Issue 16: tracking gets the model as a torch.export program and the data as a sample
+    file, imports no model or data code, and what it logs reloads and predicts."""
+    import mlflow
+    import pandas as pd
+
+    from visionops.models.serialize import save_program
+
+    model, _, meta = trained
+    example = to_model_input(digits_arrays["test_x"][:4], meta)
+    save_program(model, torch.from_numpy(example), tmp_path / "model.pt2")
+    images, labels = digits_arrays["train_x"][:16], digits_arrays["train_y"][:16]
+    np.savez(tmp_path / "sample.npz", images=images, labels=labels, example=example)
+    pd.DataFrame({"epoch": [1], "train_loss": [0.5]}).to_csv(tmp_path / "history.csv", index=False)
+    (tmp_path / "curves.png").write_bytes(b"png")
+    files = {
+        "history": tmp_path / "history.csv",
+        "curves": tmp_path / "curves.png",
+        "program": tmp_path / "model.pt2",
+        "dataset_sample": tmp_path / "sample.npz",
+    }
+    values = {
+        "params": {"train.lr": 0.01},
+        "tags": {"dataset.source": "digits"},
+        "metrics": {"best_val_accuracy": 0.9},
+        "dataset": {"name": "digits-prepared", "digest": "d" * 64, "source": "data/prepared", "rows": 1437},
+    }
+    record = new_run(TrackingParams(experiment="exp"), None, store)
+    log_stage("train", record, files, values, store)
+    log_stage("train", record, files, values, store)  # a replay logs nothing twice
+    run = mlflow.MlflowClient().get_run(record["run_id"])
+    assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["digits-prepared"]
+    logged = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{record['run_id']}'",
+        output_format="list",
+    )
+    assert [m.name for m in logged] == ["pytorch_model"]
+    reloaded = mlflow.pytorch.load_model(logged[0].model_uri)
+    batch = to_model_input(digits_arrays["test_x"][:9], meta)  # another batch size than the example
+    with torch.no_grad():
+        expected = model.cpu().eval()(torch.from_numpy(batch)).numpy()
+        assert np.allclose(reloaded(torch.from_numpy(batch)).numpy(), expected, atol=1e-5)

@@ -45,6 +45,15 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[nn.Modul
     return model, {k: v for k, v in payload.items() if k != "state_dict"}
 
 
+def save_program(model: nn.Module, example: torch.Tensor, path: Path) -> None:
+    """The model as a torch.export program file (.pt2) with a dynamic batch dimension: it
+    loads and runs without this package's model code (what tracking logs to MLflow).
+    `example` needs batch >= 2, or export would freeze the batch at 1."""
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    program = torch.export.export(model.cpu().eval(), (example.cpu(),), dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(path))
+
+
 def resize_to_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
     """Shrink modules of `model` in place so their parameter shapes match `state_dict`."""
     for name, module in model.named_modules():

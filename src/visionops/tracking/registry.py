@@ -1,70 +1,19 @@
-"""Models in MLflow: log the PyTorch and ONNX models and the training data to the run,
-register a version, move the aliases.
+"""The model registry: log the deployable model to the run, register a version, move the
+aliases as the register stage's gate decided, find and download the champion.
 
-`candidate` always moves to the new version; `champion` only when the gate passes.
+`candidate` always moves to the new version; `champion` only when the gate passes. Only the
+register stage runs this (stage_logs loads `log_register` by name), so the other stages do
+not depend on it in dvc.yaml.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 CANDIDATE = "candidate"
 CHAMPION = "champion"
-
-
-@dataclass
-class GateDecision:
-    """Whether the new version becomes champion, and every reason that decided it.
-    `comparison` is the paired evidence (see evaluation/paired.py), None when it is missing."""
-
-    promote: bool
-    metric: str
-    value: float | None
-    champion_version: str | None
-    champion_value: float | None
-    reasons: list[str] = field(default_factory=list)
-    comparison: dict[str, Any] | None = None
-
-
-def decide(
-    comparison: dict[str, Any] | None,
-    min_delta: float,
-    max_p_value: float,
-    validation_ok: bool,
-    parity_ok: bool,
-) -> GateDecision:
-    """Pure gate logic: validation and export parity passed, and on the same test images the
-    challenger beats the reference (the champion, or with none the trivial baseline) by at least
-    min_delta with a paired test p-value at most max_p_value."""
-    if comparison is None:
-        decision = GateDecision(False, "", None, None, None)
-        decision.reasons.append(
-            "no paired comparison (MLflow was unreachable when register ran): re-run "
-            "`dvc repro --single-item --force register` to decide"
-        )
-        return decision
-    version = comparison.get("champion_version")
-    metric, value, reference = comparison["metric"], comparison["challenger"], comparison["reference"]
-    decision = GateDecision(False, metric, value, version, reference if version else None, [], comparison)
-    if not validation_ok:
-        decision.reasons.append("data validation had critical failures")
-    if not parity_ok:
-        decision.reasons.append("ONNX export parity check failed")
-    against = f"champion v{version}" if version else "the trivial baseline (always the most frequent class)"
-    delta, p_value = value - reference, comparison["p_value"]
-    better = delta > 0 and delta >= min_delta
-    significant = p_value <= max_p_value
-    verdict = "beats" if better and significant else "does not beat"
-    decision.reasons.append(
-        f"{metric} {value:.4f} {verdict} {against} {reference:.4f} on the same {comparison['n']} test "
-        f"images ({delta:+.4f}, need >= {min_delta} and > 0); right only here {comparison['challenger_only']}"
-        f", only there {comparison['reference_only']}: McNemar p = {p_value:.3g} (need <= {max_p_value})"
-    )
-    decision.promote = better and significant and validation_ok and parity_ok
-    return decision
 
 
 def log_image_model(onnx_path: Path, spec: dict[str, Any]) -> Any:
@@ -94,37 +43,6 @@ def log_image_model(onnx_path: Path, spec: dict[str, Any]) -> Any:
         input_example=example,
         pip_requirements=spec["pip_requirements"],
     )
-
-
-def log_pytorch_model(model: Any, example: Any) -> Any:
-    """Log the PyTorch model (MLflow 3 pt2 format) with a signature; the example has batch >= 2,
-    since a batch-1 example would freeze the batch dimension in the exported program."""
-    import mlflow
-    import torch
-    from mlflow.models import infer_signature
-
-    model = model.cpu().eval()
-    with torch.no_grad():
-        outputs = model(torch.from_numpy(example)).numpy()
-    return mlflow.pytorch.log_model(
-        model,
-        name="pytorch_model",
-        signature=infer_signature(example, outputs),
-        input_example=example,
-        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],  # skips ~5 s of inference
-    )
-
-
-def log_dataset(images: Any, labels: Any, name: str, digest: str, source: str, rows: int) -> None:
-    """Record the training data as the run's input: a small sample of it (`images`, `labels`)
-    for the schema, and the digest of the whole prepared data, which ties the run to it."""
-    import mlflow
-
-    dataset = mlflow.data.from_numpy(
-        features=images, targets=labels, name=name, digest=digest[:36], source=source
-    )
-    tags = {"rows": str(rows), "sample_rows": str(len(labels)), "pixels": "in DVC: data/prepared"}
-    mlflow.log_input(dataset, context="training", tags=tags)
 
 
 def register_version(model_uri: str, name: str, tags: dict[str, str], description: str):
@@ -176,31 +94,34 @@ def download_champion(name: str, into: Path) -> tuple[str, Path] | None:
     return version, found[0]
 
 
-def apply_aliases(name: str, version: str, decision: GateDecision) -> None:
+def apply_aliases(name: str, version: str, decision: dict[str, Any]) -> dict[str, Any]:
     """Move `candidate` to `version` unless a newer version has it; move `champion` too when
-    the gate passed and the champion it was compared with still holds the alias (concurrent
-    experiments); tag the decision and its paired evidence."""
+    the gate's `decision` (evaluation/gate.decision_record) promotes and the champion it was
+    compared with still holds the alias (concurrent experiments); tag the decision and its
+    paired evidence. Returns the decision as applied."""
     import mlflow
 
+    decision = dict(decision, reasons=list(decision["reasons"]))
     client = mlflow.MlflowClient()
     newest = _alias_version(name, CANDIDATE)
     if newest is None or int(newest) < int(version):
         client.set_registered_model_alias(name, CANDIDATE, version)
-    if decision.promote:
+    if decision["promote"]:
         now = champion_version(name)
-        if now != decision.champion_version:  # another experiment moved it since the comparison
-            decision.promote = False
-            decision.reasons.append(
+        if now != decision["champion_version"]:  # another experiment moved it since the comparison
+            decision["promote"] = False
+            decision["reasons"].append(
                 f"meanwhile v{now} became champion: re-run `dvc repro --single-item --force register` "
                 "to compare with it"
             )
         else:
             client.set_registered_model_alias(name, CHAMPION, version)
-    client.set_model_version_tag(name, version, "gate.promoted", str(decision.promote).lower())
-    client.set_model_version_tag(name, version, "gate.reasons", "; ".join(decision.reasons))
-    client.set_model_version_tag(name, version, "gate.decision", json.dumps(decision_record(decision)))
-    for key, value in (decision.comparison or {}).items():
+    client.set_model_version_tag(name, version, "gate.promoted", str(decision["promote"]).lower())
+    client.set_model_version_tag(name, version, "gate.reasons", "; ".join(decision["reasons"]))
+    client.set_model_version_tag(name, version, "gate.decision", json.dumps(decision))
+    for key, value in (decision["comparison"] or {}).items():
         client.set_model_version_tag(name, version, f"gate.{key}", str(value))
+    return decision
 
 
 def _alias_version(name: str, alias: str) -> str | None:
@@ -234,6 +155,40 @@ def version_of_run(name: str, run_id: str) -> dict[str, Any] | None:
     }
 
 
-def decision_record(decision: GateDecision) -> dict[str, Any]:
-    """JSON-able form of the decision."""
-    return asdict(decision)
+def log_register(run_id: str, files: dict[str, Path], values: dict[str, Any]) -> dict[str, Any]:
+    """The data reports and pipeline files, the ONNX model, then a registered version with
+    the aliases the gate's decision (`values["decision"]`) gives. Returns the registry record
+    the register stage writes."""
+    from visionops.tracking.stage_logs import log_plain
+
+    onnx_path = files.pop("onnx")
+    log_plain(run_id, files, values)
+    cfg, metrics, decision = values["register"], values["eval"], values["decision"]
+    existing = version_of_run(cfg["model_name"], run_id)
+    if existing is not None:
+        if existing["decision"].get("comparison") is not None or decision["comparison"] is None:
+            return existing
+        apply_aliases(cfg["model_name"], str(existing["version"]), decision)  # decided at last
+        return version_of_run(cfg["model_name"], run_id)
+    logged = log_image_model(onnx_path, values["pyfunc"])
+    tags = {
+        "run_id": run_id,
+        "validation.success": str(values["validation_ok"]).lower(),
+        "export.parity": str(values["parity_ok"]).lower(),
+        **{f"metric.{k}": str(v) for k, v in metrics.items()},
+    }
+    description = (
+        f"{values['source']} classifier, {cfg['gate_metric']}={metrics[cfg['gate_metric']]:.4f}; "
+        f"run {run_id}; gate: {'; '.join(decision['reasons'])}"
+    )
+    version = register_version(logged.model_uri, cfg["model_name"], tags, description)
+    applied = apply_aliases(cfg["model_name"], version.version, decision)
+    return {
+        "model_name": cfg["model_name"],
+        "run_id": run_id,
+        "version": int(version.version),
+        "model_uri": logged.model_uri,
+        "aliases": [CANDIDATE] + ([CHAMPION] if applied["promote"] else []),
+        "promoted": applied["promote"],
+        "decision": applied,
+    }

@@ -13,8 +13,6 @@ from typing import Any
 
 from visionops.tracking.runs import log_params
 
-DATASET_SAMPLE = 64  # training images logged with the dataset input (schema and a look)
-
 
 def log_metrics_once(run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
     """Log metrics, skipping (key, step) pairs the run already has."""
@@ -48,14 +46,11 @@ def _has_logged_model(run_id: str, name: str) -> bool:
 
 def log_train(run_id: str, files: dict[str, Path], values: dict[str, Any]) -> None:
     """Params, tags, per-epoch curves (from the history CSV), summary metrics, plots, the
-    training data as the run's input, and the PyTorch model."""
+    training data as the run's input (`dataset_sample`: an .npz of sample images, labels and
+    a model input example) and the PyTorch model (`program`: a torch.export .pt2 file)."""
     import mlflow
     import numpy as np
     import pandas as pd
-
-    from visionops.data.prepared import open_prepared, to_model_input, train_val_split
-    from visionops.models.serialize import load_model
-    from visionops.tracking.registry import log_dataset, log_pytorch_model
 
     log_params(run_id, values["params"])
     mlflow.set_tags(values["tags"])
@@ -66,20 +61,42 @@ def log_train(run_id: str, files: dict[str, Path], values: dict[str, Any]) -> No
     mlflow.log_artifact(str(files["history"]), "train")
     if _has_logged_model(run_id, "pytorch_model"):
         return
-    data = open_prepared(files["prepared"])
-    rows, _ = train_val_split(data.train, values["val_fraction"], values["seed"])
-    source = values["tags"]["dataset.source"]
-    sample = rows[:DATASET_SAMPLE]  # the digest identifies the whole data; the pixels stay in DVC
-    log_dataset(
-        np.asarray(data.train.x[sample]),
-        data.train.y[sample],
-        f"{source}-prepared",
-        values["data_id"],
-        "data/prepared",
-        rows=len(rows),
+    dataset = values["dataset"]
+    with np.load(files["dataset_sample"]) as sample:
+        images, labels, example = sample["images"], sample["labels"], sample["example"]
+    log_dataset(images, labels, dataset["name"], dataset["digest"], dataset["source"], dataset["rows"])
+    log_pytorch_model(files["program"], example)
+
+
+def log_pytorch_model(program: Path, example: Any) -> Any:
+    """Log the PyTorch model, a torch.export program file (so no model code is imported
+    here), with a signature; the example has batch >= 2 so the batch dimension stays dynamic."""
+    import mlflow
+    import torch
+    from mlflow.models import infer_signature
+
+    model = torch.export.load(str(program)).module()  # already in inference form: no .eval()
+    with torch.no_grad():
+        outputs = model(torch.from_numpy(example)).numpy()
+    return mlflow.pytorch.log_model(
+        model,
+        name="pytorch_model",
+        signature=infer_signature(example, outputs),
+        input_example=example,
+        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],  # skips ~5 s of inference
     )
-    model, _ = load_model(files["model"])
-    log_pytorch_model(model, to_model_input(data.test.x[:4], data.meta))
+
+
+def log_dataset(images: Any, labels: Any, name: str, digest: str, source: str, rows: int) -> None:
+    """Record the training data as the run's input: a small sample of it (`images`, `labels`)
+    for the schema, and the digest of the whole prepared data, which ties the run to it."""
+    import mlflow
+
+    dataset = mlflow.data.from_numpy(
+        features=images, targets=labels, name=name, digest=digest[:36], source=source
+    )
+    tags = {"rows": str(rows), "sample_rows": str(len(labels)), "pixels": "in DVC: data/prepared"}
+    mlflow.log_input(dataset, context="training", tags=tags)
 
 
 def log_plain(run_id: str, files: dict[str, Path], values: dict[str, Any]) -> None:
@@ -98,56 +115,14 @@ def log_plain(run_id: str, files: dict[str, Path], values: dict[str, Any]) -> No
             mlflow.log_artifact(str(path), folder)
 
 
-def log_register(run_id: str, files: dict[str, Path], values: dict[str, Any]) -> dict[str, Any]:
-    """The data reports and pipeline files, the ONNX model, then a registered version with
-    the gate's aliases. Returns the registry record the register stage writes."""
-    from visionops.tracking import registry
-
-    onnx_path = files.pop("onnx")
-    log_plain(run_id, files, values)
-    cfg, metrics = values["register"], values["eval"]
-    existing = registry.version_of_run(cfg["model_name"], run_id)
-    decision = registry.decide(
-        values["comparison"],
-        cfg["min_delta"],
-        cfg["max_p_value"],
-        values["validation_ok"],
-        values["parity_ok"],
-    )
-    if existing is not None:
-        if existing["decision"].get("comparison") is not None or values["comparison"] is None:
-            return existing
-        registry.apply_aliases(cfg["model_name"], str(existing["version"]), decision)  # decided at last
-        return registry.version_of_run(cfg["model_name"], run_id)
-    logged = registry.log_image_model(onnx_path, values["pyfunc"])
-    tags = {
-        "run_id": run_id,
-        "validation.success": str(values["validation_ok"]).lower(),
-        "export.parity": str(values["parity_ok"]).lower(),
-        **{f"metric.{k}": str(v) for k, v in metrics.items()},
-    }
-    description = (
-        f"{values['source']} classifier, {cfg['gate_metric']}={metrics[cfg['gate_metric']]:.4f}; "
-        f"run {run_id}; gate: {'; '.join(decision.reasons)}"
-    )
-    version = registry.register_version(logged.model_uri, cfg["model_name"], tags, description)
-    registry.apply_aliases(cfg["model_name"], version.version, decision)
-    aliases = [registry.CANDIDATE] + ([registry.CHAMPION] if decision.promote else [])
-    return {
-        "model_name": cfg["model_name"],
-        "run_id": run_id,
-        "version": int(version.version),
-        "model_uri": logged.model_uri,
-        "aliases": aliases,
-        "promoted": decision.promote,
-        "decision": registry.decision_record(decision),
-    }
+LOGGERS = {"train": log_train, "evaluate": log_plain, "compress": log_plain, "export": log_plain}
 
 
-LOGGERS = {
-    "train": log_train,
-    "evaluate": log_plain,
-    "compress": log_plain,
-    "export": log_plain,
-    "register": log_register,
-}
+def logger_for(stage: str):
+    """The stage's logger. The registry's is imported by name when needed: only the register
+    stage (or a replay of its log) runs it, so no other stage depends on the registry code."""
+    if stage == "register":
+        import importlib
+
+        return importlib.import_module("visionops.tracking.registry").log_register
+    return LOGGERS[stage]

@@ -46,7 +46,7 @@ def track(
     cfg: TrackingParams,
     root: Path | None = None,
 ) -> Any:
-    """Log one stage (see stage_logs.LOGGERS) to the record's run; returns the logger's result,
+    """Log one stage (see stage_logs.logger_for) to the record's run; returns the logger's result,
     or None when the log was deferred."""
     root = root or project_root()
     uri = configure(root)
@@ -85,7 +85,7 @@ def log_stage(stage: str, record: dict[str, Any], files: dict[str, Path], values
     """Open the record's run (creating it for a pending record) and run the stage's logger."""
     import mlflow
 
-    from visionops.tracking.stage_logs import LOGGERS
+    from visionops.tracking.stage_logs import logger_for
 
     run_id = journal.resolved_run_id(root, record)
     if run_id is None:
@@ -95,7 +95,7 @@ def log_stage(stage: str, record: dict[str, Any], files: dict[str, Path], values
     _check_run_exists(run_id, record, root)
     with mlflow.start_run(run_id=run_id):
         mlflow.set_tag("visionops.last_stage", stage)
-        return LOGGERS[stage](run_id, dict(files), values)
+        return logger_for(stage)(run_id, dict(files), values)
 
 
 def _check_run_exists(run_id: str, record: dict[str, Any], root: Path) -> None:
