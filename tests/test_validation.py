@@ -12,12 +12,15 @@ from visionops.validation.run import validate_dataset
 from visionops.validation.suite import copy_data_docs
 
 DEFAULT_NEAR = ValidateParams().near_duplicate_distance
+DEFAULT_Z = ValidateParams().quality_outlier_z
 
 
 def validate(raw: Path, workdir: Path, **overrides):
-    """Run validation; near-duplicates off unless asked for, since digits holds one real
-    near-duplicate pair (its own test) that would show up in every other test's failures."""
+    """Run validation; near-duplicates and quality outliers off unless asked for, since digits
+    holds one real near-duplicate pair and a few least-sharp "1"s (their own test) that would
+    show up in every other test's failures. The absolute quality floors stay on."""
     overrides.setdefault("near_duplicate_distance", 0)
+    overrides.setdefault("quality_outlier_z", 1000.0)
     classes = read_json(raw / "source.json")["classes"]
     outcome = validate_dataset(raw, ValidateParams(**overrides), classes, workdir, progress=False)
     return outcome.results, summarize(outcome.results, outcome.manifest), outcome.data_docs
@@ -29,17 +32,23 @@ def failed(results) -> dict[str, str]:
 
 @pytest.fixture
 def clean_run(raw_digits, tmp_path):
-    return validate(raw_digits, tmp_path / "gx", near_duplicate_distance=DEFAULT_NEAR)
+    return validate(
+        raw_digits, tmp_path / "gx", near_duplicate_distance=DEFAULT_NEAR, quality_outlier_z=DEFAULT_Z
+    )
 
 
 def test_clean_digits_pass_every_check_but_one_true_near_duplicate(clean_run):
     results, summary, _ = clean_run
     assert summary["success"] and summary["rows"] == 1797
     # digits really holds two near-identical "1"s (mean |diff| 0.6 of 16 levels) across splits
-    assert failed(results) == {"no near-duplicates across splits": "warning"}
+    assert failed(results) == {"no near-duplicates across splits": "warning", "not very blurry": "warning"}
     near = next(r for r in results if r.check == "no near-duplicates across splits")
     assert near.examples == ["test/1/00296.png", "train/1/01174.png"]
-    assert summary["failed"] == {"critical": 0, "warning": 1, "info": 0}
+    # the least sharp images of their own dataset: thin "1" strokes, 8 px scaled to 128
+    blurry = next(r for r in results if r.check == "not very blurry")
+    assert blurry.unexpected_count <= 0.005 * 1797 and all(p.startswith("train/1/") for p in blurry.examples)
+    assert summary["failed"] == {"critical": 0, "warning": 2, "info": 0}
+    assert summary["label_conflicts"] == 0
     assert summary["near_duplicates_across_splits"] == 2
 
 
@@ -134,7 +143,7 @@ def test_quarantine_excludes_corrupt_and_leaked_files_without_deleting(raw_digit
     source = next((raw_digits / "train" / "7").iterdir())
     shutil.copy(source, raw_digits / "test" / "7" / "leak.png")
     classes = read_json(raw_digits / "source.json")["classes"]
-    cfg = ValidateParams(on_bad_image="quarantine", near_duplicate_distance=0)
+    cfg = ValidateParams(on_bad_image="quarantine", near_duplicate_distance=0, quality_outlier_z=1000.0)
     outcome = validate_dataset(raw_digits, cfg, classes, tmp_path / "gx", progress=False)
     assert failed(outcome.results) == {}
     assert sorted(outcome.quarantine["path"]) == ["test/5/notes.png", "test/7/leak.png"]
@@ -158,7 +167,10 @@ def test_black_blurry_rgb_and_tiny_images_fire_their_warnings(raw_digits, tmp_pa
     Image.fromarray(noise).filter(ImageFilter.GaussianBlur(6)).save(raw_digits / "train" / "2" / "blurry.png")
     Image.new("RGB", (8, 8), (200, 30, 30)).save(raw_digits / "train" / "3" / "rgb.png")
     Image.new("L", (1, 1), 128).save(raw_digits / "train" / "4" / "tiny.png")
-    results, summary, _ = validate(raw_digits, tmp_path / "gx")
+    classes = read_json(raw_digits / "source.json")["classes"]
+    cfg = ValidateParams(near_duplicate_distance=0)
+    outcome = validate_dataset(raw_digits, cfg, classes, tmp_path / "gx", progress=False)
+    results, summary = outcome.results, summarize(outcome.results, outcome.manifest)
     fired = failed(results)
     assert fired == {
         "not too dark or bright": "warning",
@@ -170,7 +182,10 @@ def test_black_blurry_rgb_and_tiny_images_fire_their_warnings(raw_digits, tmp_pa
     }
     by_check = {r.check: r.examples for r in results}
     assert "train/1/black.png" in by_check["not too dark or bright"]
-    assert "train/2/blurry.png" in by_check["not very blurry"]
+    flagged = outcome.manifest.set_index("path")
+    assert (
+        flagged.loc["train/2/blurry.png", "very_blurry"] and flagged.loc["train/1/black.png", "nearly_blank"]
+    )
     assert by_check["width in bounds"] == ["train/4/tiny.png"] and summary["success"]
 
 
@@ -283,3 +298,94 @@ def test_parallel_manifest_equals_serial(raw_digits):
 
     paths = [path for _, _, path in iter_images(raw_digits)][:300]
     assert describe_many(paths, workers=2, progress=False) == describe_many(paths, workers=1, progress=False)
+
+
+HYMENOPTERA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "hymenoptera"
+
+
+@pytest.mark.parametrize(("copy_to", "split"), [("train/5", "train"), ("test/5", "test")])
+def test_the_same_picture_under_two_labels_is_a_critical_label_conflict(raw_digits, tmp_path, copy_to, split):
+    """Issue 14: whichever split the second copy lands in, the conflict is named as a pair."""
+    source = sorted((raw_digits / "train" / "3").iterdir())[0]
+    shutil.copy(source, raw_digits / copy_to / "filed_twice.png")
+    results, summary, _ = validate(raw_digits, tmp_path / "gx")
+    assert failed(results)["label conflict"] == "critical" and not summary["success"]
+    assert summary["label_conflicts"] == 2
+    pair = f"train/3/{source.name} (3) ~ {copy_to}/filed_twice.png (5)"
+    assert pair in next(r for r in results if r.check == "label conflict").examples
+    assert f"{copy_to}/filed_twice.png" in failure_message(results)
+
+
+def test_an_edited_copy_under_another_label_is_a_conflict_and_quarantine_takes_both(raw_digits, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    source = sorted((raw_digits / "train" / "8").iterdir())[0]
+    pixels = np.asarray(Image.open(source)).astype(int)
+    Image.fromarray(np.clip(pixels + 6, 0, 255).astype(np.uint8)).save(
+        raw_digits / "train" / "0" / "edit.png"
+    )
+    results, _, _ = validate(raw_digits, tmp_path / "gx", near_duplicate_distance=DEFAULT_NEAR)
+    assert failed(results)["label conflict"] == "critical"
+    classes = read_json(raw_digits / "source.json")["classes"]
+    cfg = ValidateParams(on_bad_image="quarantine", quality_outlier_z=1000.0)
+    outcome = validate_dataset(raw_digits, cfg, classes, tmp_path / "gx2", progress=False)
+    reasons = dict(zip(outcome.quarantine["path"], outcome.quarantine["reason"], strict=True))
+    assert reasons["train/0/edit.png"] == f"label conflict: the same picture as train/8/{source.name} (8)"
+    assert f"train/8/{source.name}" in reasons  # which label is right is for a person to say
+    assert "label conflict" not in failed(outcome.results)
+    assert (raw_digits / "train" / "0" / "edit.png").exists()
+
+
+def test_blank_images_of_different_colours_are_not_a_label_conflict(raw_digits, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(raw_digits / "train" / "3" / "red.png")
+    Image.new("RGB", (8, 8), (20, 30, 200)).save(raw_digits / "train" / "4" / "blue.png")
+    results, _, _ = validate(raw_digits, tmp_path / "gx")
+    assert "label conflict" not in failed(results) and "not nearly blank" in failed(results)
+
+
+def _photos_with_planted_flaws(root: Path, photos: list[Path]) -> set[str]:
+    """Copy `photos` into root/train/<class>/ and add strongly blurred (Gaussian, radius 2 % of
+    the short side), nearly black and constant versions of a few; return the planted paths."""
+    import numpy as np
+    from PIL import Image, ImageFilter
+
+    planted = set()
+    for i, photo in enumerate(photos):
+        folder = root / "train" / photo.parent.name
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(photo, folder / photo.name)
+        if i % 40 == 7:
+            img = Image.open(photo).convert("RGB")
+            flaws = {
+                "blurred.jpg": img.filter(ImageFilter.GaussianBlur(0.02 * min(img.size))),
+                "black.jpg": Image.fromarray((np.asarray(img) * 0.03).astype(np.uint8)),
+                "constant.png": Image.new("RGB", img.size, (90, 140, 60)),
+            }
+            for name, flawed in flaws.items():
+                flawed.save(folder / f"{photo.stem}_{name}")
+                planted.add(f"train/{photo.parent.name}/{photo.stem}_{name}")
+    return planted
+
+
+@pytest.mark.skipif(not HYMENOPTERA.is_dir(), reason="shared dataset absent (../shared/datasets)")
+def test_quality_checks_flag_at_most_2_percent_of_real_photos_and_catch_planted_ones(tmp_path):
+    """Issue 14: 'not very blurry' flagged 26 % of these photos with a threshold set on 8 px
+    digits. Judged against the dataset itself: <= 2 % per check, planted flaws all caught."""
+    from visionops.validation.manifest import build_manifest
+    from visionops.validation.run import flag_all
+
+    photos = sorted(p for p in HYMENOPTERA.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".gif"})
+    planted = _photos_with_planted_flaws(tmp_path / "raw", photos)
+    manifest = flag_all(build_manifest(tmp_path / "raw", progress=False), ValidateParams())
+    clean = manifest[~manifest["path"].isin(planted)]
+    for check in ("too_dark_or_bright", "nearly_blank", "very_blurry"):
+        assert clean[check].mean() <= 0.02, (check, sorted(clean[clean[check]]["path"]))
+    flagged = manifest[manifest[["too_dark_or_bright", "nearly_blank", "very_blurry"]].any(axis=1)]
+    assert planted <= set(flagged["path"])
+    by_path = manifest.set_index("path")
+    assert all(by_path.loc[p, "very_blurry"] for p in planted if p.endswith("blurred.jpg"))
+    assert all(by_path.loc[p, "too_dark_or_bright"] for p in planted if p.endswith("black.jpg"))
+    assert all(by_path.loc[p, "nearly_blank"] for p in planted if p.endswith("constant.png"))

@@ -66,10 +66,11 @@ class ValidateParams(Section):
     size_severity: Severity = "warning"
     max_imbalance: float = Field(10.0, ge=1.0)  # largest / smallest class count per split
     imbalance_severity: Severity = "warning"
-    min_brightness: float = Field(15.0, ge=0.0, le=255.0)  # mean grey level below = too dark
-    max_brightness: float = Field(245.0, ge=0.0, le=255.0)  # above = too bright
-    min_contrast: float = Field(5.0, ge=0.0)  # grey std below = nearly blank
-    min_blur: float = Field(20.0, ge=0.0)  # Laplacian variance below = very blurry
+    quality_outlier_z: float = Field(3.5, gt=0.0)  # robust z-score vs the dataset beyond which = outlier
+    min_brightness: float = Field(8.0, ge=0.0, le=255.0)  # absolute floor: mean grey below = nearly black
+    max_brightness: float = Field(247.0, ge=0.0, le=255.0)  # above = nearly white
+    min_contrast: float = Field(2.0, ge=0.0)  # absolute floor: grey std below = blank
+    label_conflict_severity: Severity = "critical"  # the same picture under two labels
     quality_severity: Severity = "warning"
     mode_severity: Severity = "info"  # mixed channel modes (e.g. L and RGB)
 

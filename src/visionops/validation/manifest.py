@@ -7,21 +7,23 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from visionops.data.decode import open_image
 from visionops.data.layout import iter_images
 from visionops.errors import VisionOpsError
 from visionops.io import read_json, write_json
+from visionops.validation.quality import quality_stats
 
 COLUMNS = [
     "path", "split", "label", "width", "height", "aspect", "channels", "mode", "format",
     "file_bytes", "sha256", "phash", "brightness", "contrast", "blur", "decode_ok", "error",
 ]  # fmt: skip
-STATS_SIDE = 256  # quality stats are computed on a grey thumbnail at most this big
 PARALLEL_FROM = 256  # below this many files a process pool costs more than it saves
-CACHE_VERSION = 3  # bump when describe_image changes what it records
+CACHE_VERSION = 4  # bump when describe_image changes what it records (4: fixed-size quality stats)
 NEAR_CHUNK = 1024  # rows per block of the pairwise Hamming-distance search (bounds memory)
+PAIR_BUDGET = 4_000_000  # hash pairs compared at a time in the all-pairs search (~50 MB)
 
 
 def build_manifest(
@@ -110,22 +112,6 @@ def describe_image(path: Path) -> dict[str, Any]:
     return info
 
 
-def quality_stats(img) -> dict[str, float]:
-    """Mean brightness and contrast (std) of the grey image, 0-255, and blur as the variance
-    of its Laplacian (low = blurry), on a thumbnail so huge photos stay cheap."""
-    import numpy as np
-    from scipy import ndimage
-
-    grey = img.convert("L")
-    grey.thumbnail((STATS_SIDE, STATS_SIDE))
-    pixels = np.asarray(grey, dtype=np.float64)
-    return {
-        "brightness": float(pixels.mean()),
-        "contrast": float(pixels.std()),
-        "blur": float(ndimage.laplace(pixels).var()),
-    }
-
-
 def flag_duplicates(manifest: pd.DataFrame, near_distance: int = 0) -> pd.DataFrame:
     """Add `leaked` (the same pixels in more than one split), `dup_in_split` (repeated within
     its split) and `near_leaked` (not leaked, but within `near_distance` bits of perceptual
@@ -163,6 +149,51 @@ def nearest_other_split(manifest: pd.DataFrame) -> pd.Series:
         ]
         nearest.loc[index] = np.concatenate(best).astype("int64")
     return nearest
+
+
+def flag_label_conflicts(
+    manifest: pd.DataFrame, near_distance: int = 0, min_contrast: float = 0.0
+) -> pd.DataFrame:
+    """Add `label_conflict` (the same picture under another label, in any split: identical
+    decoded pixels, or a perceptual hash within `near_distance` bits) and `conflicts_with`
+    (the closest such copy, as "path (label)"), so the suite names both sides. Featureless
+    images (grey std below `min_contrast`) share one perceptual hash whatever their colour,
+    so they only conflict when their pixels are identical (blankness is its own check)."""
+    frame = manifest.copy()
+    frame["label_conflict"] = False
+    frame["conflicts_with"] = ""
+    textured = frame[frame["phash"].notna() & (frame["contrast"] >= min_contrast)]
+    nearest, distance = _closest_other_label(textured)
+    _mark(frame, textured.index[distance <= near_distance], textured.iloc[nearest[distance <= near_distance]])
+    blank = frame[frame["sha256"].notna() & ~frame.index.isin(textured.index)]
+    for _, copies in blank.groupby("sha256"):
+        for label, rows in copies.groupby("label"):
+            others = copies[copies["label"] != label]
+            if len(others):
+                _mark(frame, rows.index, others.iloc[[0] * len(rows)])
+    return frame
+
+
+def _closest_other_label(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """For each row, (position in `rows` of the row with another label whose perceptual hash
+    is closest, that Hamming distance; 65 when no row has another label). All pairs, in
+    blocks of PAIR_BUDGET so memory stays flat."""
+    codes = pd.factorize(rows["label"].astype(str))[0].astype(np.int32)
+    hashes = np.array([int(h, 16) for h in rows["phash"]], dtype=np.uint64)
+    nearest = np.zeros(len(rows), dtype=np.int64)
+    distance = np.full(len(rows), 65, dtype=np.int64)
+    block = max(1, PAIR_BUDGET // max(1, len(rows)))
+    for start in range(0, len(rows), block):
+        bits = np.bitwise_count(hashes[start : start + block, None] ^ hashes[None, :])
+        bits[codes[start : start + block, None] == codes[None, :]] = 65  # same label: no conflict
+        nearest[start : start + block] = bits.argmin(axis=1)
+        distance[start : start + block] = bits.min(axis=1)
+    return nearest, distance
+
+
+def _mark(frame: pd.DataFrame, index: pd.Index, partners: pd.DataFrame) -> None:
+    frame.loc[index, "label_conflict"] = True
+    frame.loc[index, "conflicts_with"] = [f"{p.path} ({p.label})" for p in partners.itertuples()]
 
 
 def class_counts(manifest: pd.DataFrame, classes: list[str]) -> pd.DataFrame:

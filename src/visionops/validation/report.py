@@ -1,4 +1,4 @@
-"""Summarise check results: the JSON metric DVC tracks and the message a person reads."""
+"""Summarise check results: the summary JSON and the message a person reads."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from visionops.validation.suite import CheckResult
 
 
 def summarize(results: list[CheckResult], manifest: pd.DataFrame) -> dict[str, Any]:
-    """DVC metric: row counts, failures per severity, and every check's outcome."""
+    """reports/validation/summary.json: row counts, failures per severity, every check's outcome."""
     failed = [r for r in results if not r.success]
     return {
         "rows": len(manifest),
@@ -20,6 +20,7 @@ def summarize(results: list[CheckResult], manifest: pd.DataFrame) -> dict[str, A
         "leaked": int(manifest["leaked"].sum()),
         "duplicates_in_split": int(manifest["dup_in_split"].sum()),
         "near_duplicates_across_splits": int(manifest["near_leaked"].sum()),
+        "label_conflicts": int(manifest["label_conflict"].sum()),
         "checks": len(results),
         "failed": {sev: sum(r.severity == sev for r in failed) for sev in ("critical", "warning", "info")},
         "success": not any(r.severity == "critical" for r in failed),

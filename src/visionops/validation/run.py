@@ -10,8 +10,15 @@ from typing import Any
 import pandas as pd
 
 from visionops.config import ValidateParams
-from visionops.validation.manifest import build_manifest, class_counts, flag_duplicates
-from visionops.validation.suite import CheckResult, run_suites
+from visionops.validation.manifest import (
+    COLUMNS,
+    build_manifest,
+    class_counts,
+    flag_duplicates,
+    flag_label_conflicts,
+)
+from visionops.validation.quality import flag_quality
+from visionops.validation.suite import EXAMPLES, CheckResult, run_suites
 
 
 @dataclass
@@ -36,18 +43,35 @@ def validate_dataset(
 ) -> Outcome:
     """Describe every file under `root` (reusing `cache`), quarantine bad ones if configured,
     and run the suites."""
-    near = cfg.near_duplicate_distance
-    manifest = flag_duplicates(build_manifest(root, progress, cache), near)
+    manifest = flag_all(build_manifest(root, progress, cache), cfg)
     quarantine = quarantine_rows(manifest) if cfg.on_bad_image == "quarantine" else _no_quarantine()
     manifest["quarantined"] = manifest["path"].isin(quarantine["path"])
-    kept = manifest[~manifest["quarantined"]].drop(columns=["leaked", "dup_in_split", "near_leaked"])
-    checked = flag_duplicates(kept, near)
+    checked = flag_all(manifest[~manifest["quarantined"]][list(COLUMNS)], cfg)  # what remains, again
     results, gx_results, site = run_suites(checked, class_counts(checked, classes), cfg, classes, workdir)
+    name_conflict_pairs(results, checked)
     return Outcome(manifest, quarantine, results, gx_results, site)
 
 
+def flag_all(manifest: pd.DataFrame, cfg: ValidateParams) -> pd.DataFrame:
+    """Every per-image flag the suites check: duplicates and leakage, label conflicts, and
+    quality outliers judged against these very images."""
+    near = cfg.near_duplicate_distance
+    flagged = flag_label_conflicts(flag_duplicates(manifest, near), near, cfg.min_contrast)
+    return flag_quality(flagged, cfg)
+
+
+def name_conflict_pairs(results: list[CheckResult], manifest: pd.DataFrame) -> None:
+    """A label conflict is a pair: list it as "path (label) ~ other path (other label)"."""
+    conflicts = manifest[manifest["label_conflict"]]
+    pairs = sorted(f"{row.path} ({row.label}) ~ {row.conflicts_with}" for row in conflicts.itertuples())
+    for result in results:
+        if result.check == "label conflict":
+            result.examples = pairs[:EXAMPLES]
+
+
 def quarantine_rows(manifest: pd.DataFrame) -> pd.DataFrame:
-    """Files to exclude, with the reason: undecodable ones, and the test-split copy of any
+    """Files to exclude, with the reason: undecodable ones, every copy of a picture filed under
+    two labels (which label is right is for a person to say), and the test-split copy of any
     image that is also in train (the train copy is kept). Nothing is deleted."""
     undecodable = manifest[~manifest["decode_ok"].astype(bool)].assign(
         reason=lambda f: "undecodable: " + f["error"]
@@ -55,7 +79,11 @@ def quarantine_rows(manifest: pd.DataFrame) -> pd.DataFrame:
     leaked = manifest[manifest["leaked"] & (manifest["split"] == "test")].assign(
         reason="also in train (same decoded pixels)"
     )
-    return pd.concat([undecodable, leaked])[["path", "split", "label", "reason"]].reset_index(drop=True)
+    conflicts = manifest[manifest["label_conflict"]].assign(
+        reason=lambda f: "label conflict: the same picture as " + f["conflicts_with"]
+    )
+    listed = pd.concat([undecodable, conflicts, leaked]).drop_duplicates("path")
+    return listed[["path", "split", "label", "reason"]].reset_index(drop=True)
 
 
 def _no_quarantine() -> pd.DataFrame:

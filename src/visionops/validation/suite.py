@@ -113,32 +113,49 @@ def manifest_expectations(cfg: ValidateParams, classes: list[str]) -> list[Any]:
             description="No image appears twice within its split.",
             meta=meta("no duplicates within a split", cfg.duplicate_severity, "delete the extra copies"),
         ),
-        gxe.ExpectColumnValuesToBeBetween(
-            column="brightness",
-            min_value=cfg.min_brightness,
-            max_value=cfg.max_brightness,
-            description=f"Mean grey level within [{cfg.min_brightness}, {cfg.max_brightness}].",
+        gxe.ExpectColumnValuesToBeInSet(
+            column="label_conflict",
+            value_set=[False],
+            description=(
+                "No picture is filed under two labels, in any split (identical pixels, or a "
+                f"perceptual hash within {cfg.near_duplicate_distance} bits)."
+            ),
             meta=meta(
-                "not too dark or bright",
-                cfg.quality_severity,
-                "check the listed images, or change validate.min_brightness/max_brightness",
+                "label conflict",
+                cfg.label_conflict_severity,
+                "decide which label is right for each listed pair and delete the other copy, or set "
+                "validate.on_bad_image: quarantine (every conflicting copy is then excluded)",
             ),
         ),
-        gxe.ExpectColumnValuesToBeBetween(
-            column="contrast",
-            min_value=cfg.min_contrast,
-            description=f"Grey standard deviation at least {cfg.min_contrast} (not nearly blank).",
-            meta=meta(
-                "not nearly blank", cfg.quality_severity, "remove blank images or lower validate.min_contrast"
-            ),
-        ),
-        gxe.ExpectColumnValuesToBeBetween(
-            column="blur",
-            min_value=cfg.min_blur,
-            description=f"Variance of the Laplacian at least {cfg.min_blur} (not very blurry).",
-            meta=meta(
-                "not very blurry", cfg.quality_severity, "remove blurry images or lower validate.min_blur"
-            ),
+        *(
+            gxe.ExpectColumnValuesToBeInSet(
+                column=column,
+                value_set=[False],
+                description=f"{rule}, and within {cfg.quality_outlier_z} robust standard deviations "
+                "of this dataset's median (measured on a 128 px grey thumbnail).",
+                meta=meta(check, cfg.quality_severity, fix),
+            )
+            for column, check, rule, fix in (
+                (
+                    "too_dark_or_bright",
+                    "not too dark or bright",
+                    f"Mean grey level within [{cfg.min_brightness}, {cfg.max_brightness}]",
+                    "look at the listed images; or raise validate.quality_outlier_z, or widen "
+                    "validate.min_brightness/max_brightness",
+                ),
+                (
+                    "nearly_blank",
+                    "not nearly blank",
+                    f"Grey standard deviation at least {cfg.min_contrast}",
+                    "remove blank images; or raise validate.quality_outlier_z or lower validate.min_contrast",
+                ),
+                (
+                    "very_blurry",
+                    "not very blurry",
+                    "Variance of the Laplacian (sharpness) not far below the dataset's own",
+                    "remove or replace the blurry images; or raise validate.quality_outlier_z",
+                ),
+            )
         ),
         gxe.ExpectColumnUniqueValueCountToBeBetween(
             column="mode",
