@@ -1,6 +1,8 @@
 """evaluate: test-set metrics of models/model.pt — accuracy, macro precision/recall/F1,
 calibration (ECE): reports/eval.json, and reports/metrics/evaluate.json (the metric);
-per-class table and confusion matrix (CSV for `dvc plots`, PNG for people).
+per-class table and confusion matrix (CSV for `dvc plots`, PNG for people); likely label
+errors among the test images (cleanlab on the model's probabilities): reports/label_issues.csv
+and a thumbnail grid, reports/label_issues.png.
 Logs them to the model's MLflow run. Reads params: evaluate.
 """
 
@@ -16,6 +18,8 @@ METRICS = Path("reports/metrics/evaluate.json")
 PER_CLASS = Path("reports/per_class.csv")
 CONFUSION_CSV = Path("reports/confusion.csv")
 CONFUSION_PNG = Path("reports/confusion_matrix.png")
+LABEL_ISSUES_CSV = Path("reports/label_issues.csv")
+LABEL_ISSUES_PNG = Path("reports/label_issues.png")
 
 
 def main(args) -> None:
@@ -25,10 +29,11 @@ def main(args) -> None:
     from visionops.data.loader import ImageBatches
     from visionops.data.prepared import open_prepared
     from visionops.device import resolve_device
+    from visionops.evaluation.label_issues import find_label_issues
     from visionops.evaluation.metrics import classification_metrics, softmax
-    from visionops.evaluation.plots import plot_confusion_matrix
+    from visionops.evaluation.plots import plot_confusion_matrix, plot_label_issues
     from visionops.inference import predict_logits
-    from visionops.io import read_json, write_csv, write_json, write_metrics
+    from visionops.io import read_csv, read_json, write_csv, write_json, write_metrics
     from visionops.models.serialize import load_model
     from visionops.tracking.track import track
 
@@ -48,28 +53,43 @@ def main(args) -> None:
     headline = {
         k: result[k] for k in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "ece", "n_test")
     }
-    write_json(REPORT, headline)
+    issues = find_label_issues(y_true, probs, data.classes)
+    write_json(REPORT, headline | {"label_issues": len(issues)})
     write_metrics(
         METRICS,
         {k: headline[k] for k in ("accuracy", "f1_macro", "ece")}
-        | {"precision": headline["precision_macro"], "recall": headline["recall_macro"]},
+        | {"precision": headline["precision_macro"], "recall": headline["recall_macro"]}
+        | {"label_issues": len(issues)},
     )
     write_csv(PER_CLASS, pd.DataFrame(result["per_class"]))
     names = pd.Series(data.classes)
     predicted = pd.DataFrame({"actual": names[y_true].values, "predicted": names[probs.argmax(1)].values})
     write_csv(CONFUSION_CSV, predicted)
     plot_confusion_matrix(result["confusion_matrix"], data.classes, CONFUSION_PNG)
+    paths = read_csv(PREPARED / "files.csv").query("split == 'test'").sort_values("index")["path"]
+    write_csv(LABEL_ISSUES_CSV, issues.assign(path=paths.to_numpy()[issues["row"].to_numpy(int)]))
+    plot_label_issues(data.test.x, issues, LABEL_ISSUES_PNG)
 
     values = {
         "params": flatten(dump({"evaluate": cfg})),
-        "metrics": {f"test_{k}": float(v) for k, v in headline.items() if k != "n_test"},
-        "artifact_dirs": {"per_class": "evaluation", "confusion": "evaluation", "report": "evaluation"},
+        "metrics": {f"test_{k}": float(v) for k, v in headline.items() if k != "n_test"}
+        | {"test_label_issues": len(issues)},
+        "artifact_dirs": dict.fromkeys(
+            ("per_class", "confusion", "report", "issues", "issues_grid"), "evaluation"
+        ),
     }
-    files = {"per_class": PER_CLASS, "confusion": CONFUSION_PNG, "report": REPORT}
+    files = {
+        "per_class": PER_CLASS,
+        "confusion": CONFUSION_PNG,
+        "report": REPORT,
+        "issues": LABEL_ISSUES_CSV,
+        "issues_grid": LABEL_ISSUES_PNG,
+    }
     track("evaluate", run, files, values, params["tracking"])
     print(
         f"evaluate: accuracy {headline['accuracy']:.4f}, f1_macro {headline['f1_macro']:.4f}, "
-        f"ECE {headline['ece']:.4f} on {headline['n_test']} test images"
+        f"ECE {headline['ece']:.4f} on {headline['n_test']} test images; {len(issues)} likely label "
+        f"error(s) -> {LABEL_ISSUES_CSV}"
     )
 
 

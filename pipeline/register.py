@@ -3,7 +3,8 @@ move alias `candidate` to it, and `champion` only when the gate passes: validati
 export parity passed, and on this run's test images the model beats the champion (scored here,
 after checking it solves the same task) or, with no champion yet, the trivial baseline, by
 register.min_delta with an exact McNemar p-value <= register.max_p_value. Also attaches the
-data reports (validation summary + Data Docs, augmentation preview) to the run.
+data reports (validation summary, Data Docs and flagged-image gallery, augmentation preview)
+to the run.
 Writes reports/registry.json and reports/metrics/register.json (the metric: promoted 0/1,
 the gate metric's difference and its p-value). Reads params: register, tracking.
 """
@@ -45,6 +46,7 @@ def main(args) -> None:
     files = {
         "summary": VALIDATION / "summary.json",
         "data_docs": VALIDATION / "data_docs",
+        "gallery": VALIDATION / "gallery.html",
         "preview": PREVIEW,
         **{name: Path(name) for name in PIPELINE_FILES if Path(name).is_file()},  # how to reproduce it
         "onnx": ONNX,
@@ -59,6 +61,7 @@ def main(args) -> None:
         "artifact_dirs": {
             "summary": "validation",
             "data_docs": "validation/data_docs",
+            "gallery": "validation",
             "preview": "augment",
             **dict.fromkeys(PIPELINE_FILES, "pipeline"),
         },

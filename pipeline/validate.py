@@ -1,10 +1,11 @@
 """validate: manifest of every image in data/raw + Great Expectations suites over it.
 
 Writes data/validated/ (manifest.csv, meta.json), reports/validation/ (summary.json,
-results.json, quarantine.csv, Data Docs HTML) and reports/metrics/validate.json (the metric:
-failed check counts), and fails on any critical check, after writing everything. With
-validate.on_bad_image: quarantine, undecodable files and test copies of train images are
-excluded (listed, never deleted).
+results.json, quarantine.csv, Data Docs HTML, and gallery.html: thumbnails of every flagged
+image) and reports/metrics/validate.json (the metric: failed check counts), and fails on any
+critical check, after writing everything. With validate.on_bad_image: quarantine,
+undecodable files, every copy of a picture filed under two labels and test copies of train
+images are excluded (listed, never deleted).
 Reads params: validate.
 """
 
@@ -25,6 +26,7 @@ def main(args) -> None:
     from visionops.config import dump, load_params
     from visionops.errors import VisionOpsError
     from visionops.io import publish_dir, read_json, staging_dir_for, write_csv, write_json, write_metrics
+    from visionops.validation.gallery import write_gallery
     from visionops.validation.report import check_details, failure_message, summarize
     from visionops.validation.run import validate_dataset
     from visionops.validation.suite import copy_data_docs
@@ -49,10 +51,12 @@ def main(args) -> None:
         REPORTS / "results.json", {"checks": check_details(results), "great_expectations": outcome.gx_results}
     )
     write_json(REPORTS / "summary.json", summary)
+    write_gallery(outcome.manifest, RAW, REPORTS / "gallery.html")
     failed = summary["failed"]
     write_metrics(METRICS, {"data_critical": failed["critical"], "data_warnings": failed["warning"]})
     print(
-        f"validate: {summary['rows']} images, {summary['checks']} checks, failed {failed}; Data Docs: {docs}"
+        f"validate: {summary['rows']} images, {summary['checks']} checks, failed {failed}; "
+        f"Data Docs: {docs}; flagged images: {REPORTS / 'gallery.html'}"
     )
     if len(outcome.quarantine):
         print(f"validate: quarantined {len(outcome.quarantine)} file(s), listed in {REPORTS}/quarantine.csv")

@@ -52,30 +52,22 @@ else
 fi
 {
   echo "## Retraining result"
-  echo
   echo "### Challenger vs champion"
-  echo
   python -m visionops registry-summary reports/registry.json
-  echo
   if [ "$have_baseline" = true ]; then
     echo "### Metrics (vs \`$base\`)"
-    echo
-    dvc metrics diff "$base" --md
+    dvc metrics diff "$base" --md | sed '/^$/d'
     changed="$(dvc params diff "$base" --md)"
     if [ -n "$changed" ]; then
-      echo
       echo "### Params changed (vs \`$base\`)"
-      echo
       echo "$changed"
     fi
   else
     echo "### Metrics"
-    echo
     echo "No baseline: \`${base:-no previous commit}\` has no committed reports/metrics/ (commit them with dvc.lock after a run, as the opt-in pull request does)."
     echo
     dvc metrics show --md
   fi
-  echo
   if git diff --quiet -- dvc.lock 2>/dev/null && git ls-files --error-unmatch dvc.lock >/dev/null 2>&1; then
     echo "dvc.lock: unchanged"
   else

@@ -45,3 +45,35 @@ def test_plots_write_png_files(tmp_path):
     )
     for name in ("cm.png", "h.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cleanlab_finds_deliberately_flipped_test_labels(trained, digits_arrays, tmp_path):
+    """Issue 14: flip 5 % of the digits test labels; the evaluate stage's label-issue search
+    must flag at least 70 % of them with precision at least 50 %."""
+    import torch
+
+    from visionops.data.prepared import to_model_input
+    from visionops.evaluation.label_issues import find_label_issues
+    from visionops.evaluation.plots import plot_label_issues
+
+    model, _, meta = trained
+    images, labels = digits_arrays["test_x"], digits_arrays["test_y"].astype(int)
+    with torch.inference_mode():
+        probs = softmax(model.cpu().eval()(torch.from_numpy(to_model_input(images, meta))).numpy())
+    rng = np.random.default_rng(0)
+    flipped = rng.choice(len(labels), size=round(0.05 * len(labels)), replace=False)
+    noisy = labels.copy()
+    noisy[flipped] = (labels[flipped] + rng.integers(1, 10, len(flipped))) % 10
+    issues = find_label_issues(noisy, probs, meta["classes"])
+    found = set(issues["row"]) & set(flipped)
+    assert len(found) >= 0.7 * len(flipped), (len(found), len(flipped))
+    assert len(found) >= 0.5 * len(issues), (len(found), len(issues))
+    top = issues.iloc[0]
+    assert (
+        top["given"] == str(noisy[top["row"]])
+        and top["self_confidence"] == probs[top["row"], noisy[top["row"]]]
+    )
+    assert (np.diff(issues["self_confidence"].to_numpy()) >= 0).all()  # most suspicious first
+    plot_label_issues(images, issues, tmp_path / "issues.png")
+    assert (tmp_path / "issues.png").stat().st_size > 1000
+    assert find_label_issues(labels[:3], probs[:3], meta["classes"]).empty  # too few to judge

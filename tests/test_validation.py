@@ -389,3 +389,24 @@ def test_quality_checks_flag_at_most_2_percent_of_real_photos_and_catch_planted_
     assert all(by_path.loc[p, "very_blurry"] for p in planted if p.endswith("blurred.jpg"))
     assert all(by_path.loc[p, "too_dark_or_bright"] for p in planted if p.endswith("black.jpg"))
     assert all(by_path.loc[p, "nearly_blank"] for p in planted if p.endswith("constant.png"))
+
+
+def test_the_gallery_shows_each_flagged_group_as_thumbnails(raw_digits, tmp_path):
+    """Issue 14: look, don't read. A conflict shows both copies side by side."""
+    from visionops.validation.gallery import write_gallery
+
+    source = sorted((raw_digits / "train" / "3").iterdir())[0]
+    shutil.copy(source, raw_digits / "train" / "5" / "filed_twice.png")
+    classes = read_json(raw_digits / "source.json")["classes"]
+    cfg = ValidateParams(quality_outlier_z=1000.0)
+    outcome = validate_dataset(raw_digits, cfg, classes, tmp_path / "gx", progress=False)
+    shown = write_gallery(outcome.manifest, raw_digits, tmp_path / "gallery.html")
+    page = (tmp_path / "gallery.html").read_text()
+    conflict = page.split("<h2>label conflict")[1].split("<h2>")[0]
+    assert f"train/3/{source.name} (3)" in conflict and "train/5/filed_twice.png (5)" in conflict
+    assert conflict.count("data:image/png;base64,") == 4  # two groups (one per copy) of two
+    assert "<h2>near-duplicates across splits (2)</h2>" in page  # digits' own pair of "1"s
+    assert shown == 2 + 1 + 2  # conflict (both ways), duplicate within train, near-duplicates
+    clean = outcome.manifest.assign(**{c: False for c in ("label_conflict", "near_leaked", "dup_in_split")})
+    assert write_gallery(clean, raw_digits, tmp_path / "none.html") == 0
+    assert "No image was flagged" in (tmp_path / "none.html").read_text()

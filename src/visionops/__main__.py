@@ -34,9 +34,7 @@ def registry_summary(path: Path) -> str:
             f"| `{evidence['metric']}` | **{evidence['challenger']:.4f}** | {evidence['reference']:.4f} |",
             f"| right where the other is wrong | {evidence['challenger_only']} "
             f"| {evidence['reference_only']} |",
-            "",
-            f"Exact McNemar p = {evidence['p_value']:.3g}; difference "
-            f"{evidence['challenger'] - evidence['reference']:+.4f}.",
+            f"| exact McNemar p (one-sided) | {evidence['p_value']:.3g} | |",
             "",
         ]
     moved = "**promoted to champion**" if record["promoted"] else "**not promoted**"

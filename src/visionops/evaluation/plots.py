@@ -52,3 +52,25 @@ def plot_history(history: list[dict[str, Any]], path: Path) -> None:
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
+
+
+def plot_label_issues(images, issues, path: Path, limit: int = 24) -> None:
+    """Thumbnail grid of the top suspected label errors: each titled 'given -> suggested'
+    with the model's probability of the given label, so a person can judge in seconds."""
+    plt = _pyplot()
+    shown = issues.head(limit)
+    cols = 6
+    rows = max(1, -(-len(shown) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.0 * cols, 2.3 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, issue in zip(axes.flat, shown.itertuples(), strict=False):
+        image = images[int(issue.row)]
+        ax.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray")
+        ax.set_title(f"{issue.given} -> {issue.suggested}\np={issue.self_confidence:.2f}", fontsize=8)
+    if not len(shown):
+        axes.flat[0].text(0.5, 0.5, "no likely label errors found", ha="center", va="center")
+    fig.suptitle(f"likely label errors (test): {len(issues)} found, top {len(shown)} shown")
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
