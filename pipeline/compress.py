@@ -92,7 +92,9 @@ def build_and_measure(model_path: Path, prepared: Path, out: Outputs, cfg, train
         after_step=after_step,
     )
     save_model(out.pruned, pruned, payload["spec"], payload["meta"] | {"pruning_steps": steps})
-    onnx = _quantized_variants(baseline, pruned, data, payload["meta"], cfg.calibration_images, out, workdir)
+    onnx = _quantized_variants(
+        baseline, pruned, data, example, payload["meta"], cfg.calibration_images, out, workdir
+    )
     threads = torch.get_num_threads()
     base_cost, pruned_cost = count_macs_params(baseline, example), count_macs_params(pruned, example)
     candidates = [
@@ -121,7 +123,9 @@ def build_and_measure(model_path: Path, prepared: Path, out: Outputs, cfg, train
     }
 
 
-def _quantized_variants(baseline, pruned, data, model_meta, calibration_images, out, workdir) -> dict:
+def _quantized_variants(
+    baseline, pruned, data, example, model_meta, calibration_images, out, workdir
+) -> dict:
     """fp32 and INT8 ONNX of the baseline (in `workdir`, to be measured), the pruned INT8 in
     CPU form and, from the pruned deployable graph (uint8 NHWC in, normalisation inside, task
     metadata), in TensorRT form, so an engine built from it takes what any exported model takes."""
@@ -134,7 +138,7 @@ def _quantized_variants(baseline, pruned, data, model_meta, calibration_images, 
 
     meta = data.meta
     raw = data.train.x[data.train.originals[:calibration_images]]
-    calibration, example = to_model_input(raw, meta), torch.from_numpy(to_model_input(data.test.x[:2], meta))
+    calibration = to_model_input(raw, meta)
     paths = {name: workdir / f"{name}.onnx" for name in ("fp32", "int8", "pruned", "pruned_deployable")}
     export_onnx(baseline, example, paths["fp32"], 20, {})
     export_onnx(pruned, example, paths["pruned"], 20, {})
