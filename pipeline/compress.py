@@ -129,6 +129,7 @@ def _quantized_variants(
     """fp32 and INT8 ONNX of the baseline (in `workdir`, to be measured), the pruned INT8 in
     CPU form and, from the pruned deployable graph (uint8 NHWC in, normalisation inside, task
     metadata), in TensorRT form, so an engine built from it takes what any exported model takes."""
+    import numpy as np
     import torch
 
     from visionops.compression.quantize import quantize_int8
@@ -146,7 +147,8 @@ def _quantized_variants(
     quantize_int8(paths["pruned"], out.int8, calibration, "cpu")
     deployable = Deployable(pruned, meta["mean"], meta["std"])
     metadata = onnx_metadata(model_meta, meta["resize"])
-    export_onnx(deployable, torch.from_numpy(data.test.x[:2]), paths["pruned_deployable"], 20, metadata)
+    pixels = torch.from_numpy(np.array(data.test.x[:2]))  # a copy: the memory map is read-only
+    export_onnx(deployable, pixels, paths["pruned_deployable"], 20, metadata)
     quantize_int8(paths["pruned_deployable"], out.int8_tensorrt, raw, "tensorrt")
     return paths
 
