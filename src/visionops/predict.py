@@ -2,8 +2,9 @@
 same code as the pipeline (`data/decode.load_resized`), batched through ONNX Runtime.
 
 MODEL is a local .onnx or TensorRT .engine file (a matching engine that the export stage
-built beside a local .onnx is used in its place), or an MLflow URI (`models:/NAME@champion`, `models:/NAME/3`,
-`runs:/RUN_ID/model`) resolved against $MLFLOW_TRACKING_URI or the project's mlflow.db.
+built beside a local .onnx is used in its place), or an MLflow URI (`models:/NAME@champion`,
+`models:/NAME/3`, `runs:/RUN_ID/model`) resolved against $MLFLOW_TRACKING_URI or the
+project's mlflow.db.
 Unreadable files are listed with their reason and skipped; the exit status is non-zero only
 when nothing could be classified.
 """
