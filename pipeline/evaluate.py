@@ -2,7 +2,8 @@
 calibration (ECE): reports/eval.json, and reports/metrics/evaluate.json (the metric);
 per-class table and confusion matrix (CSV for `dvc plots`, PNG for people); likely label
 errors among the test images (cleanlab on the model's probabilities): reports/label_issues.csv
-and a thumbnail grid, reports/label_issues.png.
+and a thumbnail grid, reports/label_issues.png; with evaluate.train_label_issues, among the
+train originals too (out-of-fold probabilities of a cheap model): label_issues_train.csv.
 Logs them to the model's MLflow run. Reads params: evaluate.
 """
 
@@ -20,6 +21,7 @@ CONFUSION_CSV = Path("reports/confusion.csv")
 CONFUSION_PNG = Path("reports/confusion_matrix.png")
 LABEL_ISSUES_CSV = Path("reports/label_issues.csv")
 LABEL_ISSUES_PNG = Path("reports/label_issues.png")
+LABEL_ISSUES_TRAIN = Path("reports/label_issues_train.csv")  # evaluate.train_label_issues
 
 
 def main(args) -> None:
@@ -29,11 +31,10 @@ def main(args) -> None:
     from visionops.data.loader import ImageBatches
     from visionops.data.prepared import open_prepared
     from visionops.device import resolve_device
-    from visionops.evaluation.label_issues import find_label_issues
     from visionops.evaluation.metrics import classification_metrics, softmax
     from visionops.evaluation.plots import plot_confusion_matrix, plot_label_issues
     from visionops.inference import predict_logits
-    from visionops.io import read_csv, read_json, write_csv, write_json, write_metrics
+    from visionops.io import read_json, write_csv, write_json, write_metrics
     from visionops.models.serialize import load_model
     from visionops.tracking.track import track
 
@@ -53,29 +54,32 @@ def main(args) -> None:
     headline = {
         k: result[k] for k in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "ece", "n_test")
     }
-    issues = find_label_issues(y_true, probs, data.classes)
-    write_json(REPORT, headline | {"label_issues": len(issues)})
+    issues, train_issues = _label_issues(data, probs, cfg.train_label_issues)
+    counts = {"label_issues": len(issues)} | (
+        {"train_label_issues": len(train_issues)} if cfg.train_label_issues else {}
+    )
+    write_json(REPORT, headline | counts)
     write_metrics(
         METRICS,
         {k: headline[k] for k in ("accuracy", "f1_macro", "ece")}
         | {"precision": headline["precision_macro"], "recall": headline["recall_macro"]}
-        | {"label_issues": len(issues)},
+        | counts,
     )
     write_csv(PER_CLASS, pd.DataFrame(result["per_class"]))
     names = pd.Series(data.classes)
     predicted = pd.DataFrame({"actual": names[y_true].values, "predicted": names[probs.argmax(1)].values})
     write_csv(CONFUSION_CSV, predicted)
     plot_confusion_matrix(result["confusion_matrix"], data.classes, CONFUSION_PNG)
-    paths = read_csv(PREPARED / "files.csv").query("split == 'test'").sort_values("index")["path"]
-    write_csv(LABEL_ISSUES_CSV, issues.assign(path=paths.to_numpy()[issues["row"].to_numpy(int)]))
+    write_csv(LABEL_ISSUES_CSV, issues)
+    write_csv(LABEL_ISSUES_TRAIN, train_issues)
     plot_label_issues(data.test.x, issues, LABEL_ISSUES_PNG)
 
     values = {
         "params": flatten(dump({"evaluate": cfg})),
         "metrics": {f"test_{k}": float(v) for k, v in headline.items() if k != "n_test"}
-        | {"test_label_issues": len(issues)},
+        | {f"test_{k}": v for k, v in counts.items()},
         "artifact_dirs": dict.fromkeys(
-            ("per_class", "confusion", "report", "issues", "issues_grid"), "evaluation"
+            ("per_class", "confusion", "report", "issues", "issues_grid", "train_issues"), "evaluation"
         ),
     }
     files = {
@@ -84,6 +88,7 @@ def main(args) -> None:
         "report": REPORT,
         "issues": LABEL_ISSUES_CSV,
         "issues_grid": LABEL_ISSUES_PNG,
+        "train_issues": LABEL_ISSUES_TRAIN,
     }
     track("evaluate", run, files, values, params["tracking"])
     print(
@@ -91,6 +96,31 @@ def main(args) -> None:
         f"ECE {headline['ece']:.4f} on {headline['n_test']} test images; {len(issues)} likely label "
         f"error(s) -> {LABEL_ISSUES_CSV}"
     )
+
+
+def _label_issues(data, probs, train_too: bool):
+    """Likely label errors with their file paths: in test from the model's probabilities; in
+    the train originals (when asked) from a cheap model's out-of-fold probabilities, since the
+    model has learnt those labels. The train table is empty when not asked for."""
+    from visionops.evaluation.label_issues import (
+        find_label_issues,
+        out_of_fold_probabilities,
+        thumbnail_features,
+    )
+    from visionops.io import read_csv
+
+    files = read_csv(PREPARED / "files.csv")
+    paths = {split: rows.set_index("index")["path"] for split, rows in files.groupby("split")}
+    test = find_label_issues(data.test.y, probs, data.classes)
+    test = test.assign(path=paths["test"].loc[test["row"].to_numpy(int)].to_numpy())
+    if not train_too:
+        return test, test.iloc[:0]
+    rows = data.train.originals
+    labels = data.train.y[rows].astype(int)
+    oof = out_of_fold_probabilities(thumbnail_features(data.train.x, rows), labels)
+    train = find_label_issues(labels, oof, data.classes)
+    original = data.train.source[rows] if data.train.source is not None else rows
+    return test, train.assign(path=paths["train"].loc[original[train["row"].to_numpy(int)]].to_numpy())
 
 
 if __name__ == "__main__":

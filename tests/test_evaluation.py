@@ -77,3 +77,26 @@ def test_cleanlab_finds_deliberately_flipped_test_labels(trained, digits_arrays,
     plot_label_issues(images, issues, tmp_path / "issues.png")
     assert (tmp_path / "issues.png").stat().st_size > 1000
     assert find_label_issues(labels[:3], probs[:3], meta["classes"]).empty  # too few to judge
+
+
+def test_train_label_errors_are_found_out_of_fold_by_a_cheap_model(digits_arrays):
+    """Issue 14 (optional part): the trained model has learnt the train labels, so train is
+    searched with k-fold out-of-fold probabilities of a logistic regression on thumbnails."""
+    from visionops.evaluation.label_issues import (
+        find_label_issues,
+        out_of_fold_probabilities,
+        thumbnail_features,
+    )
+
+    images, labels = digits_arrays["train_x"], digits_arrays["train_y"].astype(int)
+    rng = np.random.default_rng(1)
+    flipped = rng.choice(len(labels), size=round(0.05 * len(labels)), replace=False)
+    noisy = labels.copy()
+    noisy[flipped] = (labels[flipped] + rng.integers(1, 10, len(flipped))) % 10
+    features = thumbnail_features(images, np.arange(len(images)))
+    assert features.shape == (len(images), 256) and features.min() >= 0.0 and features.max() <= 1.0
+    probs = out_of_fold_probabilities(features, noisy)
+    issues = find_label_issues(noisy, probs, [str(c) for c in range(10)])
+    found = set(issues["row"]) & set(flipped)
+    assert len(found) >= 0.7 * len(flipped), (len(found), len(flipped))
+    assert len(found) >= 0.5 * len(issues), (len(found), len(issues))

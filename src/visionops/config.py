@@ -148,6 +148,7 @@ class EvaluateParams(Section):
 
     batch_size: int = Field(256, ge=1)
     calibration_bins: int = Field(10, ge=2, le=100)
+    train_label_issues: bool = False  # also search train: k-fold out-of-fold probabilities, cheap model
 
 
 class CompressParams(Section):
