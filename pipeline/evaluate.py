@@ -54,11 +54,11 @@ def main(args) -> None:
     headline = {
         k: result[k] for k in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "ece", "n_test")
     }
-    issues, train_issues = _label_issues(data, probs, cfg.train_label_issues)
+    issues, train_issues, judge = _label_issues(data, probs, cfg.train_label_issues)
     counts = {"label_issues": len(issues)} | (
         {"train_label_issues": len(train_issues)} if cfg.train_label_issues else {}
     )
-    write_json(REPORT, headline | counts)
+    write_json(REPORT, headline | counts | judge)
     write_metrics(
         METRICS,
         {k: headline[k] for k in ("accuracy", "f1_macro", "ece")}
@@ -77,7 +77,8 @@ def main(args) -> None:
     values = {
         "params": flatten(dump({"evaluate": cfg})),
         "metrics": {f"test_{k}": float(v) for k, v in headline.items() if k != "n_test"}
-        | {f"test_{k}": v for k, v in counts.items()},
+        | {f"test_{k}": v for k, v in counts.items()}
+        | judge,
         "artifact_dirs": dict.fromkeys(
             ("per_class", "confusion", "report", "issues", "issues_grid", "train_issues"), "evaluation"
         ),
@@ -96,12 +97,21 @@ def main(args) -> None:
         f"ECE {headline['ece']:.4f} on {headline['n_test']} test images; {len(issues)} likely label "
         f"error(s) -> {LABEL_ISSUES_CSV}"
     )
+    if judge:  # the train suspects are only as good as the cheap model that found them
+        print(
+            f"evaluate: {len(train_issues)} likely label error(s) in train -> {LABEL_ISSUES_TRAIN}; "
+            f"the cheap model that judged them is {judge['train_judge_accuracy']:.0%} right out of fold "
+            f"(always the most frequent class: {judge['train_majority_share']:.0%}): hints, not verdicts"
+        )
 
 
 def _label_issues(data, probs, train_too: bool):
     """Likely label errors with their file paths: in test from the model's probabilities; in
     the train originals (when asked) from a cheap model's out-of-fold probabilities, since the
-    model has learnt those labels. The train table is empty when not asked for."""
+    model has learnt those labels, with how often that cheap model is right (and the
+    majority class's share, for scale). The train table is empty when not asked for."""
+    import numpy as np
+
     from visionops.evaluation.label_issues import (
         find_label_issues,
         out_of_fold_probabilities,
@@ -114,13 +124,18 @@ def _label_issues(data, probs, train_too: bool):
     test = find_label_issues(data.test.y, probs, data.classes)
     test = test.assign(path=paths["test"].loc[test["row"].to_numpy(int)].to_numpy())
     if not train_too:
-        return test, test.iloc[:0]
+        return test, test.iloc[:0], {}
     rows = data.train.originals
     labels = data.train.y[rows].astype(int)
     oof = out_of_fold_probabilities(thumbnail_features(data.train.x, rows), labels)
     train = find_label_issues(labels, oof, data.classes)
     original = data.train.source[rows] if data.train.source is not None else rows
-    return test, train.assign(path=paths["train"].loc[original[train["row"].to_numpy(int)]].to_numpy())
+    judge = {
+        "train_judge_accuracy": float((oof.argmax(1) == labels).mean()),
+        "train_majority_share": float(np.bincount(labels).max() / len(labels)),
+    }
+    train = train.assign(path=paths["train"].loc[original[train["row"].to_numpy(int)]].to_numpy())
+    return test, train, judge
 
 
 if __name__ == "__main__":

@@ -362,3 +362,23 @@ def test_mlflow_server_killed_mid_run_then_sync_loses_nothing(repo, first_repro,
         assert "sync" not in summary and "v1 (candidate, champion)" in summary
     finally:
         mlflow_server.stop(server)
+
+
+def test_train_label_search_through_the_stage(pipeline_template, tmp_path):
+    """Issue 14 (optional part), as a user turns it on: suspects in train with their file
+    paths, and the stage says how good the cheap model that judged them is. A clone of its
+    own: the stage rewrites reports/ and the module's `repo` must stay as reproduced."""
+    repo = clone_repo(pipeline_template[0], tmp_path / "repo")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["evaluate"]["train_label_issues"] = True
+    (repo / "params_train_labels.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    said = run([sys.executable, "pipeline/evaluate.py", "--params", "params_train_labels.yaml"], repo).stdout
+    report = yaml.safe_load((repo / "reports/eval.json").read_text())
+    suspects = (repo / "reports/label_issues_train.csv").read_text().splitlines()
+    assert suspects[0] == "row,given,suggested,self_confidence,path"
+    assert len(suspects) - 1 == report["train_label_issues"]
+    assert all(line.split(",")[-1].startswith("train/") for line in suspects[1:])
+    # digits thumbnails are easy for a logistic regression; the majority class is a tenth
+    assert report["train_judge_accuracy"] > 0.8 and report["train_majority_share"] < 0.2
+    judged = f"{report['train_judge_accuracy']:.0%} right out of fold"
+    assert f"{report['train_label_issues']} likely label error(s) in train" in said and judged in said
