@@ -34,7 +34,7 @@ def main(args) -> None:
     from visionops.evaluation.metrics import classification_metrics, softmax
     from visionops.evaluation.plots import plot_confusion_matrix, plot_label_issues
     from visionops.inference import predict_logits
-    from visionops.io import read_json, write_csv, write_json, write_metrics
+    from visionops.io import file_sha256, read_json, write_csv, write_json, write_metrics
     from visionops.models.serialize import load_model
     from visionops.tracking.track import track
 
@@ -58,7 +58,6 @@ def main(args) -> None:
     counts = {"label_issues": len(issues)} | (
         {"train_label_issues": len(train_issues)} if cfg.train_label_issues else {}
     )
-    write_json(REPORT, headline | counts | judge)
     write_metrics(
         METRICS,
         {k: headline[k] for k in ("accuracy", "f1_macro", "ece")}
@@ -69,6 +68,8 @@ def main(args) -> None:
     names = pd.Series(data.classes)
     predicted = pd.DataFrame({"actual": names[y_true].values, "predicted": names[probs.argmax(1)].values})
     write_csv(CONFUSION_CSV, predicted)
+    custody = {"model_sha256": file_sha256(MODEL), "predictions_sha256": file_sha256(CONFUSION_CSV)}
+    write_json(REPORT, headline | counts | judge | custody)  # which model, which predictions
     plot_confusion_matrix(result["confusion_matrix"], data.classes, CONFUSION_PNG)
     write_csv(LABEL_ISSUES_CSV, issues)
     write_csv(LABEL_ISSUES_TRAIN, train_issues)

@@ -31,7 +31,7 @@ def main(args) -> None:
     from visionops.data.prepared import open_prepared, read_rows
     from visionops.errors import VisionOpsError
     from visionops.export.checks import export_and_check
-    from visionops.io import read_json, write_json, write_metrics
+    from visionops.io import file_sha256, read_json, write_json, write_metrics
     from visionops.models.serialize import load_model
     from visionops.tracking.track import track
 
@@ -44,6 +44,7 @@ def main(args) -> None:
     report = export_and_check(
         model, payload["meta"], images, ONNX, ONNX_FP16, ENGINE, cfg, data.meta["resize"], INT8_QDQ
     )
+    report |= {"model_sha256": file_sha256(MODEL), "onnx_sha256": file_sha256(ONNX)}  # what register checks
     write_json(REPORT, report)
     par, trt = report["parity"], report["tensorrt"]
     write_metrics(  # parity as the share of its tolerance used: 3e-6 would print as 0.0 in `dvc metrics`

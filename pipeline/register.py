@@ -30,6 +30,7 @@ def main(args) -> None:
     from visionops.config import dump, flatten, load_params
     from visionops.data.prepared import open_prepared
     from visionops.evaluation.gate import decide, decision_record
+    from visionops.export.custody import Report, verify_chain
     from visionops.export.packaging import pyfunc_spec
     from visionops.io import read_csv, read_json, write_json, write_metrics
     from visionops.tracking.track import track
@@ -38,6 +39,9 @@ def main(args) -> None:
     cfg = params["register"]
     run = read_json(RUN)  # every input before any work: a missing or damaged one fails fast
     export, validation, metrics = read_json(EXPORT), read_json(VALIDATION / "summary.json"), read_json(EVAL)
+    # the model that was trained, evaluated and exported is one, and the ONNX loads: else nothing
+    # reaches MLflow
+    hashes = verify_chain(Report(RUN, run), Report(EVAL, metrics), Report(EXPORT, export), ONNX, PREDICTIONS)
     data = open_prepared(PREPARED)
     challenger = predicted_indices(read_csv(PREDICTIONS), data)
     comparison = paired_evidence(cfg, params["tracking"], data, challenger)
@@ -57,7 +61,7 @@ def main(args) -> None:
             "validation_rows": validation["rows"],
             "validation_critical_failed": validation["failed"]["critical"],
         },
-        "tags": {"validation.success": str(validation["success"]).lower()},
+        "tags": {"validation.success": str(validation["success"]).lower()} | hashes,
         "artifact_dirs": {
             "summary": "validation",
             "data_docs": "validation/data_docs",
@@ -66,7 +70,8 @@ def main(args) -> None:
             **dict.fromkeys(PIPELINE_FILES, "pipeline"),
         },
         "register": dump({"register": cfg})["register"],
-        "eval": metrics,
+        "eval": {k: v for k, v in metrics.items() if not k.endswith("_sha256")},
+        "hashes": hashes,
         "validation_ok": validation_ok,
         "parity_ok": parity_ok,
         "decision": decision_record(decision),

@@ -144,15 +144,12 @@ def _write_outputs(model, spec, data, history, record, setup, data_path: str) ->
     import pandas as pd
 
     from visionops.evaluation.plots import plot_history
-    from visionops.io import write_csv, write_json, write_metrics
+    from visionops.io import file_sha256, write_csv, write_json, write_metrics
     from visionops.models.serialize import save_model
 
     meta = data.meta
     model_meta = {k: meta[k] for k in ("classes", "image_size", "channels", "mean", "std")}
-    model_meta |= {
-        "input": "float32 NCHW, (pixel/255 - mean) / std",
-        "run_id": record["run_id"] or record["pending_id"],
-    }
+    model_meta |= {"input": "float32 NCHW, (pixel/255 - mean) / std"}  # no run id: same inputs, same bytes
     save_model(MODEL, model.cpu(), spec, model_meta)
     write_csv(HISTORY, pd.DataFrame(history))
     plot_history(history, CURVES)
@@ -176,7 +173,7 @@ def _write_outputs(model, spec, data, history, record, setup, data_path: str) ->
             "train_img_s": summary["images_per_s"],
         },
     )
-    write_json(RUN, record)
+    write_json(RUN, record | {"model_sha256": file_sha256(MODEL)})  # the chain of custody starts here
     CHECKPOINT.unlink(missing_ok=True)  # done: a forced re-run trains from scratch
     return summary
 

@@ -188,6 +188,18 @@ def test_reopening_a_run_missing_from_the_store_says_how_to_fix(store):
     assert "MLFLOW_TRACKING_URI" not in err.value.fix and "dvc repro -f train" in err.value.fix
 
 
+def test_a_stage_that_fails_to_log_leaves_a_finished_run_finished(store):
+    """Issue 22: a failing register (here a malformed log) does not re-judge the model's run."""
+    import mlflow
+
+    record = new_run(TrackingParams(experiment="exp"), None, store)
+    mlflow.MlflowClient().set_terminated(record["run_id"], "FINISHED")
+    with pytest.raises(KeyError):
+        log_stage("register", record, {}, {"artifact_dirs": {}}, store)  # no "onnx" file to log
+    assert mlflow.MlflowClient().get_run(record["run_id"]).info.status == "FINISHED"
+    assert mlflow.active_run() is None
+
+
 def test_project_root_follows_dvc_root_for_temp_and_queued_experiments(tmp_path, monkeypatch):
     from visionops.tracking.runs import default_uri, project_root
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import annotated_types
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 
 from visionops.errors import VisionOpsError
@@ -187,10 +187,29 @@ class ExportParams(Section):
 class RegisterParams(Section):
     """`register` stage: the registry name and the promotion gate."""
 
-    model_name: str = Field("visionops-classifier", min_length=1)
+    model_name: str = Field(
+        "visionops-classifier",
+        min_length=1,
+        description="a name without '/', ':' or '@', not '.' and not starting with '..', without "
+        "spaces at either end (e.g. 'visionops-classifier')",
+    )
     gate_metric: Literal["accuracy", "f1_macro", "precision_macro", "recall_macro"] = "f1_macro"
     min_delta: float = Field(0.0, ge=0.0)
     max_p_value: float = Field(0.05, gt=0.0, le=1.0)
+
+    @field_validator("model_name")
+    @classmethod
+    def _registry_name(cls, name: str) -> str:
+        """MLflow's own rule (no '/' or ':', not a path such as '.' or '..x'), plus no '@', which
+        starts the alias in models:/NAME@champion; checked with the params, before any run."""
+        bad = [c for c in "/:@" if c in name]
+        if bad:
+            raise ValueError(f"'{bad[0]}' is not allowed in a registered model name")
+        if name != name.strip():
+            raise ValueError("spaces at either end are not allowed")
+        if name == "." or name.startswith(".."):
+            raise ValueError("MLflow refuses '.' and names starting with '..'")
+        return name
 
 
 SECTIONS: dict[str, type[Section]] = {
@@ -347,6 +366,8 @@ def _nested_model(annotation: Any) -> type[BaseModel] | None:
 def describe_field(field: FieldInfo) -> str:
     """A field's allowed values in words: 'an integer >= 1', 'one of: simple_cnn, resnet9',
     'a number > 0 and < 1', 'true or false', 'text or null'."""
+    if field.description:  # a rule that types and bounds cannot say
+        return field.description
     kind = describe_type(field.annotation)
     bounds = " and ".join(filter(None, map(_bound, field.metadata)))
     if not bounds:

@@ -137,6 +137,20 @@ def read_json(path: Path) -> Any:
         raise VisionOpsError(f"{path} is damaged or truncated (not valid JSON: {exc})", REPRODUCE) from None
 
 
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in blocks: what a stage records of the exact file it used."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                digest.update(block)
+    except FileNotFoundError:
+        raise VisionOpsError(f"{path} is missing", REPRODUCE) from None
+    return digest.hexdigest()
+
+
 def publish_dir(staging: Path, final: Path) -> None:
     """Replace `final` with the fully written `staging` folder.
 

@@ -175,6 +175,7 @@ def log_register(run_id: str, files: dict[str, Path], values: dict[str, Any]) ->
         "run_id": run_id,
         "validation.success": str(values["validation_ok"]).lower(),
         "export.parity": str(values["parity_ok"]).lower(),
+        **values.get("hashes", {}),  # the exact model.pt and ONNX behind this version
         **{f"metric.{k}": str(v) for k, v in metrics.items()},
     }
     description = (

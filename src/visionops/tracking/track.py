@@ -9,6 +9,7 @@ either fails with that said (`tracking.on_unavailable: fail`) or succeeds (`defe
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from pathlib import Path
 from typing import Any
@@ -92,18 +93,31 @@ def log_stage(stage: str, record: dict[str, Any], files: dict[str, Path], values
         exp = experiment_id(record["experiment"], root)
         run_id = mlflow.MlflowClient().create_run(exp, run_name=record.get("run_name")).info.run_id
         journal.remember_run(root, record["pending_id"], run_id)
-    _check_run_exists(run_id, record, root)
-    with mlflow.start_run(run_id=run_id):
+    before = _run_status(run_id, record, root)
+    mlflow.start_run(run_id=run_id)
+    try:
         mlflow.set_tag("visionops.last_stage", stage)
-        return logger_for(stage)(run_id, dict(files), values)
+        result = logger_for(stage)(run_id, dict(files), values)
+    except BaseException:
+        # a stage that fails to log (a refused name, a lost permission) does not re-judge the
+        # model: a finished run stays as it was; a run still training ends FAILED as before
+        with contextlib.suppress(Exception):  # the store may be what failed
+            mlflow.end_run(status=before if before in TERMINAL else "FAILED")
+        raise
+    mlflow.end_run()
+    return result
 
 
-def _check_run_exists(run_id: str, record: dict[str, Any], root: Path) -> None:
-    """A run id from models/run.json that the store does not know: say where to look."""
+TERMINAL = ("FINISHED", "FAILED", "KILLED")
+
+
+def _run_status(run_id: str, record: dict[str, Any], root: Path) -> str:
+    """The run's status; a run id from models/run.json that the store does not know: say where
+    to look."""
     import mlflow
 
     try:
-        mlflow.MlflowClient().get_run(run_id)
+        return mlflow.MlflowClient().get_run(run_id).info.status
     except Exception as exc:
         if is_unavailable(exc) or store_problem(exc, tracking_uri(root)):
             raise
