@@ -20,7 +20,7 @@ def main(args) -> None:
 
     from visionops.augment.pack import PackSpec
     from visionops.augment.policy import build_policy, serialize
-    from visionops.augment.prepare import write_prepared
+    from visionops.augment.prepare import check_manifest, usable_files, write_prepared
     from visionops.augment.preview import preview_rows, save_preview
     from visionops.config import dump, load_params
     from visionops.data.decode import RESIZE_METHOD
@@ -30,19 +30,16 @@ def main(args) -> None:
     params = load_params(args.params, "augment")
     cfg = params["augment"]
     upstream = read_json(VALIDATED / "meta.json")
-    manifest = read_csv(VALIDATED / "manifest.csv")
+    manifest = read_csv(check_manifest(VALIDATED / "manifest.csv", upstream.get("manifest_sha256")))
     classes = upstream["classes"]
-    usable = manifest[manifest["decode_ok"] & ~manifest["quarantined"]]
-    files = usable.assign(label=usable["label"].astype(str).map({n: i for i, n in enumerate(classes)}))
+    files = usable_files(manifest, classes, VALIDATED / "manifest.csv")
     policy = serialize(
         build_policy(cfg.policy, cfg.seed), cfg.seed, cfg.image_size
     )  # checked before any work
     spec = PackSpec(cfg.image_size, cfg.channels, cfg.copies, cfg.seed, tuple(cfg.policy))
     staging = staging_dir_for(PREPARED)
     try:
-        written = write_prepared(
-            staging, files[["split", "path", "label"]], RAW, spec, cfg.chunk_mb, cfg.workers
-        )
+        written = write_prepared(staging, files, RAW, spec, cfg.chunk_mb, cfg.workers)
         meta = {
             "classes": classes,
             "image_size": cfg.image_size,

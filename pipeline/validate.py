@@ -25,7 +25,15 @@ def main(args) -> None:
 
     from visionops.config import dump, load_params
     from visionops.errors import VisionOpsError
-    from visionops.io import publish_dir, read_json, staging_dir_for, write_csv, write_json, write_metrics
+    from visionops.io import (
+        file_sha256,
+        publish_dir,
+        read_json,
+        staging_dir_for,
+        write_csv,
+        write_json,
+        write_metrics,
+    )
     from visionops.validation.gallery import write_gallery
     from visionops.validation.report import check_details, failure_message, summarize
     from visionops.validation.run import validate_dataset
@@ -43,7 +51,12 @@ def main(args) -> None:
     write_csv(staging / "manifest.csv", manifest)
     write_json(
         staging / "meta.json",
-        {"classes": classes, "source": source, "params": source["params"] | dump(params)},
+        {
+            "classes": classes,
+            "source": source,
+            "params": source["params"] | dump(params),
+            "manifest_sha256": file_sha256(staging / "manifest.csv"),  # augment checks it
+        },
     )
     publish_dir(staging, VALIDATED)
     write_csv(REPORTS / "quarantine.csv", outcome.quarantine)

@@ -5,6 +5,7 @@ file and a fix, never a traceback. Works in a clone of the session's one pipelin
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import resource
 import shutil
@@ -200,6 +201,7 @@ def test_a_binary_params_file(repo):
     ("name", "victim", "damage", "expected"),
     [
         ("augment", "data/validated/meta.json", "remove", "data/validated/meta.json is missing"),
+        ("augment", "data/validated/manifest.csv", "truncate", "data/validated/manifest.csv changed after"),
         ("register", "reports/export.json", "remove", "reports/export.json is missing"),
         ("register", "reports/eval.json", "truncate", "reports/eval.json is damaged or truncated"),
         ("evaluate", "models/run.json", "truncate", "models/run.json is damaged or truncated"),
@@ -302,3 +304,70 @@ def test_params_rewritten_by_a_refused_exp_run_stop_the_running_repro(repo):
     assert refused.returncode != 0 and "lock" in refused.stderr + refused.stdout
     assert "train.lr: 0.004 -> 0.01" in output and "[export] error: params.yaml changed while" in output
     assert "dvc exp run --queue" in output
+
+
+# --- issue 22: nothing wrong reaches the registry; outputs depend only on their inputs -------
+
+
+def registry_state(repo: Path) -> tuple[list, list]:
+    versions = mlflow_rows(repo, "select name, version from model_versions order by version")
+    aliases = mlflow_rows(repo, "select name, alias, version from registered_model_aliases order by alias")
+    return versions, aliases
+
+
+def test_register_refuses_a_truncated_onnx_and_registers_nothing(repo):
+    onnx = repo / "models/model.onnx"
+    kept = onnx.read_bytes()
+    before, statuses = registry_state(repo), runs_by_status(repo)
+    onnx.write_bytes(kept[:5000])
+    try:
+        text = assert_clean_error(stage(repo, "register"), "register", "models/model.onnx is not the file")
+    finally:
+        onnx.write_bytes(kept)
+    assert "dvc repro" in text
+    assert registry_state(repo) == before and runs_by_status(repo) == statuses
+
+
+def test_register_refuses_to_judge_a_model_on_another_models_evaluation(repo, tmp_path):
+    """The probe: a new training by hand, then register with the previous evaluation."""
+    saved = tmp_path / "saved"
+    for top in ("models", "reports"):
+        shutil.copytree(repo / top, saved / top)
+    before = registry_state(repo)
+    other = params_file(repo, "seed.yaml", train={"seed": 11, "epochs": 1})
+    try:
+        run([sys.executable, "pipeline/train.py", "--params", str(other)], repo)
+        text = assert_clean_error(stage(repo, "register"), "register", "reports/eval.json describes model")
+        assert "models/run.json" in text
+        assert registry_state(repo) == before
+    finally:
+        for top in ("models", "reports"):
+            shutil.rmtree(repo / top)
+            shutil.copytree(saved / top, repo / top)
+
+
+def test_a_model_name_mlflow_refuses_stops_register_before_any_run_changes(repo):
+    statuses, before = runs_by_status(repo), registry_state(repo)
+    bad = params_file(repo, "name.yaml", register={"model_name": "a:b"})
+    assert_clean_error(stage(repo, "register", "--params", str(bad)), "register", "register.model_name")
+    assert runs_by_status(repo) == statuses and registry_state(repo) == before
+
+
+def test_a_registered_version_carries_the_hashes_of_its_model_files(repo):
+    tags = dict(mlflow_rows(repo, "select key, value from model_version_tags where key like '%.sha256'"))
+    run_json = json.loads((repo / "models/run.json").read_text())
+    assert tags["model.sha256"] == run_json["model_sha256"]
+    assert tags["onnx.sha256"] == hashlib.sha256((repo / "models/model.onnx").read_bytes()).hexdigest()
+
+
+def test_training_twice_with_the_same_inputs_writes_the_same_model_bytes(repo):
+    """Last in the module: it leaves the later stages stale (a new MLflow run each time)."""
+    digests = []
+    for _ in range(2):
+        run(["dvc", "repro", "-f", "-s", "train"], repo)
+        digests.append(hashlib.sha256((repo / "models/model.pt").read_bytes()).hexdigest())
+    assert digests[0] == digests[1]
+    results = repo / "reports/validation/results.json"
+    first = results.read_bytes()
+    run(["dvc", "repro", "-f", "-s", "validate"], repo)
+    assert results.read_bytes() == first  # no GX run ids or times inside

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import requests
 from e2e import clone_repo, pipeline_env, run
+from test_hostile_inputs import BAD_BODIES
 
 pytestmark = pytest.mark.e2e
 
@@ -81,6 +82,15 @@ def test_served_champion_answers_a_base64_png(repo):
         assert answer.ok, answer.text
         row = answer.json()["predictions"][0]
         assert row["label"] == "7" and row["index"] == 7 and 0.5 < row["probability"] <= 1
+        # issue 22: MLflow's `inputs` form too, and bad bodies get a short 400 without a trace
+        b64 = body["dataframe_split"]["data"][0][0]
+        answer = requests.post(f"{url}/invocations", json={"inputs": {"image": [b64]}}, timeout=60)
+        assert answer.ok and answer.json()["predictions"][0]["label"] == "7", answer.text
+        for name, bad in BAD_BODIES.items():
+            answer = requests.post(f"{url}/invocations", json=bad, timeout=60)
+            assert answer.status_code == 400, (name, answer.text)
+            assert "stack_trace" not in answer.json() and "Traceback" not in answer.text, (name, answer.text)
+            assert str(repo) not in answer.text and "site-packages" not in answer.text, (name, answer.text)
     finally:
         server.terminate()
         server.wait(timeout=30)

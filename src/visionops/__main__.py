@@ -15,7 +15,18 @@ def registry_summary(path: Path) -> str:
     champion moved and why."""
     if not path.is_file():
         return f"No registry decision: {path} does not exist (the register stage did not run)."
-    record = json.loads(path.read_text())
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        return _summary(record)
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
+        cause = "not valid JSON" if isinstance(exc, ValueError | UnicodeDecodeError) else f"no {exc}"
+        return (
+            f"No registry decision: {path} is damaged ({cause}); re-run the register stage "
+            "(`dvc repro register`) or restore it with `dvc checkout`."
+        )
+
+
+def _summary(record: dict) -> str:
     if record.get("deferred"):
         return (
             f"- model: `{record['model_name']}`: registration **deferred** (MLflow was unreachable); "

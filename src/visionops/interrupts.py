@@ -10,6 +10,8 @@ interrupt is raised at once.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 from collections.abc import Iterator
 
 _depth = 0
@@ -23,6 +25,19 @@ def handle_sigterm(signum, frame) -> None:
         _pending = True
         return
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def quiet_forked_workers() -> None:
+    """Forked workers (cleanlab's and the manifest's process pools) do not inherit the stage's
+    SIGTERM handler and ignore Ctrl-C: the parent shuts its pools down. Inherited, the handler
+    raised KeyboardInterrupt in every worker, each printing a ForkPoolWorker traceback. SIGTERM
+    keeps its default action, so a pool's terminate() still ends them."""
+    os.register_at_fork(after_in_child=_worker_signals)
+
+
+def _worker_signals() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @contextlib.contextmanager

@@ -6,7 +6,9 @@ built beside a local .onnx is used in its place), or an MLflow URI (`models:/NAM
 `models:/NAME/3`, `runs:/RUN_ID/model`) resolved against $MLFLOW_TRACKING_URI or the
 project's mlflow.db.
 Unreadable files are listed with their reason and skipped; the exit status is non-zero only
-when nothing could be classified.
+when nothing could be classified, and then --out is left as it was. --out is written
+atomically; it may be a folder (then FOLDER/predictions.csv is written), never one of the
+input images.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 from visionops.errors import VisionOpsError
 
 BATCH = 64  # images decoded and classified at a time: memory stays flat in the number of files
+DEFAULT_OUT = "predictions.csv"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("paths", nargs="+", type=Path, help="image files or folders (searched recursively)")
     parser.add_argument(
-        "--out", type=Path, default=Path("predictions.csv"), help="CSV to write (default: %(default)s)"
+        "--out",
+        type=Path,
+        default=Path(DEFAULT_OUT),
+        help=f"CSV to write, replaced only when at least one image was classified; a folder gets "
+        f"FOLDER/{DEFAULT_OUT} (default: %(default)s)",
     )
     parser.add_argument("--top-k", type=int, default=1, help="also write the k best labels and probabilities")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -48,17 +55,42 @@ def run(args: argparse.Namespace) -> int:
             f"no image files under {', '.join(map(str, args.paths))}",
             "pass image files or folders holding .jpg/.png/.webp/... files",
         )
+    out = output_path(args.out, files)  # before any work: a bad --out costs nothing
     with tempfile.TemporaryDirectory(prefix="visionops-predict-") as tmp:
         model = open_model(resolve_model(args.model, Path(tmp)))
         rows, failed = classify(model, files, args.top_k, progress=not args.no_progress)
-    write_predictions(rows, args.out, args.top_k)
     for path, reason in failed:
         print(f"predict: skipped {path}: {reason}", file=sys.stderr)
+    if not rows:
+        kept = f"{out} was left as it was" if out.exists() else f"{out} was not written"
+        print(f"predict: no image could be classified; {kept}", file=sys.stderr)
+        return 1
+    write_predictions(rows, out, args.top_k)
     print(
-        f"predict: {len(rows)} image(s) classified -> {args.out}"
-        + (f"; {len(failed)} skipped" if failed else "")
+        f"predict: {len(rows)} image(s) classified -> {out}" + (f"; {len(failed)} skipped" if failed else "")
     )
-    return 0 if rows else 1
+    return 0
+
+
+def output_path(out: Path, inputs: list[Path]) -> Path:
+    """Where the CSV goes: `out`, or `out`/predictions.csv for a folder. Refused when it would
+    overwrite one of the input images, or any image file."""
+    from visionops.data.folders import IMAGE_SUFFIXES
+
+    if out.is_dir():
+        out = out / DEFAULT_OUT
+    target = out.resolve()
+    among = any(path.resolve() == target for path in inputs)
+    if among or out.suffix.lower() in IMAGE_SUFFIXES:
+        what = "one of the input images" if among else "an image file name"
+        raise VisionOpsError(
+            f"--out {out} is {what}: writing the CSV there would destroy it",
+            f"pass a .csv path for --out, e.g. --out {DEFAULT_OUT}",
+        )
+    if out.exists() and not out.is_file():
+        raise VisionOpsError(f"--out {out} exists and is not a file", "pass a .csv path for --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def resolve_model(model: str, into: Path) -> Path:
@@ -72,15 +104,25 @@ def resolve_model(model: str, into: Path) -> Path:
         return path
     import mlflow
 
+    from visionops.tracking.availability import store_problem
     from visionops.tracking.runs import configure, project_root
 
-    configure(project_root())
+    uri = configure(project_root())
     try:
         local = Path(mlflow.artifacts.download_artifacts(model, dst_path=str(into)))
-    except mlflow.exceptions.MlflowException as exc:
+    except ModuleNotFoundError as exc:  # s3://, gs://, ... need their client library
         raise VisionOpsError(
-            f"MLflow cannot resolve {model}: {str(exc).splitlines()[0][:300]}",
-            "check the name and alias/version in the MLflow UI (`make ui`), or MLFLOW_TRACKING_URI",
+            f"{model} needs the Python package '{exc.name}', which is not installed",
+            f"pip install {exc.name} (or pass a local .onnx file)",
+        ) from None
+    except Exception as exc:
+        problem = store_problem(exc, uri)
+        if problem is not None:
+            raise problem from None
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise VisionOpsError(
+            f"MLflow cannot resolve {model}: {first}",
+            f"check the name and alias/version in the MLflow UI (`make ui`), or MLFLOW_TRACKING_URI ({uri})",
         ) from None
     found = sorted(local.rglob("*.onnx")) if local.is_dir() else [local]
     if not found or found[0].suffix != ".onnx":

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from visionops.errors import VisionOpsError
-from visionops.interrupts import handle_sigterm
+from visionops.interrupts import handle_sigterm, quiet_forked_workers
 from visionops.invocation import check_params_unchanged
 
 
@@ -42,6 +42,7 @@ def run_stage(
     args.params = args.params.resolve() if args.params else root / "params.yaml"
     os.chdir(root)
     signal.signal(signal.SIGTERM, handle_sigterm)  # clean up (MLflow run status) as for Ctrl-C
+    quiet_forked_workers()
     try:
         check_params_unchanged(args.params, name)
         main(args)

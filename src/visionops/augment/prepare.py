@@ -11,7 +11,35 @@ import pandas as pd
 
 from visionops.augment.pack import PackSpec, PixelSums, pack_images
 from visionops.data.prepared import FORMAT, ArrayWriter, array_path
-from visionops.io import write_csv
+from visionops.errors import VisionOpsError
+from visionops.io import REPRODUCE, file_sha256, write_csv
+
+MANIFEST_COLUMNS = {"path": object, "split": object, "label": object, "decode_ok": bool, "quarantined": bool}
+
+
+def check_manifest(path: Path, recorded: str | None) -> Path:
+    """`path`, refused when it is not the manifest validate wrote (sha256 in its meta.json):
+    a manifest cut at a line boundary still parses, and would silently drop images."""
+    if recorded is not None and file_sha256(path) != recorded:
+        raise VisionOpsError(f"{path} changed after validate wrote it (truncated or edited)", REPRODUCE)
+    return path
+
+
+def usable_files(manifest: pd.DataFrame, classes: list[str], source: Path) -> pd.DataFrame:
+    """The validated manifest's decodable, not quarantined rows (split, path, label index). A
+    manifest missing a column, or with a torn row (a flag that is not true/false), is named."""
+    for column, kind in MANIFEST_COLUMNS.items():
+        if column not in manifest.columns or (kind is bool and manifest[column].dtype != bool):
+            raise VisionOpsError(
+                f"{source} is damaged or truncated (column '{column}' is missing or not all true/false)",
+                REPRODUCE,
+            )
+    usable = manifest[manifest["decode_ok"] & ~manifest["quarantined"]]
+    labels = usable["label"].astype(str).map({name: i for i, name in enumerate(classes)})
+    if labels.isna().any():
+        unknown = sorted(set(usable["label"].astype(str)[labels.isna()]))[:5]
+        raise VisionOpsError(f"{source} has labels that are not among the classes: {unknown}", REPRODUCE)
+    return usable.assign(label=labels.astype(np.int64))[["split", "path", "label"]]
 
 
 def write_prepared(

@@ -28,10 +28,18 @@ class OnnxClassifier:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(
-            str(path), options, providers=providers or ["CPUExecutionProvider"]
-        )
-        self.input = self.session.get_inputs()[0]
+        try:
+            self.session = ort.InferenceSession(
+                str(path), options, providers=providers or ["CPUExecutionProvider"]
+            )
+            self.input = self.session.get_inputs()[0]  # an empty graph has none
+        except Exception as exc:  # ORT's InvalidProtobuf, Fail, NoSuchFile, ...; IndexError
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "it has no input"
+            raise VisionOpsError(
+                f"{path} is not a loadable ONNX model ({first})",
+                "use models/model.onnx as the export stage wrote it (`dvc repro export`), or a "
+                "model registered by visionops",
+            ) from None
         meta = {k: _json(v) for k, v in self.session.get_modelmeta().custom_metadata_map.items()}
         missing = [key for key in (*TASK_KEYS, "mean", "std") if key not in meta]
         if missing:

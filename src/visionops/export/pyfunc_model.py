@@ -8,11 +8,16 @@ from __future__ import annotations
 import io
 
 import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 
 
 class ImageClassifier(PythonModel):
-    """Encoded image bytes -> the model's label, class index and probability."""
+    """Encoded image bytes -> the model's label, class index and probability. A request that
+    holds no image, or one that is not a readable image, is the client's error: a short 400
+    naming the row, with no traceback or server path (MLflow's scoring server attaches its
+    stack trace to any other exception)."""
 
     def load_context(self, context) -> None:
         from visionops.export.classifier import OnnxClassifier
@@ -23,10 +28,9 @@ class ImageClassifier(PythonModel):
         import numpy as np
         import pandas as pd
 
-        from visionops.data.decode import load_resized
-
-        size, channels = self.model.meta["image_size"], self.model.meta["channels"]
-        images = np.stack([load_resized(io.BytesIO(_bytes(v)), channels, size) for v in model_input["image"]])
+        if "image" not in getattr(model_input, "columns", ()) or len(model_input) == 0:
+            raise _client_error("the request holds no image: send one base64 image per row of column 'image'")
+        images = np.stack([self._decode(row, value) for row, value in enumerate(model_input["image"])])
         probs = self.model.probabilities(images)
         best = probs.argmax(1)
         return pd.DataFrame(
@@ -37,14 +41,39 @@ class ImageClassifier(PythonModel):
             }
         )
 
+    def _decode(self, row: int, value):
+        from visionops.data.decode import load_resized
+        from visionops.errors import VisionOpsError
+
+        try:
+            return load_resized(
+                io.BytesIO(_bytes(value)), self.model.meta["channels"], self.model.meta["image_size"]
+            )
+        except VisionOpsError as exc:  # e.g. over the pixel limit
+            reason = exc.cause.split(": ", 1)[-1]  # without the file object's name
+        except Exception as exc:
+            reason = f"not a readable image file ({type(exc).__name__})"
+        raise _client_error(f"image in row {row}: {reason[:200]}")
+
+
+def _client_error(message: str) -> MlflowException:
+    """An error MLflow's scoring server answers with 400 and this message alone."""
+    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
+
 
 def _bytes(value) -> bytes:
-    """MLflow hands binary columns over as bytes; a base64 str if the schema was bypassed."""
-    if isinstance(value, str):
-        import base64
+    """The encoded image. MLflow hands `dataframe_split`/`dataframe_records` binary columns over
+    already decoded from base64, but the `inputs` form as the base64 text's bytes; a str means
+    the schema was bypassed. Real image bytes are never valid base64 text (their headers are
+    binary), so base64 text is decoded and anything else is taken as the file itself."""
+    import base64
+    import binascii
 
-        return base64.b64decode(value)
-    return bytes(value)
+    raw = value.encode() if isinstance(value, str) else bytes(value)
+    try:
+        return base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        return raw
 
 
 mlflow.models.set_model(ImageClassifier())

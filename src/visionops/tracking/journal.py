@@ -63,7 +63,7 @@ def entries(project_root: Path) -> list[Entry]:
         if folder.name.startswith(".") or not (folder / "entry.json").is_file():
             continue
         try:
-            data = read_json(folder / "entry.json")
+            data = _well_formed(read_json(folder / "entry.json"))
         except VisionOpsError as exc:
             raise VisionOpsError(
                 f"deferred tracking log {folder} is unreadable: {exc.cause}",
@@ -73,6 +73,23 @@ def entries(project_root: Path) -> list[Entry]:
         files = {key: folder / "files" / name for key, name in data["files"].items()}
         found.append(Entry(folder, data["stage"], data["record"], files, data["values"]))
     return found
+
+
+ENTRY_TYPES = {"stage": str, "record": dict, "files": dict, "values": dict}
+
+
+def _well_formed(data: Any) -> dict[str, Any]:
+    """An entry.json with the keys and types `defer` writes (file names are plain strings)."""
+    if not isinstance(data, dict):
+        raise VisionOpsError(f"entry.json holds {type(data).__name__}, not an object")
+    for key, kind in ENTRY_TYPES.items():
+        if not isinstance(data.get(key), kind):
+            raise VisionOpsError(
+                f"entry.json's '{key}' is {type(data.get(key)).__name__}, not {kind.__name__}"
+            )
+    if not all(isinstance(n, str) and "/" not in n and n not in (".", "..") for n in data["files"].values()):
+        raise VisionOpsError("entry.json's 'files' must map names to plain file names")
+    return data
 
 
 def done(entry: Entry) -> None:

@@ -240,8 +240,21 @@ def run_suites(
         outcome = checkpoint.run(batch_parameters={"dataframe": frame})
         for run in outcome.run_results.values():
             results.extend(_check_result(r) for r in run.results)
-            full[asset_name] = run.to_json_dict()
+            full[asset_name] = without_run_identity(run.to_json_dict())
     return results, full, Path(workdir) / "gx" / "uncommitted" / "data_docs" / "local_site"
+
+
+VOLATILE_KEYS = {"id", "run_id", "validation_id", "checkpoint_id", "validation_time", "ge_load_time"}
+
+
+def without_run_identity(value: Any) -> Any:
+    """GX's results minus what differs on every run (run ids, random ids, times), so the same
+    data and params give the same results.json bytes (a DVC output)."""
+    if isinstance(value, dict):
+        return {k: without_run_identity(v) for k, v in value.items() if k not in VOLATILE_KEYS}
+    if isinstance(value, list):
+        return [without_run_identity(v) for v in value]
+    return value
 
 
 def _checkpoint(ctx, source, asset_name: str, suite_name: str, expectations: list[Any]):

@@ -1,0 +1,338 @@
+"""Issue 22: nothing wrong reaches the registry, nothing a user owns is overwritten, and a bad
+request or file is a short message. The fast half: `visionops predict`'s output rules, the
+chain of custody on real ONNX files, the model-name rule, and MLflow's own scoring function
+on the pyfunc model (the served path is tested in test_use_model_e2e)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from visionops.__main__ import main as visionops
+from visionops.config import validate_section
+from visionops.errors import VisionOpsError
+from visionops.export.custody import Report, verify_chain
+from visionops.io import file_sha256
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels[..., 0]).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def photos(digits_arrays, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(5):
+        (folder / f"{i}.png").write_bytes(png(digits_arrays["test_x"][i]))
+    return folder
+
+
+def predict(*args: str) -> int:
+    return visionops(["predict", *args, "--no-progress"])
+
+
+# --- predict never loses a user's file -----------------------------------------------------
+
+
+def test_predict_refuses_an_out_that_is_one_of_its_input_images(deployable_onnx, photos, capsys):
+    victim = photos / "0.png"
+    before = victim.read_bytes()
+    assert predict("--model", str(deployable_onnx), str(photos), "--out", str(victim)) == 1
+    err = capsys.readouterr().err
+    assert "one of the input images" in err and "fix:" in err and "Traceback" not in err
+    assert victim.read_bytes() == before
+
+
+def test_predict_into_a_folder_writes_predictions_csv_inside(deployable_onnx, photos, tmp_path):
+    out = tmp_path / "results"
+    out.mkdir()
+    assert predict("--model", str(deployable_onnx), str(photos), "--out", str(out)) == 0
+    assert len(pd.read_csv(out / "predictions.csv")) == 5
+
+
+def test_a_run_that_classifies_nothing_keeps_the_previous_csv(deployable_onnx, tmp_path, capsys):
+    out = tmp_path / "preds.csv"
+    previous = pd.DataFrame({"path": [f"{i}.png" for i in range(5000)], "label": "1"})
+    previous.to_csv(out, index=False)
+    before = out.read_bytes()
+    typo = tmp_path / "photoz"
+    typo.mkdir()
+    (typo / "x.png").write_bytes(b"not a picture")
+    assert predict("--model", str(deployable_onnx), str(typo), "--out", str(out)) == 1
+    assert out.read_bytes() == before
+    assert "left as it was" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", [b"this is text, not a model", b""], ids=["text", "empty-protobuf"])
+def test_predict_with_a_broken_onnx_is_a_message(content, photos, tmp_path, capsys):
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(content)
+    assert predict("--model", str(bad), str(photos), "--out", str(tmp_path / "p.csv")) == 1
+    err = capsys.readouterr().err
+    assert "is not a loadable ONNX model" in err and "fix:" in err and "Traceback" not in err
+
+
+def test_predict_with_a_damaged_mlflow_db_names_it(photos, tmp_path, monkeypatch, capsys):
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(b"SQLite format 3\0" + b"\xde\xad" * 4000)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+    assert predict("--model", "models:/m@champion", str(photos), "--out", str(tmp_path / "p.csv")) == 1
+    err = capsys.readouterr().err
+    assert "not a readable SQLite database" in err and "fix:" in err and "Traceback" not in err
+
+
+# --- the chain of custody ------------------------------------------------------------------
+
+
+@pytest.fixture
+def chain(deployable_onnx, tmp_path):
+    """run/eval/export records that agree, for a real ONNX file and a predictions CSV."""
+    onnx = tmp_path / "model.onnx"
+    shutil.copy(deployable_onnx, onnx)
+    predictions = tmp_path / "confusion.csv"
+    predictions.write_text("actual,predicted\n1,1\n")
+    model = "a" * 64
+    run = Report(tmp_path / "run.json", {"run_id": "r", "model_sha256": model})
+    evaluation = Report(
+        tmp_path / "eval.json", {"model_sha256": model, "predictions_sha256": file_sha256(predictions)}
+    )
+    export = Report(tmp_path / "export.json", {"model_sha256": model, "onnx_sha256": file_sha256(onnx)})
+    return run, evaluation, export, onnx, predictions
+
+
+def test_an_intact_chain_gives_the_hashes_as_tags(chain):
+    tags = verify_chain(*chain)
+    assert tags == {"model.sha256": "a" * 64, "onnx.sha256": file_sha256(chain[3])}
+
+
+def test_a_truncated_onnx_is_refused_naming_the_file(chain):
+    onnx = chain[3]
+    onnx.write_bytes(onnx.read_bytes()[:5000])
+    with pytest.raises(VisionOpsError, match=r"is not the file .*export.json was made from") as caught:
+        verify_chain(*chain)
+    assert "dvc repro" in caught.value.fix
+
+
+def test_an_onnx_that_matches_its_record_but_does_not_load_is_refused(chain):
+    run, evaluation, export, onnx, predictions = chain
+    onnx.write_bytes(onnx.read_bytes()[:5000])
+    export = Report(export.path, export.data | {"onnx_sha256": file_sha256(onnx)})
+    with pytest.raises(VisionOpsError, match="is not a loadable ONNX model"):
+        verify_chain(run, evaluation, export, onnx, predictions)
+
+
+def test_an_evaluation_of_another_model_is_refused(chain):
+    run, evaluation, export, onnx, predictions = chain
+    other = Report(evaluation.path, evaluation.data | {"model_sha256": "b" * 64})
+    with pytest.raises(VisionOpsError, match=r"eval.json describes model bbbbbbbbbbbb"):
+        verify_chain(run, other, export, onnx, predictions)
+
+
+def test_predictions_changed_after_evaluate_are_refused(chain):
+    chain[4].write_text("actual,predicted\n1,2\n")
+    with pytest.raises(VisionOpsError, match=r"confusion.csv is not the file"):
+        verify_chain(*chain)
+
+
+def test_records_from_an_older_visionops_are_refused_with_the_fix(chain):
+    run, evaluation, export, onnx, predictions = chain
+    with pytest.raises(VisionOpsError, match="does not record `model_sha256`") as caught:
+        verify_chain(Report(run.path, {"run_id": "r"}), evaluation, export, onnx, predictions)
+    assert "dvc repro" in caught.value.fix
+
+
+# --- register.model_name follows MLflow's rules, checked with the params -------------------
+
+
+@pytest.mark.parametrize("name", ["a:b", "a/../b", ".", "..x", " padded", "a@b", ""])
+def test_a_model_name_mlflow_would_refuse_is_refused_with_the_params(name):
+    from mlflow.utils.validation import _validate_model_name
+
+    with pytest.raises(VisionOpsError) as caught:
+        validate_section("register", {"model_name": name})
+    assert "register.model_name" in str(caught.value) and "without '/', ':' or '@'" in caught.value.fix
+    if "@" not in name and name.strip() == name:  # '@' and padding: our stricter rules
+        with pytest.raises(Exception, match=r"(?i)name"):
+            _validate_model_name(name)
+
+
+def test_ordinary_model_names_pass():
+    for name in ("visionops-classifier", "team.cats v2", "x_1"):
+        assert validate_section("register", {"model_name": name}).model_name == name
+
+
+# --- the pyfunc model through MLflow's own scoring function --------------------------------
+
+
+@pytest.fixture(scope="module")
+def served(deployable_onnx, digits_arrays, tmp_path_factory):
+    """The pyfunc image model as `mlflow models serve` loads it: saved, loaded back."""
+    import mlflow
+
+    from visionops.export.packaging import pyfunc_spec
+
+    spec = pyfunc_spec(digits_arrays["test_x"][0])
+    path = tmp_path_factory.mktemp("pyfunc") / "model"
+    mlflow.pyfunc.save_model(
+        path,
+        python_model=spec["python_model"],
+        artifacts={"onnx": str(deployable_onnx)},
+        code_paths=spec["code_paths"],
+        signature=mlflow.models.infer_signature(pd.DataFrame({"image": [b"x"]})),
+        pip_requirements=spec["pip_requirements"],
+    )
+    return mlflow.pyfunc.load_model(str(path))
+
+
+def invoke(model, body: dict) -> tuple[int, dict]:
+    """(status, JSON body) as the scoring server answers a JSON request."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.pyfunc import scoring_server
+
+    try:
+        answer = scoring_server.invocations(
+            json.dumps(body), "application/json", model, model.metadata.get_input_schema()
+        )
+    except MlflowException as exc:
+        return exc.get_http_status_code(), json.loads(exc.serialize_as_json())
+    return answer.status, json.loads(answer.response)
+
+
+def split(*values: str) -> dict:
+    return {"dataframe_split": {"columns": ["image"], "data": [[v] for v in values]}}
+
+
+def bomb() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (12_000, 10_000)).save(buffer, format="PNG")  # 120 MP of zeros, ~100 kB
+    return buffer.getvalue()
+
+
+BAD_BODIES = {
+    "text file": split(base64.b64encode(b"just some text").decode()),
+    "no rows": split(),
+    "not base64": split("%%% not base64 %%%"),
+    "pixel bomb": split(base64.b64encode(bomb()).decode()),
+    "no image column": {"dataframe_split": {"columns": ["photo"], "data": [["x"]]}},
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_BODIES))
+def test_bad_requests_get_a_short_400_without_a_stack_trace(served, name):
+    status, body = invoke(served, BAD_BODIES[name])
+    assert status == 400, body
+    text = json.dumps(body)
+    assert "stack_trace" not in body and "Traceback" not in text and "/visionops/" not in text, text
+    ours = name in ("text file", "pixel bomb", "no rows")  # the others fail MLflow's own schema check
+    assert len(body["message"]) < 2000 and (not ours or "image" in body["message"]), body
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        lambda b: split(b),
+        lambda b: {"dataframe_records": [{"image": b}]},
+        lambda b: {"inputs": {"image": [b]}},
+        lambda b: {"inputs": [{"image": b}]},
+    ],
+    ids=["dataframe_split", "dataframe_records", "inputs-columns", "inputs-records"],
+)
+def test_a_valid_image_is_answered_in_every_documented_request_form(served, digits_arrays, form):
+    from visionops.export.classifier import OnnxClassifier
+
+    image = digits_arrays["test_x"][7]
+    status, body = invoke(served, form(base64.b64encode(png(image)).decode()))
+    assert status == 200, body
+    onnx = OnnxClassifier(served.unwrap_python_model().model.path)
+    assert body["predictions"][0]["index"] == int(onnx.probabilities(image[None]).argmax())
+
+
+# --- the remaining tracebacks: each a cause and a fix ---------------------------------------
+
+
+@pytest.mark.parametrize("content", ['{"decision": ', '{"model_name": "m"}', "[1, 2]"])
+def test_registry_summary_of_a_damaged_report_says_how_to_restore_it(content, tmp_path):
+    from visionops.__main__ import registry_summary
+
+    report = tmp_path / "registry.json"
+    report.write_text(content)
+    text = registry_summary(report)
+    assert "is damaged" in text and "dvc repro register" in text
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"stage": "evaluate", "record": {}, "files": 5, "values": {}},
+        {"stage": "evaluate", "record": {}, "files": {"report": "../../etc/passwd"}, "values": {}},
+        {"stage": 3, "record": {}, "files": {}, "values": {}},
+        [],
+    ],
+)
+def test_a_well_formed_but_wrongly_typed_journal_entry_is_named(entry, tmp_path):
+    from visionops.tracking import journal
+
+    folder = journal.journal_dir(tmp_path) / "pending" / "20260101T000000-1-evaluate-x"
+    folder.mkdir(parents=True)
+    (folder / "entry.json").write_text(json.dumps(entry))
+    with pytest.raises(VisionOpsError, match="is unreadable") as caught:
+        journal.entries(tmp_path)
+    assert str(folder) in str(caught.value) and "move" in caught.value.fix
+
+
+def test_a_manifest_with_a_torn_row_is_named_not_a_type_error(tmp_path):
+    from visionops.augment.prepare import check_manifest, usable_files
+
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("path,split,label,decode_ok,quarantined\na.png,train,0,True,False\nb.png,test,1,Tr")
+    frame = pd.read_csv(manifest)
+    with pytest.raises(VisionOpsError, match=r"manifest.csv is damaged or truncated"):
+        usable_files(frame, ["0", "1"], manifest)
+    with pytest.raises(VisionOpsError, match="changed after validate wrote it"):
+        check_manifest(manifest, "0" * 64)
+    whole = pd.read_csv(io.StringIO("path,split,label,decode_ok,quarantined\na.png,train,1,True,False\n"))
+    assert usable_files(whole, ["0", "1"], manifest)["label"].tolist() == [1]
+
+
+WORKER_POOL = """
+import os, signal, sys, time, multiprocessing as mp
+from visionops.interrupts import handle_sigterm, quiet_forked_workers
+signal.signal(signal.SIGTERM, handle_sigterm)
+if sys.argv[1] == "quiet":
+    quiet_forked_workers()
+def work(x):
+    time.sleep(30)
+pool = mp.get_context("fork").Pool(2)
+pool.map_async(work, range(2))
+time.sleep(1)
+for child in mp.active_children():
+    os.kill(child.pid, signal.SIGTERM)  # what a stage's process group gets on SIGTERM
+time.sleep(1)
+pool.terminate()
+print("parent done")
+"""
+
+
+def test_forked_workers_die_quietly_and_leave_the_shutdown_to_the_stage():
+    import subprocess
+    import sys
+
+    def run(mode: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-c", WORKER_POOL, mode], capture_output=True, text=True, timeout=60
+        )
+
+    inherited = run("inherited")  # the old behaviour: each worker raises KeyboardInterrupt
+    assert "Traceback" in inherited.stderr and "KeyboardInterrupt" in inherited.stderr
+    quiet = run("quiet")
+    assert "parent done" in quiet.stdout and "Traceback" not in quiet.stderr, quiet.stderr
