@@ -1,6 +1,7 @@
 # visionops — one entry point for people and CI.
 #   make run    set up .venv (once) and run the whole pipeline: dvc repro
 #   make test   set up .venv (once), lint, run the test suite
+#   make baseline   re-run what changed and refresh dvc.lock + metrics (commit them)
 #   make ui     open the MLflow UI on the project's store
 #   make ui-check   check that UI in headless Chromium (screenshots in ui-check/)
 PYTHON ?= python3
@@ -17,7 +18,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: install torch-cpu run test lint format ui ui-check clean-outputs
+.PHONY: install torch-cpu run baseline test lint format ui ui-check clean-outputs
 
 install: $(STAMP)
 
@@ -40,6 +41,12 @@ torch-cpu:
 
 run: install
 	dvc repro
+
+# The committed baseline (dvc.lock, curated metrics, plot data) as this code makes it; a test
+# (tests/test_baseline.py) fails when a stage's code or params changed without this.
+baseline: install
+	dvc repro
+	@echo "baseline refreshed: git add dvc.lock reports/metrics reports/train_history.csv reports/confusion.csv && git commit"
 
 test: install lint
 	python -m pytest
