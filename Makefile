@@ -2,6 +2,7 @@
 #   make run    set up .venv (once) and run the whole pipeline: dvc repro
 #   make test   set up .venv (once), lint, run the test suite
 #   make baseline   re-run what changed and refresh dvc.lock + metrics (commit them)
+#   make server / server-stop   the team's stack on 127.0.0.1: PostgreSQL, S3, mlflow server
 #   make ui     open the MLflow UI on the project's store
 #   make ui-check   check that UI in headless Chromium (screenshots in ui-check/)
 PYTHON ?= python3
@@ -10,6 +11,8 @@ LINT   := $(wildcard src pipeline tests benchmarks)
 VENV   ?= .venv
 BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
+TEST_STAMP   := $(VENV)/.installed-test
+SERVER_STAMP := $(VENV)/.installed-server
 
 # Stage commands call `python`: make it the venv's. Hygiene for every process.
 export PATH := $(BIN):$(PATH)
@@ -18,15 +21,27 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: install torch-cpu run baseline test lint format ui ui-check clean-outputs
+.PHONY: install install-test install-server torch-cpu run baseline test lint format ui ui-check \
+	server server-stop clean-outputs
 
 install: $(STAMP)
+install-test: $(TEST_STAMP)
+install-server: $(SERVER_STAMP)
 
-# Re-installs only when pyproject.toml or the resolved set (constraints.txt) changed.
+# Re-installs only when pyproject.toml or the resolved set (constraints.txt) changed. `make run`
+# needs the pipeline alone; the tests also need the linters and the team stack (`.[server]`).
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test]'
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable .
+	touch $@
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[test,server]'
+	touch $@
+
+$(SERVER_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[server]'
 	touch $@
 
 # Machines without a GPU (CI runners): PyTorch's CPU wheels at the pinned versions instead of
@@ -48,20 +63,31 @@ baseline: install
 	dvc repro
 	@echo "baseline refreshed: git add dvc.lock reports/metrics reports/train_history.csv reports/confusion.csv && git commit"
 
-test: install lint
+test: install-test lint
 	python -m pytest
 
-lint: install
+lint: install-test
 	ruff check $(LINT)
 	ruff format --check $(LINT)
 
-format: install
+format: install-test
 	ruff format $(LINT)
 	ruff check --fix $(LINT)
 
 ui: install
 	@echo "MLflow UI: http://127.0.0.1:5000/#/experiments?workflowType=machine_learning (training runs, not the GenAI view)"
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --default-artifact-root $(CURDIR)/mlartifacts --host 127.0.0.1 --port 5000
+
+# The team's stack on 127.0.0.1 (PostgreSQL, S3, mlflow server with logins); state in .server/.
+# Ports: make server MLFLOW_PORT=5000 PG_PORT=5433 S3_PORT=8333
+MLFLOW_PORT ?= 5000
+PG_PORT ?= 5433
+S3_PORT ?= 8333
+server: install-server
+	python scripts/team_stack.py start --mlflow-port $(MLFLOW_PORT) --pg-port $(PG_PORT) --s3-port $(S3_PORT)
+
+server-stop:
+	python scripts/team_stack.py stop
 
 # The MLflow UI in a real headless browser: runs table and commits (installs chromium if missing).
 ui-check: install

@@ -1,0 +1,506 @@
+"""The team's stack on 127.0.0.1, as a team runs it in production: PostgreSQL (MLflow's
+runs, registry and logins), an S3 object store (SeaweedFS: MLflow's artifacts and the DVC
+remote) and `mlflow server` with the basic-auth app and proxied artifacts (clients hold
+MLflow logins only, never S3 keys for artifacts).
+
+    python scripts/team_stack.py start [--dir .server] [--mlflow-port 5000] [--pg-port 5433] [--s3-port 8333]
+    python scripts/team_stack.py stop  [--dir .server]
+    python scripts/team_stack.py grant USER [--password P] [--read-only]   (as the admin)
+
+State (data, logs, pids, generated secrets) lives in --dir (git-ignored). `start` waits until
+every service answers, then prints what a teammate exports and the `dvc remote` commands;
+`--env-file` also writes them as shell exports. A port in use or a missing binary is an
+error with the fix. Starting again reuses the data and secrets and starts only what is not
+running. Logins: MLflow's default permission is READ; `grant` creates a teammate's login
+and gives it EDIT on the experiment and the registered model (or READ on the model only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+MLFLOW_BUCKET, DVC_BUCKET = "mlflow", "dvc"
+ADMIN = "admin"
+INSTALL_SERVER = f"{BIN / 'pip'} install -e '{ROOT}[server]' (or: make server)"
+
+
+class StackError(Exception):
+    """A problem with the cause and the fix."""
+
+    def __init__(self, cause: str, fix: str):
+        super().__init__(f"{cause}\n  fix: {fix}")
+
+
+# --- ports, binaries, secrets ----------------------------------------------------------
+
+
+def weed_ports(s3: int) -> list[int]:
+    """SeaweedFS's S3, master, volume and filer ports, and their gRPC ports (+10000)."""
+    http = [s3, s3 + 1, s3 + 2, s3 + 3]
+    return http + [p + 10000 for p in http]
+
+
+def check_free(ports: dict[str, int]) -> None:
+    for name, port in ports.items():
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                raise StackError(
+                    f"port {port} ({name}) on 127.0.0.1 is in use",
+                    f"stop what listens there (`make server-stop` if it is an earlier stack) or "
+                    f"choose other ports (--{name.split()[0]}-port)",
+                ) from None
+
+
+def postgres_bin() -> Path:
+    """Debian's PostgreSQL server binaries, installed with apt when missing (root only)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+    if not found and os.geteuid() == 0 and shutil.which("apt-get"):
+        print("team stack: installing PostgreSQL (apt-get install postgresql)")
+        subprocess.run(["apt-get", "install", "-y", "-q", "postgresql"], check=False, capture_output=True)
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+    if not found:
+        raise StackError(
+            "PostgreSQL's server binaries are not installed (/usr/lib/postgresql/*/bin)",
+            "sudo apt-get install postgresql (Debian/Ubuntu), then run this again",
+        )
+    return found[-1].parent
+
+
+def require(binary: str) -> str:
+    path = BIN / binary
+    if not path.exists():
+        raise StackError(f"`{binary}` is not installed in {BIN}", INSTALL_SERVER)
+    return str(path)
+
+
+def load_secrets(state: Path) -> dict[str, str]:
+    """Generated once per state folder, never a default: PostgreSQL, S3 and MLflow admin."""
+    path = state / "secrets.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    values = {
+        "pg_password": secrets.token_urlsafe(18),
+        "s3_access_key": "vo" + secrets.token_hex(9),
+        "s3_secret_key": secrets.token_urlsafe(30),
+        "admin_password": secrets.token_urlsafe(18),
+        "flask_secret_key": secrets.token_urlsafe(32),  # CSRF protection of the auth app
+    }
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(values, indent=2))
+    return values
+
+
+def wait_until(check, what: str, log: Path, timeout: float = 120, proc=None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise StackError(f"{what} exited at start-up:\n{tail(log)}", f"see {log}")
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.5)
+    raise StackError(f"{what} did not answer within {timeout:.0f} s:\n{tail(log)}", f"see {log}")
+
+
+def tail(log: Path, lines: int = 15) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.is_file() else ""
+
+
+def spawn(command: list[str], log: Path, pidfile: Path, env: dict[str, str] | None = None):
+    """A service in its own session (stopped by process group), its output in `log`."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env, cwd=log.parent
+        )
+    pidfile.write_text(str(proc.pid))
+    return proc
+
+
+# --- the three services ----------------------------------------------------------------
+
+
+def as_postgres() -> list[str]:
+    """initdb and postgres refuse to run as root: run them as the `postgres` system user."""
+    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+
+def pg_folder(state: Path) -> Path:
+    """The cluster's folder: in the state folder when the `postgres` user can reach it, else
+    under that user's home (a project under /root, or pytest's temporary folders, are not)."""
+    folder = state / "postgres"
+    prefix = as_postgres()
+    if not prefix or subprocess.run([*prefix, "test", "-x", str(state)], capture_output=True).returncode == 0:
+        return folder
+    return Path("/var/lib/postgresql/visionops") / hashlib.sha256(str(state).encode()).hexdigest()[:16]
+
+
+def start_postgres(state: Path, port: int, secret: dict[str, str]) -> None:
+    """A cluster owned by the `postgres` system user, with password logins: the `mlflow` role
+    owns the `mlflow` (tracking, registry) and `mlflow_auth` (logins) databases; `optuna` is
+    there for shared studies."""
+    pg = postgres_bin()
+    folder, as_postgres_user = pg_folder(state), as_postgres()
+    data, run = folder / "data", folder / "run"
+    if not (data / "PG_VERSION").is_file():
+        shutil.rmtree(folder, ignore_errors=True)
+        run.mkdir(parents=True)
+        pwfile = folder / "pwfile"
+        pwfile.write_text(secret["pg_password"] + "\n")
+        if as_postgres_user:
+            shutil.chown(folder, "postgres")
+            shutil.chown(run, "postgres")
+            shutil.chown(pwfile, "postgres")
+        pwfile.chmod(0o600)
+        init = [str(pg / "initdb"), "-D", str(data), "-U", "postgres", "-A", "scram-sha-256"]
+        done = subprocess.run(
+            [*as_postgres_user, *init, f"--pwfile={pwfile}"], capture_output=True, text=True
+        )
+        pwfile.unlink()
+        if done.returncode != 0:
+            raise StackError(f"initdb failed:\n{done.stderr[-2000:]}", f"remove {folder} and try again")
+    log = folder / "postgres.log"
+    options = f"-p {port} -k {run} -h 127.0.0.1"
+    start = [str(pg / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w", "-t", "60", "start"]
+    done = subprocess.run([*as_postgres_user, *start], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise StackError(f"PostgreSQL did not start:\n{tail(log)}", f"see {log}")
+    _create_databases(port, secret["pg_password"])
+
+
+def _create_databases(port: int, password: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    login = {"host": "127.0.0.1", "port": port, "user": "postgres", "password": password}
+    with psycopg.connect(**login, dbname="postgres", autocommit=True) as db:
+        if db.execute("select 1 from pg_roles where rolname = 'mlflow'").fetchone() is None:
+            db.execute(sql.SQL("create role mlflow login password {}").format(sql.Literal(password)))
+        for name in ("mlflow", "mlflow_auth", "optuna"):
+            if db.execute("select 1 from pg_database where datname = %s", (name,)).fetchone() is None:
+                db.execute(sql.SQL("create database {} owner mlflow").format(sql.Identifier(name)))
+
+
+def start_object_store(state: Path, port: int, secret: dict[str, str]) -> None:
+    """SeaweedFS with one S3 identity (so keys mean something) and the two buckets."""
+    weed = require("weed")
+    folder = state / "s3"
+    (folder / "data").mkdir(parents=True, exist_ok=True)
+    config = folder / "s3.json"
+    identity = {
+        "name": "visionops",
+        "credentials": [{"accessKey": secret["s3_access_key"], "secretKey": secret["s3_secret_key"]}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+    }
+    config.write_text(json.dumps({"identities": [identity]}))
+    config.chmod(0o600)
+    s3, master, volume, filer = weed_ports(port)[:4]
+    command = [
+        weed,
+        "server",
+        f"-dir={folder / 'data'}",
+        "-s3",
+        f"-s3.port={s3}",
+        f"-s3.config={config}",
+        f"-master.port={master}",
+        f"-volume.port={volume}",
+        f"-filer.port={filer}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-volume.max=0",  # as many volumes as the free disk holds...
+        "-master.volumeSizeLimitMB=1024",  # ...of 1 GB each (the 30 GB default leaves too few)
+        "-s3.port.iceberg=0",  # SeaweedFS's table catalogs: not needed, and on fixed ports
+        "-s3.port.lance=0",
+    ]
+    log = folder / "weed.log"
+    proc = spawn(command, log, folder / "weed.pid")
+    client = s3_client(port, secret)
+
+    def ready() -> bool:
+        """Buckets made, and an object written, read and removed in each: the S3 gateway
+        lists buckets before its volume server takes writes."""
+        have = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+        for bucket in {MLFLOW_BUCKET, DVC_BUCKET} - have:
+            client.create_bucket(Bucket=bucket)
+        for bucket in (MLFLOW_BUCKET, DVC_BUCKET):
+            client.put_object(Bucket=bucket, Key=".probe", Body=b"ok")
+            client.head_object(Bucket=bucket, Key=".probe")
+            client.delete_object(Bucket=bucket, Key=".probe")
+        return True
+
+    wait_until(ready, "SeaweedFS (S3)", log, proc=proc)
+
+
+def s3_client(port: int, secret: dict[str, str]):
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        aws_access_key_id=secret["s3_access_key"],
+        aws_secret_access_key=secret["s3_secret_key"],
+        region_name="us-east-1",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=10),
+    )
+
+
+def start_mlflow(state: Path, ports: dict[str, int], secret: dict[str, str]) -> None:
+    """`mlflow server` on PostgreSQL, artifacts proxied to the bucket, basic-auth logins
+    (stored in PostgreSQL too) with the generated admin password."""
+    mlflow = require("mlflow")
+    try:
+        import flask_wtf  # noqa: F401  (mlflow[auth]'s extra)
+    except ImportError:
+        raise StackError("MLflow's basic-auth app needs mlflow[auth]", INSTALL_SERVER) from None
+    folder = state / "mlflow"
+    folder.mkdir(parents=True, exist_ok=True)
+    db = f"postgresql://mlflow:{secret['pg_password']}@127.0.0.1:{ports['pg']}"
+    auth = folder / "basic_auth.ini"
+    auth.write_text(
+        "[mlflow]\n"
+        "default_permission = READ\n"  # MLflow's default: writing needs a grant (`grant USER`)
+        f"database_uri = {db}/mlflow_auth\n"
+        f"admin_username = {ADMIN}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    auth.chmod(0o600)
+    env = os.environ | {
+        "MLFLOW_AUTH_CONFIG_PATH": str(auth),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": secret["admin_password"],
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secret["flask_secret_key"],
+        "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{ports['s3']}",
+        "AWS_ACCESS_KEY_ID": secret["s3_access_key"],
+        "AWS_SECRET_ACCESS_KEY": secret["s3_secret_key"],
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    command = [
+        mlflow,
+        "server",
+        "--app-name",
+        "basic-auth",
+        "--backend-store-uri",
+        f"{db}/mlflow",
+        "--artifacts-destination",
+        f"s3://{MLFLOW_BUCKET}/artifacts",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(ports["mlflow"]),
+        "--workers",
+        "2",
+    ]
+    log = folder / "mlflow.log"
+    proc = spawn(command, log, folder / "mlflow.pid", env)
+    url = f"http://127.0.0.1:{ports['mlflow']}"
+
+    def healthy() -> bool:
+        import requests
+
+        return requests.get(f"{url}/health", timeout=2).ok
+
+    wait_until(healthy, "mlflow server", log, timeout=180, proc=proc)
+
+
+# --- what a teammate needs -----------------------------------------------------------------
+
+
+def client_settings(ports: dict[str, int], secret: dict[str, str]) -> dict[str, str]:
+    return {
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['mlflow']}",
+        "MLFLOW_TRACKING_USERNAME": ADMIN,
+        "MLFLOW_TRACKING_PASSWORD": secret["admin_password"],
+    }
+
+
+def dvc_remote_commands(ports: dict[str, int], secret: dict[str, str]) -> list[str]:
+    return [
+        f"dvc remote add -d team s3://{DVC_BUCKET}/store",
+        f"dvc remote modify team endpointurl http://127.0.0.1:{ports['s3']}",
+        f"dvc remote modify --local team access_key_id {secret['s3_access_key']}",
+        f"dvc remote modify --local team secret_access_key {secret['s3_secret_key']}",
+    ]
+
+
+def running(pidfile: Path) -> bool:
+    """Is the service whose process group leader `pidfile` names still alive?"""
+    if not pidfile.is_file():
+        return False
+    try:
+        os.killpg(int(pidfile.read_text()), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    return True
+
+
+def start(args: argparse.Namespace) -> None:
+    state = args.dir.resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    ports_file = state / "ports.json"
+    ports = {"mlflow": args.mlflow_port, "pg": args.pg_port, "s3": args.s3_port}
+    if ports_file.is_file() and any(running(p) for p in state.glob("*/*.pid")):
+        ports = json.loads(ports_file.read_text())  # a partly running stack keeps its ports
+    up = {
+        "pg": (pg_folder(state) / "data/postmaster.pid").is_file(),
+        "s3": running(state / "s3/weed.pid"),
+        "mlflow": running(state / "mlflow/mlflow.pid"),
+    }
+    wanted = {"mlflow port": ports["mlflow"]} if not up["mlflow"] else {}
+    wanted |= {"pg port": ports["pg"]} if not up["pg"] else {}
+    if not up["s3"]:
+        wanted |= {f"s3 port (+{p - ports['s3']})": p for p in weed_ports(ports["s3"])}
+    check_free(wanted)
+    require("weed")
+    require("mlflow")
+    secret = load_secrets(state)
+    ports_file.write_text(json.dumps(ports))
+    steps = [
+        ("pg", f"PostgreSQL on 127.0.0.1:{ports['pg']}", lambda: start_postgres(state, ports["pg"], secret)),
+        (
+            "s3",
+            f"S3 (SeaweedFS) on 127.0.0.1:{ports['s3']}",
+            lambda: start_object_store(state, ports["s3"], secret),
+        ),
+        (
+            "mlflow",
+            f"mlflow server on 127.0.0.1:{ports['mlflow']}",
+            lambda: start_mlflow(state, ports, secret),
+        ),
+    ]
+    for key, what, begin in steps:
+        print(f"team stack: {what}{' (already running)' if up[key] else ' ...'}", flush=True)
+        if not up[key]:
+            begin()
+    settings = client_settings(ports, secret)
+    env_file = state / "team.env"
+    env_file.touch(mode=0o600)
+    env_file.write_text("".join(f"export {k}={v}\n" for k, v in settings.items()))
+    print("\nThe team stack is up. A teammate (or CI) exports:\n")
+    print("".join(f"  export {k}={v}\n" for k, v in settings.items()))
+    print("and adds the DVC remote once per clone (keys go to .dvc/config.local, never committed):\n")
+    print("".join(f"  {line}\n" for line in dvc_remote_commands(ports, secret)))
+    print(f"(also in {env_file}; secrets in {state / 'secrets.json'}; stop with `make server-stop`)")
+
+
+def grant(args: argparse.Namespace) -> None:
+    """Create USER (a generated password unless given) and let it write: EDIT on the experiment
+    and the registered model, created by the admin when missing; --read-only: READ on the model
+    (it may still log runs, but never register or move an alias)."""
+    import mlflow
+    from mlflow.server import get_app_client
+
+    state = args.dir.resolve()
+    ports, secret = json.loads((state / "ports.json").read_text()), load_secrets(state)
+    settings = client_settings(ports, secret)
+    os.environ.update(settings)
+    admin = get_app_client("basic-auth", tracking_uri=settings["MLFLOW_TRACKING_URI"])
+    password = args.password or secrets.token_urlsafe(18)
+    try:
+        admin.create_user(args.user, password)
+    except mlflow.exceptions.MlflowException as exc:
+        if "already exists" not in str(exc):
+            raise
+        if args.password:
+            admin.update_user_password(args.user, password)
+        else:
+            password = "(unchanged)"
+    client = mlflow.MlflowClient(settings["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name(args.experiment)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(args.experiment)
+    try:
+        client.get_registered_model(args.model)
+    except mlflow.exceptions.MlflowException:
+        client.create_registered_model(args.model)
+    admin.grant_user_permission(args.user, "experiment", experiment_id, "EDIT")
+    admin.grant_user_permission(
+        args.user, "registered_model", args.model, "READ" if args.read_only else "EDIT"
+    )
+    role = "READ" if args.read_only else "EDIT"
+    print(
+        f"user '{args.user}' (password: {password}): EDIT on experiment '{args.experiment}', "
+        f"{role} on '{args.model}'"
+    )
+
+
+def stop(args: argparse.Namespace) -> None:
+    state = args.dir.resolve()
+    for pidfile in (state / "mlflow/mlflow.pid", state / "s3/weed.pid"):
+        if pidfile.is_file():
+            _stop_group(int(pidfile.read_text()))
+            pidfile.unlink()
+    cluster = pg_folder(state)
+    if (cluster / "data/postmaster.pid").is_file():
+        pg_ctl = str(postgres_bin() / "pg_ctl")
+        stop_pg = [pg_ctl, "-D", str(cluster / "data"), "-m", "fast", "-w", "stop"]
+        subprocess.run([*as_postgres(), *stop_pg], capture_output=True)
+    if args.purge:
+        shutil.rmtree(cluster, ignore_errors=True)
+        shutil.rmtree(state, ignore_errors=True)
+        print(f"team stack in {state} stopped and its data removed")
+        return
+    print(f"team stack in {state} stopped (data kept; `stop --purge` removes it)")
+
+
+def _stop_group(pid: int, timeout: float = 20) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.killpg(pid, signal.SIGKILL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("command", choices=["start", "stop", "grant"])
+    parser.add_argument("user", nargs="?", help="grant: the teammate's MLflow user name")
+    parser.add_argument("--purge", action="store_true", help="stop: also remove the data and secrets")
+    parser.add_argument("--password", help="grant: the user's password (default: generated, printed)")
+    parser.add_argument("--read-only", action="store_true", help="grant: READ on the registered model")
+    parser.add_argument(
+        "--experiment", default="visionops", help="grant: the experiment (default: %(default)s)"
+    )
+    parser.add_argument("--model", default="visionops-classifier", help="grant: the registered model")
+    parser.add_argument("--dir", type=Path, default=ROOT / ".server", help="state folder (default: .server)")
+    parser.add_argument("--mlflow-port", type=int, default=5000)
+    parser.add_argument("--pg-port", type=int, default=5433)
+    parser.add_argument("--s3-port", type=int, default=8333, help="S3 API; the next 3 ports (and +10000) too")
+    args = parser.parse_args(argv)
+    if args.command == "grant" and not args.user:
+        parser.error("grant needs a USER")
+    try:
+        {"start": start, "stop": stop, "grant": grant}[args.command](args)
+    except StackError as exc:
+        print(f"team stack: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""scripts/team_stack.py's refusals, without starting anything: a port in use and a missing
+binary are errors that name the fix (the stack itself is tested in test_team_e2e)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+
+import team_stack
+
+
+def test_a_port_in_use_names_the_port_and_the_flag():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(team_stack.StackError) as caught:
+            team_stack.check_free({"pg port": port})
+    assert f"port {port} (pg port)" in str(caught.value) and "--pg-port" in str(caught.value)
+
+
+def test_a_missing_binary_says_how_to_install_it():
+    with pytest.raises(team_stack.StackError) as caught:
+        team_stack.require("weed-that-is-not-there")
+    assert "not installed" in str(caught.value) and "[server]" in str(caught.value)
+
+
+def test_seaweedfs_ports_include_their_grpc_twins():
+    assert team_stack.weed_ports(20000) == [20000, 20001, 20002, 20003, 30000, 30001, 30002, 30003]
+
+
+def test_main_reports_a_stack_error_as_one_message(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(team_stack, "BIN", tmp_path)  # no weed, no mlflow here
+    ports = ["--mlflow-port", "29871", "--pg-port", "29872", "--s3-port", "28000"]
+    assert team_stack.main(["start", "--dir", str(tmp_path / "s"), *ports]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("team stack: error: `weed` is not installed") and "fix:" in err
