@@ -78,7 +78,11 @@ echo "summary written to $summary"
 
 step "DVC push"
 if [ "$have_remote" = true ]; then
-  dvc push
+  if ! dvc push; then
+    echo "dvc push failed: the remote '$(dvc remote default)' did not take the outputs (see DVC's error above)." >&2
+    echo "  nothing is lost: the outputs are in this clone's DVC cache (.dvc/cache); run \`dvc push\` again once the remote answers" >&2
+    exit 1
+  fi
 else
   echo "skipped: no DVC remote"
 fi

@@ -39,9 +39,38 @@ def apply_http_settings(cfg: TrackingParams) -> None:
     os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(int(cfg.timeout_s))
 
 
+def access_problem(exc: BaseException, uri: str) -> VisionOpsError | None:
+    """A tracking server that refused this login (401) or this user (403), as a message naming
+    MLflow's own settings; None for anything else."""
+    codes = {getattr(e, "error_code", None) for e in _chain(exc)}
+    text = " ".join(str(e) for e in _chain(exc))
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    if "UNAUTHENTICATED" in codes or "error code 401" in text:
+        who = f"user '{user}'" if user else "no user (MLFLOW_TRACKING_USERNAME is not set)"
+        return VisionOpsError(
+            f"the MLflow server {uri} refused the login of {who} (401)",
+            "export MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD with your login on that "
+            "server (ask its admin for one)",
+        )
+    if "PERMISSION_DENIED" in codes or "error code 403" in text:
+        return VisionOpsError(
+            f"the MLflow server {uri} does not allow user '{user}' this change (403: {_first_line(exc)})",
+            "ask the server's admin to grant your user EDIT on the experiment and the registered "
+            "model (`python scripts/team_stack.py grant USER` on a `make server` stack)",
+        )
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+
+
 def store_problem(exc: BaseException, uri: str) -> VisionOpsError | None:
-    """A tracking store that cannot work as it is (damaged, full, read-only), as a message
-    naming it with the fix; None for anything else."""
+    """A tracking store that cannot work as it is (damaged, full, read-only, refusing this
+    login or user), as a message naming it with the fix; None for anything else."""
+    refused = access_problem(exc, uri)
+    if refused is not None:
+        return refused
     text = " ".join(str(e) for e in _chain(exc))
     path = uri.removeprefix("sqlite:///")
     if "file is not a database" in text or "database disk image is malformed" in text:

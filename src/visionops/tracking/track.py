@@ -17,7 +17,7 @@ from typing import Any
 from visionops.config import TrackingParams
 from visionops.errors import VisionOpsError
 from visionops.tracking import journal
-from visionops.tracking.availability import apply_http_settings, is_unavailable, store_problem
+from visionops.tracking.availability import access_problem, apply_http_settings, is_unavailable, store_problem
 from visionops.tracking.runs import configure, experiment_id, project_root, tracking_uri
 
 
@@ -57,7 +57,14 @@ def track(
         return log_stage(stage, record, files, values, root)
     except Exception as exc:
         if not is_unavailable(exc):
-            raise_store_problem(exc, uri)
+            refused = access_problem(exc, uri)
+            if refused is None:
+                raise_store_problem(exc, uri)
+            entry = journal.defer(root, stage, record, files, values)  # replayed once allowed
+            raise VisionOpsError(
+                f"{refused.cause}. The stage's outputs are written and its log is kept in {entry}",
+                f"{refused.fix}, then run `python -m visionops sync`",
+            ) from None
         entry = journal.defer(root, stage, record, files, values)
         reason = str(exc).splitlines()[0][:300]
         if cfg.on_unavailable == "defer":

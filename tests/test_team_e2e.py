@@ -1,0 +1,256 @@
+"""Issue 24: a team's pipeline on real services started by the project's own script
+(scripts/team_stack.py: PostgreSQL, SeaweedFS's S3, `mlflow server` with basic-auth and
+proxied artifacts), one stack for the module. A first clone runs and pushes; a second clone
+pulls, recomputes nothing, predicts with the server's champion and retrains against it."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import requests
+import yaml
+from e2e import ROOT, clone_repo, run
+
+pytestmark = pytest.mark.e2e
+
+STACK = [sys.executable, str(ROOT / "scripts" / "team_stack.py")]
+MODEL = "visionops-classifier"
+VIEWER = ("viewer", "viewer-password-22")
+PREDICT = ["data/raw/test", "--out", "p.csv", "--no-progress"]
+
+
+@dataclass
+class Stack:
+    state: Path
+    ports: dict[str, int]
+    secret: dict[str, str]
+    env: dict[str, str]  # what a teammate exports
+
+    @property
+    def url(self) -> str:
+        return self.env["MLFLOW_TRACKING_URI"]
+
+    def sql(self, query: str) -> list[tuple]:
+        import psycopg
+
+        login = {"host": "127.0.0.1", "port": self.ports["pg"], "user": "postgres"}
+        with psycopg.connect(**login, password=self.secret["pg_password"], dbname="mlflow") as db:
+            return db.execute(query).fetchall()
+
+    def s3(self):
+        sys.path.insert(0, str(ROOT / "scripts"))
+        from team_stack import s3_client
+
+        return s3_client(self.ports["s3"], self.secret)
+
+    def start(self) -> subprocess.CompletedProcess:
+        ports = ["--mlflow-port", str(self.ports["mlflow"]), "--pg-port", str(self.ports["pg"])]
+        return run(
+            [*STACK, "start", "--dir", str(self.state), *ports, "--s3-port", str(self.ports["s3"])], ROOT
+        )
+
+
+def free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports() -> dict[str, int]:
+    """Ports for the stack: SeaweedFS needs s3..s3+3 and their +10000 gRPC twins."""
+    while True:
+        s3, mlflow, pg = (
+            random.randrange(20000, 29000, 10),
+            random.randrange(30000, 40000),
+            random.randrange(40000, 50000),
+        )
+        wanted = [*(s3 + i for i in range(4)), *(s3 + 10000 + i for i in range(4)), mlflow, pg]
+        if all(map(free, wanted)):
+            return {"mlflow": mlflow, "pg": pg, "s3": s3}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    state = tmp_path_factory.mktemp("stack") / ".server"
+    ports = free_ports()
+    team = Stack(state, ports, {}, {})
+    team.start()
+    team.secret = json.loads((state / "secrets.json").read_text())
+    team.env = dict(
+        line.removeprefix("export ").split("=", 1) for line in (state / "team.env").read_text().splitlines()
+    )
+    yield team
+    run([*STACK, "stop", "--purge", "--dir", str(state)], ROOT, check=False)
+
+
+def add_remote(repo: Path, stack: Stack, first: bool) -> None:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from team_stack import dvc_remote_commands
+
+    for line in dvc_remote_commands(stack.ports, stack.secret)[0 if first else 2 :]:
+        run(line.split(), repo)
+
+
+@pytest.fixture(scope="module")
+def first(pipeline_template, stack, tmp_path_factory):
+    """A clone that runs the pipeline against the server, commits its baseline and pushes."""
+    repo = clone_repo(pipeline_template[0], tmp_path_factory.mktemp("team") / "first")
+    shutil.rmtree(repo / "mlartifacts")
+    (repo / "mlflow.db").unlink()
+    add_remote(repo, stack, first=True)
+    run(["dvc", "repro", "-f", "-s", "train"], repo, **stack.env)  # the model's run, on the server
+    done = run(["dvc", "repro"], repo, **stack.env)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "a run against the team's server"], repo)
+    run(["dvc", "push"], repo)
+    return repo, done
+
+
+@pytest.fixture(scope="module")
+def second(first, stack, tmp_path_factory):
+    """A teammate's clone: git clone, the remote's keys in .dvc/config.local, dvc pull."""
+    repo = tmp_path_factory.mktemp("team") / "second"
+    run(["git", "clone", "-q", str(first[0]), str(repo)], ROOT)
+    add_remote(repo, stack, first=False)
+    pulled = run(["dvc", "pull"], repo)
+    return repo, pulled
+
+
+def champion(stack: Stack) -> str:
+    rows = stack.sql(
+        f"select version from registered_model_aliases where name = '{MODEL}' and alias = 'champion'"
+    )
+    return str(rows[0][0]) if rows else ""
+
+
+def test_a_run_logs_to_postgresql_and_the_bucket_and_nothing_lands_locally(first, stack):
+    repo, done = first
+    assert "register: visionops-classifier v1 -> candidate, champion" in done.stdout, done.stdout
+    run_id = json.loads((repo / "models/run.json").read_text())["run_id"]
+    assert stack.sql(f"select status from runs where run_uuid = '{run_id}'") == [("FINISHED",)]
+    assert stack.sql(f"select version, run_id from model_versions where name = '{MODEL}'") == [(1, run_id)]
+    objects = stack.s3().list_objects_v2(Bucket="mlflow", Prefix="artifacts/").get("Contents", [])
+    names = [o["Key"] for o in objects]
+    assert any(n.endswith("model.onnx") for n in names) and any("confusion_matrix.png" in n for n in names)
+    assert not (repo / "mlartifacts").exists() and not (repo / "mlflow.db").exists()
+    pushed = stack.s3().list_objects_v2(Bucket="dvc", Prefix="store/").get("KeyCount", 0)
+    assert pushed > 100  # the raw images, prepared arrays and models
+
+
+def test_a_second_clone_pulls_everything_and_recomputes_nothing(second, stack):
+    repo, _ = second
+    status = run(["dvc", "status"], repo).stdout
+    assert "Data and pipelines are up to date" in status, status
+    repro = run(["dvc", "repro"], repo, **stack.env)
+    assert "Running stage" not in repro.stdout, repro.stdout
+    predicted = run(
+        [sys.executable, "-m", "visionops", "predict", "--model", f"models:/{MODEL}@champion", *PREDICT],
+        repo,
+        **stack.env,
+    )
+    assert "360 image(s) classified" in predicted.stdout
+    got = pd.read_csv(repo / "p.csv", dtype={"label": str})
+    assert (got["label"] == got["path"].map(lambda p: Path(p).parent.name)).mean() >= 0.9
+
+
+def test_logins_mean_something(first, stack):
+    search = f"{stack.url}/api/2.0/mlflow/experiments/search?max_results=1"
+    assert requests.get(search, timeout=10).status_code == 401
+    login = (stack.env["MLFLOW_TRACKING_USERNAME"], stack.env["MLFLOW_TRACKING_PASSWORD"])
+    assert requests.get(search, auth=login, timeout=10).status_code == 200
+    assert requests.get(search, auth=("admin", "password1234"), timeout=10).status_code == 401  # no default
+
+
+def test_a_wrong_password_is_named_and_keeps_the_outputs(second, stack):
+    repo, _ = second
+    before = (repo / "reports/registry.json").read_bytes()
+    wrong = stack.env | {"MLFLOW_TRACKING_PASSWORD": "not-it"}
+    for stage in ("train", "register"):
+        done = run([sys.executable, f"pipeline/{stage}.py"], repo, check=False, **wrong)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert "refused the login of user 'admin' (401)" in done.stderr, done.stderr
+        assert "MLFLOW_TRACKING_PASSWORD" in done.stderr
+    assert (repo / "reports/registry.json").read_bytes() == before
+
+
+def test_ci_retrain_from_another_clone_is_judged_against_the_teams_champion(second, stack):
+    repo, _ = second
+    held = champion(stack)
+    done = run(["bash", "scripts/retrain.sh"], repo, SET_PARAMS="-S train.seed=7", **stack.env)
+    summary = (repo / "reports/retrain_summary.md").read_text()
+    assert f"champion v{held}" in summary and "McNemar p" in summary, summary
+    record = json.loads((repo / "reports/registry.json").read_text())
+    assert record["version"] == 2 and record["decision"]["comparison"]["champion_version"] == held
+    assert champion(stack) == (str(record["version"]) if record["promoted"] else held)
+    assert "pushed" in done.stdout or "Everything is up to date" in done.stdout
+
+
+def test_a_read_only_user_cannot_register_and_is_told_how_to_get_access(second, stack):
+    repo, _ = second
+    run([*STACK, "grant", VIEWER[0], "--password", VIEWER[1], "--read-only", "--dir", str(stack.state)], ROOT)
+    viewer = stack.env | {"MLFLOW_TRACKING_USERNAME": VIEWER[0], "MLFLOW_TRACKING_PASSWORD": VIEWER[1]}
+    before, held = (repo / "reports/registry.json").read_bytes(), champion(stack)
+    versions = stack.sql(f"select count(*) from model_versions where name = '{MODEL}'")
+    done = run(["dvc", "exp", "run", "-S", "train.seed=3"], repo, check=False, **viewer)
+    text = done.stdout + done.stderr
+    assert done.returncode != 0 and "[register] error:" in text, text
+    assert "does not allow user 'viewer' this change (403" in text and "grant" in text, text
+    assert "Traceback" not in text
+    assert (repo / "reports/registry.json").read_bytes() == before and champion(stack) == held
+    assert stack.sql(f"select count(*) from model_versions where name = '{MODEL}'") == versions
+    shutil.rmtree(repo / ".visionops/tracking/pending")  # the viewer's log: not to be replayed here
+
+
+def test_postgresql_down_mid_run_takes_the_outage_path_and_sync_restores(first, stack):
+    repo, _ = first
+    pg = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))[-1]
+    as_postgres = ["runuser", "-u", "postgres", "--"]
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from team_stack import pg_folder
+
+    data = pg_folder(stack.state) / "data"
+    run([*as_postgres, str(pg), "-D", str(data), "-m", "fast", "-w", "stop"], ROOT)
+    try:
+        quick = repo / "no-retries.yaml"  # MLflow's HTTP retries would only wait longer
+        params = yaml.safe_load((repo / "params.yaml").read_text())
+        params["tracking"] |= {"retries": 0, "timeout_s": 5}
+        quick.write_text(yaml.safe_dump(params))
+        evaluate = [sys.executable, "pipeline/evaluate.py", "--params", str(quick)]
+        done = run(evaluate, repo, check=False, **stack.env)
+    finally:
+        stack.start()  # starts PostgreSQL again; the rest is still running
+    assert done.returncode == 1 and "is unreachable" in done.stderr and "Traceback" not in done.stderr
+    synced = run([sys.executable, "-m", "visionops", "sync"], repo, **stack.env)
+    assert "1 deferred stage log(s) replayed" in synced.stdout
+
+
+def test_object_store_down_during_push_is_an_error_and_the_next_push_completes(first, stack):
+    repo, _ = first
+    (repo / "notes.txt").write_text("labelling guide v2\n")
+    run(["dvc", "add", "notes.txt"], repo)  # something new to push
+    cache = sorted(p for p in (repo / ".dvc/cache").rglob("*") if p.is_file())
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from team_stack import _stop_group
+
+    _stop_group(int((stack.state / "s3/weed.pid").read_text()))  # SIGTERM, and wait until it is gone
+    try:
+        failed = run(["dvc", "push"], repo, check=False)
+    finally:
+        stack.start()  # SeaweedFS again, on its data
+    assert failed.returncode != 0 and "Traceback" not in failed.stderr, failed.stderr
+    assert "ERROR:" in failed.stderr, failed.stderr  # DVC's own message
+    assert sorted(p for p in (repo / ".dvc/cache").rglob("*") if p.is_file()) == cache
+    pushed = run(["dvc", "push"], repo)
+    assert "pushed" in pushed.stdout, pushed.stdout
