@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,26 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from team_stack import dvc_remote_commands  # noqa: E402
-
-
-def free_ports() -> dict[str, int]:
-    def free(port: int) -> bool:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-        return True
-
-    while True:
-        s3, mlflow, pg = (
-            random.randrange(20000, 29000, 10),
-            random.randrange(30000, 40000),
-            random.randrange(40000, 50000),
-        )
-        if all(map(free, [*(s3 + i for i in range(4)), *(s3 + 10000 + i for i in range(4)), mlflow, pg])):
-            return {"mlflow": mlflow, "pg": pg, "s3": s3}
+from team_stack import dvc_remote_commands, free_stack_ports  # noqa: E402
 
 
 def sh(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
@@ -63,7 +42,7 @@ def main() -> None:
     args = parser.parse_args()
     stack = [sys.executable, str(ROOT / "scripts" / "team_stack.py")]
     with tempfile.TemporaryDirectory(prefix="visionops-server-bench-") as tmp:
-        work, ports = Path(tmp), free_ports()
+        work, ports = Path(tmp), free_stack_ports()
         state = work / ".server"
         port_args = [
             "--mlflow-port",

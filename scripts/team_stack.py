@@ -53,6 +53,30 @@ def weed_ports(s3: int) -> list[int]:
     return http + [p + 10000 for p in http]
 
 
+def is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_stack_ports() -> dict[str, int]:
+    """Random free ports for a whole stack (tests, benchmarks): SeaweedFS needs four in a row
+    and their +10000 gRPC twins."""
+    import random
+
+    while True:
+        s3, mlflow, pg = (
+            random.randrange(20000, 29000, 10),
+            random.randrange(30000, 40000),
+            random.randrange(40000, 50000),
+        )
+        if all(map(is_free, [*weed_ports(s3), mlflow, pg])):
+            return {"mlflow": mlflow, "pg": pg, "s3": s3}
+
+
 def check_free(ports: dict[str, int]) -> None:
     for name, port in ports.items():
         with socket.socket() as probe:

@@ -6,9 +6,7 @@ pulls, recomputes nothing, predicts with the server's champion and retrains agai
 from __future__ import annotations
 
 import json
-import random
 import shutil
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -59,32 +57,13 @@ class Stack:
         )
 
 
-def free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_ports() -> dict[str, int]:
-    """Ports for the stack: SeaweedFS needs s3..s3+3 and their +10000 gRPC twins."""
-    while True:
-        s3, mlflow, pg = (
-            random.randrange(20000, 29000, 10),
-            random.randrange(30000, 40000),
-            random.randrange(40000, 50000),
-        )
-        wanted = [*(s3 + i for i in range(4)), *(s3 + 10000 + i for i in range(4)), mlflow, pg]
-        if all(map(free, wanted)):
-            return {"mlflow": mlflow, "pg": pg, "s3": s3}
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     state = tmp_path_factory.mktemp("stack") / ".server"
-    ports = free_ports()
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from team_stack import free_stack_ports
+
+    ports = free_stack_ports()
     team = Stack(state, ports, {}, {})
     team.start()
     team.secret = json.loads((state / "secrets.json").read_text())
