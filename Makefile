@@ -59,6 +59,8 @@ run: install
 
 # The committed baseline (dvc.lock, curated metrics, plot data) as this code makes it; a test
 # (tests/test_baseline.py) fails when a stage's code or params changed without this.
+# register's metrics depend on the store's champion: refresh from a fresh store (move
+# mlflow.db and mlartifacts/ aside) so the baseline is what a fresh clone's first run makes.
 baseline: install
 	dvc repro
 	@echo "baseline refreshed: git add dvc.lock reports/metrics reports/train_history.csv reports/confusion.csv && git commit"
