@@ -304,6 +304,9 @@ def start_mlflow(state: Path, ports: dict[str, int], secret: dict[str, str]) -> 
         f"database_uri = {db}/mlflow_auth\n"
         f"admin_username = {ADMIN}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        # a PBKDF2 check per request otherwise: MLflow's documented ~3x (stale for <= 60 s after a
+        # password change on other workers)
+        "auth_cache_ttl_seconds = 60\n"
     )
     auth.chmod(0o600)
     env = os.environ | {
