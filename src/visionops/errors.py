@@ -11,3 +11,10 @@ class VisionOpsError(Exception):
 
     def __reduce__(self):  # keeps cause and fix apart across a process pool
         return type(self), (self.cause, self.fix)
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception in one short line for a message: its first line, or its type's name when
+    it says nothing."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visionops.errors import VisionOpsError
+from visionops.errors import VisionOpsError, first_line
 
 BATCH = 64  # images decoded and classified at a time: memory stays flat in the number of files
 DEFAULT_OUT = "predictions.csv"
@@ -119,9 +119,8 @@ def resolve_model(model: str, into: Path) -> Path:
         problem = store_problem(exc, uri)
         if problem is not None:
             raise problem from None
-        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise VisionOpsError(
-            f"MLflow cannot resolve {model}: {first}",
+            f"MLflow cannot resolve {model}: {first_line(exc, 300)}",
             f"check the name and alias/version in the MLflow UI (`make ui`), or MLFLOW_TRACKING_URI ({uri})",
         ) from None
     found = sorted(local.rglob("*.onnx")) if local.is_dir() else [local]

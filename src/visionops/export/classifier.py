@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from visionops.errors import VisionOpsError
+from visionops.errors import VisionOpsError, first_line
 
 TASK_KEYS = ("classes", "image_size", "channels")
 
@@ -34,9 +34,8 @@ class OnnxClassifier:
             )
             self.input = self.session.get_inputs()[0]  # an empty graph has none
         except Exception as exc:  # ORT's InvalidProtobuf, Fail, NoSuchFile, ...; IndexError
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "it has no input"
             raise VisionOpsError(
-                f"{path} is not a loadable ONNX model ({first})",
+                f"{path} is not a loadable ONNX model ({first_line(exc)})",
                 "use models/model.onnx as the export stage wrote it (`dvc repro export`), or a "
                 "model registered by visionops",
             ) from None

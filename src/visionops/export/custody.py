@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from visionops.errors import VisionOpsError
+from visionops.errors import VisionOpsError, first_line
 from visionops.io import file_sha256
 
 REPRODUCE = "re-run `dvc repro`: it re-runs the stale stages, so evaluate, export and register see one model"
@@ -52,8 +52,7 @@ def check_onnx_loads(path: Path) -> None:
     except VisionOpsError as exc:
         raise VisionOpsError(exc.cause, REPRODUCE) from None
     except Exception as exc:  # onnx's ValidationError, protobuf's DecodeError, ORT's InvalidProtobuf, ...
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise VisionOpsError(f"{path} is not a loadable ONNX model ({reason})", REPRODUCE) from None
+        raise VisionOpsError(f"{path} is not a loadable ONNX model ({first_line(exc)})", REPRODUCE) from None
 
 
 def _recorded(report: Report, key: str) -> str:

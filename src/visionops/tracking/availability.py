@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from visionops.config import TrackingParams
-from visionops.errors import VisionOpsError
+from visionops.errors import VisionOpsError, first_line
 
 OUTAGE_MARKERS = (
     "failed with exception",  # connection refused/reset, DNS, ... after MLflow's own retries
@@ -54,15 +54,11 @@ def access_problem(exc: BaseException, uri: str) -> VisionOpsError | None:
         )
     if "PERMISSION_DENIED" in codes or "error code 403" in text:
         return VisionOpsError(
-            f"the MLflow server {uri} does not allow user '{user}' this change (403: {_first_line(exc)})",
+            f"the MLflow server {uri} does not allow user '{user}' this change (403: {first_line(exc)})",
             "ask the server's admin to grant your user EDIT on the experiment and the registered "
             "model (`python scripts/team_stack.py grant USER` on a `make server` stack)",
         )
     return None
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
 
 
 def store_problem(exc: BaseException, uri: str) -> VisionOpsError | None:

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from visionops.errors import first_line
+
 FAILURE_TAG = "visionops.failure"
 
 
@@ -28,8 +30,7 @@ def end_run(record: dict[str, Any], status: str, reason: str) -> None:
         client.set_tag(run_id, FAILURE_TAG, reason[:5000])
         client.set_terminated(run_id, status=status)
     except Exception as exc:  # the store may be what failed
-        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        print(f"warning: could not mark MLflow run {run_id} {status} ({first})", file=sys.stderr)
+        print(f"warning: could not mark MLflow run {run_id} {status} ({first_line(exc)})", file=sys.stderr)
 
 
 def reopen_run(record: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from visionops.config import TrackingParams
-from visionops.errors import VisionOpsError
+from visionops.errors import VisionOpsError, first_line
 from visionops.tracking import journal
 from visionops.tracking.availability import access_problem, apply_http_settings, is_unavailable, store_problem
 from visionops.tracking.runs import configure, experiment_id, project_root, tracking_uri
@@ -66,7 +66,7 @@ def track(
                 f"{refused.fix}, then run `python -m visionops sync`",
             ) from None
         entry = journal.defer(root, stage, record, files, values)
-        reason = str(exc).splitlines()[0][:300]
+        reason = first_line(exc, 300)
         if cfg.on_unavailable == "defer":
             print(
                 f"[{stage}] warning: MLflow at {uri} is unreachable ({reason}); the log is kept in "
