@@ -141,14 +141,11 @@ def file_sha256(path: Path) -> str:
     """sha256 of a file's bytes, read in blocks: what a stage records of the exact file it used."""
     import hashlib
 
-    digest = hashlib.sha256()
     try:
         with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                digest.update(block)
+            return hashlib.file_digest(fh, "sha256").hexdigest()
     except FileNotFoundError:
         raise VisionOpsError(f"{path} is missing", REPRODUCE) from None
-    return digest.hexdigest()
 
 
 def publish_dir(staging: Path, final: Path) -> None:
