@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 WHEELS = ROOT / ".gpu-wheels"
 CIFAR = ROOT.parent / "shared" / "datasets" / "cifar10_jpg.tar.gz"
+SECTIONS = ("throughput", "time_to_94", "ddp", "export_parity", "tensorrt")
 AIRBENCH94_A100_S = 3.83  # airbench94's published time to 94 % on one A100
 
 
@@ -371,8 +372,17 @@ def main() -> None:
         "--cifar", type=Path, default=CIFAR, help="CIFAR-10 JPEG archive (default: ../shared)"
     )
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny sizes on the CPU: proves the kit runs")
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated subset to run (default: all of {', '.join(SECTIONS)})",
+    )
     parser.add_argument("--ddp-worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    chosen = [name.strip() for name in args.sections.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}: choose from {', '.join(SECTIONS)}")
     bootstrap()
     if args.ddp_worker:
         ddp_worker(args.ddp_worker, args.out, args.cpu_smoke)
@@ -393,11 +403,16 @@ def main() -> None:
             "train": len(prepared.train),
             "test": len(prepared.test),
         }
-        section("throughput", report, throughput, prepared, args)
-        section("time_to_94", report, time_to_94, prepared, args)
-        section("ddp", report, ddp, workdir, args)
-        section("export_parity", report, export_parity, prepared, workdir, args)
-        section("tensorrt", report, tensorrt, prepared, workdir, args)
+        calls = {
+            "throughput": (throughput, prepared, args),
+            "time_to_94": (time_to_94, prepared, args),
+            "ddp": (ddp, workdir, args),
+            "export_parity": (export_parity, prepared, workdir, args),
+            "tensorrt": (tensorrt, prepared, workdir, args),
+        }
+        for name in chosen:
+            fn, *fn_args = calls[name]
+            section(name, report, fn, *fn_args)
     (args.out / "report.json").write_text(json.dumps(report, indent=2, default=str))
     (args.out / "report.md").write_text(markdown(report))
     failed = [name for name, result in report.items() if result.get("status") == "failed"]

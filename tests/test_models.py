@@ -4,6 +4,7 @@ import pickle
 
 import pytest
 import torch
+from torch import nn
 
 from visionops.compression.prune import count_macs_params, prune_channels
 from visionops.errors import VisionOpsError
@@ -116,3 +117,13 @@ def test_pretrained_offline_names_the_weights_file_and_the_cache(tmp_path, monke
     text = str(err.value)
     assert "resnet18-f37072fd.pth" in text and str(tmp_path / "hub" / "checkpoints") in text
     assert "model.pretrained: false" in text
+
+
+def test_global_max_pool_matches_adaptive_max_pool():
+    """ResNet-9's pool is `amax` (exports on torch 2.11, where AdaptiveMaxPool2d(1) did not):
+    the same numbers as AdaptiveMaxPool2d(1) + Flatten, so trained checkpoints keep their meaning."""
+    from visionops.models.classifier import GlobalMaxPool
+
+    x = torch.randn(3, 5, 7, 6)
+    expected = nn.Sequential(nn.AdaptiveMaxPool2d(1), nn.Flatten())(x)
+    assert torch.equal(GlobalMaxPool()(x), expected)

@@ -19,6 +19,14 @@ class Classifier(nn.Module):
         return self.head(self.dropout(self.features(x)))
 
 
+class GlobalMaxPool(nn.Module):
+    """Max over height and width to a flat (N, C) vector. `amax` exports as ONNX ReduceMax on
+    every torch exporter; `AdaptiveMaxPool2d(1)` has no ONNX function in torch 2.11's."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.amax(dim=(2, 3))
+
+
 def conv_bn_relu(cin: int, cout: int, pool: bool = False) -> nn.Sequential:
     """3x3 conv (no bias) + BatchNorm + ReLU, optionally followed by 2x2 max-pool."""
     layers = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from visionops.models.classifier import Classifier, conv_bn_relu
+from visionops.models.classifier import Classifier, GlobalMaxPool, conv_bn_relu
 
 
 class Residual(nn.Module):
@@ -29,7 +29,6 @@ def resnet9(in_channels: int, num_classes: int, width: int = 64, dropout: float 
         conv_bn_relu(2 * w, 4 * w, pool=True),
         conv_bn_relu(4 * w, 8 * w, pool=True),
         Residual(8 * w),
-        nn.AdaptiveMaxPool2d(1),
-        nn.Flatten(),
+        GlobalMaxPool(),
     )
     return Classifier(features, 8 * w, num_classes, dropout)
