@@ -71,6 +71,7 @@ test: install-test lint
 lint: install-test
 	ruff check $(LINT)
 	ruff format --check $(LINT)
+	lint-imports --no-cache
 
 format: install-test
 	ruff format $(LINT)

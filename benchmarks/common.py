@@ -47,14 +47,13 @@ def write_images(root: Path, cifar: Path | None, per_class: int) -> dict:
 def prepare_folders(images: Path, out: Path, size: int, channels: int):
     """Decode every image once, resized to size x size, into a prepared dataset written by the
     augment stage's own code (memory-mapped .npy files); returns it opened."""
-    import json
-
     import pandas as pd
 
     from visionops.augment.pack import PackSpec
     from visionops.augment.prepare import write_prepared
+    from visionops.data.decode import RESIZE_METHOD
     from visionops.data.layout import iter_images
-    from visionops.data.prepared import open_prepared
+    from visionops.data.prepared import PreparedMeta, open_prepared, write_meta
 
     files = list(iter_images(images))
     classes = sorted({label for _, label, _ in files})
@@ -63,6 +62,14 @@ def prepare_folders(images: Path, out: Path, size: int, channels: int):
     ]
     table = pd.DataFrame(rows, columns=["split", "path", "label"])
     written = write_prepared(out, table, images, PackSpec(size, channels), chunk_mb=32, progress=False)
-    meta = {"classes": classes, "image_size": size, "channels": channels, "input": "float32 NCHW"}
-    (out / "meta.json").write_text(json.dumps(meta | written))
+    meta = PreparedMeta(
+        classes=classes,
+        image_size=size,
+        channels=channels,
+        resize=RESIZE_METHOD,
+        copies=0,
+        source="benchmark",
+        **written,
+    )
+    write_meta(out, meta)
     return open_prepared(out)

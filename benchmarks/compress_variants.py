@@ -9,7 +9,6 @@ met or missed; nothing is asserted. Usage:
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
@@ -39,9 +38,7 @@ TARGETS = [  # (description, variant, check)
 def main() -> None:
     import torch
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
-    from compress import Outputs, build_and_measure  # the compress stage's own orchestration
-
+    from visionops.compression.build import Outputs, build_and_measure  # the compress stage's own work
     from visionops.compression.report import markdown_table
     from visionops.config import CompressParams, TrainParams
     from visionops.data.loader import ImageBatches
@@ -69,7 +66,7 @@ def main() -> None:
         root = Path(tmp)
         info = write_images(root / "images", args.cifar, args.per_class)
         prepared = prepare_folders(root / "images", root / "prepared", info["size"], info["channels"])
-        meta, mean, std = prepared.meta, prepared.meta["mean"], prepared.meta["std"]
+        meta, mean, std = prepared.meta.model_meta(), prepared.meta.mean, prepared.meta.std
         n = len(prepared.train)
 
         spec = {

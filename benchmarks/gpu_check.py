@@ -127,7 +127,7 @@ def batches(prepared, split: str, setup, resident: bool):
     from visionops.data.loader import ImageBatches
 
     data = getattr(prepared, split)
-    mean, std = prepared.meta["mean"], prepared.meta["std"]
+    mean, std = prepared.meta.mean, prepared.meta.std
     return ImageBatches(data.x, data.y, mean, std, setup.device, resident=resident)
 
 
@@ -136,9 +136,9 @@ def build(model_cfg: dict, prepared) -> object:
 
     spec = {
         "arch": model_cfg["arch"],
-        "in_channels": prepared.meta["channels"],
+        "in_channels": prepared.meta.channels,
         "num_classes": len(prepared.classes),
-        "image_size": prepared.meta["image_size"],
+        "image_size": prepared.meta.image_size,
         "width": model_cfg["width"],
         "dropout": model_cfg.get("dropout", 0.0),
     }
@@ -275,7 +275,6 @@ def export_parity(prepared, workdir: Path, args) -> dict:
     import numpy as np
     import torch
 
-    from visionops.data.decode import RESIZE_METHOD
     from visionops.data.prepared import to_model_input
     from visionops.export.deployable import Deployable, onnx_metadata
     from visionops.export.onnx_export import convert_fp16, export_onnx
@@ -285,18 +284,18 @@ def export_parity(prepared, workdir: Path, args) -> dict:
     torch.manual_seed(0)
     model = build(model_cfg, prepared).eval()
     images = np.ascontiguousarray(prepared.test.x[:128])
-    inputs = to_model_input(images, prepared.meta)
+    inputs = to_model_input(images, prepared.meta.model_meta())
     device = "cpu" if args.cpu_smoke else "cuda"
     with torch.inference_mode():
         reference = model.to(device)(torch.from_numpy(inputs).to(device)).float().cpu().numpy()
     fp32, fp16 = workdir / "model.onnx", workdir / "model_fp16.onnx"
-    deployable = Deployable(model.cpu(), prepared.meta["mean"], prepared.meta["std"])
+    deployable = Deployable(model.cpu(), prepared.meta.mean, prepared.meta.std)
     export_onnx(
         deployable,
         torch.from_numpy(images[:2]),
         fp32,
         20,
-        onnx_metadata(prepared.meta, RESIZE_METHOD),
+        onnx_metadata(prepared.meta.model_meta(), prepared.meta.resize),
     )
     convert_fp16(fp32, fp16)
     threads = torch.get_num_threads()
@@ -335,7 +334,10 @@ def tensorrt(prepared, workdir: Path, args) -> dict:
     )
     with torch.inference_mode():
         reference = (
-            model(torch.from_numpy(to_model_input(images, prepared.meta)).cuda()).float().cpu().numpy()
+            model(torch.from_numpy(to_model_input(images, prepared.meta.model_meta())).cuda())
+            .float()
+            .cpu()
+            .numpy()
         )
     logits = trt_builder.run_engine(trt, plan, pixels).float().cpu().numpy()
     latency = median_latency_ms(lambda: trt_builder.run_engine(trt, plan, pixels[:1]), 30)

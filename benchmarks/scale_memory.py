@@ -151,7 +151,7 @@ def data_path_ratios(repo: Path) -> dict:
     for _ in range(ROUNDS):  # alternated, best of each: 2 shared cores make single runs noisy
         for name, (images, resident) in sources.items():
             batches = ImageBatches(
-                images, data.train.y, data.meta["mean"], data.meta["std"], setup.device, resident=resident
+                images, data.train.y, data.meta.mean, data.meta.std, setup.device, resident=resident
             )
             torch.manual_seed(0)
             model = create_model({"arch": "simple_cnn", "in_channels": 3, "num_classes": 10, "width": 16})

@@ -109,7 +109,7 @@ def ours(root: str, info: dict, epochs: int) -> dict:
     decode_start = time.perf_counter()
     data = prepare_folders(Path(root), Path(root) / "prepared", info["size"], info["channels"])
     decode = time.perf_counter() - decode_start
-    mean, std = data.meta["mean"], data.meta["std"]
+    mean, std = data.meta.mean, data.meta.std
     setup = resolve_device("auto")
     resident = choose_resident(data.train.x.nbytes, setup.device, 2048)  # what the train stage picks
     train = ImageBatches(data.train.x, data.train.y, mean, std, setup.device, resident=resident)

@@ -5,14 +5,8 @@ plus a preview grid in reports/augment_preview.png. The previous data/prepared s
 until the new one is complete. Reads params: augment.
 """
 
-from pathlib import Path
-
+from visionops.paths import AUGMENT_PREVIEW, PREPARED, RAW, VALIDATED
 from visionops.stage import run_stage
-
-RAW = Path("data/raw")
-VALIDATED = Path("data/validated")
-PREPARED = Path("data/prepared")
-PREVIEW = Path("reports/augment_preview.png")
 
 
 def main(args) -> None:
@@ -24,7 +18,7 @@ def main(args) -> None:
     from visionops.augment.preview import preview_rows, save_preview
     from visionops.config import dump, load_params
     from visionops.data.decode import RESIZE_METHOD
-    from visionops.data.prepared import open_prepared
+    from visionops.data.prepared import PreparedMeta, open_prepared, write_meta
     from visionops.io import publish_dir, read_csv, read_json, staging_dir_for, write_json
 
     params = load_params(args.params, "augment")
@@ -40,25 +34,25 @@ def main(args) -> None:
     staging = staging_dir_for(PREPARED)
     try:
         written = write_prepared(staging, files, RAW, spec, cfg.chunk_mb, cfg.workers)
-        meta = {
-            "classes": classes,
-            "image_size": cfg.image_size,
-            "channels": cfg.channels,
-            "resize": RESIZE_METHOD,
+        meta = PreparedMeta(
+            classes=classes,
+            image_size=cfg.image_size,
+            channels=cfg.channels,
+            resize=RESIZE_METHOD,
             **written,
-            "copies": cfg.copies,
-            "source": upstream["source"]["source"],
-            "params": upstream["params"] | dump(params),
-        }
-        write_json(staging / "meta.json", meta)
+            copies=cfg.copies,
+            source=upstream["source"]["source"],
+            params=upstream["params"] | dump(params),
+        )
+        write_meta(staging, meta)
         write_json(staging / "policy.json", policy)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # the previous data/prepared stays as it was
         raise
     publish_dir(staging, PREPARED)
     prepared = open_prepared(PREPARED)
-    save_preview(*preview_rows(prepared.train, classes, cfg.preview_images), PREVIEW)
-    print(f"augment: {meta['counts']} images at {cfg.image_size}px x{cfg.channels}ch -> {PREPARED}")
+    save_preview(*preview_rows(prepared.train, classes, cfg.preview_images), AUGMENT_PREVIEW)
+    print(f"augment: {meta.counts} images at {cfg.image_size}px x{cfg.channels}ch -> {PREPARED}")
 
 
 if __name__ == "__main__":

@@ -5,11 +5,9 @@ download never leaves a half-written data/raw. Reads params: data.
 """
 
 import shutil
-from pathlib import Path
 
+from visionops.paths import RAW
 from visionops.stage import run_stage
-
-RAW = Path("data/raw")
 
 
 def main(args) -> None:

@@ -7,21 +7,20 @@ train originals too (out-of-fold probabilities of a cheap model): label_issues_t
 Logs them to the model's MLflow run. Reads params: evaluate.
 """
 
-from pathlib import Path
-
+from visionops.paths import (
+    CONFUSION_PNG,
+    EVAL_METRICS,
+    EVAL_REPORT,
+    LABEL_ISSUES,
+    LABEL_ISSUES_PNG,
+    LABEL_ISSUES_TRAIN,
+    MODEL,
+    PER_CLASS,
+    PREDICTIONS,
+    PREPARED,
+    RUN,
+)
 from visionops.stage import run_stage
-
-PREPARED = Path("data/prepared")
-MODEL = Path("models/model.pt")
-RUN = Path("models/run.json")
-REPORT = Path("reports/eval.json")
-METRICS = Path("reports/metrics/evaluate.json")
-PER_CLASS = Path("reports/per_class.csv")
-CONFUSION_CSV = Path("reports/confusion.csv")
-CONFUSION_PNG = Path("reports/confusion_matrix.png")
-LABEL_ISSUES_CSV = Path("reports/label_issues.csv")
-LABEL_ISSUES_PNG = Path("reports/label_issues.png")
-LABEL_ISSUES_TRAIN = Path("reports/label_issues_train.csv")  # evaluate.train_label_issues
 
 
 def main(args) -> None:
@@ -31,7 +30,7 @@ def main(args) -> None:
     from visionops.data.loader import ImageBatches
     from visionops.data.prepared import open_prepared
     from visionops.device import resolve_device
-    from visionops.evaluation.metrics import classification_metrics, softmax
+    from visionops.evaluation.metrics import classification_metrics
     from visionops.evaluation.plots import plot_confusion_matrix, plot_label_issues
     from visionops.inference import predict_logits
     from visionops.io import file_sha256, read_json, write_csv, write_json, write_metrics
@@ -45,9 +44,9 @@ def main(args) -> None:
     setup = resolve_device("auto", amp=False, channels_last=False)
     model, _ = load_model(MODEL, setup.device)
     test = ImageBatches(
-        data.test.x, data.test.y, data.meta["mean"], data.meta["std"], setup.device
+        data.test.x, data.test.y, data.meta.mean, data.meta.std, setup.device
     )  # one pass: streamed
-    probs = softmax(predict_logits(model, test, cfg.batch_size, setup).cpu().numpy())
+    probs = predict_logits(model, test, cfg.batch_size, setup).softmax(1).cpu().numpy()
     y_true = data.test.y
     result = classification_metrics(y_true, probs, data.classes, cfg.calibration_bins)
 
@@ -59,19 +58,17 @@ def main(args) -> None:
         {"train_label_issues": len(train_issues)} if cfg.train_label_issues else {}
     )
     write_metrics(
-        METRICS,
-        {k: headline[k] for k in ("accuracy", "f1_macro", "ece")}
-        | {"precision": headline["precision_macro"], "recall": headline["recall_macro"]}
-        | counts,
+        EVAL_METRICS,
+        {k: headline[k] for k in ("accuracy", "f1_macro", "ece")} | counts,  # precision/recall: MLflow
     )
     write_csv(PER_CLASS, pd.DataFrame(result["per_class"]))
     names = pd.Series(data.classes)
     predicted = pd.DataFrame({"actual": names[y_true].values, "predicted": names[probs.argmax(1)].values})
-    write_csv(CONFUSION_CSV, predicted)
-    custody = {"model_sha256": file_sha256(MODEL), "predictions_sha256": file_sha256(CONFUSION_CSV)}
-    write_json(REPORT, headline | counts | judge | custody)  # which model, which predictions
+    write_csv(PREDICTIONS, predicted)
+    custody = {"model_sha256": file_sha256(MODEL), "predictions_sha256": file_sha256(PREDICTIONS)}
+    write_json(EVAL_REPORT, headline | counts | judge | custody)  # which model, which predictions
     plot_confusion_matrix(result["confusion_matrix"], data.classes, CONFUSION_PNG)
-    write_csv(LABEL_ISSUES_CSV, issues)
+    write_csv(LABEL_ISSUES, issues)
     write_csv(LABEL_ISSUES_TRAIN, train_issues)
     plot_label_issues(data.test.x, issues, LABEL_ISSUES_PNG)
 
@@ -87,8 +84,8 @@ def main(args) -> None:
     files = {
         "per_class": PER_CLASS,
         "confusion": CONFUSION_PNG,
-        "report": REPORT,
-        "issues": LABEL_ISSUES_CSV,
+        "report": EVAL_REPORT,
+        "issues": LABEL_ISSUES,
         "issues_grid": LABEL_ISSUES_PNG,
         "train_issues": LABEL_ISSUES_TRAIN,
     }
@@ -96,7 +93,7 @@ def main(args) -> None:
     print(
         f"evaluate: accuracy {headline['accuracy']:.4f}, f1_macro {headline['f1_macro']:.4f}, "
         f"ECE {headline['ece']:.4f} on {headline['n_test']} test images; {len(issues)} likely label "
-        f"error(s) -> {LABEL_ISSUES_CSV}"
+        f"error(s) -> {LABEL_ISSUES}"
     )
     if judge:  # the train suspects are only as good as the cheap model that found them
         print(

@@ -5,22 +5,21 @@ numeric parity vs PyTorch on real test images (a mismatch fails the stage), late
 TensorRT engine where TensorRT and CUDA exist (models/model.engine + .json recording the
 TensorRT version and GPU; int8 from compress's Q/DQ ONNX; otherwise an explicit `skipped`
 record).
-Writes reports/export.json and reports/metrics/export.json (the metric). Reads params: export.
+Writes reports/export.json (parity and latency: MLflow compares them; they are not DVC metrics,
+which hold what an experiment changes). Reads params: export.
 """
 
-from pathlib import Path
-
+from visionops.paths import (
+    ENGINE,
+    EXPORT_REPORT,
+    MODEL,
+    ONNX,
+    ONNX_FP16,
+    PREPARED,
+    PRUNED_INT8_TENSORRT,
+    RUN,
+)
 from visionops.stage import run_stage
-
-PREPARED = Path("data/prepared")
-MODEL = Path("models/model.pt")
-RUN = Path("models/run.json")
-ONNX = Path("models/model.onnx")
-ONNX_FP16 = Path("models/model_fp16.onnx")
-ENGINE = Path("models/model.engine")
-INT8_QDQ = Path("models/pruned_int8_tensorrt.onnx")  # compress stage: source of an int8 engine
-REPORT = Path("reports/export.json")
-METRICS = Path("reports/metrics/export.json")
 
 
 def main(args) -> None:
@@ -31,7 +30,7 @@ def main(args) -> None:
     from visionops.data.prepared import open_prepared, read_rows
     from visionops.errors import VisionOpsError
     from visionops.export.checks import export_and_check
-    from visionops.io import file_sha256, read_json, write_json, write_metrics
+    from visionops.io import file_sha256, read_json, write_json
     from visionops.models.serialize import load_model
     from visionops.tracking.track import track
 
@@ -42,18 +41,19 @@ def main(args) -> None:
     data = open_prepared(PREPARED)
     images = read_rows(data.test.x, np.arange(min(cfg.parity_images, len(data.test))))
     report = export_and_check(
-        model, payload["meta"], images, ONNX, ONNX_FP16, ENGINE, cfg, data.meta["resize"], INT8_QDQ
+        model,
+        payload["meta"],
+        images,
+        ONNX,
+        ONNX_FP16,
+        ENGINE,
+        cfg,
+        data.meta.resize,
+        PRUNED_INT8_TENSORRT,
     )
     report |= {"model_sha256": file_sha256(MODEL), "onnx_sha256": file_sha256(ONNX)}  # what register checks
-    write_json(REPORT, report)
+    write_json(EXPORT_REPORT, report)
     par, trt = report["parity"], report["tensorrt"]
-    write_metrics(  # parity as the share of its tolerance used: 3e-6 would print as 0.0 in `dvc metrics`
-        METRICS,
-        {
-            "onnx_parity_used": par["max_abs_diff"] / par["atol"],
-            "onnx_ms": report["latency_b1_ms"]["onnxruntime"],
-        },
-    )
     values = {
         "params": flatten(dump({"export": cfg})),
         "metrics": {
@@ -64,7 +64,7 @@ def main(args) -> None:
         "tags": {"export.parity": str(par["passed"]).lower(), "export.tensorrt": trt["status"]},
         "artifact_dirs": {"report": "export"},
     }
-    track("export", run, {"report": REPORT}, values, params["tracking"])
+    track("export", run, {"report": EXPORT_REPORT}, values, params["tracking"])
     print(
         f"export: {ONNX} parity max|diff| {par['max_abs_diff']:.2e} (atol {par['atol']}), "
         f"top-1 agreement {par['top1_agreement']:.4f}; TensorRT: {trt['status']}"

@@ -12,16 +12,10 @@ reports/train_history.csv (plot) and reports/train_curves.png. Reads params: mod
 
 from pathlib import Path
 
+from visionops import paths
+from visionops.paths import CHECKPOINT, MODEL, PREPARED
 from visionops.stage import run_stage
 
-PREPARED = Path("data/prepared")
-MODEL = Path("models/model.pt")
-RUN = Path("models/run.json")
-CHECKPOINT = Path("models/checkpoints/last.pt")  # not a DVC out: DVC would delete it before a re-run
-REPORT = Path("reports/train.json")
-METRICS = Path("reports/metrics/train.json")
-HISTORY = Path("reports/train_history.csv")
-CURVES = Path("reports/train_curves.png")
 DATASET_SAMPLE = 64  # training images logged with the dataset input (schema and a look)
 
 
@@ -83,7 +77,7 @@ def _datasets(data, cfg, setup):
     train, meta = data.train, data.meta
     resident = choose_resident(train.x.nbytes, setup.device, cfg.device_memory_budget_mb)
     return tuple(
-        ImageBatches(train.x, train.y, meta["mean"], meta["std"], setup.device, rows, resident)
+        ImageBatches(train.x, train.y, meta.mean, meta.std, setup.device, rows, resident)
         for rows in train_val_split(train, cfg.val_fraction, cfg.seed)
     )
 
@@ -92,9 +86,9 @@ def _model_spec(model_cfg, meta) -> dict:
     """The JSON-able recipe `create_model` builds the network from (also saved with it)."""
     return {
         "arch": model_cfg.arch,
-        "in_channels": meta["channels"],
-        "num_classes": len(meta["classes"]),
-        "image_size": meta["image_size"],
+        "in_channels": meta.channels,
+        "num_classes": len(meta.classes),
+        "image_size": meta.image_size,
         "width": model_cfg.width,
         "dropout": model_cfg.dropout,
         "pretrained": model_cfg.pretrained,
@@ -147,12 +141,11 @@ def _write_outputs(model, spec, data, history, record, setup, data_path: str) ->
     from visionops.io import file_sha256, write_csv, write_json, write_metrics
     from visionops.models.serialize import save_model
 
-    meta = data.meta
-    model_meta = {k: meta[k] for k in ("classes", "image_size", "channels", "mean", "std")}
+    model_meta = data.meta.model_meta()
     model_meta |= {"input": "float32 NCHW, (pixel/255 - mean) / std"}  # no run id: same inputs, same bytes
     save_model(MODEL, model.cpu(), spec, model_meta)
-    write_csv(HISTORY, pd.DataFrame(history))
-    plot_history(history, CURVES)
+    write_csv(paths.TRAIN_HISTORY, pd.DataFrame(history))
+    plot_history(history, paths.TRAIN_CURVES)
     val = [r["val_accuracy"] for r in history if "val_accuracy" in r]
     summary = {
         "epochs": len(history),
@@ -164,16 +157,10 @@ def _write_outputs(model, spec, data, history, record, setup, data_path: str) ->
         "device": setup.name,
         "data_path": data_path,
     }
-    write_json(REPORT, summary)
-    write_metrics(
-        METRICS,
-        {
-            "best_val_acc": summary.get("best_val_accuracy"),
-            "train_s": summary["seconds"],
-            "train_img_s": summary["images_per_s"],
-        },
-    )
-    write_json(RUN, record | {"model_sha256": file_sha256(MODEL)})  # the chain of custody starts here
+    write_json(paths.TRAIN_REPORT, summary)
+    # the metric worth comparing across experiments; timings stay in train.json and MLflow
+    write_metrics(paths.TRAIN_METRICS, {"best_val_acc": summary.get("best_val_accuracy")})
+    write_json(paths.RUN, record | {"model_sha256": file_sha256(MODEL)})  # the chain of custody starts here
     CHECKPOINT.unlink(missing_ok=True)  # done: a forced re-run trains from scratch
     return summary
 
@@ -195,7 +182,7 @@ def _track(params, data, data_id, summary, record, setup) -> None:
         "torch": torch.__version__,
         "cuda": str(torch.version.cuda),
         "dataset.fingerprint": data_id,
-        "dataset.source": meta["source"],
+        "dataset.source": meta.source,
         "data.path": summary["data_path"],
     }
     metrics = {"train_seconds": summary["seconds"]}
@@ -203,39 +190,40 @@ def _track(params, data, data_id, summary, record, setup) -> None:
         metrics["best_val_accuracy"] = summary["best_val_accuracy"]
     cfg = params["train"]
     with tempfile.TemporaryDirectory(prefix="visionops-train-log-") as tmp:
-        files = {"history": HISTORY, "curves": CURVES}
-        files |= _model_and_sample(data, cfg.val_fraction, cfg.seed, Path(tmp))
+        sample, rows = _model_and_sample(data, cfg.val_fraction, cfg.seed, Path(tmp))
+        files = {"history": paths.TRAIN_HISTORY, "curves": paths.TRAIN_CURVES} | sample
         values = {
-            "params": flatten(meta["params"] | dump(params)),
+            "params": flatten(meta.params | dump(params)),
             "tags": tags | git_tags(project_root(), "dvc: pipeline/train.py") | lineage_tags(dump(params)),
             "metrics": metrics,
             "dataset": {
-                "name": f"{meta['source']}-prepared",
+                "name": f"{meta.source}-prepared",
                 "digest": data_id,
                 "source": str(PREPARED),
-                "rows": files.pop("rows"),
+                "rows": rows,
             },
         }
         track("train", record, files, values, params["tracking"])
 
 
-def _model_and_sample(data, val_fraction: float, seed: int, into: Path) -> dict:
+def _model_and_sample(data, val_fraction: float, seed: int, into: Path) -> tuple[dict, int]:
     """models/model.pt as a torch.export program, and DATASET_SAMPLE training images with
-    their labels and a model input example (.npz), written into `into`."""
+    their labels and a model input example (.npz), written into `into`; and how many rows
+    the training part has."""
     import numpy as np
     import torch
 
     from visionops.data.prepared import to_model_input, train_val_split
     from visionops.models.serialize import load_model, save_program
 
-    example = to_model_input(data.test.x[:4], data.meta)
+    example = to_model_input(data.test.x[:4], data.meta.model_meta())
     model, _ = load_model(MODEL)
     save_program(model, torch.from_numpy(example), into / "model.pt2")
     rows, _ = train_val_split(data.train, val_fraction, seed)
     sample = rows[:DATASET_SAMPLE]  # the digest identifies the whole data; the pixels stay in DVC
     images, labels = np.asarray(data.train.x[sample]), data.train.y[sample]
     np.savez(into / "dataset_sample.npz", images=images, labels=labels, example=example)
-    return {"program": into / "model.pt2", "dataset_sample": into / "dataset_sample.npz", "rows": len(rows)}
+    return {"program": into / "model.pt2", "dataset_sample": into / "dataset_sample.npz"}, len(rows)
 
 
 def _relaunch_under_torchrun(command: list[str]) -> None:

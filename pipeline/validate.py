@@ -11,13 +11,18 @@ Reads params: validate.
 
 from pathlib import Path
 
+from visionops.paths import (
+    MANIFEST_CACHE,
+    RAW,
+    VALIDATE_METRICS,
+    VALIDATED,
+    VALIDATION_DOCS,
+    VALIDATION_GALLERY,
+    VALIDATION_QUARANTINE,
+    VALIDATION_RESULTS,
+    VALIDATION_SUMMARY,
+)
 from visionops.stage import run_stage
-
-RAW = Path("data/raw")
-VALIDATED = Path("data/validated")
-REPORTS = Path("reports/validation")
-METRICS = Path("reports/metrics/validate.json")  # the numbers `dvc metrics` compares
-CACHE = Path(".visionops/cache/manifest.json")  # image descriptions by file content (git-ignored)
 
 
 def main(args) -> None:
@@ -43,8 +48,8 @@ def main(args) -> None:
     source = read_json(RAW / "source.json")
     classes = source["classes"]
     with tempfile.TemporaryDirectory(prefix="visionops-gx-") as workdir:
-        outcome = validate_dataset(RAW, params["validate"], classes, Path(workdir), cache=CACHE)
-        docs = copy_data_docs(outcome.data_docs, REPORTS / "data_docs")
+        outcome = validate_dataset(RAW, params["validate"], classes, Path(workdir), cache=MANIFEST_CACHE)
+        docs = copy_data_docs(outcome.data_docs, VALIDATION_DOCS)
     results, manifest = outcome.results, outcome.manifest
     summary = summarize(results, manifest) | {"quarantined": len(outcome.quarantine)}
     staging = staging_dir_for(VALIDATED)
@@ -59,27 +64,27 @@ def main(args) -> None:
         },
     )
     publish_dir(staging, VALIDATED)
-    write_csv(REPORTS / "quarantine.csv", outcome.quarantine)
+    write_csv(VALIDATION_QUARANTINE, outcome.quarantine)
     write_json(
-        REPORTS / "results.json", {"checks": check_details(results), "great_expectations": outcome.gx_results}
+        VALIDATION_RESULTS, {"checks": check_details(results), "great_expectations": outcome.gx_results}
     )
-    write_json(REPORTS / "summary.json", summary)
-    write_gallery(outcome.manifest, RAW, REPORTS / "gallery.html")
+    write_json(VALIDATION_SUMMARY, summary)
+    write_gallery(outcome.manifest, RAW, VALIDATION_GALLERY)
     failed = summary["failed"]
-    write_metrics(METRICS, {"data_critical": failed["critical"], "data_warnings": failed["warning"]})
+    write_metrics(VALIDATE_METRICS, {"data_critical": failed["critical"], "data_warnings": failed["warning"]})
     print(
         f"validate: {summary['rows']} images, {summary['checks']} checks, failed {failed}; "
-        f"Data Docs: {docs}; flagged images: {REPORTS / 'gallery.html'}"
+        f"Data Docs: {docs}; flagged images: {VALIDATION_GALLERY}"
     )
     if len(outcome.quarantine):
-        print(f"validate: quarantined {len(outcome.quarantine)} file(s), listed in {REPORTS}/quarantine.csv")
+        print(f"validate: quarantined {len(outcome.quarantine)} file(s), listed in {VALIDATION_QUARANTINE}")
     for severity in ("warning", "info"):
         if message := failure_message(results, severity):
             print(f"validate: {severity}s:\n{message}")
     if not summary["success"]:
         raise VisionOpsError(
             f"{failed['critical']} critical data check(s) failed:\n{failure_message(results)}",
-            f"fix the data as listed above; full results in {REPORTS}/results.json and {docs}",
+            f"fix the data as listed above; full results in {VALIDATION_RESULTS} and {docs}",
         )
 
 

@@ -70,6 +70,14 @@ def trained(digits_arrays):
 
 
 @pytest.fixture(scope="session")
+def prepared_digits(tmp_path_factory):
+    """The digits' prepared data (16 px, 1 channel, one augmented copy) in a folder."""
+    from digits_data import write_prepared_digits
+
+    return write_prepared_digits(tmp_path_factory.mktemp("raw"), tmp_path_factory.mktemp("prepared"))
+
+
+@pytest.fixture(scope="session")
 def pipeline_template(tmp_path_factory):
     """(repo, result) of the session's one `dvc repro` (small params) on a project copy.
     e2e modules clone it (`e2e.clone_repo`); nothing may change the template itself."""

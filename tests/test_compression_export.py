@@ -231,3 +231,45 @@ def test_predict_falls_back_to_onnx_runtime_and_says_why(trained, digits_arrays,
     trt.write_engine(b"plan", record | {"stands_for_sha256": "0" * 64}, tmp_path / "model.engine")
     assert isinstance(open_model(onnx_path), OnnxClassifier)
     assert "was built from another model" in capsys.readouterr().err
+
+
+def test_build_and_measure_writes_every_variant_and_reports_them(prepared_digits, tmp_path):
+    """The compress stage's work as a library call: the three model files are written, every
+    variant is measured on the test split, and the summary's numbers are the variants' own."""
+    from visionops.compression.build import Outputs, build_and_measure
+    from visionops.config import CompressParams, TrainParams
+    from visionops.data.loader import ImageBatches
+    from visionops.data.prepared import open_prepared
+    from visionops.device import resolve_device
+    from visionops.models.serialize import save_model
+    from visionops.models.zoo import create_model
+    from visionops.training.loop import fit
+
+    data = open_prepared(prepared_digits)
+    meta = data.meta.model_meta()
+    spec = {"arch": "simple_cnn", "in_channels": 1, "num_classes": 10, "width": 16, "dropout": 0.0}
+    torch.manual_seed(0)
+    model = create_model(spec)
+    train_cfg = TrainParams(epochs=2, lr=0.01, crop_padding=0, val_fraction=0.0)
+    setup = resolve_device("cpu")
+    fit(model, ImageBatches(data.train.x, data.train.y, meta["mean"], meta["std"], setup.device), None,
+        train_cfg, setup, progress=False)  # fmt: skip
+    save_model(tmp_path / "model.pt", model, spec, meta)
+    out = Outputs(tmp_path / "pruned.pt", tmp_path / "pruned_int8.onnx", tmp_path / "pruned_int8_trt.onnx")
+    cfg = CompressParams(finetune_epochs=1, calibration_images=64, latency_batch_size=16, latency_repeats=2)
+    report = build_and_measure(tmp_path / "model.pt", prepared_digits, out, cfg, train_cfg, tmp_path / "work")
+
+    assert all(path.is_file() and path.stat().st_size > 0 for path in out)
+    rows = {row["variant"]: row for row in report["variants"]}
+    assert set(rows) == {
+        "fp32_eager",
+        "fp32_onnxruntime",
+        "int8_onnxruntime",
+        "pruned_eager",
+        "pruned_int8_onnxruntime",
+    }
+    assert rows["fp32_eager"]["accuracy"] > 0.8  # a real model, really scored
+    assert report["summary"]["int8_acc"] == rows["int8_onnxruntime"]["accuracy"]
+    assert report["summary"]["pruned_int8_acc"] == rows["pruned_int8_onnxruntime"]["accuracy"]
+    assert report["summary"]["pruned_macs_fewer"] > 1.5  # pruning ratio 0.5 per layer
+    assert 0 < report["pruned_int8_tensorrt_form_accuracy"] <= 1

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from visionops.evaluation.metrics import classification_metrics, expected_calibration_error, softmax
+from visionops.evaluation.metrics import classification_metrics, expected_calibration_error
 from visionops.evaluation.plots import plot_confusion_matrix, plot_history
+from visionops.export.classifier import softmax
 
 
 def test_metrics_on_a_known_confusion():

@@ -121,7 +121,7 @@ def test_one_mlflow_run_holds_the_whole_story(repo, first_repro):
     assert any(a.endswith("model.onnx") for a in artifacts)
     assert any(a.endswith("pipeline/params.yaml") for a in artifacts)
     assert any(a.endswith("pipeline/dvc.lock") for a in artifacts)
-    assert {"host", "params.hash", "dvc.data_version", "dataset.fingerprint"} <= set(tags)
+    assert {"host", "params.hash", "dataset.fingerprint"} <= set(tags)
     assert {name for (name,) in mlflow_rows(repo, "select name from logged_models")} == {
         "pytorch_model",
         "model",

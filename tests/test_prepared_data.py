@@ -13,25 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from digits_data import POLICY, digit_files
 
 from visionops.augment.pack import PackSpec, pack_images, pixel_sums
-from visionops.augment.prepare import write_prepared
-from visionops.config import AugmentStep
 from visionops.data.loader import ImageBatches, choose_resident
 from visionops.data.prepared import ArrayWriter, open_prepared, train_val_split
 from visionops.errors import VisionOpsError
-
-POLICY = (AugmentStep(name="Affine", params={"rotate": [-15, 15], "p": 1.0}),)
-
-
-def digit_files(raw: Path, per_class: int | None = None) -> pd.DataFrame:
-    """(split, path, label) rows of the digits class folders, as the augment stage reads them."""
-    rows = []
-    for split in ("train", "test"):
-        for label in range(10):
-            paths = sorted((raw / split / str(label)).iterdir())[:per_class]
-            rows += [(split, p.relative_to(raw).as_posix(), label) for p in paths]
-    return pd.DataFrame(rows, columns=["split", "path", "label"])
 
 
 def packed(raw: Path, spec: PackSpec, chunk_mb: float, workers: int) -> np.ndarray:
@@ -80,20 +67,6 @@ def test_exact_mean_and_std_from_chunk_sums():
     assert np.allclose(mean, scaled.mean(0), atol=1e-6) and np.allclose(std, scaled.std(0), atol=1e-6)
 
 
-@pytest.fixture(scope="module")
-def prepared_digits(tmp_path_factory):
-    from visionops.config import DataParams
-    from visionops.data.sources import materialize
-
-    raw = tmp_path_factory.mktemp("raw")
-    materialize(DataParams(), raw, progress=False)
-    root = tmp_path_factory.mktemp("prepared")
-    spec = PackSpec(image_size=16, channels=1, copies=1, seed=0, steps=POLICY)
-    written = write_prepared(root, digit_files(raw), raw, spec, chunk_mb=0.5, workers=1, progress=False)
-    (root / "meta.json").write_text(json.dumps({"classes": [str(i) for i in range(10)], **written}))
-    return root
-
-
 def test_rows_are_read_without_mapping_and_equal_indexing(prepared_digits):
     from visionops.data.prepared import read_rows
 
@@ -112,7 +85,7 @@ def test_write_prepared_layout_and_files_list(prepared_digits):
     files = pd.read_csv(prepared_digits / "files.csv")
     test = files[files["split"] == "test"]
     assert test["index"].tolist() == list(range(360)) and (test["label"].to_numpy() == data.test.y).all()
-    assert data.meta["counts"] == {"train": 2874, "test": 360} and len(data.meta["mean"]) == 1
+    assert data.meta.counts == {"train": 2874, "test": 360} and len(data.meta.mean) == 1
 
 
 def test_an_old_format_or_missing_prepared_data_says_what_to_run(tmp_path, prepared_digits):
@@ -120,6 +93,22 @@ def test_an_old_format_or_missing_prepared_data_says_what_to_run(tmp_path, prepa
         open_prepared(tmp_path)
     (tmp_path / "meta.json").write_text('{"classes": ["a"]}')
     with pytest.raises(VisionOpsError, match="older format"):
+        open_prepared(tmp_path)
+
+
+def test_a_damaged_meta_record_names_the_field_and_the_fix(tmp_path, prepared_digits):
+    """meta.json is read through PreparedMeta: a missing or mistyped field is refused by name
+    before any stage uses it."""
+    record = json.loads((prepared_digits / "meta.json").read_text())
+    for broken, field in (({**record, "channels": "three"}, "channels"), ({**record, "mean": None}, "mean")):
+        (tmp_path / "meta.json").write_text(json.dumps(broken))
+        with pytest.raises(
+            VisionOpsError, match=f"meta.json is not prepared data's record \\({field}"
+        ) as err:
+            open_prepared(tmp_path)
+        assert "dvc repro -f augment" in err.value.fix
+    (tmp_path / "meta.json").write_text(json.dumps({k: v for k, v in record.items() if k != "source"}))
+    with pytest.raises(VisionOpsError, match="source: Field required"):
         open_prepared(tmp_path)
 
 

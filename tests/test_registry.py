@@ -1,14 +1,16 @@
 """Promotion gate logic, and the registry on a real SQLite MLflow store."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from visionops.config import TrackingParams
-from visionops.data.prepared import to_model_input
+from visionops.data.prepared import open_prepared, to_model_input
 from visionops.errors import VisionOpsError
 from visionops.evaluation import gate
-from visionops.evaluation.champion import check_same_task, predict_labels
+from visionops.evaluation.champion import check_same_task, gate_evidence, predict_labels, predicted_indices
 from visionops.evaluation.paired import majority_class, paired_comparison
 from visionops.export.classifier import OnnxClassifier
 from visionops.export.onnx_export import export_onnx
@@ -255,3 +257,63 @@ def test_train_log_takes_files_only_and_the_logged_model_runs(store, trained, di
     with torch.no_grad():
         expected = model.cpu().eval()(torch.from_numpy(batch)).numpy()
         assert np.allclose(reloaded(torch.from_numpy(batch)).numpy(), expected, atol=1e-5)
+
+
+def test_gate_evidence_scores_the_champion_or_the_majority_baseline(
+    prepared_digits, deployable_onnx, trained, digits_arrays
+):
+    """The gate's evidence from the library: with no champion, the challenger is paired with
+    always answering the most frequent training class; with one, with the champion's own
+    predictions on the same test images; a champion of another task is refused."""
+    data = open_prepared(prepared_digits)
+    perfect = data.test.y.copy()
+    baseline = gate_evidence(data, perfect, None, "digits", "accuracy")
+    majority = majority_class(data.train.y[data.train.originals])
+    assert baseline["champion_version"] is None and baseline["challenger"] == 1.0
+    assert baseline["reference"] == pytest.approx(float(np.mean(data.test.y == majority)))
+    assert baseline["challenger_only"] == int(np.sum(data.test.y != majority)) and baseline["p_value"] < 1e-6
+
+    # the trained 8 px champion solves another task than this 16 px data: refused, naming the fix
+    with pytest.raises(VisionOpsError, match="solves another task") as err:
+        gate_evidence(data, perfect, ("4", deployable_onnx), "digits", "accuracy")
+    assert "register.model_name" in err.value.fix and "image_size" in str(err.value)
+
+
+def test_gate_evidence_pairs_with_the_champions_predictions(deployable_onnx, digits_arrays):
+    from visionops.data.decode import RESIZE_METHOD
+    from visionops.data.prepared import Prepared, PreparedMeta, Split
+
+    x, y = digits_arrays["test_x"], digits_arrays["test_y"]
+    meta = PreparedMeta(
+        classes=[str(i) for i in range(10)], image_size=8, channels=1, resize=RESIZE_METHOD,
+        counts={"train": len(y), "test": len(y)}, mean=[0.0], std=[1.0], copies=0, source="digits",
+    )  # fmt: skip
+    data = Prepared(Path("."), meta, Split(x, y, np.arange(len(y)), np.zeros(len(y), np.int16)), Split(x, y))
+    champion_labels = predict_labels(OnnxClassifier(deployable_onnx), x)
+    evidence = gate_evidence(data, y, ("4", deployable_onnx), "digits", "accuracy")
+    assert evidence["champion_version"] == "4" and evidence["challenger"] == 1.0
+    assert evidence["reference"] == pytest.approx(float(np.mean(champion_labels == y)))
+    assert (
+        evidence["challenger_only"] == int(np.sum(champion_labels != y)) and evidence["reference_only"] == 0
+    )
+
+
+def test_predictions_from_another_run_are_refused(prepared_digits, tmp_path):
+    import pandas as pd
+
+    data = open_prepared(prepared_digits)
+    names = [str(label) for label in data.test.y]
+    assert (predicted_indices(pd.DataFrame({"predicted": names}), data, tmp_path) == data.test.y).all()
+    for wrong in (names[:-1], [*names[:-1], "cat"]):
+        with pytest.raises(VisionOpsError, match="is from another run"):
+            predicted_indices(pd.DataFrame({"predicted": wrong}), data, tmp_path / "confusion.csv")
+
+
+def test_find_champion_says_unreachable_or_none(store, monkeypatch, capsys):
+    from mlflow_server import free_port
+
+    assert registry.find_champion("no-such-model", store / "a", TrackingParams()) == (True, None)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    fast = TrackingParams(retries=1, backoff_factor=0, timeout_s=5)
+    assert registry.find_champion("digits", store / "b", fast) == (False, None)
+    assert "is unreachable: the champion cannot be compared now" in capsys.readouterr().out

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-REGISTRY_REPORT = Path("reports/registry.json")
+from visionops.paths import REGISTRY_REPORT
 
 
 def registry_summary(path: Path) -> str:

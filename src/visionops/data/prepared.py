@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from visionops.errors import VisionOpsError
-from visionops.io import read_json
+from visionops.io import read_json, write_json
 
 FORMAT = "visionops-prepared/2"
 ARRAYS = {"train": ("x", "y", "source", "copy"), "test": ("x", "y")}
@@ -66,6 +67,34 @@ class ArrayWriter:
             raise ValueError(f"{self.path}: {self.rows} rows written, {self.shape[0]} declared")
 
 
+class PreparedMeta(BaseModel):
+    """meta.json of the prepared data: what every model stage reads about it. Written and read
+    only through `write_meta` / `open_prepared`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format: str = FORMAT
+    classes: list[str]
+    image_size: int
+    channels: int
+    resize: str  # how images were brought to image_size (data/decode.RESIZE_METHOD)
+    counts: dict[str, int]  # images per split (train counts every augmented copy)
+    mean: list[float]  # per channel, of the train pixels scaled to [0, 1]
+    std: list[float]
+    copies: int  # augmented copies per train original
+    source: str  # the data source's name (data.source)
+    params: dict[str, Any] = {}  # the data stages' params that made it
+
+    def model_meta(self) -> dict[str, Any]:
+        """What a model trained on this data records about its input (saved with it, and in
+        its ONNX metadata): the task and the normalisation."""
+        return {key: getattr(self, key) for key in ("classes", "image_size", "channels", "mean", "std")}
+
+
+def write_meta(root: Path, meta: PreparedMeta) -> None:
+    write_json(Path(root) / "meta.json", meta.model_dump(mode="json"))
+
+
 @dataclass
 class Split:
     """One split: images (memory-mapped, NHWC uint8) and the small per-row arrays, in memory."""
@@ -89,13 +118,13 @@ class Prepared:
     """What the augment stage wrote, opened for reading."""
 
     root: Path
-    meta: dict[str, Any]
+    meta: PreparedMeta
     train: Split
     test: Split
 
     @property
     def classes(self) -> list[str]:
-        return list(self.meta["classes"])
+        return list(self.meta.classes)
 
 
 def array_path(root: Path, split: str, name: str) -> Path:
@@ -108,12 +137,21 @@ def open_prepared(root: Path) -> Prepared:
     root = Path(root)
     if not (root / "meta.json").is_file():
         raise VisionOpsError(f"no prepared data in {root}", "run `dvc repro augment` first")
-    meta = read_json(root / "meta.json")
-    if meta.get("format") != FORMAT:
+    record = read_json(root / "meta.json")
+    if record.get("format") != FORMAT:
         raise VisionOpsError(
-            f"{root} holds prepared data in an older format ({meta.get('format', 'npz')})",
+            f"{root} holds prepared data in an older format ({record.get('format', 'npz')})",
             "re-run the augment stage: `dvc repro -f augment`",
         )
+    try:
+        meta = PreparedMeta.model_validate(record)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise VisionOpsError(
+            f"{root / 'meta.json'} is not prepared data's record ({where}: {problem['msg']})",
+            "re-run the augment stage: `dvc repro -f augment`",
+        ) from None
     splits = {}
     for split, names in ARRAYS.items():
         loaded = {}

@@ -1,13 +1,20 @@
-"""Score a registered model on this pipeline's test split, after checking it solves the same
-task: same class list in the same order, same input size and channels."""
+"""The gate's evidence: score the champion (a registered ONNX model) on this pipeline's test
+split, after checking it solves the same task (same class list in the same order, same input
+size and channels), and compare it image by image with the challenger's predictions."""
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from visionops.errors import VisionOpsError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from visionops.data.prepared import Prepared
 
 CHUNK = 512  # test images read and scored at a time: memory stays flat in the split size
 
@@ -39,3 +46,42 @@ def predict_labels(model, images: np.ndarray) -> np.ndarray:
         for start in range(0, len(images), CHUNK)
     ]
     return np.concatenate(predicted) if predicted else np.zeros(0, np.int64)
+
+
+def gate_evidence(
+    data: Prepared,
+    challenger: np.ndarray,
+    champion: tuple[str, Path] | None,
+    model_name: str,
+    gate_metric: str,
+) -> dict[str, Any]:
+    """Paired evidence for the gate: `challenger` (predicted class indices on the test split)
+    against the champion (version, ONNX file) scored here on the same images or, with no
+    champion, against always answering the most frequent training class."""
+    from visionops.evaluation.paired import majority_class, paired_comparison
+    from visionops.export.classifier import OnnxClassifier
+
+    if champion is None:
+        version = None
+        reference = np.full(len(data.test), majority_class(data.train.y[data.train.originals]))
+    else:
+        version, onnx_path = champion
+        model = OnnxClassifier(onnx_path)
+        check_same_task(model.task, data.meta.model_meta(), model_name, version)
+        reference = predict_labels(model, data.test.x)
+    comparison = paired_comparison(data.test.y, challenger, reference, gate_metric, len(data.classes))
+    return comparison | {"champion_version": version}
+
+
+def predicted_indices(predictions: pd.DataFrame, data: Prepared, source: Path) -> np.ndarray:
+    """Evaluate's predicted labels (`source`: one row per test image, in test order) as class
+    indices, refused when they cannot be this data's test split's."""
+    index = {name: i for i, name in enumerate(data.classes)}
+    names = predictions["predicted"].astype(str)
+    if len(names) != len(data.test) or not names.isin(list(index)).all():
+        raise VisionOpsError(
+            f"{source} does not match {data.root} ({len(names)} rows for {len(data.test)} test "
+            "images, or unknown class names): it is from another run",
+            "re-run `dvc repro` so evaluate and register see the same data",
+        )
+    return names.map(index).to_numpy()

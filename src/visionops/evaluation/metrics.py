@@ -67,10 +67,3 @@ def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, bins: int 
         if in_bin.any():
             ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
     return float(ece)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, numerically stable."""
-    shifted = logits - logits.max(1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(1, keepdims=True)

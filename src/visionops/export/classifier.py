@@ -18,6 +18,13 @@ from visionops.errors import VisionOpsError, first_line
 TASK_KEYS = ("classes", "image_size", "channels")
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, numerically stable."""
+    shifted = logits - logits.max(1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(1, keepdims=True)
+
+
 class OnnxClassifier:
     """ONNX Runtime session + the task recorded in the model's metadata."""
 
@@ -75,8 +82,6 @@ class OnnxClassifier:
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Softmax of the logits."""
-        from visionops.evaluation.metrics import softmax
-
         return softmax(self.logits(images).astype(np.float64))
 
 

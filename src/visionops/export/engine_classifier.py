@@ -60,7 +60,7 @@ class TensorRTClassifier:
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
-        from visionops.evaluation.metrics import softmax
+        from visionops.export.classifier import softmax
 
         return softmax(self.logits(images).astype(np.float64))
 

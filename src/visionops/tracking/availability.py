@@ -88,6 +88,23 @@ def store_problem(exc: BaseException, uri: str) -> VisionOpsError | None:
     return None
 
 
+def raise_store_problem(exc: Exception, uri: str) -> None:
+    """Re-raise `exc`, as a message with the fix when the store itself is the problem."""
+    problem = store_problem(exc, uri)
+    if problem is not None:
+        raise problem from None
+    raise exc
+
+
+def is_outage(exc: Exception, uri: str) -> bool:
+    """True when `exc` says the store is unreachable (the caller defers or retries later);
+    any other error is re-raised, as a message with the fix when the store is the problem."""
+    if is_unavailable(exc):
+        return True
+    raise_store_problem(exc, uri)
+    return False  # not reached: raise_store_problem always raises
+
+
 def _chain(exc: BaseException):
     seen: BaseException | None = exc
     while seen is not None:

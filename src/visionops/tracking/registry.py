@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from visionops.config import TrackingParams
+
 CANDIDATE = "candidate"
 CHAMPION = "champion"
 
@@ -94,6 +96,23 @@ def download_champion(name: str, into: Path) -> tuple[str, Path] | None:
     return version, found[0]
 
 
+def find_champion(name: str, into: Path, cfg: TrackingParams) -> tuple[bool, tuple[str, Path] | None]:
+    """(reachable, champion): the champion of `name` downloaded into `into` as (version, ONNX
+    file), None when there is none; (False, None) when the store is unreachable, so the
+    caller defers the decision. A store that refuses or is damaged raises with the fix."""
+    from visionops.tracking.availability import apply_http_settings, is_outage
+    from visionops.tracking.runs import configure, project_root
+
+    uri = configure(project_root())
+    apply_http_settings(cfg)
+    try:
+        return True, download_champion(name, into)
+    except Exception as exc:
+        is_outage(exc, uri)  # anything else is raised
+        print(f"register: MLflow at {uri} is unreachable: the champion cannot be compared now")
+        return False, None
+
+
 def apply_aliases(name: str, version: str, decision: dict[str, Any]) -> dict[str, Any]:
     """Move `candidate` to `version` unless a newer version has it; move `champion` too when
     the gate's `decision` (evaluation/gate.decision_record) promotes and the champion it was
@@ -159,10 +178,10 @@ def log_register(run_id: str, files: dict[str, Path], values: dict[str, Any]) ->
     """The data reports and pipeline files, the ONNX model, then a registered version with
     the aliases the gate's decision (`values["decision"]`) gives. Returns the registry record
     the register stage writes."""
-    from visionops.tracking.stage_logs import log_plain
+    from visionops.tracking.runs import log_plain
 
-    onnx_path = files.pop("onnx")
-    log_plain(run_id, files, values)
+    onnx_path = files["onnx"]
+    log_plain(run_id, {key: path for key, path in files.items() if key != "onnx"}, values)
     cfg, metrics, decision = values["register"], values["eval"], values["decision"]
     existing = version_of_run(cfg["model_name"], run_id)
     if existing is not None:

@@ -93,28 +93,55 @@ def log_params(run_id: str, params: dict[str, Any]) -> list[str]:
     return sorted(changed)
 
 
+def log_metrics_once(run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
+    """Log metrics, skipping (key, step) pairs the run already has."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    if step is None:
+        existing = client.get_run(run_id).data.metrics
+        new = {k: float(v) for k, v in metrics.items() if k not in existing}
+    else:
+        new = {
+            k: float(v)
+            for k, v in metrics.items()
+            if not any(m.step == step for m in client.get_metric_history(run_id, k))
+        }
+    if new:
+        mlflow.log_metrics(new, step=step)
+
+
+def log_plain(run_id: str, files: dict[str, Path], values: dict[str, Any]) -> None:
+    """Params, metrics, tags and artifacts: what evaluate, compress and export log."""
+    import mlflow
+
+    log_params(run_id, values.get("params", {}))
+    log_metrics_once(run_id, values.get("metrics", {}))
+    if values.get("tags"):
+        mlflow.set_tags(values["tags"])
+    for key, path in files.items():
+        folder = values["artifact_dirs"][key]
+        if Path(path).is_dir():
+            mlflow.log_artifacts(str(path), folder)
+        else:
+            mlflow.log_artifact(str(path), folder)
+
+
 def _text(value: Any) -> str:
     return str(value)[:6000]
 
 
-def lineage_tags(params: dict[str, Any], lock_file: Path = Path("dvc.lock")) -> dict[str, str]:
-    """Host, a hash of the params, and DVC's hash of the prepared data (the dataset version)."""
+def lineage_tags(params: dict[str, Any]) -> dict[str, str]:
+    """Host and a hash of the params; the data is identified by the caller's
+    `dataset.fingerprint` (sha256 of the prepared arrays), not by reading DVC's lock file."""
     import hashlib
     import json
     import socket
 
-    import yaml
-
-    tags = {
+    return {
         "host": socket.gethostname(),
         "params.hash": hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16],
     }
-    if lock_file.is_file():
-        stages = (yaml.safe_load(lock_file.read_text()) or {}).get("stages", {})
-        for out in stages.get("augment", {}).get("outs", []):
-            if out.get("path") == "data/prepared":
-                tags["dvc.data_version"] = str(out.get("md5"))
-    return tags
 
 
 def git_tags(project_root: Path, entry_point: str) -> dict[str, str]:

@@ -11,25 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from visionops.tracking.runs import log_params
-
-
-def log_metrics_once(run_id: str, metrics: dict[str, float], step: int | None = None) -> None:
-    """Log metrics, skipping (key, step) pairs the run already has."""
-    import mlflow
-
-    client = mlflow.MlflowClient()
-    if step is None:
-        existing = client.get_run(run_id).data.metrics
-        new = {k: float(v) for k, v in metrics.items() if k not in existing}
-    else:
-        new = {
-            k: float(v)
-            for k, v in metrics.items()
-            if not any(m.step == step for m in client.get_metric_history(run_id, k))
-        }
-    if new:
-        mlflow.log_metrics(new, step=step)
+from visionops.tracking.runs import log_metrics_once, log_params, log_plain
 
 
 def _has_logged_model(run_id: str, name: str) -> bool:
@@ -95,24 +77,8 @@ def log_dataset(images: Any, labels: Any, name: str, digest: str, source: str, r
     dataset = mlflow.data.from_numpy(
         features=images, targets=labels, name=name, digest=digest[:36], source=source
     )
-    tags = {"rows": str(rows), "sample_rows": str(len(labels)), "pixels": "in DVC: data/prepared"}
+    tags = {"rows": str(rows), "sample_rows": str(len(labels)), "pixels": f"in DVC: {source}"}
     mlflow.log_input(dataset, context="training", tags=tags)
-
-
-def log_plain(run_id: str, files: dict[str, Path], values: dict[str, Any]) -> None:
-    """Params, metrics, tags and artifacts: what evaluate, compress and export log."""
-    import mlflow
-
-    log_params(run_id, values.get("params", {}))
-    log_metrics_once(run_id, values.get("metrics", {}))
-    if values.get("tags"):
-        mlflow.set_tags(values["tags"])
-    for key, path in files.items():
-        folder = values["artifact_dirs"][key]
-        if Path(path).is_dir():
-            mlflow.log_artifacts(str(path), folder)
-        else:
-            mlflow.log_artifact(str(path), folder)
 
 
 LOGGERS = {"train": log_train, "evaluate": log_plain, "compress": log_plain, "export": log_plain}
@@ -120,7 +86,8 @@ LOGGERS = {"train": log_train, "evaluate": log_plain, "compress": log_plain, "ex
 
 def logger_for(stage: str):
     """The stage's logger. The registry's is imported by name when needed: only the register
-    stage (or a replay of its log) runs it, so no other stage depends on the registry code."""
+    stage (or a replay of its log) runs it, so no other stage depends on the registry code
+    (registry.py imports nothing from here: the import graph has no cycle)."""
     if stage == "register":
         import importlib
 

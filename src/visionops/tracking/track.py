@@ -17,7 +17,14 @@ from typing import Any
 from visionops.config import TrackingParams
 from visionops.errors import VisionOpsError, first_line
 from visionops.tracking import journal
-from visionops.tracking.availability import access_problem, apply_http_settings, is_unavailable, store_problem
+from visionops.tracking.availability import (
+    access_problem,
+    apply_http_settings,
+    is_outage,
+    is_unavailable,
+    raise_store_problem,
+    store_problem,
+)
 from visionops.tracking.runs import configure, experiment_id, project_root, tracking_uri
 
 
@@ -32,8 +39,7 @@ def new_run(cfg: TrackingParams, run_name: str | None, root: Path | None = None)
     try:
         run = mlflow.MlflowClient().create_run(experiment_id(cfg.experiment, root), run_name=run_name)
     except Exception as exc:
-        if not is_unavailable(exc):
-            raise_store_problem(exc, uri)
+        is_outage(exc, uri)  # anything else is raised
         print(f"warning: MLflow at {uri} is unreachable; training goes on and its log is kept for replay")
         return record | {"run_id": None, "pending_id": uuid.uuid4().hex}
     return record | {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id}
@@ -79,14 +85,6 @@ def track(
             "start the tracking server, run `python -m visionops sync`, then `dvc commit` "
             "(or set tracking.on_unavailable: defer to carry on through outages)",
         ) from None
-
-
-def raise_store_problem(exc: Exception, uri: str) -> None:
-    """Re-raise `exc`, as a message with the fix when the store itself is the problem."""
-    problem = store_problem(exc, uri)
-    if problem is not None:
-        raise problem from None
-    raise exc
 
 
 def log_stage(stage: str, record: dict[str, Any], files: dict[str, Path], values: dict[str, Any], root: Path):

@@ -24,10 +24,9 @@ def finetune(
         return
     setup = resolve_device(train_cfg.device, train_cfg.amp, train_cfg.channels_last)
     rows, _ = train_val_split(data.train, train_cfg.val_fraction, train_cfg.seed)
-    meta = data.meta
     resident = choose_resident(data.train.x.nbytes, setup.device, train_cfg.device_memory_budget_mb)
     train_set = ImageBatches(
-        data.train.x, data.train.y, meta["mean"], meta["std"], setup.device, rows, resident
+        data.train.x, data.train.y, data.meta.mean, data.meta.std, setup.device, rows, resident
     )
     tune = train_cfg.model_copy(update={"epochs": cfg.finetune_epochs, "lr": cfg.finetune_lr})
     distill = None

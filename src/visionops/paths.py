@@ -1,0 +1,66 @@
+"""Every file the pipeline's stages hand to each other, defined once (relative to the project root).
+
+`dvc.yaml` lists the same paths as each stage's deps and outs; `tests/test_stage_contracts.py`
+fails when a stage script uses a path its stage does not declare, or declares one it never
+uses. Renaming an output is an edit here plus the same edit in `dvc.yaml`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# download
+RAW = Path("data/raw")
+# validate
+VALIDATED = Path("data/validated")
+VALIDATION_SUMMARY = Path("reports/validation/summary.json")
+VALIDATION_RESULTS = Path("reports/validation/results.json")  # every check, GX's own results
+VALIDATION_QUARANTINE = Path("reports/validation/quarantine.csv")
+VALIDATION_DOCS = Path("reports/validation/data_docs")  # Great Expectations' Data Docs HTML
+VALIDATION_GALLERY = Path("reports/validation/gallery.html")  # thumbnails of flagged images
+VALIDATE_METRICS = Path("reports/metrics/validate.json")
+# augment
+PREPARED = Path("data/prepared")
+AUGMENT_PREVIEW = Path("reports/augment_preview.png")
+# train
+MODEL = Path("models/model.pt")
+RUN = Path("models/run.json")  # the model's MLflow run, and the sha256 of MODEL
+TRAIN_REPORT = Path("reports/train.json")
+TRAIN_METRICS = Path("reports/metrics/train.json")
+TRAIN_HISTORY = Path("reports/train_history.csv")
+TRAIN_CURVES = Path("reports/train_curves.png")
+# evaluate
+EVAL_REPORT = Path("reports/eval.json")
+EVAL_METRICS = Path("reports/metrics/evaluate.json")
+PER_CLASS = Path("reports/per_class.csv")
+PREDICTIONS = Path("reports/confusion.csv")  # per test image (actual, predicted), in test order
+CONFUSION_PNG = Path("reports/confusion_matrix.png")
+LABEL_ISSUES = Path("reports/label_issues.csv")
+LABEL_ISSUES_PNG = Path("reports/label_issues.png")
+LABEL_ISSUES_TRAIN = Path("reports/label_issues_train.csv")
+# compress
+PRUNED = Path("models/pruned.pt")
+PRUNED_INT8 = Path("models/pruned_int8.onnx")  # CPU form
+PRUNED_INT8_TENSORRT = Path("models/pruned_int8_tensorrt.onnx")  # deployable Q/DQ graph
+COMPRESS_REPORT = Path("reports/compress.json")
+COMPRESS_TABLE = Path("reports/compress.md")
+COMPRESS_METRICS = Path("reports/metrics/compress.json")
+# export
+ONNX = Path("models/model.onnx")
+ONNX_FP16 = Path("models/model_fp16.onnx")
+EXPORT_REPORT = Path("reports/export.json")
+# register
+REGISTRY_REPORT = Path("reports/registry.json")
+REGISTER_METRICS = Path("reports/metrics/register.json")
+
+# Written on purpose outside DVC's outs (each with its reason; the contract test allows these):
+# a TensorRT engine exists only on a CUDA machine with TensorRT, and DVC fails a stage whose
+# declared out is missing; its skip record is in EXPORT_REPORT.
+ENGINE = Path("models/model.engine")
+# train's resume checkpoint: DVC would delete an out before re-running the stage.
+CHECKPOINT = Path("models/checkpoints/last.pt")
+# validate's cache of image descriptions by file content (git-ignored working state).
+MANIFEST_CACHE = Path(".visionops/cache/manifest.json")
+# what register attaches to the model's run so that it can be reproduced (not deps: DVC
+# writes dvc.lock, and params are declared per section).
+PIPELINE_FILES = (Path("dvc.yaml"), Path("params.yaml"), Path("dvc.lock"))

@@ -1,0 +1,41 @@
+"""The import layers in pyproject.toml hold, and breaking one fails `lint-imports` (run by
+`make lint`): here a tracking module is made to import the training package."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+
+
+def lint_imports(src: Path) -> subprocess.CompletedProcess:
+    env = os.environ | {"PYTHONPATH": str(src)}
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache", "--config", str(ROOT / "pyproject.toml")],
+        cwd=src,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_layer_contracts_hold():
+    done = lint_imports(ROOT / "src")
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "0 broken" in done.stdout
+
+
+def test_tracking_importing_a_stage_package_breaks_the_contracts(tmp_path):
+    src = tmp_path / "src"
+    shutil.copytree(
+        ROOT / "src" / "visionops", src / "visionops", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    runs = src / "visionops" / "tracking" / "runs.py"
+    runs.write_text(runs.read_text() + "\nfrom visionops.training import loop  # noqa\n")
+    done = lint_imports(src)
+    assert done.returncode != 0
+    assert "visionops.tracking.runs -> visionops.training.loop" in done.stdout
