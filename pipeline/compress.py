@@ -36,6 +36,7 @@ def main(args) -> None:
     from visionops.config import dump, flatten, load_params
     from visionops.evaluation.variants import flat_metrics
     from visionops.io import read_json, write_json, write_metrics, write_text
+    from visionops.tracking.record import StageLog
     from visionops.tracking.track import track
 
     params = load_params(args.params, "compress", "train", "tracking")
@@ -47,11 +48,11 @@ def main(args) -> None:
     write_json(COMPRESS_REPORT, report)
     write_metrics(COMPRESS_METRICS, {k: report["summary"][k] for k in COMPARED})
     write_text(COMPRESS_TABLE, markdown_table(report["variants"]))
-    values = {
-        "params": flatten(dump({"compress": params["compress"]})),
-        "metrics": flat_metrics(report["variants"], report["latency_batch"]),
-        "artifact_dirs": {"table": "compression", "report": "compression"},
-    }
+    values = StageLog(
+        params=flatten(dump({"compress": params["compress"]})),
+        metrics=flat_metrics(report["variants"], report["latency_batch"]),
+        artifact_dirs={"table": "compression", "report": "compression"},
+    )
     track("compress", run, {"table": COMPRESS_TABLE, "report": COMPRESS_REPORT}, values, params["tracking"])
     print(f"compress:\n{COMPRESS_TABLE.read_text()}")
 

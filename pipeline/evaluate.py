@@ -35,6 +35,7 @@ def main(args) -> None:
     from visionops.inference import predict_logits
     from visionops.io import file_sha256, read_json, write_csv, write_json, write_metrics
     from visionops.models.serialize import load_model
+    from visionops.tracking.record import StageLog
     from visionops.tracking.track import track
 
     params = load_params(args.params, "evaluate", "tracking")
@@ -72,15 +73,15 @@ def main(args) -> None:
     write_csv(LABEL_ISSUES_TRAIN, train_issues)
     plot_label_issues(data.test.x, issues, LABEL_ISSUES_PNG)
 
-    values = {
-        "params": flatten(dump({"evaluate": cfg})),
-        "metrics": {f"test_{k}": float(v) for k, v in headline.items() if k != "n_test"}
+    values = StageLog(
+        params=flatten(dump({"evaluate": cfg})),
+        metrics={f"test_{k}": float(v) for k, v in headline.items() if k != "n_test"}
         | {f"test_{k}": v for k, v in counts.items()}
         | judge,
-        "artifact_dirs": dict.fromkeys(
+        artifact_dirs=dict.fromkeys(
             ("per_class", "confusion", "report", "issues", "issues_grid", "train_issues"), "evaluation"
         ),
-    }
+    )
     files = {
         "per_class": PER_CLASS,
         "confusion": CONFUSION_PNG,

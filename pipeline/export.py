@@ -32,6 +32,7 @@ def main(args) -> None:
     from visionops.export.checks import export_and_check
     from visionops.io import file_sha256, read_json, write_json
     from visionops.models.serialize import load_model
+    from visionops.tracking.record import StageLog
     from visionops.tracking.track import track
 
     params = load_params(args.params, "export", "tracking")
@@ -54,16 +55,16 @@ def main(args) -> None:
     report |= {"model_sha256": file_sha256(MODEL), "onnx_sha256": file_sha256(ONNX)}  # what register checks
     write_json(EXPORT_REPORT, report)
     par, trt = report["parity"], report["tensorrt"]
-    values = {
-        "params": flatten(dump({"export": cfg})),
-        "metrics": {
+    values = StageLog(
+        params=flatten(dump({"export": cfg})),
+        metrics={
             "onnx_max_abs_diff": par["max_abs_diff"],
             "onnx_top1_agreement": par["top1_agreement"],
             "onnx_latency_b1_ms": report["latency_b1_ms"]["onnxruntime"],
         },
-        "tags": {"export.parity": str(par["passed"]).lower(), "export.tensorrt": trt["status"]},
-        "artifact_dirs": {"report": "export"},
-    }
+        tags={"export.parity": str(par["passed"]).lower(), "export.tensorrt": trt["status"]},
+        artifact_dirs={"report": "export"},
+    )
     track("export", run, {"report": EXPORT_REPORT}, values, params["tracking"])
     print(
         f"export: {ONNX} parity max|diff| {par['max_abs_diff']:.2e} (atol {par['atol']}), "

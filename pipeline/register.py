@@ -38,6 +38,7 @@ def main(args) -> None:
     from visionops.export.custody import Report, verify_chain
     from visionops.export.packaging import pyfunc_spec
     from visionops.io import read_csv, read_json, write_json, write_metrics
+    from visionops.tracking.record import Registration, StageLog
     from visionops.tracking.registry import find_champion
     from visionops.tracking.track import track
 
@@ -72,29 +73,31 @@ def main(args) -> None:
         **{path.name: path for path in PIPELINE_FILES if path.is_file()},  # how to reproduce it
         "onnx": ONNX,
     }
-    values = {
-        "params": flatten(dump({"register": cfg})),
-        "metrics": {
+    values = StageLog(
+        params=flatten(dump({"register": cfg})),
+        metrics={
             "validation_rows": validation["rows"],
             "validation_critical_failed": validation["failed"]["critical"],
         },
-        "tags": {"validation.success": str(validation["success"]).lower()} | hashes,
-        "artifact_dirs": {
+        tags={"validation.success": str(validation["success"]).lower()} | hashes,
+        artifact_dirs={
             "summary": "validation",
             "data_docs": "validation/data_docs",
             "gallery": "validation",
             "preview": "augment",
             **dict.fromkeys((path.name for path in PIPELINE_FILES), "pipeline"),
         },
-        "register": dump({"register": cfg})["register"],
-        "eval": {k: v for k, v in metrics.items() if not k.endswith("_sha256")},
-        "hashes": hashes,
-        "validation_ok": validation_ok,
-        "parity_ok": parity_ok,
-        "decision": decision_record(decision),
-        "pyfunc": pyfunc_spec(data.test.x[0]),
-        "source": data.meta.source,
-    }
+        registration=Registration(
+            register=dump({"register": cfg})["register"],
+            evaluation={k: v for k, v in metrics.items() if not k.endswith("_sha256")},
+            hashes=hashes,
+            validation_ok=validation_ok,
+            parity_ok=parity_ok,
+            decision=decision_record(decision),
+            pyfunc=pyfunc_spec(data.test.x[0]),
+            source=data.meta.source,
+        ),
+    )
     record = track("register", run, files, values, params["tracking"])
     evidence = comparison or {}
     write_metrics(

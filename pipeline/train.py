@@ -173,6 +173,7 @@ def _track(params, data, data_id, summary, record, setup) -> None:
     import torch
 
     from visionops.config import dump, flatten
+    from visionops.tracking.record import DatasetInput, StageLog
     from visionops.tracking.runs import git_tags, lineage_tags, project_root
     from visionops.tracking.track import track
 
@@ -192,17 +193,14 @@ def _track(params, data, data_id, summary, record, setup) -> None:
     with tempfile.TemporaryDirectory(prefix="visionops-train-log-") as tmp:
         sample, rows = _model_and_sample(data, cfg.val_fraction, cfg.seed, Path(tmp))
         files = {"history": paths.TRAIN_HISTORY, "curves": paths.TRAIN_CURVES} | sample
-        values = {
-            "params": flatten(meta.params | dump(params)),
-            "tags": tags | git_tags(project_root(), "dvc: pipeline/train.py") | lineage_tags(dump(params)),
-            "metrics": metrics,
-            "dataset": {
-                "name": f"{meta.source}-prepared",
-                "digest": data_id,
-                "source": str(PREPARED),
-                "rows": rows,
-            },
-        }
+        values = StageLog(
+            params=flatten(meta.params | dump(params)),
+            tags=tags | git_tags(project_root(), "dvc: pipeline/train.py") | lineage_tags(dump(params)),
+            metrics=metrics,
+            dataset=DatasetInput(
+                name=f"{meta.source}-prepared", digest=data_id, source=str(PREPARED), rows=rows
+            ),
+        )
         track("train", record, files, values, params["tracking"])
 
 

@@ -276,6 +276,8 @@ def test_registry_summary_of_a_damaged_report_says_how_to_restore_it(content, tm
         {"stage": "evaluate", "record": {}, "files": 5, "values": {}},
         {"stage": "evaluate", "record": {}, "files": {"report": "../../etc/passwd"}, "values": {}},
         {"stage": 3, "record": {}, "files": {}, "values": {}},
+        {"stage": "evaluate", "record": {}, "files": {}, "values": {"metrics": {"acc": "high"}}},
+        {"stage": "evaluate", "record": {}, "files": {}, "values": {"params": {}, "extra": 1}},
         [],
     ],
 )

@@ -16,6 +16,7 @@ from visionops.export.classifier import OnnxClassifier
 from visionops.export.onnx_export import export_onnx
 from visionops.export.packaging import pyfunc_spec
 from visionops.tracking import registry
+from visionops.tracking.record import DatasetInput, StageLog
 from visionops.tracking.runs import configure, log_params
 from visionops.tracking.track import log_stage, new_run
 
@@ -165,9 +166,11 @@ def test_changed_param_is_recorded_as_tag_not_an_error(store):
     import mlflow
 
     record = new_run(TrackingParams(experiment="exp"), None, store)
-    values = {"params": {"evaluate.batch_size": 256}, "metrics": {"test_accuracy": 0.9}, "artifact_dirs": {}}
+    values = StageLog(params={"evaluate.batch_size": 256}, metrics={"test_accuracy": 0.9})
     log_stage("evaluate", record, {}, values, store)
-    log_stage("evaluate", record, {}, values | {"params": {"evaluate.batch_size": 128}}, store)
+    log_stage(
+        "evaluate", record, {}, values.model_copy(update={"params": {"evaluate.batch_size": 128}}), store
+    )
     run = mlflow.MlflowClient().get_run(record["run_id"])
     assert run.data.tags["param_changed.evaluate.batch_size"] == "256 -> 128"
     assert run.data.tags["visionops.last_stage"] == "evaluate"
@@ -235,12 +238,12 @@ def test_train_log_takes_files_only_and_the_logged_model_runs(store, trained, di
         "program": tmp_path / "model.pt2",
         "dataset_sample": tmp_path / "sample.npz",
     }
-    values = {
-        "params": {"train.lr": 0.01},
-        "tags": {"dataset.source": "digits"},
-        "metrics": {"best_val_accuracy": 0.9},
-        "dataset": {"name": "digits-prepared", "digest": "d" * 64, "source": "data/prepared", "rows": 1437},
-    }
+    values = StageLog(
+        params={"train.lr": 0.01},
+        tags={"dataset.source": "digits"},
+        metrics={"best_val_accuracy": 0.9},
+        dataset=DatasetInput(name="digits-prepared", digest="d" * 64, source="data/prepared", rows=1437),
+    )
     record = new_run(TrackingParams(experiment="exp"), None, store)
     log_stage("train", record, files, values, store)
     log_stage("train", record, files, values, store)  # a replay logs nothing twice

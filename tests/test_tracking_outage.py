@@ -15,6 +15,7 @@ from visionops.__main__ import main as cli
 from visionops.config import TrackingParams
 from visionops.errors import VisionOpsError
 from visionops.tracking import journal
+from visionops.tracking.record import StageLog
 from visionops.tracking.track import new_run, sync, track
 
 FAST = {"retries": 1, "backoff_factor": 0, "timeout_s": 5}
@@ -35,11 +36,11 @@ def project(tmp_path, monkeypatch):
 
 
 def evaluate_log(project):
-    values = {
-        "params": {"evaluate.batch_size": 256},
-        "metrics": {"test_accuracy": 0.97},
-        "artifact_dirs": {"report": "evaluation"},
-    }
+    values = StageLog(
+        params={"evaluate.batch_size": 256},
+        metrics={"test_accuracy": 0.97},
+        artifact_dirs={"report": "evaluation"},
+    )
     return {"report": project / "eval.json"}, values
 
 
@@ -88,8 +89,8 @@ def test_run_created_during_an_outage_is_created_by_the_replay_and_reused(projec
     run_id = journal.resolved_run_id(project, record)
     run = mlflow.MlflowClient().get_run(run_id)
     assert run.info.run_name == "exp-1" and run.data.metrics["test_accuracy"] == 0.97
-    values["metrics"] = {"test_f1_macro": 0.96}
-    track("evaluate", record, files, values, TrackingParams(**FAST))  # later stage, server up
+    later = values.model_copy(update={"metrics": {"test_f1_macro": 0.96}})
+    track("evaluate", record, files, later, TrackingParams(**FAST))  # later stage, server up
     assert set(mlflow.MlflowClient().get_run(run_id).data.metrics) == {"test_accuracy", "test_f1_macro"}
     assert len(mlflow.search_runs(experiment_names=["outage"], output_format="list")) == 1
 
@@ -100,7 +101,7 @@ def test_next_stage_replays_the_journal_first_when_the_server_is_back(project, m
     go_down(monkeypatch)
     track("evaluate", record, files, values, TrackingParams(on_unavailable="defer", **FAST))
     come_back(monkeypatch)
-    track("compress", record, {}, {"metrics": {"int8_accuracy": 0.96}, "artifact_dirs": {}}, TrackingParams())
+    track("compress", record, {}, StageLog(metrics={"int8_accuracy": 0.96}), TrackingParams())
     metrics = mlflow.MlflowClient().get_run(record["run_id"]).data.metrics
     assert metrics == {"test_accuracy": 0.97, "int8_accuracy": 0.96} and journal.entries(project) == []
 

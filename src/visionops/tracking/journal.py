@@ -19,6 +19,7 @@ from typing import Any
 
 from visionops.errors import VisionOpsError
 from visionops.io import read_json, write_json
+from visionops.tracking.record import StageLog
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class Entry:
     stage: str
     record: dict[str, Any]
     files: dict[str, Path]
-    values: dict[str, Any]
+    values: StageLog
 
 
 def journal_dir(project_root: Path) -> Path:
@@ -37,7 +38,7 @@ def journal_dir(project_root: Path) -> Path:
 
 
 def defer(
-    project_root: Path, stage: str, record: dict[str, Any], files: dict[str, Path], values: dict[str, Any]
+    project_root: Path, stage: str, record: dict[str, Any], files: dict[str, Path], values: StageLog
 ) -> Path:
     """Store one stage's log (files copied, folders included) and return its entry folder."""
     pending = journal_dir(project_root) / "pending"
@@ -50,7 +51,10 @@ def defer(
             target = staging / "files" / key
             (shutil.copytree if Path(path).is_dir() else shutil.copy2)(path, target)
             stored[key] = key
-    write_json(staging / "entry.json", {"stage": stage, "record": record, "files": stored, "values": values})
+    write_json(
+        staging / "entry.json",
+        {"stage": stage, "record": record, "files": stored, "values": values.model_dump(mode="json")},
+    )
     os.replace(staging, pending / name)  # an entry appears whole or not at all
     return pending / name
 
@@ -64,6 +68,7 @@ def entries(project_root: Path) -> list[Entry]:
             continue
         try:
             data = _well_formed(read_json(folder / "entry.json"))
+            values = _stage_log(data["values"])
         except VisionOpsError as exc:
             raise VisionOpsError(
                 f"deferred tracking log {folder} is unreadable: {exc.cause}",
@@ -71,7 +76,7 @@ def entries(project_root: Path) -> list[Entry]:
                 "its DVC outputs are unaffected), then re-run",
             ) from None
         files = {key: folder / "files" / name for key, name in data["files"].items()}
-        found.append(Entry(folder, data["stage"], data["record"], files, data["values"]))
+        found.append(Entry(folder, data["stage"], data["record"], files, values))
     return found
 
 
@@ -90,6 +95,19 @@ def _well_formed(data: Any) -> dict[str, Any]:
     if not all(isinstance(n, str) and "/" not in n and n not in (".", "..") for n in data["files"].values()):
         raise VisionOpsError("entry.json's 'files' must map names to plain file names")
     return data
+
+
+def _stage_log(values: dict[str, Any]) -> StageLog:
+    from pydantic import ValidationError
+
+    try:
+        return StageLog.model_validate(values)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"])
+        raise VisionOpsError(
+            f"entry.json's 'values' is not a stage log ({where}: {problem['msg']})"
+        ) from None
 
 
 def done(entry: Entry) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from visionops.config import TrackingParams
+from visionops.tracking.record import StageLog
 
 CANDIDATE = "candidate"
 CHAMPION = "champion"
@@ -174,31 +175,32 @@ def version_of_run(name: str, run_id: str) -> dict[str, Any] | None:
     }
 
 
-def log_register(run_id: str, files: dict[str, Path], values: dict[str, Any]) -> dict[str, Any]:
+def log_register(run_id: str, files: dict[str, Path], values: StageLog) -> dict[str, Any]:
     """The data reports and pipeline files, the ONNX model, then a registered version with
-    the aliases the gate's decision (`values["decision"]`) gives. Returns the registry record
+    the aliases the gate's decision (`values.registration.decision`) gives. Returns the registry record
     the register stage writes."""
     from visionops.tracking.runs import log_plain
 
     onnx_path = files["onnx"]
     log_plain(run_id, {key: path for key, path in files.items() if key != "onnx"}, values)
-    cfg, metrics, decision = values["register"], values["eval"], values["decision"]
+    reg = values.registration
+    cfg, metrics, decision = reg.register, reg.evaluation, reg.decision
     existing = version_of_run(cfg["model_name"], run_id)
     if existing is not None:
         if existing["decision"].get("comparison") is not None or decision["comparison"] is None:
             return existing
         apply_aliases(cfg["model_name"], str(existing["version"]), decision)  # decided at last
         return version_of_run(cfg["model_name"], run_id)
-    logged = log_image_model(onnx_path, values["pyfunc"])
+    logged = log_image_model(onnx_path, reg.pyfunc)
     tags = {
         "run_id": run_id,
-        "validation.success": str(values["validation_ok"]).lower(),
-        "export.parity": str(values["parity_ok"]).lower(),
-        **values.get("hashes", {}),  # the exact model.pt and ONNX behind this version
+        "validation.success": str(reg.validation_ok).lower(),
+        "export.parity": str(reg.parity_ok).lower(),
+        **reg.hashes,  # the exact model.pt and ONNX behind this version
         **{f"metric.{k}": str(v) for k, v in metrics.items()},
     }
     description = (
-        f"{values['source']} classifier, {cfg['gate_metric']}={metrics[cfg['gate_metric']]:.4f}; "
+        f"{reg.source} classifier, {cfg['gate_metric']}={metrics[cfg['gate_metric']]:.4f}; "
         f"run {run_id}; gate: {'; '.join(decision['reasons'])}"
     )
     version = register_version(logged.model_uri, cfg["model_name"], tags, description)

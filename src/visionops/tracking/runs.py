@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from visionops.tracking.record import StageLog
 
 
 def project_root() -> Path:
@@ -111,16 +114,16 @@ def log_metrics_once(run_id: str, metrics: dict[str, float], step: int | None = 
         mlflow.log_metrics(new, step=step)
 
 
-def log_plain(run_id: str, files: dict[str, Path], values: dict[str, Any]) -> None:
+def log_plain(run_id: str, files: dict[str, Path], values: StageLog) -> None:
     """Params, metrics, tags and artifacts: what evaluate, compress and export log."""
     import mlflow
 
-    log_params(run_id, values.get("params", {}))
-    log_metrics_once(run_id, values.get("metrics", {}))
-    if values.get("tags"):
-        mlflow.set_tags(values["tags"])
+    log_params(run_id, values.params)
+    log_metrics_once(run_id, values.metrics)
+    if values.tags:
+        mlflow.set_tags(values.tags)
     for key, path in files.items():
-        folder = values["artifact_dirs"][key]
+        folder = values.artifact_dirs[key]
         if Path(path).is_dir():
             mlflow.log_artifacts(str(path), folder)
         else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from visionops.tracking.record import StageLog
 from visionops.tracking.runs import log_metrics_once, log_params, log_plain
 
 
@@ -26,7 +27,7 @@ def _has_logged_model(run_id: str, name: str) -> bool:
     return bool(found)
 
 
-def log_train(run_id: str, files: dict[str, Path], values: dict[str, Any]) -> None:
+def log_train(run_id: str, files: dict[str, Path], values: StageLog) -> None:
     """Params, tags, per-epoch curves (from the history CSV), summary metrics, plots, the
     training data as the run's input (`dataset_sample`: an .npz of sample images, labels and
     a model input example) and the PyTorch model (`program`: a torch.export .pt2 file)."""
@@ -34,19 +35,19 @@ def log_train(run_id: str, files: dict[str, Path], values: dict[str, Any]) -> No
     import numpy as np
     import pandas as pd
 
-    log_params(run_id, values["params"])
-    mlflow.set_tags(values["tags"])
+    log_params(run_id, values.params)
+    mlflow.set_tags(values.tags)
     for row in pd.read_csv(files["history"]).to_dict("records"):
         log_metrics_once(run_id, {k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
-    log_metrics_once(run_id, values["metrics"])
+    log_metrics_once(run_id, values.metrics)
     mlflow.log_artifact(str(files["curves"]), "train")
     mlflow.log_artifact(str(files["history"]), "train")
     if _has_logged_model(run_id, "pytorch_model"):
         return
-    dataset = values["dataset"]
+    dataset = values.dataset
     with np.load(files["dataset_sample"]) as sample:
         images, labels, example = sample["images"], sample["labels"], sample["example"]
-    log_dataset(images, labels, dataset["name"], dataset["digest"], dataset["source"], dataset["rows"])
+    log_dataset(images, labels, dataset.name, dataset.digest, dataset.source, dataset.rows)
     log_pytorch_model(files["program"], example)
 
 

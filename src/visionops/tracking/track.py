@@ -25,6 +25,7 @@ from visionops.tracking.availability import (
     raise_store_problem,
     store_problem,
 )
+from visionops.tracking.record import StageLog
 from visionops.tracking.runs import configure, experiment_id, project_root, tracking_uri
 
 
@@ -49,7 +50,7 @@ def track(
     stage: str,
     record: dict[str, Any],
     files: dict[str, Path],
-    values: dict[str, Any],
+    values: StageLog,
     cfg: TrackingParams,
     root: Path | None = None,
 ) -> Any:
@@ -87,7 +88,7 @@ def track(
         ) from None
 
 
-def log_stage(stage: str, record: dict[str, Any], files: dict[str, Path], values: dict[str, Any], root: Path):
+def log_stage(stage: str, record: dict[str, Any], files: dict[str, Path], values: StageLog, root: Path):
     """Open the record's run (creating it for a pending record) and run the stage's logger."""
     import mlflow
 
