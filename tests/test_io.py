@@ -41,3 +41,23 @@ def test_metrics_files_hold_numbers_only(tmp_path):
     with pytest.raises(TypeError, match="'path' is str, not a number"):
         write_metrics(tmp_path / "bad.json", {"path": "models/model.onnx"})
     assert not (tmp_path / "bad.json").exists()
+
+
+def test_timing_marks_are_written_once_per_event_and_only_when_asked(tmp_path, monkeypatch):
+    """benchmarks/first_epoch.py's marks: nothing without VISIONOPS_TIMINGS; with it, one JSON
+    line per event and process (the first training step is marked once, not per step)."""
+    import json
+
+    from visionops import timings
+
+    monkeypatch.setattr(timings, "_seen", set())
+    monkeypatch.delenv(timings.ENV, raising=False)
+    timings.mark("start", "train")
+    target = tmp_path / "marks.jsonl"
+    monkeypatch.setenv(timings.ENV, str(target))
+    for _ in range(3):
+        timings.mark("first_step", "train")
+    timings.mark("end", "train")
+    lines = [json.loads(line) for line in target.read_text().splitlines()]
+    assert [(m["event"], m["stage"]) for m in lines] == [("first_step", "train"), ("end", "train")]
+    assert lines[0]["t"] <= lines[1]["t"]

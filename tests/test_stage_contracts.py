@@ -23,8 +23,9 @@ from visionops import paths
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 # Plumbing that never changes what a stage writes: package init (env hygiene), the error
-# type, the CLI wrapper, the SIGTERM handler, the params-changed-under-us guard, and the
-# path constants (their values are checked against dvc.yaml below).
+# type, the CLI wrapper, the SIGTERM handler, the params-changed-under-us guard, the
+# benchmarks' opt-in timing marks, and the path constants (their values are checked against
+# dvc.yaml below).
 PLUMBING = {
     "visionops/__init__.py",
     "visionops/errors.py",
@@ -32,6 +33,7 @@ PLUMBING = {
     "visionops/interrupts.py",
     "visionops/invocation.py",
     "visionops/paths.py",
+    "visionops/timings.py",
 }
 # Files a stage loads on purpose without importing them: each is walked like the script.
 LOADED_BY_PATH = {

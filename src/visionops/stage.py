@@ -13,6 +13,7 @@ from pathlib import Path
 from visionops.errors import VisionOpsError
 from visionops.interrupts import handle_sigterm, quiet_forked_workers
 from visionops.invocation import check_params_unchanged
+from visionops.timings import mark
 
 
 def run_stage(
@@ -22,6 +23,7 @@ def run_stage(
     configure: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> None:
     """Parse arguments, run `main`, and turn a VisionOpsError into a message and exit code 1."""
+    mark("start", name)
     parser = argparse.ArgumentParser(
         prog=f"pipeline/{name}.py",
         description=doc,
@@ -46,6 +48,7 @@ def run_stage(
     try:
         check_params_unchanged(args.params, name)
         main(args)
+        mark("end", name)
     except VisionOpsError as exc:
         print(f"\n[{name}] error: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -23,6 +23,7 @@ from visionops.device import DeviceSetup
 from visionops.errors import VisionOpsError
 from visionops.inference import autocast, memory_format, predict_logits
 from visionops.interrupts import deferred_interrupts, raise_if_interrupted
+from visionops.timings import mark
 from visionops.training.batch_augment import augment_batch
 from visionops.training.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
 from visionops.training.distill import Distillation
@@ -169,6 +170,7 @@ def train_one_epoch(
                 "lower train.lr (or set train.grad_clip); the previous model file is untouched",
             )
         _step(opt, loss)
+        mark("first_step", "train")  # benchmarks/first_epoch.py: time to the first training step
         raise_if_interrupted()
         total_loss += loss.item() * len(labels)
         correct += (logits.argmax(1) == labels).sum().item()

@@ -1,0 +1,201 @@
+"""Time to the first training step: `dvc repro` on a fresh project copy, from a CIFAR-10 JPEG
+archive served over http on 127.0.0.1 (`data.source: url`) and from the same images already
+unpacked in a folder (`data.source: folder`), stopped once train has taken its first step.
+
+Each stage's seconds are split into its own work (the stage script, from its first line to its
+last: `visionops.timings` marks, on with VISIONOPS_TIMINGS) and DVC's (the gap before it:
+checking and hashing deps, starting the script, and writing the lock of the stage before).
+Then a second `dvc repro` of the data stages with nothing changed (DVC's no-op cost at this
+size). Each scenario is the best of --rounds runs; a table per scenario, and a JSON summary.
+
+    python benchmarks/first_epoch.py --archive ../shared/datasets/cifar10_jpg.tar.gz
+    python benchmarks/first_epoch.py --archive ... --rounds 1 --scenarios url
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESET = ROOT / "params" / "cifar10-fast.yaml"
+DATA_STAGES = ("download", "validate", "augment")
+STAGES = (*DATA_STAGES, "train")
+TIMEOUT_S = 1800
+
+
+def project_copy(dest: Path, data: dict) -> Path:
+    """The project's tracked files (no outputs of the developer's runs), the CIFAR preset as
+    params.yaml with `data` replaced, committed in a fresh git repository."""
+    names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True)
+    for name in filter(None, names.stdout.split("\0")):
+        top = name.split("/", 1)[0]
+        if name == "dvc.lock" or (top in {"data", "models", "reports"} and not name.endswith(".gitignore")):
+            continue
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, dest / name)
+    params = yaml.safe_load(PRESET.read_text())
+    params["data"].update(data)
+    params["train"].update(compile=False)  # the first step, not a compiled graph's warm-up
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
+        subprocess.run(cmd, cwd=dest, check=True, env=git_env())
+    return dest
+
+
+def git_env() -> dict[str, str]:
+    names = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b"}
+    return os.environ | names | {"GIT_COMMITTER_EMAIL": "b@b"}
+
+
+def run_to_first_step(repo: Path) -> dict[str, float]:
+    """`dvc repro` until train's first step, then stopped; returns each mark's seconds since
+    the command started."""
+    marks = repo / "timings.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+    env |= {"VISIONOPS_TIMINGS": str(marks), "DVC_NO_ANALYTICS": "1"}
+    log = (repo / "repro.log").open("w")
+    start = time.time()
+    proc = subprocess.Popen(
+        ["dvc", "repro"], cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        while proc.poll() is None and time.time() - start < TIMEOUT_S:
+            if marks.is_file() and '"first_step"' in marks.read_text():
+                break
+            time.sleep(0.1)
+        else:
+            raise SystemExit(f"dvc repro ended before the first training step: see {repo / 'repro.log'}")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C: train ends its MLflow run KILLED
+            proc.wait(timeout=120)
+        log.close()
+    found = {}
+    for line in marks.read_text().splitlines():
+        mark = json.loads(line)
+        found[f"{mark['stage']}.{mark['event']}"] = mark["t"] - start
+    return found
+
+
+def breakdown(marks: dict[str, float]) -> list[dict]:
+    """Per stage: DVC's seconds before it, the stage's own, and the time it ended at."""
+    rows, previous = [], 0.0
+    for stage in STAGES:
+        begin = marks[f"{stage}.start"]
+        end = marks["train.first_step"] if stage == "train" else marks[f"{stage}.end"]
+        rows.append({"stage": stage, "dvc_s": begin - previous, "own_s": end - begin, "at_s": end})
+        previous = end
+    return rows
+
+
+def noop_repro(repo: Path) -> float:
+    """Seconds of `dvc repro augment` with nothing changed (DVC checks every data file)."""
+    env = os.environ | {"DVC_NO_ANALYTICS": "1"}
+    start = time.perf_counter()
+    done = subprocess.run(["dvc", "repro", "augment"], cwd=repo, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0 or "didn't change" not in done.stdout + done.stderr:
+        raise SystemExit(f"the no-op repro did work or failed:\n{done.stdout}\n{done.stderr}")
+    return seconds
+
+
+def serve(folder: Path) -> tuple[subprocess.Popen, int]:
+    """`python -m http.server` for `folder` on a free port of 127.0.0.1."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "-d", str(folder)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)
+    return server, port
+
+
+def scenario(name: str, data: dict, work: Path, rounds: int) -> dict:
+    """The best of `rounds` fresh runs (each with its own empty download cache)."""
+    best = None
+    for attempt in range(rounds):
+        repo = project_copy(
+            work / f"{name}-{attempt}", data | {"cache_dir": str(work / f"cache-{name}-{attempt}")}
+        )
+        marks = run_to_first_step(repo)
+        rows = breakdown(marks)
+        total = rows[-1]["at_s"]
+        print(f"{name} round {attempt + 1}: first training step after {total:.1f} s", flush=True)
+        if best is None or total < best["first_step_s"]:
+            best = {"first_step_s": total, "stages": rows, "repo": repo}
+    best["noop_repro_s"] = noop_repro(best.pop("repo"))
+    return best
+
+
+def table(name: str, result: dict) -> str:
+    lines = [
+        f"\n{name}: first training step after {result['first_step_s']:.1f} s (best run); "
+        f"`dvc repro augment` with nothing changed: {result['noop_repro_s']:.1f} s",
+        "| stage | DVC before it (s) | its own work (s) | done at (s) |",
+        "|---|---|---|---|",
+    ]
+    for row in result["stages"]:
+        own = f"{row['own_s']:.1f}" + (" (to the first step)" if row["stage"] == "train" else "")
+        lines.append(f"| {row['stage']} | {row['dvc_s']:.1f} | {own} | {row['at_s']:.1f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--archive", type=Path, required=True, help="CIFAR-10 JPEG .tar.gz (class folders)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="runs per scenario; the best counts (default 3)"
+    )
+    parser.add_argument("--scenarios", nargs="+", default=["url", "folder"], choices=["url", "folder"])
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    archive = args.archive.resolve()
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="visionops-first-epoch-") as tmp:
+        work = Path(tmp)
+        if "url" in args.scenarios:
+            server, port = serve(archive.parent)
+            try:
+                url = {
+                    "source": "url",
+                    "url": f"http://127.0.0.1:{port}/{archive.name}",
+                    "sha256": hashlib.sha256(archive.read_bytes()).hexdigest(),
+                    "allow_http": True,
+                }
+                results["url"] = scenario("url", url, work, args.rounds)
+            finally:
+                server.terminate()
+        if "folder" in args.scenarios:
+            images = work / "photos"
+            with tarfile.open(archive) as tar:
+                tar.extractall(images, filter="data")
+            root = next(p for p in [images, *images.iterdir()] if (p / "train").is_dir())
+            results["folder"] = scenario("folder", {"source": "folder", "path": str(root)}, work, args.rounds)
+    for name, result in results.items():
+        print(table(name, result))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
