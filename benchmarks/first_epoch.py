@@ -7,9 +7,12 @@ last: `visionops.timings` marks, on with VISIONOPS_TIMINGS) and DVC's (the gap b
 checking and hashing deps, starting the script, and writing the lock of the stage before).
 Then a second `dvc repro` of the data stages with nothing changed (DVC's no-op cost at this
 size). Each scenario is the best of --rounds runs; a table per scenario, and a JSON summary.
+With --push-pull, the team stack (scripts/team_stack.py: SeaweedFS S3 on 127.0.0.1) is started
+and the raw data of the url scenario's best run is pushed (`dvc push download`) and pulled into
+a fresh clone (`dvc pull download`), both timed.
 
     python benchmarks/first_epoch.py --archive ../shared/datasets/cifar10_jpg.tar.gz
-    python benchmarks/first_epoch.py --archive ... --rounds 1 --scenarios url
+    python benchmarks/first_epoch.py --archive ... --rounds 1 --scenarios url --push-pull
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ STAGES = (*DATA_STAGES, "train")
 TIMEOUT_S = 1800
 
 
-def project_copy(dest: Path, data: dict) -> Path:
+def project_copy(dest: Path, data: dict, cache_type: str | None = None) -> Path:
     """The project's tracked files (no outputs of the developer's runs), the CIFAR preset as
     params.yaml with `data` replaced, committed in a fresh git repository."""
     names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True)
@@ -50,8 +53,11 @@ def project_copy(dest: Path, data: dict) -> Path:
     params["data"].update(data)
     params["train"].update(compile=False)  # the first step, not a compiled graph's warm-up
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]):
-        subprocess.run(cmd, cwd=dest, check=True, env=git_env())
+    commands = [["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]]
+    if cache_type:  # DVC's link type from its cache into the workspace (default: reflink, else copy)
+        commands.insert(1, ["dvc", "config", "cache.type", cache_type])
+    for cmd in commands:
+        subprocess.run(cmd, cwd=dest, check=True, env=git_env(), capture_output=True)
     return dest
 
 
@@ -77,10 +83,13 @@ def run_to_first_step(repo: Path) -> dict[str, float]:
                 break
             time.sleep(0.1)
         else:
-            raise SystemExit(f"dvc repro ended before the first training step: see {repo / 'repro.log'}")
+            tail = (repo / "repro.log").read_text()[-3000:]
+            raise SystemExit(f"dvc repro ended before the first training step:\n{tail}")
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C: train ends its MLflow run KILLED
+            # SIGTERM: DVC runs stage commands with SIGINT ignored; train defers it to the end
+            # of the step and ends its MLflow run KILLED
+            os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(timeout=120)
         log.close()
     found = {}
@@ -112,6 +121,53 @@ def noop_repro(repo: Path) -> float:
     return seconds
 
 
+def push_and_pull(repo: Path, work: Path) -> dict[str, float]:
+    """Seconds of `dvc push download` to the team stack's S3 and of `dvc pull download` into
+    a fresh clone of `repo` (the raw images: today one object per image)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from team_stack import dvc_remote_commands, free_stack_ports
+
+    stack, ports, state = (
+        [sys.executable, str(ROOT / "scripts" / "team_stack.py")],
+        free_stack_ports(),
+        work / "stack",
+    )
+    flags = [
+        "--mlflow-port",
+        str(ports["mlflow"]),
+        "--pg-port",
+        str(ports["pg"]),
+        "--s3-port",
+        str(ports["s3"]),
+    ]
+    env = os.environ | {"DVC_NO_ANALYTICS": "1"}
+
+    def timed(cmd: list[str], cwd: Path) -> float:
+        start = time.perf_counter()
+        done = subprocess.run(cmd, cwd=cwd, env=git_env() | env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"{cmd} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+        return time.perf_counter() - start
+
+    timed([*stack, "start", "--dir", str(state), *flags], ROOT)
+    try:
+        secret = json.loads((state / "secrets.json").read_text())
+        for line in dvc_remote_commands(ports, secret):
+            timed(line.split(), repo)
+        timed(["git", "add", "-A"], repo)
+        timed(["git", "commit", "-qm", "data"], repo)
+        pushed = timed(["dvc", "push", "download"], repo)
+        teammate = work / "teammate"
+        timed(["git", "clone", "-q", str(repo), str(teammate)], work)
+        for line in dvc_remote_commands(ports, secret)[2:]:
+            timed(line.split(), teammate)
+        pulled = timed(["dvc", "pull", "download"], teammate)
+    finally:
+        timed([*stack, "stop", "--purge", "--dir", str(state)], ROOT)
+    files = sum(1 for p in (teammate / "data" / "raw").rglob("*") if p.is_file())
+    return {"push_s": pushed, "pull_s": pulled, "files": files}
+
+
 def serve(folder: Path) -> tuple[subprocess.Popen, int]:
     """`python -m http.server` for `folder` on a free port of 127.0.0.1."""
     import socket
@@ -128,10 +184,10 @@ def serve(folder: Path) -> tuple[subprocess.Popen, int]:
     return server, port
 
 
-def scenario(name: str, data: dict, work: Path, rounds: int) -> dict:
+def scenario(name: str, data: dict, work: Path, args) -> dict:
     """The best of `rounds` fresh runs (each with its own empty download cache)."""
     best = None
-    for attempt in range(rounds):
+    for attempt in range(args.rounds):
         repo = project_copy(
             work / f"{name}-{attempt}", data | {"cache_dir": str(work / f"cache-{name}-{attempt}")}
         )
@@ -141,7 +197,10 @@ def scenario(name: str, data: dict, work: Path, rounds: int) -> dict:
         print(f"{name} round {attempt + 1}: first training step after {total:.1f} s", flush=True)
         if best is None or total < best["first_step_s"]:
             best = {"first_step_s": total, "stages": rows, "repo": repo}
-    best["noop_repro_s"] = noop_repro(best.pop("repo"))
+    repo = best.pop("repo")
+    best["noop_repro_s"] = noop_repro(repo)
+    if args.push_pull and name == "url":
+        best["remote"] = push_and_pull(repo, work)
     return best
 
 
@@ -155,6 +214,12 @@ def table(name: str, result: dict) -> str:
     for row in result["stages"]:
         own = f"{row['own_s']:.1f}" + (" (to the first step)" if row["stage"] == "train" else "")
         lines.append(f"| {row['stage']} | {row['dvc_s']:.1f} | {own} | {row['at_s']:.1f} |")
+    if "remote" in result:
+        remote = result["remote"]
+        lines.append(
+            f"raw data ({remote['files']} files) to the team's S3: `dvc push download` "
+            f"{remote['push_s']:.1f} s, fresh clone's `dvc pull download` {remote['pull_s']:.1f} s"
+        )
     return "\n".join(lines)
 
 
@@ -167,6 +232,8 @@ def main() -> None:
         "--rounds", type=int, default=3, help="runs per scenario; the best counts (default 3)"
     )
     parser.add_argument("--scenarios", nargs="+", default=["url", "folder"], choices=["url", "folder"])
+    parser.add_argument("--cache-type", help="set DVC's cache.type in the copies (e.g. hardlink)")
+    parser.add_argument("--push-pull", action="store_true", help="also time dvc push/pull of the raw data")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     archive = args.archive.resolve()
@@ -182,7 +249,7 @@ def main() -> None:
                     "sha256": hashlib.sha256(archive.read_bytes()).hexdigest(),
                     "allow_http": True,
                 }
-                results["url"] = scenario("url", url, work, args.rounds)
+                results["url"] = scenario("url", url, work, args)
             finally:
                 server.terminate()
         if "folder" in args.scenarios:
@@ -190,7 +257,7 @@ def main() -> None:
             with tarfile.open(archive) as tar:
                 tar.extractall(images, filter="data")
             root = next(p for p in [images, *images.iterdir()] if (p / "train").is_dir())
-            results["folder"] = scenario("folder", {"source": "folder", "path": str(root)}, work, args.rounds)
+            results["folder"] = scenario("folder", {"source": "folder", "path": str(root)}, work, args)
     for name, result in results.items():
         print(table(name, result))
     if args.json:

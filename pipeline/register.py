@@ -88,7 +88,7 @@ def main(args) -> None:
             **dict.fromkeys((path.name for path in PIPELINE_FILES), "pipeline"),
         },
         registration=Registration(
-            register=dump({"register": cfg})["register"],
+            settings=dump({"register": cfg})["register"],
             evaluation={k: v for k, v in metrics.items() if not k.endswith("_sha256")},
             hashes=hashes,
             validation_ok=validation_ok,

@@ -24,7 +24,7 @@ class DatasetInput(_Record):
 class Registration(_Record):
     """What the registry needs beyond params/metrics/tags to register a version and move aliases."""
 
-    register: dict[str, Any]  # the register params section
+    settings: dict[str, Any]  # the register params section (model name, gate metric, ...)
     evaluation: dict[str, float | int]  # the evaluate stage's numbers (gate metric included)
     hashes: dict[str, str]  # sha256 of model.pt and the ONNX: version tags
     validation_ok: bool

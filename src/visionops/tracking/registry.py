@@ -184,7 +184,7 @@ def log_register(run_id: str, files: dict[str, Path], values: StageLog) -> dict[
     onnx_path = files["onnx"]
     log_plain(run_id, {key: path for key, path in files.items() if key != "onnx"}, values)
     reg = values.registration
-    cfg, metrics, decision = reg.register, reg.evaluation, reg.decision
+    cfg, metrics, decision = reg.settings, reg.evaluation, reg.decision
     existing = version_of_run(cfg["model_name"], run_id)
     if existing is not None:
         if existing["decision"].get("comparison") is not None or decision["comparison"] is None:
