@@ -125,21 +125,14 @@ def push_and_pull(repo: Path, work: Path) -> dict[str, float]:
     """Seconds of `dvc push download` to the team stack's S3 and of `dvc pull download` into
     a fresh clone of `repo` (the raw images: today one object per image)."""
     sys.path.insert(0, str(ROOT / "scripts"))
-    from team_stack import dvc_remote_commands, free_stack_ports
+    from team_stack import dvc_remote_commands, free_stack_ports, port_flags
 
     stack, ports, state = (
         [sys.executable, str(ROOT / "scripts" / "team_stack.py")],
         free_stack_ports(),
         work / "stack",
     )
-    flags = [
-        "--mlflow-port",
-        str(ports["mlflow"]),
-        "--pg-port",
-        str(ports["pg"]),
-        "--s3-port",
-        str(ports["s3"]),
-    ]
+    flags = port_flags(ports)
     env = os.environ | {"DVC_NO_ANALYTICS": "1"}
 
     def timed(cmd: list[str], cwd: Path) -> float:
@@ -166,22 +159,6 @@ def push_and_pull(repo: Path, work: Path) -> dict[str, float]:
         timed([*stack, "stop", "--purge", "--dir", str(state)], ROOT)
     files = sum(1 for p in (teammate / "data" / "raw").rglob("*") if p.is_file())
     return {"push_s": pushed, "pull_s": pulled, "files": files}
-
-
-def serve(folder: Path) -> tuple[subprocess.Popen, int]:
-    """`python -m http.server` for `folder` on a free port of 127.0.0.1."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "-d", str(folder)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(1.0)
-    return server, port
 
 
 def scenario(name: str, data: dict, work: Path, args) -> dict:
@@ -241,6 +218,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="visionops-first-epoch-") as tmp:
         work = Path(tmp)
         if "url" in args.scenarios:
+            from download_speed import serve  # benchmarks/ is this script's folder
+
             server, port = serve(archive.parent)
             try:
                 url = {

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from team_stack import dvc_remote_commands, free_stack_ports  # noqa: E402
+from team_stack import dvc_remote_commands, free_stack_ports, port_flags  # noqa: E402
 
 
 def sh(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
@@ -44,14 +44,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="visionops-server-bench-") as tmp:
         work, ports = Path(tmp), free_stack_ports()
         state = work / ".server"
-        port_args = [
-            "--mlflow-port",
-            str(ports["mlflow"]),
-            "--pg-port",
-            str(ports["pg"]),
-            "--s3-port",
-            str(ports["s3"]),
-        ]
+        port_args = port_flags(ports)
         started = sh([*stack, "start", "--dir", str(state), *port_args], ROOT)
         try:
             secret = json.loads((state / "secrets.json").read_text())

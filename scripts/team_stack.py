@@ -62,6 +62,18 @@ def is_free(port: int) -> bool:
     return True
 
 
+def port_flags(ports: dict[str, int]) -> list[str]:
+    """`start`'s port arguments for `ports` (free_stack_ports' keys)."""
+    return [
+        "--mlflow-port",
+        str(ports["mlflow"]),
+        "--pg-port",
+        str(ports["pg"]),
+        "--s3-port",
+        str(ports["s3"]),
+    ]
+
+
 def free_stack_ports() -> dict[str, int]:
     """Random free ports for a whole stack (tests, benchmarks): SeaweedFS needs four in a row
     and their +10000 gRPC twins."""

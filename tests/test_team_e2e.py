@@ -51,10 +51,9 @@ class Stack:
         return s3_client(self.ports["s3"], self.secret)
 
     def start(self) -> subprocess.CompletedProcess:
-        ports = ["--mlflow-port", str(self.ports["mlflow"]), "--pg-port", str(self.ports["pg"])]
-        return run(
-            [*STACK, "start", "--dir", str(self.state), *ports, "--s3-port", str(self.ports["s3"])], ROOT
-        )
+        from team_stack import port_flags
+
+        return run([*STACK, "start", "--dir", str(self.state), *port_flags(self.ports)], ROOT)
 
 
 @pytest.fixture(scope="module")
