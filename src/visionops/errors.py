@@ -13,6 +13,13 @@ class VisionOpsError(Exception):
         return type(self), (self.cause, self.fix)
 
 
+def first_invalid_field(exc) -> str:
+    """A pydantic ValidationError's first problem as 'field.path: message' (for a record read
+    back from a file: meta.json, a journal entry)."""
+    problem = exc.errors()[0]
+    return f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
+
+
 def first_line(exc: BaseException, limit: int = 200) -> str:
     """An exception in one short line for a message: its first line, or its type's name when
     it says nothing."""

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from visionops.errors import VisionOpsError
+from visionops.errors import VisionOpsError, first_invalid_field
 from visionops.io import read_json, write_json
 
 FORMAT = "visionops-prepared/2"
@@ -146,10 +146,8 @@ def open_prepared(root: Path) -> Prepared:
     try:
         meta = PreparedMeta.model_validate(record)
     except ValidationError as exc:
-        problem = exc.errors()[0]
-        where = ".".join(str(part) for part in problem["loc"])
         raise VisionOpsError(
-            f"{root / 'meta.json'} is not prepared data's record ({where}: {problem['msg']})",
+            f"{root / 'meta.json'} is not prepared data's record ({first_invalid_field(exc)})",
             "re-run the augment stage: `dvc repro -f augment`",
         ) from None
     splits = {}

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from visionops.errors import VisionOpsError
+from visionops.errors import VisionOpsError, first_invalid_field
 from visionops.io import read_json, write_json
 from visionops.tracking.record import StageLog
 
@@ -103,10 +103,8 @@ def _stage_log(values: dict[str, Any]) -> StageLog:
     try:
         return StageLog.model_validate(values)
     except ValidationError as exc:
-        problem = exc.errors()[0]
-        where = ".".join(str(part) for part in problem["loc"])
         raise VisionOpsError(
-            f"entry.json's 'values' is not a stage log ({where}: {problem['msg']})"
+            f"entry.json's 'values' is not a stage log ({first_invalid_field(exc)})"
         ) from None
 
 
