@@ -131,11 +131,11 @@ def load_secrets(state: Path) -> dict[str, str]:
     if path.is_file():
         return json.loads(path.read_text())
     values = {
-        "pg_password": secrets.token_urlsafe(18),
+        "pg_password": new_secret(18),
         "s3_access_key": "vo" + secrets.token_hex(9),
-        "s3_secret_key": secrets.token_urlsafe(30),
-        "admin_password": secrets.token_urlsafe(18),
-        "flask_secret_key": secrets.token_urlsafe(32),  # CSRF protection of the auth app
+        "s3_secret_key": new_secret(30),
+        "admin_password": new_secret(18),
+        "flask_secret_key": new_secret(32),  # CSRF protection of the auth app
     }
     path.touch(mode=0o600)
     path.write_text(json.dumps(values, indent=2))
@@ -370,6 +370,14 @@ def client_settings(ports: dict[str, int], secret: dict[str, str]) -> dict[str, 
     }
 
 
+def new_secret(nbytes: int) -> str:
+    """secrets.token_urlsafe, never starting with '-': the secrets go into command lines
+    (`dvc remote modify --local team secret_access_key SECRET`), which read one as an option."""
+    while (token := secrets.token_urlsafe(nbytes)).startswith("-"):
+        pass
+    return token
+
+
 def dvc_remote_commands(ports: dict[str, int], secret: dict[str, str]) -> list[str]:
     return [
         f"dvc remote add -d team s3://{DVC_BUCKET}/store",
@@ -451,7 +459,7 @@ def grant(args: argparse.Namespace) -> None:
     settings = client_settings(ports, secret)
     os.environ.update(settings)
     admin = get_app_client("basic-auth", tracking_uri=settings["MLFLOW_TRACKING_URI"])
-    password = args.password or secrets.token_urlsafe(18)
+    password = args.password or new_secret(18)
     try:
         admin.create_user(args.user, password)
     except mlflow.exceptions.MlflowException as exc:

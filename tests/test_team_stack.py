@@ -40,3 +40,14 @@ def test_main_reports_a_stack_error_as_one_message(capsys, monkeypatch, tmp_path
     assert team_stack.main(["start", "--dir", str(tmp_path / "s"), *ports]) == 1
     err = capsys.readouterr().err
     assert err.startswith("team stack: error: `weed` is not installed") and "fix:" in err
+
+
+def test_generated_secrets_never_look_like_an_option():
+    """A secret starting with '-' (1 in 64 of token_urlsafe's) broke `dvc remote modify --local
+    team secret_access_key -x2X…`: argparse took it for an option (found by first_epoch.py)."""
+    from team_stack import dvc_remote_commands, new_secret
+
+    made = [new_secret(30) for _ in range(2000)]
+    assert not [s for s in made if s.startswith("-")] and len(set(made)) == 2000
+    line = dvc_remote_commands({"s3": 1}, {"s3_access_key": "vo1", "s3_secret_key": made[0]})[-1]
+    assert line.split()[-1] == made[0]
