@@ -8,7 +8,8 @@ from pathlib import Path
 
 
 def write_images(root: Path, cifar: Path | None, per_class: int) -> dict:
-    """Class folders under root/{train,test}; returns facts the benchmarks need."""
+    """Class folders under root/{train,test} (the digits: unpacked from their data/raw shards);
+    returns facts the benchmarks need."""
     if cifar:
         with tarfile.open(cifar) as tar:
             taken: dict[tuple[str, str], int] = {}
@@ -33,7 +34,11 @@ def write_images(root: Path, cifar: Path | None, per_class: int) -> dict:
     from visionops.config import DataParams
     from visionops.data.sources import materialize
 
-    materialize(DataParams(), root)
+    packed = root.with_name(root.name + "-download")
+    materialize(DataParams(), packed)
+    for shard in sorted((packed / "shards").iterdir()):
+        with tarfile.open(shard) as tar:
+            tar.extractall(root, filter="data")
     return {
         "name": "digits (PNG, 8 px -> 32 px)",
         "size": 32,
@@ -52,16 +57,14 @@ def prepare_folders(images: Path, out: Path, size: int, channels: int):
     from visionops.augment.pack import PackSpec
     from visionops.augment.prepare import write_prepared
     from visionops.data.decode import RESIZE_METHOD
-    from visionops.data.layout import iter_images
     from visionops.data.prepared import PreparedMeta, open_prepared, write_meta
+    from visionops.data.shards import pack_tree
 
-    files = list(iter_images(images))
-    classes = sorted({label for _, label, _ in files})
-    rows = [
-        (split, path.relative_to(images).as_posix(), classes.index(label)) for split, label, path in files
-    ]
+    raw = pack_tree(images, out.with_name(out.name + "-raw"))
+    classes = sorted({entry.label for entry in raw})
+    rows = [(entry.split, entry.path, classes.index(entry.label)) for entry in raw]
     table = pd.DataFrame(rows, columns=["split", "path", "label"])
-    written = write_prepared(out, table, images, PackSpec(size, channels), chunk_mb=32, progress=False)
+    written = write_prepared(out, table, raw, PackSpec(size, channels), chunk_mb=32, progress=False)
     meta = PreparedMeta(
         classes=classes,
         image_size=size,

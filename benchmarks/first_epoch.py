@@ -1,6 +1,8 @@
 """Time to the first training step: `dvc repro` on a fresh project copy, from a CIFAR-10 JPEG
 archive served over http on 127.0.0.1 (`data.source: url`) and from the same images already
-unpacked in a folder (`data.source: folder`), stopped once train has taken its first step.
+unpacked in a folder (`data.source: folder`), stopped once train has taken its first step;
+when `ultralytics` is importable (a benchmark-only extra), its classification trainer on the
+same folder beside it.
 
 Each stage's seconds are split into its own work (the stage script, from its first line to its
 last: `visionops.timings` marks, on with VISIONOPS_TIMINGS) and DVC's (the gap before it:
@@ -9,7 +11,7 @@ Then a second `dvc repro` of the data stages with nothing changed (DVC's no-op c
 size). Each scenario is the best of --rounds runs; a table per scenario, and a JSON summary.
 With --push-pull, the team stack (scripts/team_stack.py: SeaweedFS S3 on 127.0.0.1) is started
 and the raw data of the url scenario's best run is pushed (`dvc push download`) and pulled into
-a fresh clone (`dvc pull download`), both timed.
+a fresh clone (`dvc pull download`), both timed, beside the same images as one file each.
 
     python benchmarks/first_epoch.py --archive ../shared/datasets/cifar10_jpg.tar.gz
     python benchmarks/first_epoch.py --archive ... --rounds 1 --scenarios url --push-pull
@@ -37,6 +39,22 @@ PRESET = ROOT / "params" / "cifar10-fast.yaml"
 DATA_STAGES = ("download", "validate", "augment")
 STAGES = (*DATA_STAGES, "train")
 TIMEOUT_S = 1800
+# Ultralytics' classification trainer on the same folder, to its first training step: the
+# tool users would otherwise pick (a benchmark-only extra: `pip install ultralytics`). Its
+# settings live in a scratch YOLO_CONFIG_DIR, with its MLflow/TensorBoard loggers off.
+ULTRALYTICS = """
+import os, sys, time
+start = time.perf_counter()
+from ultralytics import YOLO, settings
+settings.update(mlflow=False, tensorboard=False, wandb=False, sync=False)
+model = YOLO("yolo11n-cls.yaml")  # built from its config: nothing to download
+def first_step(trainer):
+    print(f"FIRST_STEP {time.perf_counter() - start:.3f}", flush=True)
+    os._exit(0)
+model.add_callback("on_train_batch_start", first_step)
+model.train(data=sys.argv[1], imgsz=32, epochs=1, batch=64, device="cpu", plots=False, amp=False,
+            val=False, project=sys.argv[2], name="run", exist_ok=True)
+"""
 
 
 def project_copy(dest: Path, data: dict, cache_type: str | None = None) -> Path:
@@ -99,6 +117,9 @@ def run_to_first_step(repo: Path) -> dict[str, float]:
     return found
 
 
+AS_FILES = "raw-as-files"  # data/raw's images unpacked, for the push/pull comparison
+
+
 def breakdown(marks: dict[str, float]) -> list[dict]:
     """Per stage: DVC's seconds before it, the stage's own, and the time it ended at."""
     rows, previous = [], 0.0
@@ -121,9 +142,11 @@ def noop_repro(repo: Path) -> float:
     return seconds
 
 
-def push_and_pull(repo: Path, work: Path) -> dict[str, float]:
-    """Seconds of `dvc push download` to the team stack's S3 and of `dvc pull download` into
-    a fresh clone of `repo` (the raw images: today one object per image)."""
+def push_and_pull(repo: Path, work: Path) -> dict[str, dict]:
+    """Seconds of `dvc push` to the team stack's S3 and of `dvc pull` into a fresh clone of
+    `repo`, for data/raw as the pipeline stores it (`download`: a few tar shards) and, beside it
+    in the same run, for the same images one file each (`as_files`: the shards unpacked and
+    `dvc add`-ed, the layout data/raw had before issue 25)."""
     sys.path.insert(0, str(ROOT / "scripts"))
     from team_stack import dvc_remote_commands, free_stack_ports, port_flags
 
@@ -147,18 +170,30 @@ def push_and_pull(repo: Path, work: Path) -> dict[str, float]:
         secret = json.loads((state / "secrets.json").read_text())
         for line in dvc_remote_commands(ports, secret):
             timed(line.split(), repo)
+        for shard in sorted((repo / "data" / "raw" / "shards").iterdir()):
+            with tarfile.open(shard) as tar:
+                tar.extractall(repo / AS_FILES, filter="data")
+        timed(["dvc", "add", AS_FILES], repo)
         timed(["git", "add", "-A"], repo)
         timed(["git", "commit", "-qm", "data"], repo)
-        pushed = timed(["dvc", "push", "download"], repo)
+        targets = {"download": "download", "as_files": f"{AS_FILES}.dvc"}
+        pushed = {name: timed(["dvc", "push", target], repo) for name, target in targets.items()}
         teammate = work / "teammate"
         timed(["git", "clone", "-q", str(repo), str(teammate)], work)
         for line in dvc_remote_commands(ports, secret)[2:]:
             timed(line.split(), teammate)
-        pulled = timed(["dvc", "pull", "download"], teammate)
+        pulled = {name: timed(["dvc", "pull", target], teammate) for name, target in targets.items()}
     finally:
         timed([*stack, "stop", "--purge", "--dir", str(state)], ROOT)
-    files = sum(1 for p in (teammate / "data" / "raw").rglob("*") if p.is_file())
-    return {"push_s": pushed, "pull_s": pulled, "files": files}
+    folders = {"download": teammate / "data" / "raw", "as_files": teammate / AS_FILES}
+    return {
+        name: {"push_s": pushed[name], "pull_s": pulled[name], "files": count_files(folder)}
+        for name, folder in folders.items()
+    }
+
+
+def count_files(folder: Path) -> int:
+    return sum(1 for p in folder.rglob("*") if p.is_file())
 
 
 def scenario(name: str, data: dict, work: Path, args) -> dict:
@@ -181,6 +216,28 @@ def scenario(name: str, data: dict, work: Path, args) -> dict:
     return best
 
 
+def ultralytics_first_step(images: Path, work: Path, rounds: int) -> dict | None:
+    """Seconds from start to Ultralytics' first training step on `images` (its first run
+    scans the folder and writes its cache beside it; the best of `rounds` is what a user
+    meets again); None when ultralytics is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("ultralytics") is None:
+        return None
+    env = os.environ | {"YOLO_CONFIG_DIR": str(work / "ultralytics-config"), "YOLO_OFFLINE": "1"}
+    seconds = []
+    for _ in range(rounds):
+        cmd = [sys.executable, "-c", ULTRALYTICS, str(images), str(work / "ultralytics-runs")]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+        found = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("FIRST_STEP ")]
+        if not found:
+            raise SystemExit(
+                f"ultralytics did not reach its first step:\n{(done.stdout + done.stderr)[-3000:]}"
+            )
+        seconds.append(float(found[0]))
+    return {"first_run_s": seconds[0], "first_step_s": min(seconds)}
+
+
 def table(name: str, result: dict) -> str:
     lines = [
         f"\n{name}: first training step after {result['first_step_s']:.1f} s (best run); "
@@ -191,11 +248,17 @@ def table(name: str, result: dict) -> str:
     for row in result["stages"]:
         own = f"{row['own_s']:.1f}" + (" (to the first step)" if row["stage"] == "train" else "")
         lines.append(f"| {row['stage']} | {row['dvc_s']:.1f} | {own} | {row['at_s']:.1f} |")
-    if "remote" in result:
-        remote = result["remote"]
+    for name, remote in result.get("remote", {}).items():
+        what = "data/raw (`download`)" if name == "download" else "the same images one file each"
         lines.append(
-            f"raw data ({remote['files']} files) to the team's S3: `dvc push download` "
-            f"{remote['push_s']:.1f} s, fresh clone's `dvc pull download` {remote['pull_s']:.1f} s"
+            f"{what}, {remote['files']} files, to the team's S3: `dvc push` {remote['push_s']:.1f} s, "
+            f"`dvc pull` into a fresh clone {remote['pull_s']:.1f} s"
+        )
+    if ultra := result.get("ultralytics"):
+        lines.append(
+            f"Ultralytics on the same folder: first training step after {ultra['first_step_s']:.1f} s "
+            f"(its first run, scanning the folder: {ultra['first_run_s']:.1f} s); visionops / Ultralytics = "
+            f"{result['first_step_s'] / ultra['first_step_s']:.1f}x"
         )
     return "\n".join(lines)
 
@@ -237,6 +300,8 @@ def main() -> None:
                 tar.extractall(images, filter="data")
             root = next(p for p in [images, *images.iterdir()] if (p / "train").is_dir())
             results["folder"] = scenario("folder", {"source": "folder", "path": str(root)}, work, args)
+            if ultra := ultralytics_first_step(root, work, args.rounds):
+                results["folder"]["ultralytics"] = ultra
     for name, result in results.items():
         print(table(name, result))
     if args.json:

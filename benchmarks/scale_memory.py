@@ -1,6 +1,7 @@
-"""Peak memory of the data path as the dataset grows: augment, one train epoch and evaluate,
-each run as the real stage script in its own process, with the peak RSS of its whole process
-tree (the augment pool's workers included), the prepared bytes and images/s.
+"""Peak memory of the data path as the dataset grows: download (packing a folder), validate,
+augment, one train epoch and evaluate, each run as the real stage script in its own process,
+with the peak RSS of its whole process tree (the pools' workers included), the prepared
+bytes and images/s.
 
 Also two ratios against a baseline run in the same invocation, on the same 32 px data (each side
 the best of 3 alternated runs):
@@ -72,26 +73,28 @@ def extract(archive: Path, into: Path) -> Path:
     return into
 
 
-def project(base: Path, images: Path, count: int, args) -> Path:
-    """A project copy whose data/raw holds hard links to the first `count` CIFAR images
-    (5/6 train, 1/6 test, as CIFAR itself), validated once."""
+def project(base: Path, images: Path, count: int) -> tuple[Path, dict]:
+    """A project copy whose data/raw is the download stage's pack of a folder of hard links to
+    the first `count` CIFAR images (5/6 train, 1/6 test, as CIFAR itself), validated once;
+    with the peak RSS (GB) of those two stages."""
     repo = base / f"n{count}"
     files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
     for name in files.stdout.split():  # the stages import visionops from this environment
         if name.startswith("pipeline/"):
             (repo / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, repo / name)
-    raw = repo / "data" / "raw"
+    tree = base / f"tree{count}"
     take = {"train": count * 5 // 6 // 10, "test": count // 6 // 10}
     for split, per_class in take.items():
         for label in CLASSES:
-            (raw / split / label).mkdir(parents=True)
+            (tree / split / label).mkdir(parents=True)
             for path in sorted((images / split / label).iterdir())[:per_class]:
-                os.link(path, raw / split / label / path.name)
-    source = {"source": "url", "url": "cifar10_jpg.tar.gz", "classes": CLASSES, "params": {"data": {}}}
-    (raw / "source.json").write_text(json.dumps(source))
-    run_stage(repo, "validate", {})
-    return repo
+                os.link(path, tree / split / label / path.name)
+    peaks = {}
+    for stage, changes in (("download", {"data": {"source": "folder", "path": str(tree)}}), ("validate", {})):
+        peaks[f"{stage}_peak_gb"] = run_stage(repo, stage, changes)[0] / 2**30
+    shutil.rmtree(tree)
+    return repo, peaks
 
 
 def run_stage(repo: Path, stage: str, changes: dict) -> tuple[float, float, str]:
@@ -140,6 +143,7 @@ def data_path_ratios(repo: Path) -> dict:
     from visionops.data.decode import load_image
     from visionops.data.loader import ImageBatches
     from visionops.data.prepared import open_prepared
+    from visionops.data.shards import RawImages
     from visionops.device import resolve_device
     from visionops.models.zoo import create_model
     from visionops.training.loop import fit
@@ -161,17 +165,18 @@ def data_path_ratios(repo: Path) -> dict:
     del sources
 
     files = pd.read_csv(repo / "data/validated/manifest.csv")
-    paths = [repo / "data/raw" / p for p in files["path"]]
-    resize = A.Compose([A.Resize(height=32, width=32)])  # today's augment: serial, full decode
+    raw = RawImages(repo / "data/raw")
+    members = [raw.member(p) for p in files["path"]]
+    resize = A.Compose([A.Resize(height=32, width=32)])  # the old augment: serial, full decode
     serial = chunked = 0.0
     for _ in range(ROUNDS):
         start = time.perf_counter()
-        stacked = np.stack([resize(image=load_image(p, 3))["image"] for p in paths])
-        serial = max(serial, len(paths) / (time.perf_counter() - start))
+        stacked = np.stack([resize(image=load_image(m.open(), 3))["image"] for m in members])
+        serial = max(serial, len(members) / (time.perf_counter() - start))
         del stacked
         start = time.perf_counter()
-        pack_images(paths, PackSpec(32, 3), lambda chunk: None, progress=False)
-        chunked = max(chunked, len(paths) / (time.perf_counter() - start))
+        pack_images(members, PackSpec(32, 3), lambda chunk: None, progress=False)
+        chunked = max(chunked, len(members) / (time.perf_counter() - start))
     return {
         "train_streamed_img_s": speed["streamed"],
         "train_in_memory_img_s": speed["in-memory"],
@@ -208,9 +213,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="visionops-scale-") as tmp:
         images = extract(args.cifar, Path(tmp) / "cifar")
         for count in args.counts:
-            repo = project(Path(tmp), images, count, args)
+            repo, data_peaks = project(Path(tmp), images, count)
+            print(
+                f"{count:>6} images: peak RSS "
+                + ", ".join(f"{k[:-8]} {v:.2f} GB" for k, v in data_peaks.items())
+            )
             for size in args.sizes:
-                row = measure(repo, size, args) | {"count": count}
+                row = measure(repo, size, args) | {"count": count} | data_peaks
                 rows.append(row)
                 print(describe(row), flush=True)
             if count == args.counts[0]:
@@ -220,7 +229,7 @@ def main() -> None:
             shutil.rmtree(repo)
     print("\npeak RSS flatness (largest / smallest count, per size and stage):")
     for size in args.sizes:
-        for stage in ("augment", "train", "evaluate"):
+        for stage in ("download", "validate", "augment", "train", "evaluate"):
             peaks = [r[f"{stage}_peak_gb"] for r in rows if r["size"] == size]
             print(f"  {size:>3}px {stage:8s} {max(peaks) / min(peaks):.2f}x  (max {max(peaks):.2f} GB)")
     streamed, in_memory = ratios["train_streamed_img_s"], ratios["train_in_memory_img_s"]

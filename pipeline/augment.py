@@ -19,6 +19,7 @@ def main(args) -> None:
     from visionops.config import dump, load_params
     from visionops.data.decode import RESIZE_METHOD
     from visionops.data.prepared import PreparedMeta, open_prepared, write_meta
+    from visionops.data.shards import RawImages
     from visionops.io import publish_dir, read_csv, read_json, staging_dir_for, write_json
 
     params = load_params(args.params, "augment")
@@ -33,7 +34,7 @@ def main(args) -> None:
     spec = PackSpec(cfg.image_size, cfg.channels, cfg.copies, cfg.seed, tuple(cfg.policy))
     staging = staging_dir_for(PREPARED)
     try:
-        written = write_prepared(staging, files, RAW, spec, cfg.chunk_mb, cfg.workers)
+        written = write_prepared(staging, files, RawImages(RAW), spec, cfg.chunk_mb, cfg.workers)
         meta = PreparedMeta(
             classes=classes,
             image_size=cfg.image_size,

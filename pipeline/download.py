@@ -1,4 +1,5 @@
-"""download: materialise the configured data source as data/raw/{train,test}/<class>/ images.
+"""download: pack the configured data source into data/raw: tar shards of the images, stored as
+{train,test}/<class>/<file>, their index.csv and source.json (see visionops/data/shards.py).
 
 Writes into a staging folder and swaps it in only when complete, so an interrupted
 download never leaves a half-written data/raw. Reads params: data.

@@ -1,4 +1,4 @@
-"""validate: manifest of every image in data/raw + Great Expectations suites over it.
+"""validate: manifest of every image in data/raw (its shards) + Great Expectations suites over it.
 
 Writes data/validated/ (manifest.csv, meta.json), reports/validation/ (summary.json,
 results.json, quarantine.csv, Data Docs HTML, and gallery.html: thumbnails of every flagged
@@ -29,6 +29,7 @@ def main(args) -> None:
     import tempfile
 
     from visionops.config import dump, load_params
+    from visionops.data.shards import RawImages
     from visionops.errors import VisionOpsError
     from visionops.io import (
         file_sha256,
@@ -47,8 +48,9 @@ def main(args) -> None:
     params = load_params(args.params, "validate")
     source = read_json(RAW / "source.json")
     classes = source["classes"]
+    raw = RawImages(RAW)
     with tempfile.TemporaryDirectory(prefix="visionops-gx-") as workdir:
-        outcome = validate_dataset(RAW, params["validate"], classes, Path(workdir), cache=MANIFEST_CACHE)
+        outcome = validate_dataset(raw, params["validate"], classes, Path(workdir), cache=MANIFEST_CACHE)
         docs = copy_data_docs(outcome.data_docs, VALIDATION_DOCS)
     results, manifest = outcome.results, outcome.manifest
     summary = summarize(results, manifest) | {"quarantined": len(outcome.quarantine)}
@@ -69,7 +71,7 @@ def main(args) -> None:
         VALIDATION_RESULTS, {"checks": check_details(results), "great_expectations": outcome.gx_results}
     )
     write_json(VALIDATION_SUMMARY, summary)
-    write_gallery(outcome.manifest, RAW, VALIDATION_GALLERY)
+    write_gallery(outcome.manifest, raw, VALIDATION_GALLERY)
     failed = summary["failed"]
     write_metrics(VALIDATE_METRICS, {"data_critical": failed["critical"], "data_warnings": failed["warning"]})
     print(

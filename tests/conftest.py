@@ -12,15 +12,24 @@ from visionops.config import DataParams, TrainParams
 
 
 @pytest.fixture
-def raw_digits(tmp_path: Path) -> Path:
-    """data/raw-style class folders of the real digits dataset, plus source.json."""
+def raw_digits(tmp_path: Path):
+    """The digits' data/raw as the download stage packs it (with source.json), opened."""
+    from visionops.data.shards import RawImages
     from visionops.data.sources import materialize
     from visionops.io import write_json
 
-    root = tmp_path / "raw"
-    record = materialize(DataParams(), root)
-    write_json(root / "source.json", record)
-    return root
+    root = tmp_path / "raw-digits"
+    write_json(root / "source.json", materialize(DataParams(), root, progress=False))
+    return RawImages(root)
+
+
+@pytest.fixture
+def digit_tree(tmp_path: Path) -> Path:
+    """The digits' data/raw unpacked into class folders (with source.json), for tests to edit
+    and then pack (`digits_data.pack_tree`)."""
+    from digits_data import digits_tree
+
+    return digits_tree(tmp_path / "raw")
 
 
 @pytest.fixture(scope="session")

@@ -101,3 +101,44 @@ def clone_repo(template: Path, dest: Path) -> Path:
 def mlflow_rows(repo: Path, sql: str) -> list:
     with sqlite3.connect(repo / "mlflow.db") as db:
         return db.execute(sql).fetchall()
+
+
+def unpack_raw(repo: Path, dest: Path, split: str | None = None) -> Path:
+    """The images of repo's data/raw as files (`tar -x` of its shards, `split` only if given),
+    under dest/<split>/<class>/: what a user unpacks to look at or predict on them."""
+    import tarfile
+
+    for shard in sorted((repo / "data/raw/shards").iterdir()):
+        with tarfile.open(shard) as tar:
+            members = [m for m in tar if split is None or m.name.startswith(f"{split}/")]
+            tar.extractall(dest, members=members, filter="data")
+    return dest
+
+
+def damage_raw_image(repo: Path, path: str, keep: int) -> bytes:
+    """Overwrite the stored bytes of data/raw's image `path` after the first `keep` with zeros,
+    in its shard (same size: the index still points at it); returns the original bytes."""
+    from visionops.data.shards import RawImages
+
+    member = RawImages(repo / "data/raw").member(path)
+    original = member.read()
+    write_raw_image(repo, path, original[:keep] + bytes(member.size - keep))
+    return original
+
+
+def write_raw_image(repo: Path, path: str, data: bytes) -> None:
+    """Put `data` (exactly the stored size) in place of data/raw's image `path`."""
+    from visionops.data.shards import RawImages
+
+    member = RawImages(repo / "data/raw").member(path)
+    assert len(data) == member.size
+    with open(member.shard, "r+b") as shard:
+        shard.seek(member.offset)
+        shard.write(data)
+
+
+def raw_paths(repo: Path, split: str, label: str) -> list[str]:
+    """data/raw's image paths of one class in one split, sorted."""
+    from visionops.data.shards import RawImages
+
+    return sorted(e.path for e in RawImages(repo / "data/raw") if e.split == split and e.label == label)

@@ -3,17 +3,18 @@
 from pathlib import Path
 
 from visionops.config import DataParams
-from visionops.data.layout import iter_images
+from visionops.data.shards import RawImages
 from visionops.data.sources import materialize
 from visionops.io import publish_dir, read_json, staging_dir_for
 
 
-def test_digits_become_stratified_class_folders(raw_digits: Path):
-    files = list(iter_images(raw_digits))
-    assert len(files) == 1797
+def test_digits_become_stratified_class_folders(raw_digits: RawImages):
+    assert len(raw_digits) == 1797
     for split in ("train", "test"):
-        assert sorted(p.name for p in (raw_digits / split).iterdir()) == [str(i) for i in range(10)]
-    record = read_json(raw_digits / "source.json")
+        assert sorted({e.label for e in raw_digits if e.split == split}, key=int) == [
+            str(i) for i in range(10)
+        ]
+    record = read_json(raw_digits.root / "source.json")
     assert sum(record["counts"]["test"].values()) == 360
     for name in record["classes"]:  # every class in both splits, ~20 % in test
         share = record["counts"]["test"][name] / (
@@ -25,7 +26,7 @@ def test_digits_become_stratified_class_folders(raw_digits: Path):
 def test_split_is_deterministic_and_seeded(tmp_path: Path):
     def listing(root: Path, seed: int) -> list:
         materialize(DataParams(seed=seed), root)
-        return sorted((s, c, p.read_bytes()) for s, c, p in iter_images(root))
+        return [(e.path, e.member.read()) for e in RawImages(root)]
 
     assert listing(tmp_path / "a", 1) == listing(tmp_path / "b", 1)
     assert listing(tmp_path / "a2", 1) != listing(tmp_path / "c", 2)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from e2e import clone_repo, mlflow_rows, pipeline_env, run
+from e2e import clone_repo, damage_raw_image, mlflow_rows, pipeline_env, raw_paths, run, write_raw_image
 
 pytestmark = pytest.mark.e2e
 
@@ -94,13 +94,12 @@ def test_a_stage_refusing_its_params_under_dvc_keeps_every_previous_output(repo)
 def test_a_failed_augment_keeps_the_previous_prepared_data(repo):
     """Issue 12: the previous data/prepared stays whole until the new one is complete."""
     before = {p.name: p.read_bytes() for p in (repo / "data/prepared").iterdir()}
-    victim = sorted((repo / "data/raw/train/5").glob("*.png"))[-1]  # validated, then damaged
-    kept = victim.read_bytes()
-    victim.write_bytes(kept[:40])
+    victim = raw_paths(repo, "train", "5")[-1]
+    kept = damage_raw_image(repo, victim, keep=40)  # validated, then damaged in its shard
     try:
-        assert_clean_error(stage(repo, "augment"), "augment", f"train/5/{victim.name} cannot be decoded")
+        assert_clean_error(stage(repo, "augment"), "augment", f"{victim} cannot be decoded")
     finally:
-        victim.write_bytes(kept)
+        write_raw_image(repo, victim, kept)
     assert {p.name: p.read_bytes() for p in (repo / "data/prepared").iterdir()} == before
     assert not list((repo / "data").glob(".prepared*"))  # no staging folder left behind
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,13 +17,14 @@ from digits_data import POLICY, digit_files
 from visionops.augment.pack import PackSpec, pack_images, pixel_sums
 from visionops.data.loader import ImageBatches, choose_resident
 from visionops.data.prepared import ArrayWriter, open_prepared, train_val_split
+from visionops.data.shards import RawImages
 from visionops.errors import VisionOpsError
 
 
-def packed(raw: Path, spec: PackSpec, chunk_mb: float, workers: int) -> np.ndarray:
-    paths = [raw / p for p in digit_files(raw, 40).query("split == 'train'")["path"]]
+def packed(raw: RawImages, spec: PackSpec, chunk_mb: float, workers: int) -> np.ndarray:
+    members = [raw.member(p) for p in digit_files(raw, 40).query("split == 'train'")["path"]]
     out: list[np.ndarray] = []
-    pack_images(paths, spec, out.append, chunk_mb, workers, progress=False)
+    pack_images(members, spec, out.append, chunk_mb, workers, progress=False)
     return np.concatenate(out)
 
 
@@ -171,11 +171,11 @@ import visionops
 from visionops.augment.pack import PackSpec
 from visionops.augment.prepare import write_prepared
 from visionops.config import DataParams
+from visionops.data.shards import RawImages
 from visionops.data.sources import materialize
-raw = Path({str(tmp_path / "raw")!r})
-materialize(DataParams(), raw, progress=False)
-rows = [(s, p.relative_to(raw).as_posix(), int(p.parent.name)) for s in ("train", "test")
-        for p in sorted((raw / s).rglob("*.png"))]
+materialize(DataParams(), Path({str(tmp_path / "raw")!r}), progress=False)
+raw = RawImages(Path({str(tmp_path / "raw")!r}))
+rows = [(e.split, e.path, int(e.label)) for e in raw]
 files = pd.DataFrame(rows, columns=["split", "path", "label"])
 spec = PackSpec(image_size=128, channels=3, copies=0, seed=0)
 write_prepared(Path({str(tmp_path / "p")!r}), files.iloc[:40], raw, spec, 4, workers=1, progress=False)

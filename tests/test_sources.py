@@ -26,6 +26,7 @@ from http_fixture import Answer, LocalServer
 from visionops.config import DataParams
 from visionops.data.archive import Limits, extract
 from visionops.data.fetch import Checksum, FetchSettings, fetch
+from visionops.data.shards import RawImages
 from visionops.data.sources import materialize
 from visionops.errors import VisionOpsError
 
@@ -232,6 +233,49 @@ def test_a_web_page_instead_of_an_archive(tmp_path):
 # --- the url source, end to end through materialize ----------------------------------------
 
 
+@pytest.mark.parametrize(
+    ("members", "links", "message"),
+    [
+        ({"pets/train/cat/1.png": b"x", "../evil.png": b"evil"}, {}, "climbs out"),
+        (
+            {"pets/train/cat/1.png": b"x"},
+            {"pets/train/cat/p.png": (tarfile.SYMTYPE, "/etc/passwd")},
+            "links outside",
+        ),
+    ],
+)
+def test_the_streamed_url_source_checks_every_member_before_packing_any(
+    server, tmp_path, members, links, message
+):
+    """Issue 25: the url source no longer unpacks; the listing runs extract's checks first."""
+    data = tgz(members, links=links)
+    url = serve_archive(server, "/bad.tgz", data)
+    with pytest.raises(VisionOpsError, match=message):
+        materialize(params(tmp_path, source="url", url=url, sha256=sha256(data)), tmp_path / "raw", False)
+    assert not list((tmp_path / "raw").rglob("*.tar")) and not (tmp_path / "raw" / "index.csv").exists()
+
+
+@pytest.mark.parametrize("kind", ["zip", "tgz"])
+def test_the_streamed_url_source_stops_a_bomb(server, tmp_path, kind):
+    tree = {f"pets/train/{c}/{i}.png": b"\0" * 3_000_000 for c in ("cat", "dog") for i in range(2)}
+    data = zipped(tree) if kind == "zip" else tgz(tree)
+    url = serve_archive(server, f"/bomb.{kind}", data)
+    cfg = params(tmp_path, source="url", url=url, sha256=sha256(data), max_extract_mb=10)
+    with pytest.raises(VisionOpsError, match="zip bomb") as err:
+        materialize(cfg, tmp_path / "raw", False)
+    assert "max_extract_mb" in err.value.fix and not (tmp_path / "raw" / "index.csv").exists()
+
+
+def test_read_members_holds_the_byte_cap_even_when_the_listing_passed(tmp_path):
+    """The budget is also counted on the bytes actually read (a header can understate them)."""
+    from visionops.data.archive import read_members
+
+    archive = write(tmp_path, "big.zip", zipped({"a/1.png": b"\0" * 3_000_000, "a/2.png": b"\0" * 3_000_000}))
+    with pytest.raises(VisionOpsError, match="zip bomb"):
+        list(read_members(archive, {"a/1.png", "a/2.png"}, Limits(max_bytes=4_000_000, max_members=10)))
+    assert [name for name, _ in read_members(archive, {"a/1.png"}, limits())] == ["a/1.png"]
+
+
 def serve_archive(server, path: str, data: bytes) -> str:
     server.script.serve(path, Answer(body=data))
     return server.url(path)
@@ -246,8 +290,9 @@ def test_url_source_lands_in_class_folders(server, tmp_path):
     )
     assert record["classes"] == ["cat", "dog"] and record["checksum"] == f"sha256:{sha256(data)}"
     assert record["counts"] == {"train": {"cat": 6, "dog": 6}, "test": {"cat": 6, "dog": 6}}
-    copied = (tmp_path / "raw" / "train" / "cat" / "001.png").read_bytes()
+    copied = RawImages(tmp_path / "raw").member("train/cat/001.png").read()
     assert copied == files["pets/train/cat/001.png"]
+    assert not [p for p in tmp_path.rglob("*.png")]  # streamed into the shards: nothing unpacked
 
 
 def test_url_source_without_checksum_is_refused(tmp_path):
@@ -270,9 +315,10 @@ def test_single_tree_archive_is_split_by_the_seeded_fraction(server, tmp_path):
     first = materialize(cfg, tmp_path / "a", False)
     materialize(cfg, tmp_path / "b", False)
     assert first["counts"] == {"train": {"cat": 8, "dog": 8}, "test": {"cat": 2, "dog": 2}}
-    assert sorted(p.name for p in (tmp_path / "a/test/cat").iterdir()) == sorted(
-        p.name for p in (tmp_path / "b/test/cat").iterdir()
-    )
+    assert [e.path for e in RawImages(tmp_path / "a")] == [e.path for e in RawImages(tmp_path / "b")]
+    assert (tmp_path / "a/shards/raw-000.tar").read_bytes() == (
+        tmp_path / "b/shards/raw-000.tar"
+    ).read_bytes()
 
 
 def test_archive_with_no_class_folders(server, tmp_path):
@@ -315,7 +361,7 @@ def test_folder_source_copies_mixed_images_and_never_touches_the_source(tmp_path
     )
     assert record["classes"] == ["ant", "bee"] and record["url"].startswith("file://")
     assert sum(sum(c.values()) for c in record["counts"].values()) == 17
-    assert any(p.name == "nested__deep.png" for p in (tmp_path / "raw").rglob("*.png"))
+    assert any(e.path.endswith("/ant/nested__deep.png") for e in RawImages(tmp_path / "raw"))
     assert before == {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in source.rglob("*") if p.is_file()}
 
 
@@ -356,7 +402,7 @@ def test_folder_source_refuses_links_leading_out_of_the_tree(tmp_path, kind):
         materialize(params(tmp_path, source="folder", path=str(source)), raw)
     assert str(outside) in str(err.value) and "data.follow_links" in err.value.fix
     assert SECRET not in all_bytes_under(tmp_path / "raw") if raw.exists() else True
-    assert not raw.exists() or not any(raw.rglob("*.png"))
+    assert not raw.exists() or not any(raw.rglob("*.tar"))  # stopped before the first image
 
 
 def test_folder_source_follows_links_inside_the_tree_and_outside_only_when_asked(tmp_path):
@@ -441,7 +487,7 @@ def test_cifar10_format_archive_lands_in_named_class_folders(server, tmp_path):
     assert sum(record["counts"]["train"].values()) == 200 and sum(record["counts"]["test"].values()) == 60
     first = batches["data_batch_1"]
     label = record["classes"][first[b"labels"][0]]
-    written = np.asarray(Image.open(tmp_path / "raw" / "train" / label / "00000.png"))
+    written = np.asarray(Image.open(RawImages(tmp_path / "raw").member(f"train/{label}/00000.png").open()))
     assert np.array_equal(written, first[b"data"][0].reshape(3, 32, 32).transpose(1, 2, 0))
 
 

@@ -16,14 +16,14 @@ import pandas as pd
 import pytest
 import requests
 import yaml
-from e2e import ROOT, clone_repo, run
+from e2e import ROOT, clone_repo, run, unpack_raw
 
 pytestmark = pytest.mark.e2e
 
 STACK = [sys.executable, str(ROOT / "scripts" / "team_stack.py")]
 MODEL = "visionops-classifier"
 VIEWER = ("viewer", "viewer-password-22")
-PREDICT = ["data/raw/test", "--out", "p.csv", "--no-progress"]
+PREDICT = ["--out", "p.csv", "--no-progress"]
 
 
 @dataclass
@@ -123,8 +123,23 @@ def test_a_run_logs_to_postgresql_and_the_bucket_and_nothing_lands_locally(first
     names = [o["Key"] for o in objects]
     assert any(n.endswith("model.onnx") for n in names) and any("confusion_matrix.png" in n for n in names)
     assert not (repo / "mlartifacts").exists() and not (repo / "mlflow.db").exists()
-    pushed = stack.s3().list_objects_v2(Bucket="dvc", Prefix="store/").get("KeyCount", 0)
-    assert pushed > 100  # the raw images, prepared arrays and models
+    pages = stack.s3().get_paginator("list_objects_v2").paginate(Bucket="dvc", Prefix="store/")
+    pushed = {o["Key"] for page in pages for o in page.get("Contents", [])}
+    declared = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    uncached = {  # metrics and plot data: committed to git, never pushed
+        path
+        for stage in declared.values()
+        for kind in ("outs", "metrics")
+        for out in stage.get(kind, [])
+        if isinstance(out, dict)
+        for path, flags in out.items()
+        if flags.get("cache") is False
+    }
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    outs = [o for stage in lock.values() for o in stage.get("outs", []) if o["path"] not in uncached]
+    assert len(outs) > 10  # raw shards, prepared arrays, models, reports
+    for out in outs:  # every cached output is on the remote (a folder: its .dir listing)
+        assert f"store/files/md5/{out['md5'][:2]}/{out['md5'][2:]}" in pushed, out["path"]
 
 
 def test_a_second_clone_pulls_everything_and_recomputes_nothing(second, stack):
@@ -133,8 +148,18 @@ def test_a_second_clone_pulls_everything_and_recomputes_nothing(second, stack):
     assert "Data and pipelines are up to date" in status, status
     repro = run(["dvc", "repro"], repo, **stack.env)
     assert "Running stage" not in repro.stdout, repro.stdout
+    test = str(unpack_raw(repo, repo.parent / "raw-files", "test") / "test")  # the pulled test images
     predicted = run(
-        [sys.executable, "-m", "visionops", "predict", "--model", f"models:/{MODEL}@champion", *PREDICT],
+        [
+            sys.executable,
+            "-m",
+            "visionops",
+            "predict",
+            "--model",
+            f"models:/{MODEL}@champion",
+            test,
+            *PREDICT,
+        ],
         repo,
         **stack.env,
     )

@@ -13,8 +13,10 @@ import mlflow_server
 import pandas as pd
 import pytest
 import requests
-from e2e import clone_repo, pipeline_env, run
+from e2e import clone_repo, pipeline_env, raw_paths, run, unpack_raw
 from test_hostile_inputs import BAD_BODIES
+
+from visionops.data.shards import RawImages
 
 pytestmark = pytest.mark.e2e
 
@@ -35,7 +37,7 @@ def test_predict_with_the_champion_agrees_with_evaluate(repo):
             "predict",
             "--model",
             CHAMPION,
-            "data/raw/test",
+            str(unpack_raw(repo, repo.parent / "raw-files", "test") / "test"),
             "--out",
             "p.csv",
         ],
@@ -49,7 +51,9 @@ def test_predict_with_the_champion_agrees_with_evaluate(repo):
     files = pd.read_csv(repo / "data/prepared/files.csv")
     test = files[files["split"] == "test"].sort_values("index")
     evaluated = pd.read_csv(repo / "reports/confusion.csv", dtype=str)["predicted"].to_numpy()
-    by_path = dict(zip(("data/raw/" + test["path"]).tolist(), evaluated, strict=True))
+    by_path = dict(
+        zip((str(repo.parent / "raw-files") + "/" + test["path"]).tolist(), evaluated, strict=True)
+    )
     agree = (got["label"].to_numpy() == got["path"].map(by_path).to_numpy()).mean()
     assert agree >= 0.995
 
@@ -71,11 +75,11 @@ def test_served_champion_answers_a_base64_png(repo):
                     break
             except requests.ConnectionError:
                 time.sleep(0.5)
-        sample = sorted((repo / "data/raw/test/7").iterdir())[0]
+        sample = RawImages(repo / "data/raw").member(raw_paths(repo, "test", "7")[0])
         body = {
             "dataframe_split": {
                 "columns": ["image"],
-                "data": [[base64.b64encode(sample.read_bytes()).decode()]],
+                "data": [[base64.b64encode(sample.read()).decode()]],
             }
         }
         answer = requests.post(f"{url}/invocations", json=body, timeout=60)

@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from digits_data import pack_tree
 
 from visionops.config import ValidateParams
 from visionops.io import read_json
@@ -22,7 +23,7 @@ def validate(raw: Path, workdir: Path, **overrides):
     overrides.setdefault("near_duplicate_distance", 0)
     overrides.setdefault("quality_outlier_z", 1000.0)
     classes = read_json(raw / "source.json")["classes"]
-    outcome = validate_dataset(raw, ValidateParams(**overrides), classes, workdir, progress=False)
+    outcome = validate_dataset(pack_tree(raw), ValidateParams(**overrides), classes, workdir, progress=False)
     return outcome.results, summarize(outcome.results, outcome.manifest), outcome.data_docs
 
 
@@ -31,9 +32,9 @@ def failed(results) -> dict[str, str]:
 
 
 @pytest.fixture
-def clean_run(raw_digits, tmp_path):
+def clean_run(digit_tree, tmp_path):
     return validate(
-        raw_digits, tmp_path / "gx", near_duplicate_distance=DEFAULT_NEAR, quality_outlier_z=DEFAULT_Z
+        digit_tree, tmp_path / "gx", near_duplicate_distance=DEFAULT_NEAR, quality_outlier_z=DEFAULT_Z
     )
 
 
@@ -52,60 +53,63 @@ def test_clean_digits_pass_every_check_but_one_true_near_duplicate(clean_run):
     assert summary["near_duplicates_across_splits"] == 2
 
 
-def test_truncated_png_fails_decode_check_naming_the_file(raw_digits, tmp_path):
-    victim = raw_digits / "train" / "3" / sorted(p.name for p in (raw_digits / "train" / "3").iterdir())[0]
+def test_truncated_png_fails_decode_check_naming_the_file(digit_tree, tmp_path):
+    victim = digit_tree / "train" / "3" / sorted(p.name for p in (digit_tree / "train" / "3").iterdir())[0]
     victim.write_bytes(victim.read_bytes()[:40])
-    results, summary, _ = validate(raw_digits, tmp_path / "gx")
+    results, summary, _ = validate(digit_tree, tmp_path / "gx")
     assert failed(results) == {"every file decodes": "critical"}
     assert not summary["success"] and summary["undecodable"] == 1
     message = failure_message(results)
     assert f"train/3/{victim.name}" in message and "fix:" in message
 
 
-def test_text_file_named_png_is_undecodable(raw_digits, tmp_path):
-    (raw_digits / "test" / "5" / "notes.png").write_text("not an image")
-    results, _, _ = validate(raw_digits, tmp_path / "gx")
+def test_text_file_named_png_is_undecodable(digit_tree, tmp_path):
+    (digit_tree / "test" / "5" / "notes.png").write_text("not an image")
+    results, _, _ = validate(digit_tree, tmp_path / "gx")
     check = next(r for r in results if r.check == "every file decodes")
     assert not check.success and check.examples == ["test/5/notes.png"]
 
 
-def test_image_copied_from_train_into_test_is_critical_leakage(raw_digits, tmp_path):
-    source = next((raw_digits / "train" / "7").iterdir())
-    shutil.copy(source, raw_digits / "test" / "7" / "leak.png")
-    results, summary, _ = validate(raw_digits, tmp_path / "gx")
+def test_image_copied_from_train_into_test_is_critical_leakage(digit_tree, tmp_path):
+    source = next((digit_tree / "train" / "7").iterdir())
+    shutil.copy(source, digit_tree / "test" / "7" / "leak.png")
+    results, summary, _ = validate(digit_tree, tmp_path / "gx")
     assert failed(results) == {"no train/test leakage": "critical"}
     check = next(r for r in results if r.check == "no train/test leakage")
     assert "test/7/leak.png" in check.examples and f"train/7/{source.name}" in check.examples
     assert summary["leaked"] == 2
 
 
-def test_same_image_reencoded_as_bmp_is_still_caught(raw_digits, tmp_path):
+def test_same_image_reencoded_as_bmp_is_still_caught(digit_tree, tmp_path):
     from PIL import Image
 
-    source = next((raw_digits / "train" / "2").iterdir())
-    Image.open(source).save(raw_digits / "test" / "2" / "reencoded.bmp")
-    results, _, _ = validate(raw_digits, tmp_path / "gx")
+    source = next((digit_tree / "train" / "2").iterdir())
+    Image.open(source).save(digit_tree / "test" / "2" / "reencoded.bmp")
+    results, _, _ = validate(digit_tree, tmp_path / "gx")
     assert failed(results) == {"no train/test leakage": "critical"}
 
 
-def test_slightly_edited_copy_in_test_is_a_near_duplicate_warning(raw_digits, tmp_path):
+def test_slightly_edited_copy_in_test_is_a_near_duplicate_warning(digit_tree, tmp_path):
     import numpy as np
     from PIL import Image
 
-    source = next((raw_digits / "train" / "4").iterdir())
+    source = next((digit_tree / "train" / "4").iterdir())
     pixels = np.asarray(Image.open(source)).astype(int)
-    Image.fromarray(np.clip(pixels + 6, 0, 255).astype(np.uint8)).save(raw_digits / "test" / "4" / "edit.png")
-    results, summary, _ = validate(raw_digits, tmp_path / "gx", near_duplicate_distance=DEFAULT_NEAR)
+    Image.fromarray(np.clip(pixels + 6, 0, 255).astype(np.uint8)).save(digit_tree / "test" / "4" / "edit.png")
+    results, summary, _ = validate(digit_tree, tmp_path / "gx", near_duplicate_distance=DEFAULT_NEAR)
     near = next(r for r in results if r.check == "no near-duplicates across splits")
     assert not near.success and near.severity == "warning" and summary["success"]
     assert "test/4/edit.png" in near.examples and summary["leaked"] == 0
 
 
-def test_near_duplicate_distance_zero_and_severity_come_from_params(raw_digits, tmp_path):
-    results, summary, _ = validate(raw_digits, tmp_path / "gx", near_duplicate_distance=0)
+def test_near_duplicate_distance_zero_and_severity_come_from_params(digit_tree, tmp_path):
+    results, summary, _ = validate(digit_tree, tmp_path / "gx", near_duplicate_distance=0)
     assert failed(results) == {}
     results, summary, _ = validate(
-        raw_digits, tmp_path / "gx2", near_duplicate_distance=DEFAULT_NEAR, near_duplicate_severity="critical"
+        digit_tree,
+        tmp_path / "gx2",
+        near_duplicate_distance=DEFAULT_NEAR,
+        near_duplicate_severity="critical",
     )
     assert failed(results) == {"no near-duplicates across splits": "critical"} and not summary["success"]
 
@@ -124,27 +128,27 @@ def test_nearest_other_split_is_the_hamming_distance_to_another_split():
     assert nearest_other_split(frame).tolist() == [3, 19, 3, 65]
 
 
-def test_duplicate_within_a_split_is_a_warning(raw_digits, tmp_path):
-    source = next((raw_digits / "train" / "7").iterdir())
-    shutil.copy(source, raw_digits / "train" / "7" / "again.png")
-    results, summary, _ = validate(raw_digits, tmp_path / "gx")
+def test_duplicate_within_a_split_is_a_warning(digit_tree, tmp_path):
+    source = next((digit_tree / "train" / "7").iterdir())
+    shutil.copy(source, digit_tree / "train" / "7" / "again.png")
+    results, summary, _ = validate(digit_tree, tmp_path / "gx")
     assert failed(results) == {"no duplicates within a split": "warning"} and summary["success"]
 
 
-def test_leakage_severity_can_be_lowered(raw_digits, tmp_path):
-    source = next((raw_digits / "train" / "7").iterdir())
-    shutil.copy(source, raw_digits / "test" / "7" / "leak.png")
-    results, summary, _ = validate(raw_digits, tmp_path / "gx", leakage_severity="warning")
+def test_leakage_severity_can_be_lowered(digit_tree, tmp_path):
+    source = next((digit_tree / "train" / "7").iterdir())
+    shutil.copy(source, digit_tree / "test" / "7" / "leak.png")
+    results, summary, _ = validate(digit_tree, tmp_path / "gx", leakage_severity="warning")
     assert failed(results) == {"no train/test leakage": "warning"} and summary["success"]
 
 
-def test_quarantine_excludes_corrupt_and_leaked_files_without_deleting(raw_digits, tmp_path):
-    (raw_digits / "test" / "5" / "notes.png").write_text("not an image")
-    source = next((raw_digits / "train" / "7").iterdir())
-    shutil.copy(source, raw_digits / "test" / "7" / "leak.png")
-    classes = read_json(raw_digits / "source.json")["classes"]
+def test_quarantine_excludes_corrupt_and_leaked_files_without_deleting(digit_tree, tmp_path):
+    (digit_tree / "test" / "5" / "notes.png").write_text("not an image")
+    source = next((digit_tree / "train" / "7").iterdir())
+    shutil.copy(source, digit_tree / "test" / "7" / "leak.png")
+    classes = read_json(digit_tree / "source.json")["classes"]
     cfg = ValidateParams(on_bad_image="quarantine", near_duplicate_distance=0, quality_outlier_z=1000.0)
-    outcome = validate_dataset(raw_digits, cfg, classes, tmp_path / "gx", progress=False)
+    outcome = validate_dataset(pack_tree(digit_tree), cfg, classes, tmp_path / "gx", progress=False)
     assert failed(outcome.results) == {}
     assert sorted(outcome.quarantine["path"]) == ["test/5/notes.png", "test/7/leak.png"]
     reasons = dict(zip(outcome.quarantine["path"], outcome.quarantine["reason"], strict=True))
@@ -153,23 +157,23 @@ def test_quarantine_excludes_corrupt_and_leaked_files_without_deleting(raw_digit
         and "also in train" in reasons["test/7/leak.png"]
     )
     assert outcome.manifest["quarantined"].sum() == 2
-    assert (raw_digits / "test" / "5" / "notes.png").exists() and (
-        raw_digits / "test" / "7" / "leak.png"
+    assert (digit_tree / "test" / "5" / "notes.png").exists() and (
+        digit_tree / "test" / "7" / "leak.png"
     ).exists()
 
 
-def test_black_blurry_rgb_and_tiny_images_fire_their_warnings(raw_digits, tmp_path):
+def test_black_blurry_rgb_and_tiny_images_fire_their_warnings(digit_tree, tmp_path):
     import numpy as np
     from PIL import Image, ImageFilter
 
-    Image.new("L", (8, 8), 0).save(raw_digits / "train" / "1" / "black.png")
+    Image.new("L", (8, 8), 0).save(digit_tree / "train" / "1" / "black.png")
     noise = np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)
-    Image.fromarray(noise).filter(ImageFilter.GaussianBlur(6)).save(raw_digits / "train" / "2" / "blurry.png")
-    Image.new("RGB", (8, 8), (200, 30, 30)).save(raw_digits / "train" / "3" / "rgb.png")
-    Image.new("L", (1, 1), 128).save(raw_digits / "train" / "4" / "tiny.png")
-    classes = read_json(raw_digits / "source.json")["classes"]
+    Image.fromarray(noise).filter(ImageFilter.GaussianBlur(6)).save(digit_tree / "train" / "2" / "blurry.png")
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(digit_tree / "train" / "3" / "rgb.png")
+    Image.new("L", (1, 1), 128).save(digit_tree / "train" / "4" / "tiny.png")
+    classes = read_json(digit_tree / "source.json")["classes"]
     cfg = ValidateParams(near_duplicate_distance=0)
-    outcome = validate_dataset(raw_digits, cfg, classes, tmp_path / "gx", progress=False)
+    outcome = validate_dataset(pack_tree(digit_tree), cfg, classes, tmp_path / "gx", progress=False)
     results, summary = outcome.results, summarize(outcome.results, outcome.manifest)
     fired = failed(results)
     assert fired == {
@@ -189,31 +193,31 @@ def test_black_blurry_rgb_and_tiny_images_fire_their_warnings(raw_digits, tmp_pa
     assert by_check["width in bounds"] == ["train/4/tiny.png"] and summary["success"]
 
 
-def test_class_imbalance_is_a_warning(raw_digits, tmp_path):
-    for extra in sorted((raw_digits / "train" / "6").iterdir())[6:]:
+def test_class_imbalance_is_a_warning(digit_tree, tmp_path):
+    for extra in sorted((digit_tree / "train" / "6").iterdir())[6:]:
         extra.unlink()
-    results, summary, _ = validate(raw_digits, tmp_path / "gx")
+    results, summary, _ = validate(digit_tree, tmp_path / "gx")
     assert failed(results) == {"class balance": "warning"} and summary["success"]
 
 
-def test_empty_class_fails_min_images_per_class(raw_digits, tmp_path):
-    shutil.rmtree(raw_digits / "test" / "4")
-    (raw_digits / "test" / "4").mkdir()
-    results, _, _ = validate(raw_digits, tmp_path / "gx")
+def test_empty_class_fails_min_images_per_class(digit_tree, tmp_path):
+    shutil.rmtree(digit_tree / "test" / "4")
+    (digit_tree / "test" / "4").mkdir()
+    results, _, _ = validate(digit_tree, tmp_path / "gx")
     assert failed(results) == {"min images per class": "critical"}
     assert next(r for r in results if not r.success).examples == ["test/4"]
 
 
-def test_a_single_class_is_critical_and_names_the_class_count(raw_digits, tmp_path):
+def test_a_single_class_is_critical_and_names_the_class_count(digit_tree, tmp_path):
     """Issue 18: train/<one class> + test/<one class> trained and registered (f1 1.0)."""
     from visionops.io import write_json
 
     for split in ("train", "test"):
-        for folder in (raw_digits / split).iterdir():
+        for folder in (digit_tree / split).iterdir():
             if folder.name != "7":
                 shutil.rmtree(folder)
-    write_json(raw_digits / "source.json", read_json(raw_digits / "source.json") | {"classes": ["7"]})
-    results, summary, _ = validate(raw_digits, tmp_path / "gx")
+    write_json(digit_tree / "source.json", read_json(digit_tree / "source.json") | {"classes": ["7"]})
+    results, summary, _ = validate(digit_tree, tmp_path / "gx")
     assert failed(results) == {"at least two classes": "critical"} and not summary["success"]
     assert (
         "- at least two classes [critical, expect_column_unique_value_count_to_be_between]: observed 1"
@@ -221,20 +225,20 @@ def test_a_single_class_is_critical_and_names_the_class_count(raw_digits, tmp_pa
     )
 
 
-def test_too_small_images_are_a_size_warning(raw_digits, tmp_path):
-    results, summary, _ = validate(raw_digits, tmp_path / "gx", min_width=9)
+def test_too_small_images_are_a_size_warning(digit_tree, tmp_path):
+    results, summary, _ = validate(digit_tree, tmp_path / "gx", min_width=9)
     assert failed(results) == {"width in bounds": "warning"} and summary["success"]
 
 
-def test_missing_split_is_critical(raw_digits, tmp_path):
-    shutil.rmtree(raw_digits / "test")
-    results, _, _ = validate(raw_digits, tmp_path / "gx")
+def test_missing_split_is_critical(digit_tree, tmp_path):
+    shutil.rmtree(digit_tree / "test")
+    results, _, _ = validate(digit_tree, tmp_path / "gx")
     assert failed(results)["both splits present"] == "critical"
 
 
-def test_data_docs_list_the_suites_and_the_failure(raw_digits, tmp_path):
-    (raw_digits / "test" / "5" / "notes.png").write_text("not an image")
-    _, _, site = validate(raw_digits, tmp_path / "gx")
+def test_data_docs_list_the_suites_and_the_failure(digit_tree, tmp_path):
+    (digit_tree / "test" / "5" / "notes.png").write_text("not an image")
+    _, _, site = validate(digit_tree, tmp_path / "gx")
     index = copy_data_docs(site, tmp_path / "docs")
     html = index.read_text()
     assert "manifest_suite" in html and "class_counts_suite" in html
@@ -242,9 +246,9 @@ def test_data_docs_list_the_suites_and_the_failure(raw_digits, tmp_path):
     assert "decode_ok" in pages and "notes.png" in pages
 
 
-def test_rerun_in_same_gx_project_is_idempotent(raw_digits, tmp_path):
-    first, _, _ = validate(raw_digits, tmp_path / "gx")
-    second, _, _ = validate(raw_digits, tmp_path / "gx")
+def test_rerun_in_same_gx_project_is_idempotent(digit_tree, tmp_path):
+    first, _, _ = validate(digit_tree, tmp_path / "gx")
+    second, _, _ = validate(digit_tree, tmp_path / "gx")
     assert [r.check for r in first] == [r.check for r in second]
 
 
@@ -260,22 +264,24 @@ def _png_header_only(path: Path, width: int, height: int) -> None:
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
 
 
-def test_zero_byte_file_and_decompression_bomb_header_are_undecodable(raw_digits, tmp_path):
-    (raw_digits / "train" / "0" / "empty.png").write_bytes(b"")
-    _png_header_only(raw_digits / "train" / "0" / "bomb.png", 20000, 20000)
-    classes = read_json(raw_digits / "source.json")["classes"]
-    outcome = validate_dataset(raw_digits, ValidateParams(), classes, tmp_path / "gx", progress=False)
+def test_zero_byte_file_and_decompression_bomb_header_are_undecodable(digit_tree, tmp_path):
+    (digit_tree / "train" / "0" / "empty.png").write_bytes(b"")
+    _png_header_only(digit_tree / "train" / "0" / "bomb.png", 20000, 20000)
+    classes = read_json(digit_tree / "source.json")["classes"]
+    outcome = validate_dataset(
+        pack_tree(digit_tree), ValidateParams(), classes, tmp_path / "gx", progress=False
+    )
     check = next(r for r in outcome.results if r.check == "every file decodes")
     assert not check.success and set(check.examples) == {"train/0/empty.png", "train/0/bomb.png"}
     errors = dict(zip(outcome.manifest["path"], outcome.manifest["error"], strict=True))
     assert "possible decompression bomb" in errors["train/0/bomb.png"]
 
 
-def test_cache_skips_unchanged_files_and_redoes_changed_ones(raw_digits, tmp_path, monkeypatch):
+def test_cache_skips_unchanged_files_and_redoes_changed_ones(digit_tree, tmp_path, monkeypatch):
     from visionops.validation import manifest as manifest_module
 
     cache = tmp_path / "cache.json"
-    first = manifest_module.build_manifest(raw_digits, progress=False, cache=cache)
+    first = manifest_module.build_manifest(pack_tree(digit_tree), progress=False, cache=cache)
     described: list[int] = []
     original = manifest_module.describe_many
     monkeypatch.setattr(
@@ -283,32 +289,33 @@ def test_cache_skips_unchanged_files_and_redoes_changed_ones(raw_digits, tmp_pat
         "describe_many",
         lambda paths, *a, **k: described.append(len(paths)) or original(paths, *a, **k),
     )
-    second = manifest_module.build_manifest(raw_digits, progress=False, cache=cache)
+    second = manifest_module.build_manifest(pack_tree(digit_tree), progress=False, cache=cache)
     assert described == [0] and second.equals(first)
-    victim = sorted((raw_digits / "test" / "9").iterdir())[0]
+    victim = sorted((digit_tree / "test" / "9").iterdir())[0]
     victim.write_bytes(victim.read_bytes()[:40])
-    third = manifest_module.build_manifest(raw_digits, progress=False, cache=cache)
+    third = manifest_module.build_manifest(pack_tree(digit_tree), progress=False, cache=cache)
     assert described == [0, 1]
     assert not third.set_index("path").loc[f"test/9/{victim.name}", "decode_ok"]
 
 
-def test_parallel_manifest_equals_serial(raw_digits):
-    from visionops.data.layout import iter_images
+def test_parallel_manifest_equals_serial(digit_tree):
     from visionops.validation.manifest import describe_many
 
-    paths = [path for _, _, path in iter_images(raw_digits)][:300]
-    assert describe_many(paths, workers=2, progress=False) == describe_many(paths, workers=1, progress=False)
+    members = [entry.member for entry in pack_tree(digit_tree)][:300]
+    assert describe_many(members, workers=2, progress=False) == describe_many(
+        members, workers=1, progress=False
+    )
 
 
 HYMENOPTERA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "hymenoptera"
 
 
 @pytest.mark.parametrize(("copy_to", "split"), [("train/5", "train"), ("test/5", "test")])
-def test_the_same_picture_under_two_labels_is_a_critical_label_conflict(raw_digits, tmp_path, copy_to, split):
+def test_the_same_picture_under_two_labels_is_a_critical_label_conflict(digit_tree, tmp_path, copy_to, split):
     """Issue 14: whichever split the second copy lands in, the conflict is named as a pair."""
-    source = sorted((raw_digits / "train" / "3").iterdir())[0]
-    shutil.copy(source, raw_digits / copy_to / "filed_twice.png")
-    results, summary, _ = validate(raw_digits, tmp_path / "gx")
+    source = sorted((digit_tree / "train" / "3").iterdir())[0]
+    shutil.copy(source, digit_tree / copy_to / "filed_twice.png")
+    results, summary, _ = validate(digit_tree, tmp_path / "gx")
     assert failed(results)["label conflict"] == "critical" and not summary["success"]
     assert summary["label_conflicts"] == 2
     pair = f"train/3/{source.name} (3) ~ {copy_to}/filed_twice.png (5)"
@@ -316,33 +323,33 @@ def test_the_same_picture_under_two_labels_is_a_critical_label_conflict(raw_digi
     assert f"{copy_to}/filed_twice.png" in failure_message(results)
 
 
-def test_an_edited_copy_under_another_label_is_a_conflict_and_quarantine_takes_both(raw_digits, tmp_path):
+def test_an_edited_copy_under_another_label_is_a_conflict_and_quarantine_takes_both(digit_tree, tmp_path):
     import numpy as np
     from PIL import Image
 
-    source = sorted((raw_digits / "train" / "8").iterdir())[0]
+    source = sorted((digit_tree / "train" / "8").iterdir())[0]
     pixels = np.asarray(Image.open(source)).astype(int)
     Image.fromarray(np.clip(pixels + 6, 0, 255).astype(np.uint8)).save(
-        raw_digits / "train" / "0" / "edit.png"
+        digit_tree / "train" / "0" / "edit.png"
     )
-    results, _, _ = validate(raw_digits, tmp_path / "gx", near_duplicate_distance=DEFAULT_NEAR)
+    results, _, _ = validate(digit_tree, tmp_path / "gx", near_duplicate_distance=DEFAULT_NEAR)
     assert failed(results)["label conflict"] == "critical"
-    classes = read_json(raw_digits / "source.json")["classes"]
+    classes = read_json(digit_tree / "source.json")["classes"]
     cfg = ValidateParams(on_bad_image="quarantine", quality_outlier_z=1000.0)
-    outcome = validate_dataset(raw_digits, cfg, classes, tmp_path / "gx2", progress=False)
+    outcome = validate_dataset(pack_tree(digit_tree), cfg, classes, tmp_path / "gx2", progress=False)
     reasons = dict(zip(outcome.quarantine["path"], outcome.quarantine["reason"], strict=True))
     assert reasons["train/0/edit.png"] == f"label conflict: the same picture as train/8/{source.name} (8)"
     assert f"train/8/{source.name}" in reasons  # which label is right is for a person to say
     assert "label conflict" not in failed(outcome.results)
-    assert (raw_digits / "train" / "0" / "edit.png").exists()
+    assert (digit_tree / "train" / "0" / "edit.png").exists()
 
 
-def test_blank_images_of_different_colours_are_not_a_label_conflict(raw_digits, tmp_path):
+def test_blank_images_of_different_colours_are_not_a_label_conflict(digit_tree, tmp_path):
     from PIL import Image
 
-    Image.new("RGB", (8, 8), (200, 30, 30)).save(raw_digits / "train" / "3" / "red.png")
-    Image.new("RGB", (8, 8), (20, 30, 200)).save(raw_digits / "train" / "4" / "blue.png")
-    results, _, _ = validate(raw_digits, tmp_path / "gx")
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(digit_tree / "train" / "3" / "red.png")
+    Image.new("RGB", (8, 8), (20, 30, 200)).save(digit_tree / "train" / "4" / "blue.png")
+    results, _, _ = validate(digit_tree, tmp_path / "gx")
     assert "label conflict" not in failed(results) and "not nearly blank" in failed(results)
 
 
@@ -379,7 +386,7 @@ def test_quality_checks_flag_at_most_2_percent_of_real_photos_and_catch_planted_
 
     photos = sorted(p for p in HYMENOPTERA.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".gif"})
     planted = _photos_with_planted_flaws(tmp_path / "raw", photos)
-    manifest = flag_all(build_manifest(tmp_path / "raw", progress=False), ValidateParams())
+    manifest = flag_all(build_manifest(pack_tree(tmp_path / "raw"), progress=False), ValidateParams())
     clean = manifest[~manifest["path"].isin(planted)]
     for check in ("too_dark_or_bright", "nearly_blank", "very_blurry"):
         assert clean[check].mean() <= 0.02, (check, sorted(clean[clean[check]]["path"]))
@@ -391,16 +398,16 @@ def test_quality_checks_flag_at_most_2_percent_of_real_photos_and_catch_planted_
     assert all(by_path.loc[p, "nearly_blank"] for p in planted if p.endswith("constant.png"))
 
 
-def test_the_gallery_shows_each_flagged_group_as_thumbnails(raw_digits, tmp_path):
+def test_the_gallery_shows_each_flagged_group_as_thumbnails(digit_tree, tmp_path):
     """Issue 14: look, don't read. A conflict shows both copies side by side."""
     from visionops.validation.gallery import write_gallery
 
-    source = sorted((raw_digits / "train" / "3").iterdir())[0]
-    shutil.copy(source, raw_digits / "train" / "5" / "filed_twice.png")
-    classes = read_json(raw_digits / "source.json")["classes"]
+    source = sorted((digit_tree / "train" / "3").iterdir())[0]
+    shutil.copy(source, digit_tree / "train" / "5" / "filed_twice.png")
+    classes = read_json(digit_tree / "source.json")["classes"]
     cfg = ValidateParams(quality_outlier_z=1000.0)
-    outcome = validate_dataset(raw_digits, cfg, classes, tmp_path / "gx", progress=False)
-    shown = write_gallery(outcome.manifest, raw_digits, tmp_path / "gallery.html")
+    outcome = validate_dataset(pack_tree(digit_tree), cfg, classes, tmp_path / "gx", progress=False)
+    shown = write_gallery(outcome.manifest, pack_tree(digit_tree), tmp_path / "gallery.html")
     page = (tmp_path / "gallery.html").read_text()
     conflict = page.split("<h2>label conflict")[1].split("<h2>")[0]
     assert f"train/3/{source.name} (3)" in conflict and "train/5/filed_twice.png (5)" in conflict
@@ -408,5 +415,5 @@ def test_the_gallery_shows_each_flagged_group_as_thumbnails(raw_digits, tmp_path
     assert "<h2>near-duplicates across splits (2)</h2>" in page  # digits' own pair of "1"s
     assert shown == 2 + 1 + 2  # conflict (both ways), duplicate within train, near-duplicates
     clean = outcome.manifest.assign(**{c: False for c in ("label_conflict", "near_leaked", "dup_in_split")})
-    assert write_gallery(clean, raw_digits, tmp_path / "none.html") == 0
+    assert write_gallery(clean, pack_tree(digit_tree), tmp_path / "none.html") == 0
     assert "No image was flagged" in (tmp_path / "none.html").read_text()

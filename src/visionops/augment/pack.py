@@ -19,12 +19,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from visionops.config import AugmentStep
 from visionops.data.decode import load_resized
+from visionops.data.shards import Member
 from visionops.errors import VisionOpsError
 
 # Threads pay off only where decoding (which releases the GIL) outweighs the Python around it:
@@ -90,9 +90,9 @@ def chunk_images(spec: PackSpec, chunk_mb: float) -> int:
     return max(1, min(MAX_CHUNK_IMAGES, int(chunk_mb * 2**20 // spec.row_bytes)))
 
 
-def pack_chunk(spec: PackSpec, first: int, paths: Sequence[Path]) -> tuple[np.ndarray, PixelSums]:
+def pack_chunk(spec: PackSpec, first: int, members: Sequence[Member]) -> tuple[np.ndarray, PixelSums]:
     """Each image resized once, then `copies` augmented variants of it, in that order:
-    uint8 [len(paths) * (1 + copies), H, W, C], and the pixel sums of the resized originals.
+    uint8 [len(members) * (1 + copies), H, W, C], and the pixel sums of the resized originals.
     `first` is the number of the chunk's first image in its split (for the per-image seeds)."""
     side, per_image = spec.image_size, 1 + spec.copies
     augment = None
@@ -100,9 +100,9 @@ def pack_chunk(spec: PackSpec, first: int, paths: Sequence[Path]) -> tuple[np.nd
         from visionops.augment.policy import build_policy
 
         augment = build_policy(list(spec.steps), spec.seed)
-    out = np.empty((len(paths) * per_image, side, side, spec.channels), dtype=np.uint8)
-    for i, path in enumerate(paths):
-        original = _decode(path, spec.channels, side)
+    out = np.empty((len(members) * per_image, side, side, spec.channels), dtype=np.uint8)
+    for i, member in enumerate(members):
+        original = _decode(member, spec.channels, side)
         out[i * per_image] = original
         if augment is not None:
             augment.set_random_seed(image_seed(spec.seed, first + i))
@@ -113,14 +113,14 @@ def pack_chunk(spec: PackSpec, first: int, paths: Sequence[Path]) -> tuple[np.nd
     return out, pixel_sums(out[::per_image])
 
 
-def _decode(path: Path, channels: int, size: int) -> np.ndarray:
+def _decode(member: Member, channels: int, size: int) -> np.ndarray:
     try:
-        return load_resized(path, channels, size)
+        return load_resized(member.open(), channels, size, member.path)
     except VisionOpsError:
         raise
     except Exception as exc:  # validation decoded it: the file changed since
         raise VisionOpsError(
-            f"{path} cannot be decoded ({type(exc).__name__}: {exc}); it changed after validation",
+            f"{member.path} cannot be decoded ({type(exc).__name__}: {exc}); it changed after validation",
             "restore the file, or re-run `dvc repro` so that validate checks the data again",
         ) from None
 
@@ -131,7 +131,7 @@ def image_seed(seed: int, number: int) -> int:
 
 
 def pack_images(
-    paths: Sequence[Path],
+    members: Sequence[Member],
     spec: PackSpec,
     write: Callable[[np.ndarray], None],
     chunk_mb: float = 32,
@@ -145,9 +145,9 @@ def pack_images(
     from tqdm import tqdm
 
     size = chunk_images(spec, chunk_mb)
-    chunks = [(spec, start, list(paths[start : start + size])) for start in range(0, len(paths), size)]
+    chunks = [(spec, start, list(members[start : start + size])) for start in range(0, len(members), size)]
     sums = PixelSums()
-    with tqdm(total=len(paths), desc=desc, unit="img", disable=None if progress else True) as bar:
+    with tqdm(total=len(members), desc=desc, unit="img", disable=None if progress else True) as bar:
 
         def take(images: np.ndarray, chunk_sums: PixelSums) -> None:
             write(images)

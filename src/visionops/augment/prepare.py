@@ -11,6 +11,7 @@ import pandas as pd
 
 from visionops.augment.pack import PackSpec, PixelSums, pack_images
 from visionops.data.prepared import FORMAT, ArrayWriter, array_path
+from visionops.data.shards import RawImages
 from visionops.errors import VisionOpsError
 from visionops.io import REPRODUCE, file_sha256, write_csv
 
@@ -45,13 +46,13 @@ def usable_files(manifest: pd.DataFrame, classes: list[str], source: Path) -> pd
 def write_prepared(
     root: Path,
     files: pd.DataFrame,
-    image_root: Path,
+    raw: RawImages,
     spec: PackSpec,
     chunk_mb: float,
     workers: int = 0,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Pack `files` (columns split, path relative to image_root, label index) into root: train
+    """Pack `files` (columns split, path in `raw`, label index) into root: train
     with `spec.copies` augmented copies of each image, test resized only. Returns the meta
     fields the data produced: format, counts, per-channel mean and std of train's originals."""
     root.mkdir(parents=True, exist_ok=True)
@@ -62,9 +63,9 @@ def write_prepared(
         split_spec = PackSpec(spec.image_size, spec.channels, copies, spec.seed, spec.steps)
         per_image = 1 + copies
         shape = (len(rows) * per_image, spec.image_size, spec.image_size, spec.channels)
-        paths = [image_root / p for p in rows["path"]]
+        members = [raw.member(p) for p in rows["path"]]
         with ArrayWriter(array_path(root, split, "x"), shape, np.uint8) as writer:
-            split_sums = pack_images(paths, split_spec, writer.append, chunk_mb, workers, progress, split)
+            split_sums = pack_images(members, split_spec, writer.append, chunk_mb, workers, progress, split)
         labels = rows["label"].to_numpy(np.int64)
         np.save(array_path(root, split, "y"), np.repeat(labels, per_image))
         if split == "train":

@@ -1,1 +1,1 @@
-"""Data sources and the on-disk class-folder layout `<root>/{train,test}/<class>/<image>`."""
+"""Data sources, packed into data/raw as tar shards with an index of `{train,test}/<class>/<image>` paths."""

@@ -12,9 +12,10 @@ import numpy as np
 from visionops.errors import VisionOpsError
 
 
-def open_image(path: Path):
-    """Image.open with Pillow's pixel limit (Image.MAX_IMAGE_PIXELS, ~89 MP) as a hard error
-    naming the file, instead of Pillow's warning (1-2x the limit) or bare exception (above)."""
+def open_image(path, name: str | None = None):
+    """Image.open (of a path or a binary file object) with Pillow's pixel limit
+    (Image.MAX_IMAGE_PIXELS, ~89 MP) as a hard error naming the file (`name`, else the path),
+    instead of Pillow's warning (1-2x the limit) or bare exception (above)."""
     from PIL import Image
 
     with warnings.catch_warnings():
@@ -23,7 +24,7 @@ def open_image(path: Path):
             return Image.open(path)
         except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
             raise VisionOpsError(
-                f"{path}: over the {Image.MAX_IMAGE_PIXELS:,} pixel limit, "
+                f"{name or path}: over the {Image.MAX_IMAGE_PIXELS:,} pixel limit, "
                 f"a possible decompression bomb ({exc})",
                 "remove the file, or downscale it if it is a genuine huge image",
             ) from None
@@ -42,14 +43,15 @@ def load_image(path: Path, channels: int) -> np.ndarray:
 RESIZE_METHOD = "Pillow bilinear, antialiased, to a square (aspect ratio not kept), after EXIF orientation"
 
 
-def load_resized(path, channels: int, size: int) -> np.ndarray:
-    """Decode `path` (a file path or a binary file object) to uint8 [size, size, channels].
+def load_resized(path, channels: int, size: int, name: str | None = None) -> np.ndarray:
+    """Decode `path` (a file path or a binary file object, called `name` in errors) to uint8
+    [size, size, channels].
 
     JPEGs are decoded at the smallest DCT scale still at least `size` (Pillow's draft mode):
     several times faster on photos, and what is lost is detail the resize drops anyway."""
     from PIL import Image, ImageOps
 
-    with open_image(path) as img:
+    with open_image(path, name) as img:
         img.draft(None, (size, size))
         img = to_mode(ImageOps.exif_transpose(img), "L" if channels == 1 else "RGB")
         pixels = np.asarray(img.resize((size, size), Image.Resampling.BILINEAR))

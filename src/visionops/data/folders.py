@@ -1,11 +1,12 @@
-"""Find the class folders in an unpacked archive or a local tree and copy them into the
-`<root>/{train,test}/<class>/` layout, splitting by a seeded fraction when there is no test set.
+"""Find the class folders in a tree of files (a user's folder, or an archive's member list) and
+plan where each image goes in `{train,test}/<class>/<name>`, splitting by a seeded fraction
+when there is no test set. Nothing here reads an image: sources list, plan, then pack.
 
 Accepted shapes (after any single wrapping folder, e.g. `hymenoptera_data/`):
 `train/<class>/*` + `test/<class>/*` (or `val/`, `valid/`, `validation/` as the test split),
 `train/<class>/*` alone (split by fraction), or `<class>/*` (split by fraction).
 
-Symbolic links that lead out of the tree are refused unless the user opts in: otherwise a
+Symbolic links that lead out of a folder are refused unless the user opts in: otherwise a
 link such as `cat/passwd.png -> /etc/passwd` would copy a file from elsewhere on the machine
 into data/raw and the DVC cache, ready for `dvc push`.
 """
@@ -13,12 +14,14 @@ into data/raw and the DVC cache, ready for `dvc push`.
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 import numpy as np
 
-from visionops.data.archive import ignored
+from visionops.data.listing import Listing, ignored
 from visionops.data.split import stratified_split
 from visionops.errors import VisionOpsError
 
@@ -27,16 +30,32 @@ TEST_NAMES = ("test", "val", "valid", "validation")
 LAYOUT_FIX = "arrange the images as train/<class>/*.jpg and test/<class>/*.jpg, or as <class>/*.jpg"
 
 
-def dataset_root(folder: Path) -> Path:
-    """Step through wrapper folders that hold nothing but one sub-folder. A sub-folder that
-    holds images itself is a class (a one-class tree), not a wrapper."""
-    while True:
-        entries = [p for p in folder.iterdir() if not ignored(p.name)]
-        if len(entries) != 1 or not entries[0].is_dir() or entries[0].name in ("train", *TEST_NAMES):
-            return folder
-        if any(_is_image(p) for p in entries[0].iterdir()):
-            return folder
-        folder = entries[0]
+@dataclass(frozen=True)
+class Placement:
+    """One image's place in data/raw and the source handle to read it from."""
+
+    split: str
+    label: str
+    name: str
+    handle: Any
+
+
+def folder_listing(source: Path) -> Listing:
+    """Every file and folder under `source`, following links (those leaving it are refused
+    first unless allowed, see `refuse_links_leaving`), each real folder visited once."""
+    listing, seen = Listing(), set()
+    for folder, dirs, files in os.walk(source, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up the tree
+            dirs.clear()
+            continue
+        seen.add(real)
+        relative = PurePosixPath(Path(folder).relative_to(source).as_posix())
+        listing.add_dir(relative)
+        for name in files:
+            if os.path.isfile(os.path.join(folder, name)):  # not a dangling link
+                listing.add_file(relative / name, Path(folder, name))
+    return listing
 
 
 def links_leaving(tree: Path) -> list[tuple[Path, Path]]:
@@ -54,7 +73,7 @@ def links_leaving(tree: Path) -> list[tuple[Path, Path]]:
 
 
 def refuse_links_leaving(tree: Path) -> None:
-    """Stop before copying anything when a link leads out of `tree` (see the module doc)."""
+    """Stop before reading anything when a link leads out of `tree` (see the module doc)."""
     escaping = links_leaving(tree)
     if escaping:
         shown = ", ".join(f"{link.relative_to(tree)} -> {target}" for link, target in escaping[:5])
@@ -67,67 +86,78 @@ def refuse_links_leaving(tree: Path) -> None:
         )
 
 
-def class_images(split_dir: Path, where: str) -> dict[str, list[tuple[Path, str]]]:
-    """Class name -> its image files (recursively, sorted) as (path, flat file name); errors
+def dataset_root(listing: Listing) -> PurePosixPath:
+    """Step through wrapper folders that hold nothing but one sub-folder. A sub-folder that
+    holds images itself is a class (a one-class tree), not a wrapper."""
+    folder = PurePosixPath()
+    while True:
+        entries = listing.entries(folder)
+        if len(entries) != 1 or entries[0] not in listing.dirs or entries[0].name in ("train", *TEST_NAMES):
+            return folder
+        if any(_is_image(listing, p) for p in listing.entries(entries[0])):
+            return folder
+        folder = entries[0]
+
+
+def class_images(listing: Listing, split_dir: PurePosixPath, where: str) -> dict[str, list[tuple[Any, str]]]:
+    """Class name -> its image files (recursively, sorted) as (handle, flat file name); errors
     for no class folders or an empty one. Deeper sub-paths are joined with `__`."""
-    classes = sorted(p for p in split_dir.iterdir() if p.is_dir() and not ignored(p.name))
+    classes = [p.name for p in listing.entries(split_dir) if p in listing.dirs]
     if not classes:
         raise VisionOpsError(f"no class folders found in {where}", LAYOUT_FIX)
+    inside: dict[str, list[PurePosixPath]] = defaultdict(list)
+    for path in listing.files:
+        if path.is_relative_to(split_dir) and len(relative := path.relative_to(split_dir).parts) > 1:
+            inside[relative[0]].append(PurePosixPath(*relative[1:]))
     found = {}
-    for folder in classes:
-        files = [
-            (p, "__".join(p.relative_to(folder).parts))
-            for p in sorted(folder.rglob("*"))
-            if _is_image(p) and not ignored(str(p.relative_to(folder)))
-        ]
+    for name in classes:
+        folder = split_dir / name
+        files = sorted(p for p in inside[name] if _is_image(listing, folder / p) and not ignored(str(p)))
         if not files:
             raise VisionOpsError(
-                f"class folder {where}/{folder.name} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})",
-                f"every sub-folder of the dataset folder is read as a class: add images to {folder} "
+                f"class folder {where}/{name} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})",
+                f"every sub-folder of the dataset folder is read as a class: add images to {where}/{name} "
                 "or remove it, or point at the folder that holds the class folders",
             )
-        found[folder.name] = files
+        found[name] = [(listing.files[folder / p], "__".join(p.parts)) for p in files]
     return found
 
 
-def _is_image(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+def _is_image(listing: Listing, path: PurePosixPath) -> bool:
+    return path in listing.files and path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def import_tree(
-    source: Path, root: Path, test_fraction: float, seed: int, where: str, move: bool = False
-) -> list[str]:
-    """Copy the class folders under `source` into root/{train,test}/<class>/; return classes.
-
-    Files are copied, never modified, keeping their names; `move=True` renames them instead,
-    for a private scratch folder on the same filesystem (an unpacked archive).
-    """
-    top = dataset_root(source)
-    train_dir = top / "train" if (top / "train").is_dir() else None
-    test_dir = next((top / n for n in TEST_NAMES if train_dir and (top / n).is_dir()), None)
+def plan_splits(
+    listing: Listing, test_fraction: float, seed: int, where: str
+) -> tuple[list[str], list[Placement]]:
+    """(classes, where every image goes): the tree's own train/test folders, else a seeded
+    stratified split of its class folders."""
+    top = dataset_root(listing)
+    train_dir = top / "train" if top / "train" in listing.dirs else None
+    test_dir = next((top / n for n in TEST_NAMES if train_dir and top / n in listing.dirs), None)
     if train_dir and test_dir:
         splits = {
-            "train": class_images(train_dir, f"{where}/train"),
-            "test": class_images(test_dir, f"{where}/{test_dir.name}"),
+            "train": class_images(listing, train_dir, f"{where}/train"),
+            "test": class_images(listing, test_dir, f"{where}/{test_dir.name}"),
         }
     else:
-        splits = _split_by_fraction(class_images(train_dir or top, where), test_fraction, seed)
+        splits = _split_by_fraction(class_images(listing, train_dir or top, where), test_fraction, seed)
     classes = sorted(set(splits["train"]) | set(splits["test"]))
-    for split, per_class in splits.items():
-        for name in classes:
-            folder = root / split / name
-            folder.mkdir(parents=True, exist_ok=True)
-            for path, flat_name in per_class.get(name, []):
-                (shutil.move if move else shutil.copy2)(path, folder / flat_name)
-    return classes
+    placements = [
+        Placement(split, name, flat_name, handle)
+        for split, per_class in splits.items()
+        for name in classes
+        for handle, flat_name in per_class.get(name, [])
+    ]
+    return classes, placements
 
 
 def _split_by_fraction(
-    per_class: dict[str, list[tuple[Path, str]]], test_fraction: float, seed: int
-) -> dict[str, dict[str, list[tuple[Path, str]]]]:
+    per_class: dict[str, list[tuple[Any, str]]], test_fraction: float, seed: int
+) -> dict[str, dict[str, list[tuple[Any, str]]]]:
     """Seeded, stratified train/test split of one class-folder tree."""
     names = sorted(per_class)
-    files = [path for name in names for path in per_class[name]]
+    files = [item for name in names for item in per_class[name]]
     labels = np.asarray([i for i, name in enumerate(names) for _ in per_class[name]])
     try:
         train, test = stratified_split(labels, test_fraction, seed)

@@ -1,22 +1,28 @@
-"""Turn the configured source into class folders under a staging root, plus its provenance.
+"""Pack the configured source into data/raw's shards under a staging root (see data/shards.py),
+plus its provenance.
 
-Every source ends as root/{train,test}/<class>/<file> and a record for source.json. Network
-sources go through the verified download cache; archives are unpacked by `archive.extract`
-into a scratch folder beside root that is always removed.
+Every image is stored as {train,test}/<class>/<file>, and the record goes to source.json.
+Network sources go through the verified download cache. A user's archive is never unpacked:
+its members are listed and checked, planned into splits and classes, then streamed into the
+shards in one pass; a user's folder is packed straight from where it is. The CIFAR and MNIST
+formats (a few big files) are unpacked into a scratch folder beside root that is always removed.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from visionops.config import DataParams
 from visionops.data import digits
-from visionops.data.archive import Limits, extract
+from visionops.data.archive import Limits, archive_listing, extract, read_members
 from visionops.data.fetch import Checksum, FetchSettings, default_cache_dir, fetch, file_digest
-from visionops.data.folders import import_tree, refuse_links_leaving
-from visionops.data.layout import write_split
+from visionops.data.folders import Placement, folder_listing, plan_splits, refuse_links_leaving
+from visionops.data.shards import RawImages, ShardWriter
 from visionops.data.split import stratified_split
 from visionops.errors import VisionOpsError
 
@@ -30,38 +36,61 @@ def materialize(cfg: DataParams, root: Path, progress: bool = True) -> dict[str,
     skip downstream stages when a re-download produced identical files.
     """
     root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".unpack-", dir=root.parent) as scratch:
+    scratch_dir = tempfile.TemporaryDirectory(prefix=".unpack-", dir=root.parent)
+    with scratch_dir as scratch, ShardWriter(root) as shards:
         if cfg.source == "digits":
-            record = _digits(cfg, root)
+            record = _digits(cfg, shards)
         elif cfg.source in ("cifar10", "cifar100"):
-            record = _cifar(cfg, root, Path(scratch), progress)
+            record = _cifar(cfg, shards, Path(scratch), progress)
         elif cfg.source in ("mnist", "fashion-mnist"):
-            record = _mnist(cfg, root, Path(scratch), progress)
+            record = _mnist(cfg, shards, Path(scratch), progress)
         elif cfg.source == "url":
-            record = _url(cfg, root, Path(scratch), progress)
+            record = _url(cfg, shards, progress)
         else:
-            record = _folder(cfg, root)
-    return record | {"counts": tree_counts(root, record["classes"])}
+            record = _folder(cfg, shards, progress)
+    return record | {"counts": RawImages(root).counts(record["classes"])}
 
 
-def tree_counts(root: Path, classes: list[str]) -> dict[str, dict[str, int]]:
-    """Files per class per split, as written."""
-    return {
-        split: {name: sum(1 for p in (root / split / name).iterdir() if p.is_file()) for name in classes}
-        for split in ("train", "test")
-    }
+def pack_arrays(
+    shards: ShardWriter, split: str, images: np.ndarray, labels: np.ndarray, classes: list[str]
+) -> None:
+    """Store decoded images as PNG files named <index>.png in their class folder."""
+    import io
+
+    from PIL import Image
+
+    for index, (pixels, label) in enumerate(zip(images, labels, strict=True)):
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG")
+        shards.add(split, classes[label], f"{index:05d}.png", buffer.getvalue())
 
 
-def _digits(cfg: DataParams, root: Path) -> dict[str, Any]:
+def pack_placements(
+    shards: ShardWriter, placements: list[Placement], read: Any, progress: bool, where: str
+) -> None:
+    """Store every planned image; `read(handles)` yields (handle, bytes) in any order."""
+    from tqdm import tqdm
+
+    by_handle = {placement.handle: placement for placement in placements}
+    bar = tqdm(total=len(placements), desc=f"pack {where}", unit="img", disable=None if progress else True)
+    with bar:
+        for handle, data in read(list(by_handle)):
+            placement = by_handle.pop(handle, None)
+            if placement is not None:  # a name repeated in a tar: its first copy is kept
+                shards.add(placement.split, placement.label, placement.name, data)
+                bar.update()
+
+
+def _digits(cfg: DataParams, shards: ShardWriter) -> dict[str, Any]:
     images, labels, classes = digits.load_digits_images()
     train, test = stratified_split(labels, cfg.test_fraction, cfg.seed)
-    write_split(root, "train", images[train], labels[train], classes)
-    write_split(root, "test", images[test], labels[test], classes)
+    pack_arrays(shards, "train", images[train], labels[train], classes)
+    pack_arrays(shards, "test", images[test], labels[test], classes)
     split = {"test_fraction": cfg.test_fraction, "seed": cfg.seed}
     return _record(cfg, digits.URL, None, digits.LICENSE, classes, split)
 
 
-def _cifar(cfg: DataParams, root: Path, scratch: Path, progress: bool) -> dict[str, Any]:
+def _cifar(cfg: DataParams, shards: ShardWriter, scratch: Path, progress: bool) -> dict[str, Any]:
     from visionops.data.cifar import LICENSE, cifar_format, read_cifar
 
     fmt = cifar_format(cfg.source)
@@ -70,11 +99,11 @@ def _cifar(cfg: DataParams, root: Path, scratch: Path, progress: bool) -> dict[s
     extract(fetch(url, _settings(cfg, progress), checksum), scratch, _limits(cfg))
     data = read_cifar(scratch, fmt)
     for split in ("train", "test"):
-        write_split(root, split, *data[split], data["classes"])
+        pack_arrays(shards, split, *data[split], data["classes"])
     return _record(cfg, url, checksum, LICENSE, data["classes"], "canonical train/test split")
 
 
-def _mnist(cfg: DataParams, root: Path, scratch: Path, progress: bool) -> dict[str, Any]:
+def _mnist(cfg: DataParams, shards: ShardWriter, scratch: Path, progress: bool) -> dict[str, Any]:
     from visionops.data.mnist import FILES, LICENSES, mnist_resources, read_idx_pair
 
     base, md5s, classes = mnist_resources(cfg.source)
@@ -84,7 +113,7 @@ def _mnist(cfg: DataParams, root: Path, scratch: Path, progress: bool) -> dict[s
     for split, names in FILES.items():
         files = [fetch(base + name, settings, sums[name]) for name in names]
         images, labels = read_idx_pair(*files, scratch)
-        write_split(root, split, images, labels, classes)
+        pack_arrays(shards, split, images, labels, classes)
     record = _record(cfg, base, None, LICENSES[cfg.source], classes, "canonical train/test split")
     return record | {"checksum": {name: f"{c.algorithm}:{c.hexdigest}" for name, c in sums.items()}}
 
@@ -95,7 +124,7 @@ def _checksum_for(cfg: DataParams, name: str, canonical_md5: str) -> Checksum:
     return _parse_sha256(given, f"data.checksums.{name}") if given else Checksum("md5", canonical_md5)
 
 
-def _url(cfg: DataParams, root: Path, scratch: Path, progress: bool) -> dict[str, Any]:
+def _url(cfg: DataParams, shards: ShardWriter, progress: bool) -> dict[str, Any]:
     if not cfg.url:
         raise VisionOpsError("data.source is 'url' but data.url is not set", "set data.url to a .tar.gz/.zip")
     checksum = _sha256(cfg)
@@ -109,12 +138,17 @@ def _url(cfg: DataParams, root: Path, scratch: Path, progress: bool) -> dict[str
     if checksum is None:
         checksum = Checksum("sha256", file_digest(archive, "sha256"))
         print(f"download: unverified archive; pin it with data.sha256: {checksum.hexdigest}")
-    extract(archive, scratch, _limits(cfg))
-    classes = import_tree(scratch, root, cfg.test_fraction, cfg.seed, Path(cfg.url).name, move=True)
+    limits, where = _limits(cfg), Path(cfg.url).name
+    classes, placements = plan_splits(archive_listing(archive, limits), cfg.test_fraction, cfg.seed, where)
+
+    def read(names: list[str]) -> Iterator[tuple[str, bytes]]:
+        return read_members(archive, set(names), limits)
+
+    pack_placements(shards, placements, read, progress, where)
     return _record(cfg, cfg.url, checksum, USER_LICENSE, classes, _split_note(cfg))
 
 
-def _folder(cfg: DataParams, root: Path) -> dict[str, Any]:
+def _folder(cfg: DataParams, shards: ShardWriter, progress: bool) -> dict[str, Any]:
     source = Path(cfg.path).expanduser() if cfg.path else None
     if source is None or not source.is_dir():
         raise VisionOpsError(
@@ -129,8 +163,14 @@ def _folder(cfg: DataParams, root: Path) -> dict[str, Any]:
         )
     if not cfg.follow_links:
         refuse_links_leaving(source)
-    classes = import_tree(source, root, cfg.test_fraction, cfg.seed, where=str(source))
+    classes, placements = plan_splits(folder_listing(source), cfg.test_fraction, cfg.seed, str(source))
+    pack_placements(shards, placements, _read_files, progress, str(source))
     return _record(cfg, source.resolve().as_uri(), None, USER_LICENSE, classes, _split_note(cfg))
+
+
+def _read_files(paths: list[Path]) -> Any:
+    """(path, bytes) of each file, in the order planned."""
+    return ((path, path.read_bytes()) for path in paths)
 
 
 def _record(

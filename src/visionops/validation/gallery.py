@@ -11,18 +11,19 @@ from pathlib import Path
 
 import pandas as pd
 
+from visionops.data.shards import RawImages
 from visionops.io import write_text
 
 THUMB = 96  # px, the longer side of each thumbnail
 PER_SECTION = 60  # images shown per check; the rest are counted
 
 
-def thumbnail(path: Path) -> str:
+def thumbnail(raw: RawImages, path: str) -> str:
     """A PNG data URI of the image at THUMB px (a grey box when it cannot be read)."""
     from PIL import Image
 
     try:
-        with Image.open(path) as img:
+        with Image.open(raw.member(path).open()) as img:
             img = img.convert("RGB")
             img.thumbnail((THUMB, THUMB))
     except Exception:
@@ -53,7 +54,7 @@ def groups(manifest: pd.DataFrame) -> dict[str, list[list[str]]]:
     return {title: found for title, found in sections.items() if found}
 
 
-def write_gallery(manifest: pd.DataFrame, root: Path, destination: Path) -> int:
+def write_gallery(manifest: pd.DataFrame, raw: RawImages, destination: Path) -> int:
     """Write the page; returns how many groups it shows in all."""
     labels = dict(zip(manifest["path"], manifest["label"].astype(str), strict=True))
     parts = [
@@ -72,7 +73,7 @@ def write_gallery(manifest: pd.DataFrame, root: Path, destination: Path) -> int:
         parts.append(f"<h2>{html.escape(title)} ({len(section)})</h2>")
         for group in section[:PER_SECTION]:
             figures = "".join(
-                f"<figure><img src='{thumbnail(Path(root) / path)}'><figcaption>{html.escape(path)} "
+                f"<figure><img src='{thumbnail(raw, path)}'><figcaption>{html.escape(path)} "
                 f"({html.escape(labels.get(path, '?'))})</figcaption></figure>"
                 for path in group
             )

@@ -1,4 +1,4 @@
-"""One row per image file: where it is, what it is, whether it decodes, and a pixel hash."""
+"""One row per image of data/raw: its path, what it is, whether it decodes, and a pixel hash."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from visionops.data.decode import open_image
-from visionops.data.layout import iter_images
+from visionops.data.shards import Member, RawImages
 from visionops.errors import VisionOpsError
 from visionops.io import read_json, write_json
 from visionops.validation.quality import quality_stats
@@ -27,45 +27,46 @@ PAIR_BUDGET = 4_000_000  # hash pairs compared at a time in the all-pairs search
 
 
 def build_manifest(
-    root: Path, progress: bool = True, cache: Path | None = None, workers: int | None = None
+    raw: RawImages, progress: bool = True, cache: Path | None = None, workers: int | None = None
 ) -> pd.DataFrame:
-    """Scan root/<split>/<class>/* and describe every file (paths relative to root).
+    """Describe every image of `raw` (in its index order; paths as split/class/name).
 
-    Files are decoded in parallel across `workers` processes (default: all cores). With
+    Images are decoded in parallel across `workers` processes (default: all cores). With
     `cache`, descriptions are kept by file content (sha256 of the bytes), so re-validating an
-    unchanged dataset only re-reads the files; the cache is pruned to the current files.
+    unchanged dataset only re-reads the bytes; the cache is pruned to the current images.
     """
-    files = list(iter_images(root))
-    keys = [hashlib.sha256(path.read_bytes()).hexdigest() for _, _, path in files]
+    entries = list(raw)
+    keys = [hashlib.sha256(entry.member.read()).hexdigest() for entry in entries]
     known = _read_cache(cache)
     todo = sorted({key: i for i, key in enumerate(keys) if key not in known}.values())
-    for index, info in zip(todo, describe_many([files[i][2] for i in todo], workers, progress), strict=True):
+    described = describe_many([entries[i].member for i in todo], workers, progress)
+    for index, info in zip(todo, described, strict=True):
         known[keys[index]] = info
     if cache is not None:
         write_json(cache, {"version": CACHE_VERSION, "rows": {key: known[key] for key in keys}})
     rows = [
-        {"path": path.relative_to(root).as_posix(), "split": split, "label": label} | known[key]
-        for (split, label, path), key in zip(files, keys, strict=True)
+        {"path": entry.path, "split": entry.split, "label": entry.label} | known[key]
+        for entry, key in zip(entries, keys, strict=True)
     ]
     frame = pd.DataFrame(rows, columns=COLUMNS)
     return frame.astype({"width": "Int64", "height": "Int64", "channels": "Int64"})
 
 
 def describe_many(
-    paths: list[Path], workers: int | None = None, progress: bool = True
+    members: list[Member], workers: int | None = None, progress: bool = True
 ) -> list[dict[str, Any]]:
-    """describe_image over many files, in a process pool when it is worth it, with a progress bar."""
+    """describe_image over many images, in a process pool when it is worth it, with a progress bar."""
     from concurrent.futures import ProcessPoolExecutor
 
     from tqdm import tqdm
 
     workers = workers or os.cpu_count() or 1
-    bar = {"total": len(paths), "desc": "manifest", "unit": "img", "disable": None if progress else True}
-    if workers == 1 or len(paths) < PARALLEL_FROM:
-        return [describe_image(path) for path in tqdm(paths, **bar)]
+    bar = {"total": len(members), "desc": "manifest", "unit": "img", "disable": None if progress else True}
+    if workers == 1 or len(members) < PARALLEL_FROM:
+        return [describe_image(member) for member in tqdm(members, **bar)]
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        chunk = max(1, len(paths) // (workers * 16))
-        return list(tqdm(pool.map(describe_image, paths, chunksize=chunk), **bar))
+        chunk = max(1, len(members) // (workers * 16))
+        return list(tqdm(pool.map(describe_image, members, chunksize=chunk), **bar))
 
 
 def _read_cache(cache: Path | None) -> dict[str, dict[str, Any]]:
@@ -78,7 +79,7 @@ def _read_cache(cache: Path | None) -> dict[str, dict[str, Any]]:
     return stored.get("rows", {}) if stored.get("version") == CACHE_VERSION else {}
 
 
-def describe_image(path: Path) -> dict[str, Any]:
+def describe_image(member: Member) -> dict[str, Any]:
     """Decode one file fully; report its size, mode, a hash of the decoded pixels and a
     perceptual hash.
 
@@ -89,9 +90,9 @@ def describe_image(path: Path) -> dict[str, Any]:
     """
     import imagehash
 
-    info: dict[str, Any] = {"file_bytes": path.stat().st_size, "decode_ok": False, "error": ""}
+    info: dict[str, Any] = {"file_bytes": member.size, "decode_ok": False, "error": ""}
     try:
-        with open_image(path) as img:
+        with open_image(member.open(), member.path) as img:
             img.load()
             digest = hashlib.sha256(f"{img.mode}:{img.size}:".encode())
             digest.update(img.tobytes())

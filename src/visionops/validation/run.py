@@ -1,4 +1,4 @@
-"""Validate a class-folder dataset end to end: manifest, duplicate flags, optional quarantine,
+"""Validate data/raw end to end: manifest, duplicate flags, optional quarantine,
 both GX suites. The validate stage and the tests both go through `validate_dataset`."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from visionops.config import ValidateParams
+from visionops.data.shards import RawImages
 from visionops.validation.manifest import (
     COLUMNS,
     build_manifest,
@@ -34,19 +35,21 @@ class Outcome:
 
 
 def validate_dataset(
-    root: Path,
+    raw: RawImages,
     cfg: ValidateParams,
     classes: list[str],
     workdir: Path,
     progress: bool = True,
     cache: Path | None = None,
 ) -> Outcome:
-    """Describe every file under `root` (reusing `cache`), quarantine bad ones if configured,
+    """Describe every image of `raw` (reusing `cache`), quarantine bad ones if configured,
     and run the suites."""
-    manifest = flag_all(build_manifest(root, progress, cache), cfg)
+    manifest = flag_all(build_manifest(raw, progress, cache), cfg)
     quarantine = quarantine_rows(manifest) if cfg.on_bad_image == "quarantine" else _no_quarantine()
     manifest["quarantined"] = manifest["path"].isin(quarantine["path"])
-    checked = flag_all(manifest[~manifest["quarantined"]][list(COLUMNS)], cfg)  # what remains, again
+    checked = manifest.drop(columns="quarantined")
+    if len(quarantine):  # flags of what remains can change (a leak's other copy left): again
+        checked = flag_all(manifest[~manifest["quarantined"]][list(COLUMNS)], cfg)
     results, gx_results, site = run_suites(checked, class_counts(checked, classes), cfg, classes, workdir)
     name_conflict_pairs(results, checked)
     return Outcome(manifest, quarantine, results, gx_results, site)

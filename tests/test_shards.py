@@ -1,0 +1,99 @@
+"""Issue 25: data/raw as tar shards + index.csv. Every image keeps its path, reads back byte for
+byte (by index and with plain `tar`), the same images give the same bytes, and a damaged or
+pre-shard data/raw is named with its fix."""
+
+import tarfile
+
+import pytest
+
+from visionops.data.shards import INDEX, RawImages, ShardWriter
+from visionops.errors import VisionOpsError
+
+IMAGES = {
+    ("train", "cat", "a.jpg"): b"\xff\xd8" + bytes(range(256)) * 3,
+    ("train", "cat", "b.png"): b"\x89PNG" + b"x" * 1000,
+    ("train", "dog", "c.jpg"): b"\xff\xd8" + b"y" * 513,  # one byte over a tar block
+    ("test", "dog", "d.jpg"): b"",  # empty files are data too (validation reports them)
+    ("test", "cat", "e.webp"): b"RIFF" + b"z" * 70_000,
+}
+
+
+def write(root, shard_bytes=2**20, order=None):
+    with ShardWriter(root, shard_bytes) as shards:
+        for key in order or IMAGES:
+            shards.add(*key, IMAGES[key])
+    return RawImages(root)
+
+
+def test_every_image_reads_back_by_its_path_in_class_folder_order(tmp_path):
+    raw = write(tmp_path / "raw")
+    assert [e.path for e in raw] == [
+        "test/cat/e.webp",
+        "test/dog/d.jpg",
+        "train/cat/a.jpg",
+        "train/cat/b.png",
+        "train/dog/c.jpg",
+    ]
+    for (split, label, name), data in IMAGES.items():
+        member = raw.member(f"{split}/{label}/{name}")
+        assert member.read() == data and member.open().read() == data
+    assert raw.counts(["cat", "dog"]) == {"train": {"cat": 2, "dog": 1}, "test": {"cat": 1, "dog": 1}}
+
+
+def test_shards_are_plain_tar_that_tar_lists_and_unpacks(tmp_path):
+    write(tmp_path / "raw")
+    with tarfile.open(tmp_path / "raw" / "shards" / "raw-000.tar") as tar:
+        names = tar.getnames()
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    assert sorted(names) == sorted("/".join(key) for key in IMAGES)
+    for key, data in IMAGES.items():
+        assert (tmp_path / "unpacked").joinpath(*key).read_bytes() == data
+
+
+def test_a_full_shard_starts_the_next_and_every_image_still_reads(tmp_path):
+    raw = write(tmp_path / "raw", shard_bytes=4096)
+    shards = sorted(p.name for p in (tmp_path / "raw" / "shards").iterdir())
+    assert len(shards) >= 3 and shards[0] == "raw-000.tar"
+    assert {e.member.shard.name for e in raw} == set(shards)
+    for (split, label, name), data in IMAGES.items():
+        assert raw.member(f"{split}/{label}/{name}").read() == data
+
+
+def test_the_same_images_give_the_same_bytes(tmp_path):
+    write(tmp_path / "a")
+    write(tmp_path / "b")
+    for name in ("shards/raw-000.tar", INDEX):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_a_path_given_twice_is_refused(tmp_path):
+    with (
+        pytest.raises(VisionOpsError, match=r"both be stored as train/cat/a__b\.jpg") as err,
+        ShardWriter(tmp_path / "raw") as shards,
+    ):
+        shards.add("train", "cat", "a__b.jpg", b"1")
+        shards.add("train", "cat", "a__b.jpg", b"2")
+    assert "'__'" in err.value.fix
+    assert not (tmp_path / "raw" / INDEX).exists()  # a failed pack publishes no index
+
+
+def test_class_folders_from_an_older_visionops_are_named_with_the_fix(tmp_path):
+    (tmp_path / "raw" / "train" / "cat").mkdir(parents=True)
+    (tmp_path / "raw" / "train" / "cat" / "a.jpg").write_bytes(b"x")
+    with pytest.raises(VisionOpsError, match=r"has no index\.csv") as err:
+        RawImages(tmp_path / "raw")
+    assert "dvc repro -f -s download" in err.value.fix
+
+
+def test_a_truncated_shard_or_damaged_index_is_named(tmp_path):
+    raw = write(tmp_path / "raw")
+    shard = tmp_path / "raw" / "shards" / "raw-000.tar"
+    shard.write_bytes(shard.read_bytes()[:2000])
+    with pytest.raises(VisionOpsError, match=r"ends inside train/cat/b\.png"):
+        raw.member("train/cat/b.png").read()
+    index = tmp_path / "raw" / INDEX
+    index.write_text(index.read_text().rsplit(",", 1)[0])  # torn inside its last row
+    with pytest.raises(VisionOpsError, match=r"index\.csv is damaged"):
+        RawImages(tmp_path / "raw")
+    with pytest.raises(VisionOpsError, match="not in"):
+        write(tmp_path / "raw2").member("train/cat/nope.jpg")
