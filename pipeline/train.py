@@ -30,6 +30,7 @@ def main(args) -> None:
     from visionops.training.checkpoint import fingerprint as job_fingerprint
     from visionops.training.distributed import init_from_env, shutdown, torchrun_command
     from visionops.training.loop import fit
+    from visionops.training.setup import model_spec, train_and_val
 
     params = load_params(args.params, "model", "train", "tracking")
     cfg = params["train"]
@@ -39,8 +40,8 @@ def main(args) -> None:
         return
     data = open_prepared(PREPARED)
     setup = resolve_device(cfg.device, cfg.amp, cfg.channels_last)
-    train_set, val_set = _datasets(data, cfg, setup)
-    spec = _model_spec(params["model"], data.meta)
+    train_set, val_set = train_and_val(data, cfg, setup)
+    spec = model_spec(params["model"], data.meta)
     torch.manual_seed(cfg.seed)
     model = create_model(spec)
     print(f"train: {spec['arch']} on {setup.name}, {len(train_set)} train / {len(val_set)} val images")
@@ -66,33 +67,6 @@ def main(args) -> None:
         f"best val accuracy {best:.4f}" if best is not None else "no validation split (train.val_fraction: 0)"
     )
     print(f"train: {result} in {summary['seconds']:.1f}s; MLflow run {run}")
-
-
-def _datasets(data, cfg, setup):
-    """The training part and the held-out validation part of train: on the GPU when the split
-    fits train.device_memory_budget_mb, else streamed batch by batch from the prepared files."""
-    from visionops.data.loader import ImageBatches, choose_resident
-    from visionops.data.prepared import train_val_split
-
-    train, meta = data.train, data.meta
-    resident = choose_resident(train.x.nbytes, setup.device, cfg.device_memory_budget_mb)
-    return tuple(
-        ImageBatches(train.x, train.y, meta.mean, meta.std, setup.device, rows, resident)
-        for rows in train_val_split(train, cfg.val_fraction, cfg.seed)
-    )
-
-
-def _model_spec(model_cfg, meta) -> dict:
-    """The JSON-able recipe `create_model` builds the network from (also saved with it)."""
-    return {
-        "arch": model_cfg.arch,
-        "in_channels": meta.channels,
-        "num_classes": len(meta.classes),
-        "image_size": meta.image_size,
-        "width": model_cfg.width,
-        "dropout": model_cfg.dropout,
-        "pretrained": model_cfg.pretrained,
-    }
 
 
 def _open_run(job: str, tracking) -> dict:

@@ -75,24 +75,36 @@ def main(argv: list[str] | None = None) -> int:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
     )
+    from visionops import tune
+
+    tune.add_arguments(
+        commands.add_parser(
+            "tune",
+            help="search hyperparameters (Optuna) on the prepared data; trials in MLflow",
+            description=tune.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
     args = parser.parse_args(argv)
     if args.command == "registry-summary":
         print(registry_summary(args.path))
     elif args.command == "sync":
         return _sync()
-    elif args.command == "predict":
-        return _predict(args)
+    elif args.command in ("predict", "tune"):
+        return _command(args.command, args)
     return 0
 
 
-def _predict(args: argparse.Namespace) -> int:
-    from visionops import predict
+def _command(name: str, args: argparse.Namespace) -> int:
+    """Run `visionops.<name>.run(args)`; a VisionOpsError is one line on stderr and exit 1."""
+    import importlib
+
     from visionops.errors import VisionOpsError
 
     try:
-        return predict.run(args)
+        return importlib.import_module(f"visionops.{name}").run(args)
     except VisionOpsError as exc:
-        print(f"predict: error: {exc}", file=sys.stderr)
+        print(f"{name}: error: {exc}", file=sys.stderr)
         return 1
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import annotated_types
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
 from visionops.errors import VisionOpsError
@@ -212,6 +212,91 @@ class RegisterParams(Section):
         return name
 
 
+# train.* and model.* keys a search may not vary: they change what a trial is scored on (the
+# validation split, the seed) or where and how it runs, not the model.
+NOT_SEARCHED = frozenset(
+    {
+        "train.val_fraction",
+        "train.seed",
+        "train.device",
+        "train.nproc",
+        "train.device_memory_budget_mb",
+        "train.deterministic",
+        "train.compile",
+    }
+)
+
+
+def searchable_keys() -> list[str]:
+    """Every train.* and model.* key `tune.space` may name."""
+    keys = [f"train.{name}" for name in TrainParams.model_fields] + [
+        f"model.{name}" for name in ModelParams.model_fields
+    ]
+    return sorted(key for key in keys if key not in NOT_SEARCHED)
+
+
+class Dimension(Section):
+    """One searched key: exactly one of `log_uniform: [low, high]`, `uniform: [low, high]`,
+    `int_uniform: [low, high]` or `choice: [a, b, ...]`."""
+
+    log_uniform: list[float] | None = Field(None, min_length=2, max_length=2)
+    uniform: list[float] | None = Field(None, min_length=2, max_length=2)
+    int_uniform: list[int] | None = Field(None, min_length=2, max_length=2)
+    choice: list[int | float | str | bool] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_distribution(self) -> Dimension:
+        given = [name for name in type(self).model_fields if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of log_uniform, uniform, int_uniform, choice "
+                f"(got {', '.join(given) or 'none'})"
+            )
+        bounds = self.log_uniform or self.uniform or self.int_uniform
+        if bounds is not None and not bounds[0] < bounds[1]:
+            raise ValueError(f"the range [{bounds[0]}, {bounds[1]}] needs low < high")
+        if self.log_uniform is not None and self.log_uniform[0] <= 0:
+            raise ValueError("log_uniform needs low > 0")
+        return self
+
+    def values_to_check(self) -> list[Any]:
+        """The values whose validity stands for the whole dimension (both ends, or every choice)."""
+        return list(self.choice or self.log_uniform or self.uniform or self.int_uniform or [])
+
+
+class TuneParams(Section):
+    """`visionops tune` (not a DVC stage): what a hyperparameter search varies and its budget."""
+
+    space: dict[str, Dimension] = Field(default_factory=dict)  # "train.lr": {log_uniform: [1e-4, 3e-2]}
+    trials: int = Field(20, ge=1)  # the study's total, shared by every process working on it
+    timeout_s: float | None = Field(None, gt=0.0)  # this process stops starting trials after this
+    sampler_seed: int = 0  # TPE's seed
+    startup_trials: int = Field(4, ge=0)  # trials that finish before the median pruner stops any
+    warmup_epochs: int = Field(1, ge=0)  # epochs each trial trains before it can be pruned
+
+    @field_validator("space")
+    @classmethod
+    def _searchable(cls, space: dict[str, Dimension]) -> dict[str, Dimension]:
+        """Known train.*/model.* keys only, with values those keys accept."""
+        allowed = searchable_keys()
+        for key, dimension in space.items():
+            if key not in allowed:
+                raise ValueError(
+                    f"'{key}' cannot be searched{_did_you_mean(key, allowed)}; "
+                    f"the keys are: {', '.join(allowed)}"
+                )
+            section, name = key.split(".", 1)
+            model = TrainParams if section == "train" else ModelParams
+            for value in dimension.values_to_check():
+                try:
+                    model.model_validate({name: value})
+                except ValidationError as exc:
+                    raise ValueError(
+                        f"{key}: {value!r} is not a valid value ({exc.errors()[0]['msg']})"
+                    ) from None
+        return space
+
+
 SECTIONS: dict[str, type[Section]] = {
     "data": DataParams,
     "validate": ValidateParams,
@@ -223,6 +308,7 @@ SECTIONS: dict[str, type[Section]] = {
     "compress": CompressParams,
     "export": ExportParams,
     "register": RegisterParams,
+    "tune": TuneParams,
 }
 
 

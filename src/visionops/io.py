@@ -174,3 +174,18 @@ def staging_dir_for(final: Path) -> Path:
         shutil.rmtree(staging)
     staging.mkdir()
     return staging
+
+
+@contextlib.contextmanager
+def sqlite_creation_lock(url: str) -> Iterator[None]:
+    """Hold `<database>.lock` beside the SQLite database of `url` (a no-op for other URLs), so that
+    of processes opening a new database together, one creates its tables and runs its alembic
+    migrations alone: concurrently they collide ("table ... already exists", a second
+    alembic_version row)."""
+    if not url.startswith("sqlite:///"):
+        yield
+        return
+    from filelock import FileLock
+
+    with FileLock(url.removeprefix("sqlite:///") + ".lock", timeout=600):
+        yield

@@ -50,6 +50,19 @@ def configure(project_root: Path) -> str:
     return uri
 
 
+def open_store(project_root: Path) -> str:
+    """`configure`, then open the store under `io.sqlite_creation_lock`: processes starting
+    together on a new SQLite store (`visionops tune` workers) wait for the one creating it."""
+    import mlflow
+
+    from visionops.io import sqlite_creation_lock
+
+    uri = configure(project_root)
+    with sqlite_creation_lock(uri):
+        mlflow.MlflowClient().search_experiments(max_results=1)
+    return uri
+
+
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # the UI opens on runs
 
 

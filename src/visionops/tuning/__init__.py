@@ -1,0 +1,1 @@
+"""`visionops tune`: an Optuna study over train.* and model.* params on the prepared data."""

@@ -1,0 +1,215 @@
+"""Issue 26: `visionops tune`: an Optuna study on the real digits' prepared data, trials as MLflow
+child runs, the winner back into params.yaml, a diverging trial failed, bad params and storage
+refused before any training, and the test split never read."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+from visionops.config import load_params
+from visionops.data.prepared import open_prepared
+from visionops.errors import VisionOpsError
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {  # a trial in about a second on 2 cores
+    "model": {"arch": "simple_cnn", "width": 4},
+    "train": {"epochs": 3, "batch_size": 256, "val_fraction": 0.2, "crop_padding": 0, "lr": 0.003},
+    "tracking": {"experiment": "tune-test"},
+}
+
+
+def params_file(folder: Path, tune: dict, **sections) -> Path:
+    """The project's params.yaml with TINY and `sections` merged in and `tune` as the tune section."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for name, values in (TINY | sections).items():
+        params[name].update(values)
+    params["tune"] = tune
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+class SplitTouched(Exception):
+    pass
+
+
+class Untouchable:
+    """Stands in for the test split: any use of it fails the test."""
+
+    def __getattr__(self, name):
+        raise SplitTouched(f"the study read the test split (.{name})")
+
+
+def study(tmp_path, monkeypatch, prepared, tune: dict, **sections):
+    """Run a study in a project at tmp_path with its own MLflow store; (study, runs frame)."""
+    from visionops.tuning.study import StudyPlan, default_storage, run_study
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    params = load_params(params_file(tmp_path, tune, **sections), "model", "train", "tracking", "tune")
+    data = dataclasses.replace(open_prepared(prepared), test=Untouchable())
+    plan = StudyPlan(default_storage(tmp_path), "test-study", params["tune"], params)
+    result = run_study(plan, data, tmp_path, progress=False)
+    runs = mlflow.search_runs(experiment_names=["tune-test"])
+    return result, runs
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory, prepared_digits):
+    """One study of 6 tiny trials with aggressive pruning, shared by the tests below."""
+    monkeypatch = pytest.MonkeyPatch()
+    tune = {
+        "trials": 6,
+        "startup_trials": 1,
+        "warmup_epochs": 0,
+        "space": {"train.lr": {"log_uniform": [1.0e-5, 0.3]}, "model.width": {"choice": [4, 8]}},
+    }
+    try:
+        yield study(tmp_path_factory.mktemp("tune"), monkeypatch, prepared_digits, tune)
+    finally:
+        monkeypatch.undo()
+
+
+def test_a_study_is_one_parent_run_with_a_child_per_trial(searched):
+    result, runs = searched
+    parents = runs[runs["tags.mlflow.parentRunId"].isna()]
+    children = runs[runs["tags.mlflow.parentRunId"].notna()]
+    assert len(parents) == 1 and len(children) == len(result.trials) >= 6
+    assert set(children["tags.mlflow.parentRunId"]) == {parents["run_id"].iloc[0]}
+    assert set(runs["status"]) == {"FINISHED"}  # nothing left RUNNING
+    states = children["tags.trial.state"].value_counts().to_dict()
+    assert states.get("complete", 0) >= 1 and states.get("pruned", 0) >= 1, states
+    complete = children[children["tags.trial.state"] == "complete"]
+    assert complete["metrics.best_val_accuracy"].max() == pytest.approx(result.best_value)
+    assert {"params.train.lr", "params.model.width"} <= set(children.columns)
+    history = mlflow.MlflowClient().get_metric_history(complete["run_id"].iloc[0], "val_accuracy")
+    assert [m.step for m in history] == [1, 2, 3]  # per-epoch validation accuracy
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parents["run_id"].iloc[0], "tune")}
+    assert "tune/optimization_history.png" in artifacts
+
+
+def test_the_test_split_is_never_read(searched):
+    """`searched` ran with the test split replaced by an object that raises on any use."""
+    result, _ = searched
+    assert all(t.state.name in ("COMPLETE", "PRUNED") for t in result.trials)
+
+
+def test_the_winner_reaches_params_yaml_with_its_comments(searched, tmp_path):
+    from visionops.tuning.winner import exp_run_line, write_params
+
+    result, _ = searched
+    target = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", target)
+    write_params(target, result.best_params)
+    params = load_params(target, "train", "model")
+    assert params["train"].lr == result.best_params["train.lr"]
+    assert params["model"].width == result.best_params["model.width"]
+    assert "# `visionops tune` (not a DVC stage" in target.read_text()  # comments kept
+    line = exp_run_line(result.best_params)
+    assert (
+        line.startswith("dvc exp run -S model.width=")
+        and f"train.lr={result.best_params['train.lr']!r}" in line
+    )
+
+
+def test_a_diverging_trial_is_failed_and_the_study_finishes(tmp_path, monkeypatch, prepared_digits):
+    tune = {"trials": 2, "space": {"train.lr": {"choice": [1.0e12]}}}
+    result, runs = study(tmp_path, monkeypatch, prepared_digits, tune, train={"optimizer": "sgd"})
+    assert [t.state.name for t in result.trials] == ["FAIL", "FAIL"]
+    children = runs[runs["tags.mlflow.parentRunId"].notna()]
+    assert set(children["status"]) == {"FAILED"} and set(children["tags.trial.state"]) == {"failed"}
+    assert children["tags.visionops.failure"].str.contains("diverged").all()
+    assert set(runs[runs["tags.mlflow.parentRunId"].isna()]["status"]) == {"FINISHED"}
+
+
+def test_an_unknown_key_in_tune_is_refused_with_the_allowed_keys(tmp_path):
+    path = params_file(tmp_path, {"space": {"train.lrr": {"uniform": [0.1, 0.2]}}})
+    with pytest.raises(VisionOpsError) as err:
+        load_params(path, "tune")
+    text = str(err.value) + err.value.fix
+    assert "train.lrr" in text and "did you mean 'train.lr'" in text and "model.width" in text
+
+
+@pytest.mark.parametrize(
+    ("dimension", "message"),
+    [
+        ({"uniform": [0.2, 0.1]}, "needs low < high"),
+        ({"log_uniform": [0.0, 0.1]}, "low > 0"),
+        ({"uniform": [0.1, 0.2], "choice": [0.1]}, "exactly one of"),
+    ],
+)
+def test_a_bad_range_is_refused(tmp_path, dimension, message):
+    with pytest.raises(VisionOpsError, match=message):
+        load_params(params_file(tmp_path, {"space": {"train.lr": dimension}}), "tune")
+
+
+def test_a_value_the_key_does_not_accept_is_refused(tmp_path):
+    path = params_file(tmp_path, {"space": {"model.width": {"choice": [2, 8]}}})
+    with pytest.raises(VisionOpsError, match=r"model\.width: 2 is not a valid value"):
+        load_params(path, "tune")
+
+
+def test_an_unreachable_storage_is_an_error_before_training_without_the_password():
+    from visionops.tuning.study import open_storage
+
+    with pytest.raises(VisionOpsError, match="cannot open the study storage") as err:
+        open_storage("postgresql+psycopg://tuner:s3cret@127.0.0.1:9/optuna")
+    assert "s3cret" not in str(err.value) and "tuner:***@127.0.0.1:9" in str(err.value)
+    assert "--storage" in err.value.fix
+
+
+def tune_command(params: Path, storage: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "visionops", "tune", "--params", str(params), "--storage", storage,
+            "--study", "shared", "--no-progress", *extra]  # fmt: skip
+
+
+def counted_trials(storage: str) -> list[int]:
+    import optuna
+
+    trials = optuna.load_study(study_name="shared", storage=storage).get_trials(deepcopy=False)
+    return sorted(t.number for t in trials if t.state.name in ("COMPLETE", "PRUNED"))
+
+
+def test_two_processes_share_one_sqlite_study_and_ctrl_c_resumes(tmp_path, prepared_digits):
+    """Two `visionops tune` processes on one study file: one trial count, no trial twice. Then
+    Ctrl-C mid-study: exit 130, no MLflow run left RUNNING, and the same command resumes."""
+    tune = {"trials": 4, "startup_trials": 1, "space": {"train.lr": {"log_uniform": [1.0e-4, 0.1]}}}
+    params = params_file(tmp_path, tune)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    command = tune_command(params, storage, "--prepared", str(prepared_digits))
+    workers = [subprocess.Popen(command, cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT) for _ in range(2)]  # fmt: skip
+    outputs = [worker.communicate(timeout=600)[0] for worker in workers]
+    assert [w.returncode for w in workers] == [0, 0], [output[-4000:] for output in outputs]
+    numbers = counted_trials(storage)
+    assert 4 <= len(numbers) <= 5 and numbers == list(range(len(numbers)))  # none lost, none twice
+
+    slow = [*command, "--trials", "40"]
+    worker = subprocess.Popen(slow, cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while len(counted_trials(storage)) < len(numbers) + 1 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    worker.send_signal(signal.SIGINT)
+    output = worker.communicate(timeout=300)[0]
+    assert worker.returncode == 130 and "run the same command to resume" in output, output
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    runs = mlflow.search_runs(experiment_names=["tune-test"])
+    assert "RUNNING" not in set(runs["status"]) and "KILLED" in set(runs["status"])
+    done = len(counted_trials(storage))
+    resumed = subprocess.run([*command, "--trials", str(done + 1)], cwd=tmp_path, env=env, text=True,
+                             capture_output=True, timeout=300)  # fmt: skip
+    assert resumed.returncode == 0 and f"{done}/{done + 1} trials done" in resumed.stdout, resumed.stderr
+    assert len(counted_trials(storage)) == done + 1
