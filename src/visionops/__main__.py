@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -56,6 +57,13 @@ def _summary(record: dict) -> str:
     return "\n".join(lines)
 
 
+# Subcommands whose module `visionops.<name>` has add_arguments(parser) and run(args).
+COMMANDS = {
+    "predict": "classify image files with an exported or registered model, into a CSV",
+    "tune": "search hyperparameters (Optuna) on the prepared data; trials in MLflow",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="visionops", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -65,40 +73,28 @@ def main(argv: list[str] | None = None) -> int:
         "sync",
         help="replay what stages could not log while MLflow was unreachable (.visionops/tracking/pending)",
     )
-    from visionops import predict
-
-    predict.add_arguments(
-        commands.add_parser(
-            "predict",
-            help="classify image files with an exported or registered model, into a CSV",
-            description=predict.__doc__,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+    for name, summary_line in COMMANDS.items():
+        module = importlib.import_module(f"visionops.{name}")
+        module.add_arguments(
+            commands.add_parser(
+                name,
+                help=summary_line,
+                description=module.__doc__,
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
         )
-    )
-    from visionops import tune
-
-    tune.add_arguments(
-        commands.add_parser(
-            "tune",
-            help="search hyperparameters (Optuna) on the prepared data; trials in MLflow",
-            description=tune.__doc__,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-    )
     args = parser.parse_args(argv)
     if args.command == "registry-summary":
         print(registry_summary(args.path))
     elif args.command == "sync":
         return _sync()
-    elif args.command in ("predict", "tune"):
+    elif args.command in COMMANDS:
         return _command(args.command, args)
     return 0
 
 
 def _command(name: str, args: argparse.Namespace) -> int:
     """Run `visionops.<name>.run(args)`; a VisionOpsError is one line on stderr and exit 1."""
-    import importlib
-
     from visionops.errors import VisionOpsError
 
     try:
