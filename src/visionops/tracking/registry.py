@@ -115,7 +115,7 @@ def find_champion(name: str, into: Path, cfg: TrackingParams) -> tuple[bool, tup
 
 
 def apply_aliases(name: str, version: str, decision: dict[str, Any]) -> dict[str, Any]:
-    """Move `candidate` to `version` unless a newer version has it; move `champion` too when
+    """Move `candidate` to the newest version (`version`, unless another is newer); `champion` too when
     the gate's `decision` (evaluation/gate.decision_record) promotes and the champion it was
     compared with still holds the alias (concurrent experiments); tag the decision and its
     paired evidence. Returns the decision as applied."""
@@ -123,9 +123,11 @@ def apply_aliases(name: str, version: str, decision: dict[str, Any]) -> dict[str
 
     decision = dict(decision, reasons=list(decision["reasons"]))
     client = mlflow.MlflowClient()
-    newest = _alias_version(name, CANDIDATE)
-    if newest is None or int(newest) < int(version):
-        client.set_registered_model_alias(name, CANDIDATE, version)
+    # The newest version, not "ours unless newer": two experiments registering at once both
+    # read the old alias and the slower one's write won (seen in test_experiments_e2e). Every
+    # process creates its version before this line, so the last writer sets the true newest.
+    newest = max(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+    client.set_registered_model_alias(name, CANDIDATE, str(max(newest, int(version))))
     if decision["promote"]:
         now = champion_version(name)
         if now != decision["champion_version"]:  # another experiment moved it since the comparison
@@ -142,15 +144,6 @@ def apply_aliases(name: str, version: str, decision: dict[str, Any]) -> dict[str
     for key, value in (decision["comparison"] or {}).items():
         client.set_model_version_tag(name, version, f"gate.{key}", str(value))
     return decision
-
-
-def _alias_version(name: str, alias: str) -> str | None:
-    import mlflow
-
-    try:
-        return mlflow.MlflowClient().get_model_version_by_alias(name, alias).version
-    except mlflow.exceptions.MlflowException:
-        return None
 
 
 def version_of_run(name: str, run_id: str) -> dict[str, Any] | None:
