@@ -3,7 +3,6 @@ for tests to edit, and as the augment stage writes them (prepared data), for tes
 real data without running DVC."""
 
 import shutil
-import tarfile
 from pathlib import Path
 
 import pandas as pd
@@ -19,14 +18,13 @@ def digits_tree(folder: Path) -> Path:
     """The digits' data/raw unpacked (`tar -x` of its shards) into folder/{train,test}/<class>/,
     with its source.json: a tree a test can edit, then `pack_tree`."""
     from visionops.config import DataParams
+    from visionops.data.shards import unpack
     from visionops.data.sources import materialize
     from visionops.io import write_json
 
     packed = folder.with_name(folder.name + "-download")
     record = materialize(DataParams(), packed, progress=False)
-    for shard in sorted((packed / "shards").iterdir()):
-        with tarfile.open(shard) as tar:
-            tar.extractall(folder, filter="data")
+    unpack(packed, folder)
     write_json(folder / "source.json", record)
     shutil.rmtree(packed)
     return folder

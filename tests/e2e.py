@@ -104,15 +104,10 @@ def mlflow_rows(repo: Path, sql: str) -> list:
 
 
 def unpack_raw(repo: Path, dest: Path, split: str | None = None) -> Path:
-    """The images of repo's data/raw as files (`tar -x` of its shards, `split` only if given),
-    under dest/<split>/<class>/: what a user unpacks to look at or predict on them."""
-    import tarfile
+    """repo's data/raw as files under dest/<split>/<class>/ (`split` only, if given)."""
+    from visionops.data.shards import unpack
 
-    for shard in sorted((repo / "data/raw/shards").iterdir()):
-        with tarfile.open(shard) as tar:
-            members = [m for m in tar if split is None or m.name.startswith(f"{split}/")]
-            tar.extractall(dest, members=members, filter="data")
-    return dest
+    return unpack(repo / "data/raw", dest, split)
 
 
 def damage_raw_image(repo: Path, path: str, keep: int) -> bytes:

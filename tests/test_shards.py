@@ -6,7 +6,7 @@ import tarfile
 
 import pytest
 
-from visionops.data.shards import INDEX, RawImages, ShardWriter
+from visionops.data.shards import INDEX, RawImages, ShardWriter, pack_tree, unpack
 from visionops.errors import VisionOpsError
 
 IMAGES = {
@@ -57,6 +57,20 @@ def test_a_full_shard_starts_the_next_and_every_image_still_reads(tmp_path):
     assert {e.member.shard.name for e in raw} == set(shards)
     for (split, label, name), data in IMAGES.items():
         assert raw.member(f"{split}/{label}/{name}").read() == data
+
+
+def test_unpack_over_several_shards_gives_the_files_back_and_pack_tree_the_same_bytes(tmp_path):
+    write(tmp_path / "raw", shard_bytes=4096)
+    assert unpack(tmp_path / "raw", tmp_path / "test-only", split="test") == tmp_path / "test-only"
+    assert sorted(p.name for p in (tmp_path / "test-only").rglob("*.*")) == ["d.jpg", "e.webp"]
+    unpack(tmp_path / "raw", tmp_path / "files")
+    for key, data in IMAGES.items():
+        assert (tmp_path / "files").joinpath(*key).read_bytes() == data
+    repacked = pack_tree(tmp_path / "files", tmp_path / "repacked")
+    assert [e.path for e in repacked] == [e.path for e in RawImages(tmp_path / "raw")]
+    write(tmp_path / "one-shard", order=sorted(IMAGES))  # pack_tree adds in path order
+    one = tmp_path / "one-shard" / "shards" / "raw-000.tar"
+    assert (tmp_path / "repacked" / "shards" / "raw-000.tar").read_bytes() == one.read_bytes()
 
 
 def test_the_same_images_give_the_same_bytes(tmp_path):

@@ -569,3 +569,20 @@ def test_failed_download_stage_keeps_the_previous_data_raw(server, tmp_path):
     assert "fix:" in result.stderr and "Traceback" not in result.stderr
     assert before == {p: p.read_bytes() for p in (workdir / "data" / "raw").rglob("*") if p.is_file()}
     assert sorted(p.name for p in (workdir / "data").iterdir()) == ["raw"]  # no staging left over
+
+
+def test_an_image_gone_between_listing_and_reading_is_an_error_not_a_smaller_dataset(tmp_path):
+    from visionops.data.folders import Placement
+    from visionops.data.shards import ShardWriter
+    from visionops.data.sources import pack_placements
+    from visionops.errors import VisionOpsError
+
+    placements = [Placement("train", "cat", f"{n}.jpg", f"cat/{n}.jpg") for n in range(3)]
+
+    def read(handles):  # the source lost cat/1.jpg after it was listed
+        yield from ((handle, b"\xff\xd8") for handle in handles if handle != "cat/1.jpg")
+
+    gone = r"1 image\(s\) listed in photos were gone"
+    with pytest.raises(VisionOpsError, match=gone) as err, ShardWriter(tmp_path / "raw") as shards:
+        pack_placements(shards, placements, read, progress=False, where="photos")
+    assert "first: cat/1.jpg" in str(err.value) and "dvc repro -f -s download" in err.value.fix

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -138,14 +139,16 @@ class RawImages:
                 "folders from an older visionops, or a half-restored checkout)",
                 REBUILD,
             )
+        self._shards: dict[str, Path] = {}  # one Path per shard, shared by its members
         self.entries = [self._entry(row, index) for row in _read_index(index)]
         self._by_path = {entry.path: entry for entry in self.entries}
 
     def _entry(self, row: dict[str, str], index: Path) -> Entry:
         try:
-            shard = self.root / SHARDS / row["shard"]
+            name = row["shard"]
+            shard = self._shards.get(name) or self._shards.setdefault(name, self.root / SHARDS / name)
             member = Member(row["path"], shard, int(row["offset"]), int(row["size"]))
-            return Entry(row["split"], row["label"], member)
+            return Entry(sys.intern(row["split"]), sys.intern(row["label"]), member)
         except (KeyError, TypeError, ValueError):
             raise VisionOpsError(f"{index} is damaged (row {row})", REBUILD) from None
 
@@ -181,6 +184,17 @@ def pack_tree(tree: Path, root: Path) -> RawImages:
             if path.is_file() and not any(part.startswith(".") for part in path.relative_to(tree).parts):
                 shards.add(*path.relative_to(tree).parts, path.read_bytes())
     return RawImages(root)
+
+
+def unpack(root: Path, dest: Path, split: str | None = None) -> Path:
+    """The images of the data/raw at root as files under dest/<split>/<class>/ (what `tar -xf`
+    of each shard gives; only `split` if given): to look at them, edit them, or predict on them.
+    The inverse of `pack_tree`; returns dest."""
+    for shard in sorted((Path(root) / "shards").glob("raw-*.tar")):
+        with tarfile.open(shard) as tar:
+            members = [m for m in tar if split is None or m.name.startswith(f"{split}/")]
+            tar.extractall(dest, members=members, filter="data")
+    return Path(dest)
 
 
 def _read_index(index: Path) -> list[dict[str, str]]:

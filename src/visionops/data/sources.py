@@ -68,7 +68,9 @@ def pack_arrays(
 def pack_placements(
     shards: ShardWriter, placements: list[Placement], read: Any, progress: bool, where: str
 ) -> None:
-    """Store every planned image; `read(handles)` yields (handle, bytes) in any order."""
+    """Store every planned image; `read(handles)` yields (handle, bytes) in any order. An image
+    planned from the listing but not read back (the source changed between the two passes) is
+    an error, never an image silently missing from data/raw."""
     from tqdm import tqdm
 
     by_handle = {placement.handle: placement for placement in placements}
@@ -79,6 +81,14 @@ def pack_placements(
             if placement is not None:  # a name repeated in a tar: its first copy is kept
                 shards.add(placement.split, placement.label, placement.name, data)
                 bar.update()
+    if by_handle:
+        missing = sorted(map(str, by_handle))
+        raise VisionOpsError(
+            f"{len(missing)} image(s) listed in {where} were gone when it was read "
+            f"(first: {missing[0]}): the source changed while download read it",
+            "wait until nothing writes to the source (or the archive is replaced), then run "
+            "`dvc repro -f -s download` again",
+        )
 
 
 def _digits(cfg: DataParams, shards: ShardWriter) -> dict[str, Any]:
