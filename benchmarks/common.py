@@ -1,10 +1,15 @@
 """Benchmark data: a CIFAR-10 JPEG subset (from the shared archive) or the embedded digits,
-written as class folders, and prepared the way the augment stage does."""
+written as class folders, and prepared the way the augment stage does; a committed copy of the
+project to run DVC in."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import tarfile
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_images(root: Path, cifar: Path | None, per_class: int) -> dict:
@@ -32,13 +37,12 @@ def write_images(root: Path, cifar: Path | None, per_class: int) -> dict:
             "resize": False,
         }
     from visionops.config import DataParams
+    from visionops.data.shards import unpack
     from visionops.data.sources import materialize
 
     packed = root.with_name(root.name + "-download")
     materialize(DataParams(), packed)
-    for shard in sorted((packed / "shards").iterdir()):
-        with tarfile.open(shard) as tar:
-            tar.extractall(root, filter="data")
+    unpack(packed, root)
     return {
         "name": "digits (PNG, 8 px -> 32 px)",
         "size": 32,
@@ -76,3 +80,30 @@ def prepare_folders(images: Path, out: Path, size: int, channels: int):
     )
     write_meta(out, meta)
     return open_prepared(out)
+
+
+def committed_copy(dest: Path, params: dict, cache_type: str | None = None) -> Path:
+    """The project's tracked files (none of the developer's data, models, reports or dvc.lock)
+    with `params` as params.yaml, committed in a fresh git repository at dest."""
+    import yaml
+
+    names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True)
+    for name in filter(None, names.stdout.split("\0")):
+        top = name.split("/", 1)[0]
+        if name == "dvc.lock" or (top in {"data", "models", "reports"} and not name.endswith(".gitignore")):
+            continue
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        (dest / name).write_bytes((ROOT / name).read_bytes())
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    commands = [["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]]
+    if cache_type:  # DVC's link type from its cache into the workspace (default: reflink, else copy)
+        commands.insert(1, ["dvc", "config", "cache.type", cache_type])
+    for cmd in commands:
+        subprocess.run(cmd, cwd=dest, check=True, env=git_env(), capture_output=True)
+    return dest
+
+
+def git_env() -> dict[str, str]:
+    """Commits without the user's git identity."""
+    names = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b"}
+    return os.environ | names | {"GIT_COMMITTER_EMAIL": "b@b"}

@@ -23,7 +23,6 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +32,7 @@ import time
 from pathlib import Path
 
 import yaml
+from common import committed_copy, git_env
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESET = ROOT / "params" / "cifar10-fast.yaml"
@@ -58,30 +58,11 @@ model.train(data=sys.argv[1], imgsz=32, epochs=1, batch=64, device="cpu", plots=
 
 
 def project_copy(dest: Path, data: dict, cache_type: str | None = None) -> Path:
-    """The project's tracked files (no outputs of the developer's runs), the CIFAR preset as
-    params.yaml with `data` replaced, committed in a fresh git repository."""
-    names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True)
-    for name in filter(None, names.stdout.split("\0")):
-        top = name.split("/", 1)[0]
-        if name == "dvc.lock" or (top in {"data", "models", "reports"} and not name.endswith(".gitignore")):
-            continue
-        (dest / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, dest / name)
+    """A project copy with the CIFAR preset as params.yaml, `data` replaced."""
     params = yaml.safe_load(PRESET.read_text())
     params["data"].update(data)
     params["train"].update(compile=False)  # the first step, not a compiled graph's warm-up
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    commands = [["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]]
-    if cache_type:  # DVC's link type from its cache into the workspace (default: reflink, else copy)
-        commands.insert(1, ["dvc", "config", "cache.type", cache_type])
-    for cmd in commands:
-        subprocess.run(cmd, cwd=dest, check=True, env=git_env(), capture_output=True)
-    return dest
-
-
-def git_env() -> dict[str, str]:
-    names = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b"}
-    return os.environ | names | {"GIT_COMMITTER_EMAIL": "b@b"}
+    return committed_copy(dest, params, cache_type)
 
 
 def run_to_first_step(repo: Path) -> dict[str, float]:
@@ -150,6 +131,8 @@ def push_and_pull(repo: Path, work: Path) -> dict[str, dict]:
     sys.path.insert(0, str(ROOT / "scripts"))
     from team_stack import dvc_remote_commands, free_stack_ports, port_flags
 
+    from visionops.data.shards import unpack
+
     stack, ports, state = (
         [sys.executable, str(ROOT / "scripts" / "team_stack.py")],
         free_stack_ports(),
@@ -170,9 +153,7 @@ def push_and_pull(repo: Path, work: Path) -> dict[str, dict]:
         secret = json.loads((state / "secrets.json").read_text())
         for line in dvc_remote_commands(ports, secret):
             timed(line.split(), repo)
-        for shard in sorted((repo / "data" / "raw" / "shards").iterdir()):
-            with tarfile.open(shard) as tar:
-                tar.extractall(repo / AS_FILES, filter="data")
+        unpack(repo / "data" / "raw", repo / AS_FILES)
         timed(["dvc", "add", AS_FILES], repo)
         timed(["git", "add", "-A"], repo)
         timed(["git", "commit", "-qm", "data"], repo)

@@ -1,7 +1,8 @@
 """The team's stack on 127.0.0.1, as a team runs it in production: PostgreSQL (MLflow's
-runs, registry and logins), an S3 object store (SeaweedFS: MLflow's artifacts and the DVC
-remote) and `mlflow server` with the basic-auth app and proxied artifacts (clients hold
-MLflow logins only, never S3 keys for artifacts).
+runs, registry and logins; `visionops tune` studies, under a role of their own), an S3 object
+store (SeaweedFS: MLflow's artifacts and the DVC remote) and `mlflow server` with the
+basic-auth app and proxied artifacts (clients hold MLflow logins only, never S3 keys for
+artifacts).
 
     python scripts/team_stack.py start [--dir .server] [--mlflow-port 5000] [--pg-port 5433] [--s3-port 8333]
     python scripts/team_stack.py stop  [--dir .server]
@@ -125,20 +126,26 @@ def require(binary: str) -> str:
     return str(path)
 
 
+SECRETS = {  # generated once per state folder, never a default
+    "pg_password": lambda: new_secret(18),  # PostgreSQL's superuser and MLflow's role
+    "s3_access_key": lambda: "vo" + secrets.token_hex(9),
+    "s3_secret_key": lambda: new_secret(30),
+    "admin_password": lambda: new_secret(18),  # MLflow's admin login
+    "flask_secret_key": lambda: new_secret(32),  # CSRF protection of the auth app
+    "tuner_password": lambda: new_secret(18),  # the `tuner` role: Optuna studies only
+}
+
+
 def load_secrets(state: Path) -> dict[str, str]:
-    """Generated once per state folder, never a default: PostgreSQL, S3 and MLflow admin."""
+    """The state folder's secrets; any missing one (a folder from an older stack) is generated
+    and saved beside the others."""
     path = state / "secrets.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    values = {
-        "pg_password": new_secret(18),
-        "s3_access_key": "vo" + secrets.token_hex(9),
-        "s3_secret_key": new_secret(30),
-        "admin_password": new_secret(18),
-        "flask_secret_key": new_secret(32),  # CSRF protection of the auth app
-    }
-    path.touch(mode=0o600)
-    path.write_text(json.dumps(values, indent=2))
+    values = json.loads(path.read_text()) if path.is_file() else {}
+    missing = {name: make() for name, make in SECRETS.items() if name not in values}
+    if missing:
+        values |= missing
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(values, indent=2))
     return values
 
 
@@ -190,8 +197,8 @@ def pg_folder(state: Path) -> Path:
 
 def start_postgres(state: Path, port: int, secret: dict[str, str]) -> None:
     """A cluster owned by the `postgres` system user, with password logins: the `mlflow` role
-    owns the `mlflow` (tracking, registry) and `mlflow_auth` (logins) databases; `optuna` is
-    there for shared studies."""
+    owns the `mlflow` (tracking, registry) and `mlflow_auth` (logins) databases; the `tuner`
+    role owns `optuna` (shared `visionops tune` studies) and can reach nothing else."""
     pg = postgres_bin()
     folder, as_postgres_user = pg_folder(state), as_postgres()
     data, run = folder / "data", folder / "run"
@@ -218,20 +225,30 @@ def start_postgres(state: Path, port: int, secret: dict[str, str]) -> None:
     done = subprocess.run([*as_postgres_user, *start], capture_output=True, text=True)
     if done.returncode != 0:
         raise StackError(f"PostgreSQL did not start:\n{tail(log)}", f"see {log}")
-    _create_databases(port, secret["pg_password"])
+    _create_databases(port, secret)
 
 
-def _create_databases(port: int, password: str) -> None:
+DATABASES = {"mlflow": "mlflow", "mlflow_auth": "mlflow", "optuna": "tuner"}  # database: owner
+ROLES = {"mlflow": "pg_password", "tuner": "tuner_password"}  # role: its secret
+
+
+def _create_databases(port: int, secret: dict[str, str]) -> None:
     import psycopg
     from psycopg import sql
 
-    login = {"host": "127.0.0.1", "port": port, "user": "postgres", "password": password}
+    login = {"host": "127.0.0.1", "port": port, "user": "postgres", "password": secret["pg_password"]}
     with psycopg.connect(**login, dbname="postgres", autocommit=True) as db:
-        if db.execute("select 1 from pg_roles where rolname = 'mlflow'").fetchone() is None:
-            db.execute(sql.SQL("create role mlflow login password {}").format(sql.Literal(password)))
-        for name in ("mlflow", "mlflow_auth", "optuna"):
+        for role, key in ROLES.items():
+            if db.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone() is None:
+                create = sql.SQL("create role {} login password {}")
+                db.execute(create.format(sql.Identifier(role), sql.Literal(secret[key])))
+        for name, owner in DATABASES.items():
+            names = sql.Identifier(name), sql.Identifier(owner)
             if db.execute("select 1 from pg_database where datname = %s", (name,)).fetchone() is None:
-                db.execute(sql.SQL("create database {} owner mlflow").format(sql.Identifier(name)))
+                db.execute(sql.SQL("create database {} owner {}").format(*names))
+            else:  # a stack from before the tuner role: hand its optuna database over
+                db.execute(sql.SQL("alter database {} owner to {}").format(*names))
+            db.execute(sql.SQL("revoke connect on database {} from public").format(names[0]))
 
 
 def start_object_store(state: Path, port: int, secret: dict[str, str]) -> None:
@@ -363,10 +380,13 @@ def start_mlflow(state: Path, ports: dict[str, int], secret: dict[str, str]) -> 
 
 
 def client_settings(ports: dict[str, int], secret: dict[str, str]) -> dict[str, str]:
+    """What a teammate exports: MLflow's server and login, and where shared studies live."""
+    optuna = f"postgresql+psycopg://tuner:{secret['tuner_password']}@127.0.0.1:{ports['pg']}/optuna"
     return {
         "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['mlflow']}",
         "MLFLOW_TRACKING_USERNAME": ADMIN,
         "MLFLOW_TRACKING_PASSWORD": secret["admin_password"],
+        "VISIONOPS_TUNE_STORAGE": optuna,
     }
 
 

@@ -37,11 +37,12 @@ class Stack:
     def url(self) -> str:
         return self.env["MLFLOW_TRACKING_URI"]
 
-    def sql(self, query: str) -> list[tuple]:
+    def sql(self, query: str, dbname: str = "mlflow", user: str = "postgres") -> list[tuple]:
         import psycopg
 
-        login = {"host": "127.0.0.1", "port": self.ports["pg"], "user": "postgres"}
-        with psycopg.connect(**login, password=self.secret["pg_password"], dbname="mlflow") as db:
+        password = self.secret["tuner_password" if user == "tuner" else "pg_password"]
+        login = {"host": "127.0.0.1", "port": self.ports["pg"], "user": user, "password": password}
+        with psycopg.connect(**login, dbname=dbname) as db:
             return db.execute(query).fetchall()
 
     def s3(self):
@@ -174,6 +175,41 @@ def test_logins_mean_something(first, stack):
     login = (stack.env["MLFLOW_TRACKING_USERNAME"], stack.env["MLFLOW_TRACKING_PASSWORD"])
     assert requests.get(search, auth=login, timeout=10).status_code == 200
     assert requests.get(search, auth=("admin", "password1234"), timeout=10).status_code == 401  # no default
+
+
+def test_a_study_on_the_teams_postgresql_is_joined_from_another_clone(first, second, stack, tmp_path):
+    """Issue 26: `visionops tune` with the stack's VISIONOPS_TUNE_STORAGE: two local workers in
+    one clone, then a teammate's clone joins the same study. PostgreSQL counts each trial once,
+    the MLflow server holds one study run with every trial under it, and the `tuner` role that
+    holds the studies cannot open MLflow's database."""
+    import psycopg
+
+    params = yaml.safe_load((first[0] / "params.yaml").read_text())
+    params["model"]["width"] = 8
+    params["train"]["epochs"] = 2
+    params["tune"] |= {"startup_trials": 1, "space": {"train.lr": {"log_uniform": [1.0e-3, 1.0e-2]}}}
+    tiny = tmp_path / "tune.yaml"
+    tiny.write_text(yaml.safe_dump(params))
+    tune = [sys.executable, "-m", "visionops", "tune", "--params", str(tiny), "--study", "team",
+            "--no-progress"]  # fmt: skip
+    done = run([*tune, "--workers", "2", "--trials", "3"], first[0], **stack.env)
+    assert "in postgresql+psycopg://tuner:***@127.0.0.1" in done.stdout, done.stdout
+    assert stack.secret["tuner_password"] not in done.stdout + done.stderr
+    joined = run([*tune, "--trials", "5"], second[0], **stack.env)
+    assert "/5 trials done" in joined.stdout and "train it with: dvc exp run -S train.lr=" in joined.stdout
+    counted = "select number from trials where state in ('COMPLETE', 'PRUNED') order by number"
+    numbers = [row[0] for row in stack.sql(counted, dbname="optuna", user="tuner")]
+    assert 5 <= len(numbers) <= 6 and numbers == list(range(len(numbers))), numbers  # none twice
+    runs = stack.sql(
+        "select r.run_uuid, r.status, p.value from runs r join tags s on s.run_uuid = r.run_uuid "
+        "and s.key = 'visionops.study' and s.value = 'team' "
+        "left join tags p on p.run_uuid = r.run_uuid and p.key = 'mlflow.parentRunId'"
+    )
+    parents = [run_id for run_id, _, parent in runs if parent is None]
+    assert len(parents) == 1 and {parent for *_, parent in runs if parent} == set(parents)
+    assert len(runs) - 1 >= len(numbers) and "RUNNING" not in {status for _, status, _ in runs}
+    with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+        stack.sql("select 1", dbname="mlflow", user="tuner")
 
 
 def test_a_wrong_password_is_named_and_keeps_the_outputs(second, stack):

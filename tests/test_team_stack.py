@@ -3,6 +3,7 @@ binary are errors that name the fix (the stack itself is tested in test_team_e2e
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 from pathlib import Path
@@ -51,3 +52,13 @@ def test_generated_secrets_never_look_like_an_option():
     assert not [s for s in made if s.startswith("-")] and len(set(made)) == 2000
     line = dvc_remote_commands({"s3": 1}, {"s3_access_key": "vo1", "s3_secret_key": made[0]})[-1]
     assert line.split()[-1] == made[0]
+
+
+def test_a_state_folder_from_an_older_stack_gains_the_new_secrets_and_keeps_its_own(tmp_path):
+    from team_stack import SECRETS, load_secrets
+
+    older = {name: f"old-{name}" for name in SECRETS if name != "tuner_password"}
+    (tmp_path / "secrets.json").write_text(json.dumps(older))
+    loaded = load_secrets(tmp_path)
+    assert {k: loaded[k] for k in older} == older and len(loaded["tuner_password"]) >= 20
+    assert load_secrets(tmp_path) == loaded  # saved: the next start reads the same

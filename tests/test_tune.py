@@ -53,7 +53,8 @@ class Untouchable:
 
 def study(tmp_path, monkeypatch, prepared, tune: dict, **sections):
     """Run a study in a project at tmp_path with its own MLflow store; (study, runs frame)."""
-    from visionops.tuning.study import StudyPlan, default_storage, run_study
+    from visionops.tuning.storage import default_storage
+    from visionops.tuning.study import StudyPlan, run_study
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -161,7 +162,7 @@ def test_a_value_the_key_does_not_accept_is_refused(tmp_path):
 
 
 def test_an_unreachable_storage_is_an_error_before_training_without_the_password():
-    from visionops.tuning.study import open_storage
+    from visionops.tuning.storage import open_storage
 
     with pytest.raises(VisionOpsError, match="cannot open the study storage") as err:
         open_storage("postgresql+psycopg://tuner:s3cret@127.0.0.1:9/optuna")
@@ -181,6 +182,18 @@ def counted_trials(storage: str) -> list[int]:
     return sorted(t.number for t in trials if t.state.name in ("COMPLETE", "PRUNED"))
 
 
+def drawn_values(storage: str) -> list[tuple]:
+    import optuna
+
+    trials = optuna.load_study(study_name="shared", storage=storage).get_trials(deepcopy=False)
+    return [tuple(sorted(t.params.items())) for t in trials if t.params]
+
+
+def parent_runs():
+    runs = mlflow.search_runs(experiment_names=["tune-test"])
+    return runs[runs["tags.mlflow.parentRunId"].isna()]
+
+
 def test_two_processes_share_one_sqlite_study_and_ctrl_c_resumes(tmp_path, prepared_digits):
     """Two `visionops tune` processes on one study file: one trial count, no trial twice. Then
     Ctrl-C mid-study: exit 130, no MLflow run left RUNNING, and the same command resumes."""
@@ -195,6 +208,9 @@ def test_two_processes_share_one_sqlite_study_and_ctrl_c_resumes(tmp_path, prepa
     assert [w.returncode for w in workers] == [0, 0], [output[-4000:] for output in outputs]
     numbers = counted_trials(storage)
     assert 4 <= len(numbers) <= 5 and numbers == list(range(len(numbers)))  # none lost, none twice
+    assert len(set(drawn_values(storage))) == len(drawn_values(storage))  # no point drawn twice
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    assert len(parent_runs()) == 1  # both started on a new study; only its creator made the run
 
     slow = [*command, "--trials", "40"]
     worker = subprocess.Popen(slow, cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
@@ -205,7 +221,6 @@ def test_two_processes_share_one_sqlite_study_and_ctrl_c_resumes(tmp_path, prepa
     worker.send_signal(signal.SIGINT)
     output = worker.communicate(timeout=300)[0]
     assert worker.returncode == 130 and "run the same command to resume" in output, output
-    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
     runs = mlflow.search_runs(experiment_names=["tune-test"])
     assert "RUNNING" not in set(runs["status"]) and "KILLED" in set(runs["status"])
     done = len(counted_trials(storage))
@@ -213,3 +228,83 @@ def test_two_processes_share_one_sqlite_study_and_ctrl_c_resumes(tmp_path, prepa
                              capture_output=True, timeout=300)  # fmt: skip
     assert resumed.returncode == 0 and f"{done}/{done + 1} trials done" in resumed.stdout, resumed.stderr
     assert len(counted_trials(storage)) == done + 1
+
+
+def test_workers_share_the_study_and_ctrl_c_reaches_each_once(tmp_path, prepared_digits):
+    """`--workers 2`: two processes with one CPU thread each on one study, one parent run; then
+    Ctrl-C to the launcher: both workers stop, 130, nothing RUNNING, the parent KILLED."""
+    tune = {"trials": 4, "startup_trials": 1, "space": {"train.lr": {"log_uniform": [1.0e-4, 0.1]}}}
+    params = params_file(tmp_path, tune)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    command = tune_command(params, storage, "--prepared", str(prepared_digits), "--workers", "2")
+    done = subprocess.run(command, cwd=tmp_path, env=env, text=True, capture_output=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "2 workers, 1 CPU thread(s) each" in done.stdout and "train it with: dvc exp run -S" in done.stdout
+    numbers = counted_trials(storage)
+    assert 4 <= len(numbers) <= 5 and numbers == list(range(len(numbers)))
+    assert len(set(drawn_values(storage))) == len(drawn_values(storage))
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    (parent,) = parent_runs().itertuples()
+    assert parent.status == "FINISHED"
+
+    launcher = subprocess.Popen([*command, "--trials", "40"], cwd=tmp_path, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while len(counted_trials(storage)) < len(numbers) + 1 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    launcher.send_signal(signal.SIGINT)
+    output = launcher.communicate(timeout=300)[0]
+    assert launcher.returncode == 130 and "run the same command to resume" in output, output
+    runs = mlflow.search_runs(experiment_names=["tune-test"])
+    assert "RUNNING" not in set(runs["status"]), runs[["tags.mlflow.runName", "status"]]
+    assert list(parent_runs()["status"]) == ["KILLED"]
+    assert output.count("Traceback") == 0, output
+
+
+def test_trials_draw_by_number_reproducibly_and_workers_draw_apart(tmp_path):
+    """One process replays its study; two processes with the same seed draw different points."""
+    import optuna
+
+    from visionops.tuning.sampler import TrialSeededTPE
+
+    def draws(storage: str, studies: int, name: str) -> list[float]:
+        opened = [optuna.create_study(storage=storage, study_name=name, sampler=TrialSeededTPE(7),
+                                      load_if_exists=True) for _ in range(studies)]  # fmt: skip
+        values = []
+        for number in range(6):
+            trial = opened[number % studies].ask()
+            values.append(trial.suggest_float("lr", 1e-4, 1e-1, log=True))
+            opened[number % studies].tell(trial, values[-1])
+        return values
+
+    storage = f"sqlite:///{tmp_path / 'o.db'}"
+    assert draws(storage, 1, "a") == draws(storage, 1, "b")  # a fresh study replays
+    shared = draws(storage, 2, "c")
+    assert len(set(shared)) == 6
+
+
+def test_without_the_pruner_every_trial_trains_to_the_end(tmp_path, monkeypatch, prepared_digits):
+    tune = {"trials": 3, "startup_trials": 0, "warmup_epochs": 0, "pruner": "none",
+            "space": {"train.lr": {"log_uniform": [1.0e-6, 0.3]}}}  # fmt: skip
+    result, _ = study(tmp_path, monkeypatch, prepared_digits, tune)
+    assert [t.state.name for t in result.trials] == ["COMPLETE"] * 3
+    assert all(len(t.intermediate_values) == 3 for t in result.trials)
+
+
+def test_the_hyperband_pruner_runs_a_study_to_its_count(tmp_path, monkeypatch, prepared_digits):
+    import optuna
+
+    tune = {"trials": 4, "warmup_epochs": 1, "pruner": "hyperband",
+            "space": {"train.lr": {"log_uniform": [1.0e-6, 0.3]}}}  # fmt: skip
+    result, _ = study(tmp_path, monkeypatch, prepared_digits, tune)
+    assert isinstance(result.pruner, optuna.pruners.HyperbandPruner)
+    assert {t.state.name for t in result.trials} <= {"COMPLETE", "PRUNED"} and len(result.trials) >= 4
+
+
+def test_a_storage_without_its_driver_names_the_driver_to_install():
+    from visionops.tuning.storage import open_storage
+
+    with pytest.raises(VisionOpsError, match="cannot open the study storage") as err:
+        open_storage("mysql+pymysql://tuner:s3cret@127.0.0.1/optuna")
+    assert "driver" in err.value.fix and "s3cret" not in str(err.value)

@@ -273,6 +273,7 @@ class TuneParams(Section):
     sampler_seed: int = 0  # TPE's seed
     startup_trials: int = Field(4, ge=0)  # trials that finish before the median pruner stops any
     warmup_epochs: int = Field(1, ge=0)  # epochs each trial trains before it can be pruned
+    pruner: Literal["median", "hyperband", "none"] = "median"  # none: every trial trains all its epochs
 
     @field_validator("space")
     @classmethod

@@ -5,6 +5,8 @@ the training part of train and are scored on its validation part; the test split
     visionops tune --trials 20                       # the project's study, in .visionops/optuna.db
     visionops tune --storage postgresql+psycopg://user:pw@host/optuna --study lr-search
     visionops tune --write-params && dvc repro       # the winner into params.yaml, then the pipeline
+    visionops tune --workers 2                       # two local processes, half the cores each
+    export VISIONOPS_TUNE_STORAGE=postgresql+psycopg://...  # the team's: every machine joins
 
 Every trial is a child run of the study's MLflow run (params, per-epoch validation metrics,
 state). Several processes (on one machine or many) that give the same --storage and --study
@@ -14,9 +16,12 @@ share one study and its trial count. Ctrl-C stops cleanly; the same command resu
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
+
+from visionops.tuning import STORAGE_ENV
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--timeout", type=float, help="seconds after which this process starts no new trial")
     parser.add_argument(
-        "--storage", help="Optuna storage, any SQLAlchemy URL (default: .visionops/optuna.db)"
+        "--storage",
+        default=os.environ.get(STORAGE_ENV),
+        help=f"Optuna storage, any SQLAlchemy URL (default: ${STORAGE_ENV}, else .visionops/optuna.db)",
     )
     parser.add_argument("--study", default="visionops", help="study name; an existing study is resumed")
     parser.add_argument(
@@ -37,44 +44,105 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="write the winner's values into --params (else print the `dvc exp run -S` line)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="K",
+        default=1,
+        help="local processes working on the study, each with 1/K of the CPU cores (default %(default)s)",
+    )
+    parser.add_argument(
+        "--threads", type=int, metavar="N", help="torch CPU threads per process (default: cores / workers)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--joined", action="store_true", help=argparse.SUPPRESS)  # a --workers child
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the study, then hand the winner back to DVC."""
-    from visionops.config import load_params
-    from visionops.data.prepared import open_prepared
+    """Run the study (here, or in --workers processes), then hand the winner back to DVC."""
+    from visionops.errors import VisionOpsError
     from visionops.interrupts import handle_sigterm
-    from visionops.paths import PREPARED
-    from visionops.tracking.runs import project_root
-    from visionops.tuning.study import StudyPlan, default_storage, run_study
-    from visionops.tuning.winner import exp_run_line, write_params
 
-    params = load_params(args.params, "model", "train", "tracking", "tune")
-    tune = params["tune"]
-    budget = {"trials": args.trials, "timeout_s": args.timeout}
-    tune = tune.model_copy(update={k: v for k, v in budget.items() if v is not None})
-    root = project_root()
-    plan = StudyPlan(args.storage or default_storage(root), args.study, tune, params)
-    data = open_prepared(args.prepared or PREPARED)
+    if args.workers < 1 or (args.threads is not None and args.threads < 1):
+        raise VisionOpsError("--workers and --threads must be at least 1", "e.g. --workers 2")
+    plan, data, root = _plan(args)
     signal.signal(signal.SIGTERM, handle_sigterm)  # stop after the current epoch, never mid-write
     signal.signal(signal.SIGINT, handle_sigterm)
+    study, code = _search(args, plan, data, root)
+    if code == 130 and not args.joined:
+        print(INTERRUPTED, file=sys.stderr)
+    if code or args.joined:  # a worker leaves the winner to its launcher
+        return code
+    return _hand_back(study, args.params, args.write_params)
+
+
+def _plan(args: argparse.Namespace):
+    """The study to run, the prepared data (opened, so a missing one fails before any worker
+    starts) and the project root."""
+    from visionops.config import load_params
+    from visionops.data.prepared import open_prepared
+    from visionops.paths import PREPARED
+    from visionops.tracking.runs import project_root
+    from visionops.tuning.storage import default_storage
+    from visionops.tuning.study import StudyPlan
+
+    params = load_params(args.params, "model", "train", "tracking", "tune")
+    budget = {"trials": args.trials, "timeout_s": args.timeout}
+    tune = params["tune"].model_copy(update={k: v for k, v in budget.items() if v is not None})
+    root = project_root()
+    plan = StudyPlan(args.storage or default_storage(root), args.study, tune, params)
+    return plan, open_prepared(args.prepared or PREPARED), root
+
+
+def _search(args: argparse.Namespace, plan, data, root: Path):
+    """(optuna.Study, exit code): 0, 130 after Ctrl-C, or a failed worker's code."""
+    from visionops.tuning.study import run_study
+    from visionops.tuning.workers import run_workers
+
+    progress = not args.no_progress
+    if args.workers > 1:
+        worker_args = _worker_args(args, data.root)
+        return run_workers(plan, root, worker_args, args.workers, args.threads, progress)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
-        study = run_study(plan, data, root, progress=not args.no_progress)
+        return run_study(plan, data, root, progress=progress, end_parent=not args.joined), 0
     except KeyboardInterrupt:
-        print("tune: interrupted; every MLflow run is ended; run the same command to resume", file=sys.stderr)
-        return 130
+        return None, 130
+
+
+def _hand_back(study, params: Path, write: bool) -> int:
+    """Print the winner, and its `dvc exp run -S` line or write it into params.yaml."""
+    from visionops.tuning.winner import exp_run_line, write_params
+
     best = _best(study)
     if best is None:
         print("tune: no trial completed, so there is no winner", file=sys.stderr)
         return 1
     print(f"tune: best trial {best.number}: val_accuracy {best.value:.4f} with {best.params}")
-    if args.write_params:
-        write_params(args.params, best.params)
-        print(f"tune: wrote the winner into {args.params}; `dvc repro` trains, evaluates and gates it")
+    if write:
+        write_params(params, best.params)
+        print(f"tune: wrote the winner into {params}; `dvc repro` trains, evaluates and gates it")
     else:
         print(f"tune: train it with: {exp_run_line(best.params)}")
     return 0
+
+
+INTERRUPTED = "tune: interrupted; every MLflow run is ended; run the same command to resume"
+
+
+def _worker_args(args: argparse.Namespace, prepared: Path) -> list[str]:
+    """A --workers child's arguments: this command's, with every path resolved (the storage URL,
+    which may hold a password, goes by environment, never on a command line `ps` shows)."""
+    worker = ["--params", str(args.params.resolve()), "--prepared", str(Path(prepared).resolve()),
+              "--study", args.study, "--no-progress"]  # fmt: skip
+    if args.trials is not None:
+        worker += ["--trials", str(args.trials)]
+    if args.timeout is not None:
+        worker += ["--timeout", str(args.timeout)]
+    return worker
 
 
 def _best(study):

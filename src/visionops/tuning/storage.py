@@ -1,0 +1,66 @@
+"""Where a study lives: Optuna's RDB storage at any SQLAlchemy URL (the project's SQLite file
+by default, the team's PostgreSQL to spread a search), opened with a clear error before any
+training, the password never shown."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+
+from visionops.errors import VisionOpsError
+
+
+def default_storage(root: Path) -> str:
+    """A SQLite file in the project: <root>/.visionops/optuna.db."""
+    folder = Path(root) / ".visionops"
+    folder.mkdir(exist_ok=True)
+    return f"sqlite:///{(folder / 'optuna.db').resolve()}"
+
+
+# What a worker sees when another one creates the same new PostgreSQL storage at that moment
+# (SQLite files are created under a lock instead).
+CREATION_RACE = ("already exists", "alembic_version", "duplicate key")
+
+
+def open_storage(url: str, attempts: int = 4):
+    """Optuna's RDB storage at `url`, or a clear error before any training. A new SQLite file is
+    created under `io.sqlite_creation_lock`; a worker that loses the race to create a new
+    server-side storage tries again once the winner is done."""
+    import optuna
+
+    from visionops.io import sqlite_creation_lock
+
+    attempt = 1
+    while True:
+        try:
+            with warnings.catch_warnings(), sqlite_creation_lock(url):
+                warnings.simplefilter("ignore")  # heartbeats are "experimental" (since Optuna 2.9)
+                # a worker that dies without a word (kill -9, a lost machine) has its trial failed
+                return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180)
+        except Exception as exc:  # a bad URL, a refused connection, a wrong password, the race
+            if attempt < attempts and any(sign in str(exc) for sign in CREATION_RACE):
+                time.sleep(attempt)
+                attempt += 1
+                continue
+            fix = (
+                "give --storage (or $VISIONOPS_TUNE_STORAGE) a reachable SQLAlchemy URL "
+                "(sqlite:///path/optuna.db, postgresql+psycopg://user:password@host/optuna), or "
+                "leave both out for the project's SQLite file"
+            )
+            if isinstance(exc, ImportError):  # Optuna's words for a missing database driver
+                fix = "install the URL's database driver (PostgreSQL: pip install 'psycopg[binary]')"
+            raise VisionOpsError(
+                f"cannot open the study storage {redacted(url)}: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
+                fix,
+            ) from None
+
+
+def redacted(url: str) -> str:
+    """The URL without its password."""
+    head, sep, tail = url.rpartition("@")
+    if not sep or ":" not in head.split("//", 1)[-1]:
+        return url
+    scheme, _, credentials = head.partition("//")
+    return f"{scheme}//{credentials.split(':', 1)[0]}:***@{tail}"
