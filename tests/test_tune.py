@@ -72,6 +72,7 @@ def searched(tmp_path_factory, prepared_digits):
     monkeypatch = pytest.MonkeyPatch()
     tune = {
         "trials": 6,
+        "pruner": "median",
         "startup_trials": 1,
         "warmup_epochs": 0,
         "space": {"train.lr": {"log_uniform": [1.0e-5, 0.3]}, "model.width": {"choice": [4, 8]}},

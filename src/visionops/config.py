@@ -271,9 +271,9 @@ class TuneParams(Section):
     trials: int = Field(20, ge=1)  # the study's total, shared by every process working on it
     timeout_s: float | None = Field(None, gt=0.0)  # this process stops starting trials after this
     sampler_seed: int = 0  # TPE's seed
-    startup_trials: int = Field(4, ge=0)  # trials that finish before the median pruner stops any
+    startup_trials: int = Field(4, ge=0)  # median pruner: trials that finish before it stops any
     warmup_epochs: int = Field(1, ge=0)  # epochs each trial trains before it can be pruned
-    pruner: Literal["median", "hyperband", "none"] = "median"  # none: every trial trains all its epochs
+    pruner: Literal["hyperband", "median", "none"] = "hyperband"  # none: every trial trains all its epochs
 
     @field_validator("space")
     @classmethod

@@ -1,4 +1,4 @@
-"""Search hyperparameters: an Optuna study (TPE, median pruning) over the train.* and model.*
+"""Search hyperparameters: an Optuna study (TPE, Hyperband pruning) over the train.* and model.*
 keys of params.yaml's `tune.space`, on data/prepared from the last `dvc repro`. Trials train on
 the training part of train and are scored on its validation part; the test split is never used.
 

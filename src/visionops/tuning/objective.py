@@ -63,7 +63,7 @@ class Objective:
                 client.log_metric(child, key, value, step=epoch)
             trial.report(accuracy, epoch)
             if trial.should_prune():
-                raise optuna.TrialPruned(f"val_accuracy {accuracy:.4f} below the median at epoch {epoch}")
+                raise optuna.TrialPruned(f"val_accuracy {accuracy:.4f} at epoch {epoch}: pruned")
 
         try:
             history = fit(model, train_set, val_set, cfg, setup, on_epoch=on_epoch, progress=False)

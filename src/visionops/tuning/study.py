@@ -1,5 +1,5 @@
 """An Optuna study over train.* and model.* params: TPE proposes (`tuning.sampler`), a pruner
-(median by default) stops trials whose validation accuracy trails, and each trial
+(Hyperband by default) stops trials whose validation accuracy trails, and each trial
 (`tuning.objective`) trains through the train stage's own code, scored on the validation part
 of train; the test split is never touched (it judges the model `dvc repro` then makes from the
 winner, once, in the gate).
