@@ -195,6 +195,20 @@ def parent_runs():
     return runs[runs["tags.mlflow.parentRunId"].isna()]
 
 
+def interrupted_mid_study(command: list[str], storage: str, cwd: Path, env: dict) -> tuple[int, str]:
+    """Run `command` on a bigger study until it has added one trial, then Ctrl-C it: (exit code,
+    output)."""
+    before = len(counted_trials(storage))
+    proc = subprocess.Popen([*command, "--trials", "40"], cwd=cwd, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while len(counted_trials(storage)) < before + 1 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    output = proc.communicate(timeout=300)[0]
+    return proc.returncode, output
+
+
 def test_two_processes_share_one_sqlite_study_and_ctrl_c_resumes(tmp_path, prepared_digits):
     """Two `visionops tune` processes on one study file: one trial count, no trial twice. Then
     Ctrl-C mid-study: exit 130, no MLflow run left RUNNING, and the same command resumes."""
@@ -213,15 +227,8 @@ def test_two_processes_share_one_sqlite_study_and_ctrl_c_resumes(tmp_path, prepa
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
     assert len(parent_runs()) == 1  # both started on a new study; only its creator made the run
 
-    slow = [*command, "--trials", "40"]
-    worker = subprocess.Popen(slow, cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT)  # fmt: skip
-    deadline = time.monotonic() + 300
-    while len(counted_trials(storage)) < len(numbers) + 1 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    worker.send_signal(signal.SIGINT)
-    output = worker.communicate(timeout=300)[0]
-    assert worker.returncode == 130 and "run the same command to resume" in output, output
+    code, output = interrupted_mid_study(command, storage, tmp_path, env)
+    assert code == 130 and "run the same command to resume" in output, output
     runs = mlflow.search_runs(experiment_names=["tune-test"])
     assert "RUNNING" not in set(runs["status"]) and "KILLED" in set(runs["status"])
     done = len(counted_trials(storage))
@@ -249,14 +256,8 @@ def test_workers_share_the_study_and_ctrl_c_reaches_each_once(tmp_path, prepared
     (parent,) = parent_runs().itertuples()
     assert parent.status == "FINISHED"
 
-    launcher = subprocess.Popen([*command, "--trials", "40"], cwd=tmp_path, env=env, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
-    deadline = time.monotonic() + 300
-    while len(counted_trials(storage)) < len(numbers) + 1 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    launcher.send_signal(signal.SIGINT)
-    output = launcher.communicate(timeout=300)[0]
-    assert launcher.returncode == 130 and "run the same command to resume" in output, output
+    code, output = interrupted_mid_study(command, storage, tmp_path, env)
+    assert code == 130 and "run the same command to resume" in output, output
     runs = mlflow.search_runs(experiment_names=["tune-test"])
     assert "RUNNING" not in set(runs["status"]), runs[["tags.mlflow.runName", "status"]]
     assert list(parent_runs()["status"]) == ["KILLED"]
@@ -309,3 +310,31 @@ def test_a_storage_without_its_driver_names_the_driver_to_install():
     with pytest.raises(VisionOpsError, match="cannot open the study storage") as err:
         open_storage("mysql+pymysql://tuner:s3cret@127.0.0.1/optuna")
     assert "driver" in err.value.fix and "s3cret" not in str(err.value)
+
+
+RACING_WRITER = """
+import sys, time
+import mlflow
+from visionops.tuning.mlflow_runs import despite_races
+
+client = mlflow.MlflowClient()
+run_id, start = sys.argv[1], float(sys.argv[2])
+for n in range(20):  # both processes write the same new tag at the same instants
+    while time.time() < start + n * 0.25:
+        time.sleep(0.001)
+    despite_races(lambda: client.set_tag(run_id, f"best.key{n}", "0.01"))
+"""
+
+
+def test_two_processes_ending_one_study_run_write_the_same_tags_without_failing(tmp_path):
+    """MLflow's set_tag is a select then an insert: two workers ending the study's run at once
+    made one of them fail on the unique key (UNIQUE constraint failed: tags.key, tags.run_uuid)."""
+    env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    run_id = mlflow.MlflowClient().create_run(mlflow.create_experiment("race")).info.run_id
+    start = str(time.time() + 6)  # both processes imported and waiting by then
+    writers = [subprocess.Popen([sys.executable, "-c", RACING_WRITER, run_id, start], env=env, text=True,
+                                stderr=subprocess.PIPE) for _ in range(2)]  # fmt: skip
+    errors = [writer.communicate(timeout=120)[1] for writer in writers]
+    assert [writer.returncode for writer in writers] == [0, 0], errors
+    assert len(mlflow.MlflowClient().get_run(run_id).data.tags) >= 20

@@ -60,12 +60,31 @@ def end_parent_run(study, parent: dict[str, str], status: str) -> None:
     client = mlflow.MlflowClient()
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if complete:
-        best = study.best_trial
-        client.log_metric(parent["run_id"], "best_val_accuracy", best.value)
+        best, run_id = study.best_trial, parent["run_id"]
+        despite_races(lambda: client.log_metric(run_id, "best_val_accuracy", best.value))
         for key, value in best.params.items():
-            client.set_tag(parent["run_id"], f"best.{key}", str(value))
+            despite_races(lambda key=key, value=value: client.set_tag(run_id, f"best.{key}", str(value)))
         _log_plots(study, client, parent["run_id"], len(complete))
     client.set_terminated(parent["run_id"], status)
+
+
+# SQLite's and PostgreSQL's words for an insert that lost a race on a unique key
+RACE = ("UNIQUE constraint failed", "duplicate key value")
+
+
+def despite_races(write, attempts: int = 4) -> None:
+    """Run an MLflow write that another process may make at the same moment. Workers that stop
+    together each end the study's run: MLflow's set_tag (and a metric's latest value) is a select
+    then an insert, so the slower insert fails on the unique key; tried again, it updates the
+    row the other wrote (seen in a fresh-clone run of the two-process test)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            write()
+            return
+        except Exception as exc:
+            if attempt == attempts or not any(sign in str(exc) for sign in RACE):
+                raise
+            time.sleep(0.1 * attempt)
 
 
 def _log_plots(study, client, run_id: str, complete: int) -> None:
