@@ -315,14 +315,15 @@ def test_a_storage_without_its_driver_names_the_driver_to_install():
 RACING_WRITER = """
 import sys, time
 import mlflow
-from visionops.tuning.mlflow_runs import despite_races
+from visionops.tuning.mlflow_runs import RACE
+from visionops.tuning.storage import retried
 
 client = mlflow.MlflowClient()
 run_id, start = sys.argv[1], float(sys.argv[2])
 for n in range(20):  # both processes write the same new tag at the same instants
     while time.time() < start + n * 0.25:
         time.sleep(0.001)
-    despite_races(lambda: client.set_tag(run_id, f"best.key{n}", "0.01"))
+    retried(lambda: client.set_tag(run_id, f"best.key{n}", "0.01"), RACE, pause_s=0.1)
 """
 
 

@@ -10,6 +10,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from visionops.tuning.storage import retried
+
 if TYPE_CHECKING:
     from visionops.tuning.study import StudyPlan
 
@@ -61,30 +63,19 @@ def end_parent_run(study, parent: dict[str, str], status: str) -> None:
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if complete:
         best, run_id = study.best_trial, parent["run_id"]
-        despite_races(lambda: client.log_metric(run_id, "best_val_accuracy", best.value))
+        retried(lambda: client.log_metric(run_id, "best_val_accuracy", best.value), RACE, pause_s=0.1)
         for key, value in best.params.items():
-            despite_races(lambda key=key, value=value: client.set_tag(run_id, f"best.{key}", str(value)))
+            tag = f"best.{key}"
+            retried(lambda tag=tag, value=value: client.set_tag(run_id, tag, str(value)), RACE, pause_s=0.1)
         _log_plots(study, client, parent["run_id"], len(complete))
     client.set_terminated(parent["run_id"], status)
 
 
-# SQLite's and PostgreSQL's words for an insert that lost a race on a unique key
+# SQLite's and PostgreSQL's words for an insert that lost a race on a unique key. Workers that
+# stop together each end the study's run: MLflow's set_tag (and a metric's latest value) is a
+# select then an insert, so the slower insert fails; tried again, it updates the row the other
+# wrote (seen in a fresh-clone run of the two-process test).
 RACE = ("UNIQUE constraint failed", "duplicate key value")
-
-
-def despite_races(write, attempts: int = 4) -> None:
-    """Run an MLflow write that another process may make at the same moment. Workers that stop
-    together each end the study's run: MLflow's set_tag (and a metric's latest value) is a select
-    then an insert, so the slower insert fails on the unique key; tried again, it updates the
-    row the other wrote (seen in a fresh-clone run of the two-process test)."""
-    for attempt in range(1, attempts + 1):
-        try:
-            write()
-            return
-        except Exception as exc:
-            if attempt == attempts or not any(sign in str(exc) for sign in RACE):
-                raise
-            time.sleep(0.1 * attempt)
 
 
 def _log_plots(study, client, run_id: str, complete: int) -> None:

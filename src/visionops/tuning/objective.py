@@ -70,9 +70,7 @@ class Objective:
         except VisionOpsError as exc:
             if "diverged" not in str(exc):
                 raise
-            client.set_tag(child, "visionops.failure", str(exc))
-            client.set_tag(child, "trial.state", "failed")
-            client.set_terminated(child, "FAILED")
+            end_child(child, exc)
             print(f"tune: trial {trial.number} failed: {exc}")
             return None
         return max(row["val_accuracy"] for row in history)

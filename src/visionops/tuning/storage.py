@@ -31,30 +31,41 @@ def open_storage(url: str, attempts: int = 4):
 
     from visionops.io import sqlite_creation_lock
 
-    attempt = 1
-    while True:
+    def rdb_storage():
+        with warnings.catch_warnings(), sqlite_creation_lock(url):
+            warnings.simplefilter("ignore")  # heartbeats are "experimental" (since Optuna 2.9)
+            # a worker that dies without a word (kill -9, a lost machine) has its trial failed
+            return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180)
+
+    try:
+        return retried(rdb_storage, CREATION_RACE, attempts, pause_s=1.0)
+    except Exception as exc:  # a bad URL, a refused connection, a wrong password, the race
+        fix = (
+            "give --storage (or $VISIONOPS_TUNE_STORAGE) a reachable SQLAlchemy URL "
+            "(sqlite:///path/optuna.db, postgresql+psycopg://user:password@host/optuna), or "
+            "leave both out for the project's SQLite file"
+        )
+        if isinstance(exc, ImportError):  # Optuna's words for a missing database driver
+            fix = "install the URL's database driver (PostgreSQL: pip install 'psycopg[binary]')"
+        raise VisionOpsError(
+            f"cannot open the study storage {redacted(url)}: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
+            fix,
+        ) from None
+
+
+def retried(call, signs: tuple[str, ...], attempts: int = 4, pause_s: float = 1.0):
+    """`call()`, tried again (pausing pause_s x n before try n + 1) while its error names a race
+    with another process (`signs`): the loser of a concurrent create or insert finds, next time,
+    what the winner wrote. Any other error, or the last attempt's, is raised."""
+    for attempt in range(1, attempts):
         try:
-            with warnings.catch_warnings(), sqlite_creation_lock(url):
-                warnings.simplefilter("ignore")  # heartbeats are "experimental" (since Optuna 2.9)
-                # a worker that dies without a word (kill -9, a lost machine) has its trial failed
-                return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180)
-        except Exception as exc:  # a bad URL, a refused connection, a wrong password, the race
-            if attempt < attempts and any(sign in str(exc) for sign in CREATION_RACE):
-                time.sleep(attempt)
-                attempt += 1
-                continue
-            fix = (
-                "give --storage (or $VISIONOPS_TUNE_STORAGE) a reachable SQLAlchemy URL "
-                "(sqlite:///path/optuna.db, postgresql+psycopg://user:password@host/optuna), or "
-                "leave both out for the project's SQLite file"
-            )
-            if isinstance(exc, ImportError):  # Optuna's words for a missing database driver
-                fix = "install the URL's database driver (PostgreSQL: pip install 'psycopg[binary]')"
-            raise VisionOpsError(
-                f"cannot open the study storage {redacted(url)}: "
-                f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
-                fix,
-            ) from None
+            return call()
+        except Exception as exc:
+            if not any(sign in str(exc) for sign in signs):
+                raise
+            time.sleep(pause_s * attempt)
+    return call()  # the last attempt: any error is raised
 
 
 def redacted(url: str) -> str:
