@@ -7,7 +7,7 @@
 #   make ui-check   check that UI in headless Chromium (screenshots in ui-check/)
 PYTHON ?= python3
 # Lint what exists (git keeps no empty folders).
-LINT   := $(wildcard src pipeline tests benchmarks)
+LINT   := $(wildcard src pipeline tests benchmarks scripts)
 VENV   ?= .venv
 BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed

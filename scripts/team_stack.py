@@ -127,7 +127,8 @@ def require(binary: str) -> str:
 
 
 SECRETS = {  # generated once per state folder, never a default
-    "pg_password": lambda: new_secret(18),  # PostgreSQL's superuser and MLflow's role
+    "pg_password": lambda: new_secret(18),  # MLflow's role (owns MLflow's two databases, nothing more)
+    "pg_superuser_password": lambda: new_secret(24),  # PostgreSQL's `postgres`: the stack's own setup only
     "s3_access_key": lambda: "vo" + secrets.token_hex(9),
     "s3_secret_key": lambda: new_secret(30),
     "admin_password": lambda: new_secret(18),  # MLflow's admin login
@@ -167,11 +168,22 @@ def tail(log: Path, lines: int = 15) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.is_file() else ""
 
 
+STACK_ENV = "VISIONOPS_STACK"  # every service's environment names its state folder: `stop` finds them
+
+
 def spawn(command: list[str], log: Path, pidfile: Path, env: dict[str, str] | None = None):
-    """A service in its own session (stopped by process group), its output in `log`."""
+    """A service in its own session (stopped by process group), its output in `log`, the files
+    it makes readable by its owner only (umask 077)."""
+    env = (env or dict(os.environ)) | {STACK_ENV: str(log.parent.parent)}
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env, cwd=log.parent
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+            cwd=log.parent,
+            umask=0o077,
         )
     pidfile.write_text(str(proc.pid))
     return proc
@@ -206,7 +218,7 @@ def start_postgres(state: Path, port: int, secret: dict[str, str]) -> None:
         shutil.rmtree(folder, ignore_errors=True)
         run.mkdir(parents=True)
         pwfile = folder / "pwfile"
-        pwfile.write_text(secret["pg_password"] + "\n")
+        pwfile.write_text(secret["pg_superuser_password"] + "\n")
         if as_postgres_user:
             shutil.chown(folder, "postgres")
             shutil.chown(run, "postgres")
@@ -222,7 +234,8 @@ def start_postgres(state: Path, port: int, secret: dict[str, str]) -> None:
     log = folder / "postgres.log"
     options = f"-p {port} -k {run} -h 127.0.0.1"
     start = [str(pg / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w", "-t", "60", "start"]
-    done = subprocess.run([*as_postgres_user, *start], capture_output=True, text=True)
+    env = os.environ | {STACK_ENV: str(state)}
+    done = subprocess.run([*as_postgres_user, *start], capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise StackError(f"PostgreSQL did not start:\n{tail(log)}", f"see {log}")
     _create_databases(port, secret)
@@ -232,16 +245,36 @@ DATABASES = {"mlflow": "mlflow", "mlflow_auth": "mlflow", "optuna": "tuner"}  # 
 ROLES = {"mlflow": "pg_password", "tuner": "tuner_password"}  # role: its secret
 
 
-def _create_databases(port: int, secret: dict[str, str]) -> None:
+def _superuser(port: int, secret: dict[str, str]):
+    """A connection as `postgres`. A cluster from before the separate superuser password had
+    MLflow's: it is changed here, so MLflow's password no longer opens the whole server."""
     import psycopg
     from psycopg import sql
 
-    login = {"host": "127.0.0.1", "port": port, "user": "postgres", "password": secret["pg_password"]}
-    with psycopg.connect(**login, dbname="postgres", autocommit=True) as db:
+    login = {"host": "127.0.0.1", "port": port, "user": "postgres", "dbname": "postgres", "autocommit": True}
+    try:
+        return psycopg.connect(**login, password=secret["pg_superuser_password"])
+    except psycopg.OperationalError as exc:
+        if "password authentication failed" not in str(exc):
+            raise
+    db = psycopg.connect(**login, password=secret["pg_password"])
+    db.execute(
+        sql.SQL("alter role postgres password {}").format(sql.Literal(secret["pg_superuser_password"]))
+    )
+    return db
+
+
+def _create_databases(port: int, secret: dict[str, str]) -> None:
+    """Least privilege: the service roles log in and own their databases, and nothing more."""
+    from psycopg import sql
+
+    with _superuser(port, secret) as db:
         for role, key in ROLES.items():
             if db.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone() is None:
                 create = sql.SQL("create role {} login password {}")
                 db.execute(create.format(sql.Identifier(role), sql.Literal(secret[key])))
+            limits = "alter role {} nosuperuser nocreatedb nocreaterole noreplication nobypassrls"
+            db.execute(sql.SQL(limits).format(sql.Identifier(role)))
         for name, owner in DATABASES.items():
             names = sql.Identifier(name), sql.Identifier(owner)
             if db.execute("select 1 from pg_database where datname = %s", (name,)).fetchone() is None:
@@ -252,10 +285,17 @@ def _create_databases(port: int, secret: dict[str, str]) -> None:
 
 
 def start_object_store(state: Path, port: int, secret: dict[str, str]) -> None:
-    """SeaweedFS with one S3 identity (so keys mean something) and the two buckets."""
+    """SeaweedFS with one S3 identity (so keys mean something) and the two buckets; its master,
+    volume and filer ports (and every gRPC port) take only the stack's own certificate
+    (seaweed_security.py), so the S3 keys guard the only open door."""
+    from seaweed_security import write_security_config
+
     weed = require("weed")
     folder = state / "s3"
-    (folder / "data").mkdir(parents=True, exist_ok=True)
+    for private in (folder, folder / "data"):  # 0700, also when an older stack made them
+        private.mkdir(exist_ok=True, mode=0o700)
+        private.chmod(0o700)
+    write_security_config(folder)
     config = folder / "s3.json"
     identity = {
         "name": "visionops",
@@ -267,6 +307,7 @@ def start_object_store(state: Path, port: int, secret: dict[str, str]) -> None:
     s3, master, volume, filer = weed_ports(port)[:4]
     command = [
         weed,
+        f"-config_dir={folder}",  # security.toml
         "server",
         f"-dir={folder / 'data'}",
         "-s3",
@@ -347,14 +388,13 @@ def start_mlflow(state: Path, ports: dict[str, int], secret: dict[str, str]) -> 
         "AWS_SECRET_ACCESS_KEY": secret["s3_secret_key"],
         "AWS_DEFAULT_REGION": "us-east-1",
         "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_BACKEND_STORE_URI": f"{db}/mlflow",  # the environment, never argv: `ps` shows argv
     }
     command = [
         mlflow,
         "server",
         "--app-name",
-        "basic-auth",
-        "--backend-store-uri",
-        f"{db}/mlflow",
+        "visionops-auth",  # basic-auth + only the gate moves @champion (tracking/server_guard.py)
         "--artifacts-destination",
         f"s3://{MLFLOW_BUCKET}/artifacts",
         "--host",
@@ -404,6 +444,7 @@ def dvc_remote_commands(ports: dict[str, int], secret: dict[str, str]) -> list[s
         f"dvc remote modify team endpointurl http://127.0.0.1:{ports['s3']}",
         f"dvc remote modify --local team access_key_id {secret['s3_access_key']}",
         f"dvc remote modify --local team secret_access_key {secret['s3_secret_key']}",
+        "chmod 600 .dvc/config.local",  # DVC writes it world-readable
     ]
 
 
@@ -420,7 +461,8 @@ def running(pidfile: Path) -> bool:
 
 def start(args: argparse.Namespace) -> None:
     state = args.dir.resolve()
-    state.mkdir(parents=True, exist_ok=True)
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    state.chmod(0o700)  # secrets, keys, the databases' files: the owner's alone
     ports_file = state / "ports.json"
     ports = {"mlflow": args.mlflow_port, "pg": args.pg_port, "s3": args.s3_port}
     if ports_file.is_file() and any(running(p) for p in state.glob("*/*.pid")):
@@ -467,68 +509,149 @@ def start(args: argparse.Namespace) -> None:
     print(f"(also in {env_file}; secrets in {state / 'secrets.json'}; stop with `make server-stop`)")
 
 
+MIN_PASSWORD = 12
+DEFAULT_MODEL = "visionops-classifier"
+ROLES_GRANTED = {  # --flag: (experiment, registered model)
+    "read_only": ("READ", "READ"),
+    "edit": ("EDIT", "EDIT"),
+    "gate": ("EDIT", "MANAGE"),  # the gate's identity (CI): may move @champion
+}
+
+
 def grant(args: argparse.Namespace) -> None:
-    """Create USER (a generated password unless given) and let it write: EDIT on the experiment
-    and the registered model, created by the admin when missing; --read-only: READ on the model
-    (it may still log runs, but never register or move an alias)."""
+    """Create USER (a generated password unless given) or change its password, and set its
+    permissions: EDIT on the experiment and the registered model; --read-only: READ on both
+    (it can look, never write a run, an artifact or a version); --gate: MANAGE on the model as
+    well, the one permission that moves @champion (tracking/server_guard.py). Running it again
+    updates the permissions."""
+    if args.user == ADMIN:
+        raise StackError(f"'{ADMIN}' is the stack's administrator", "grant a teammate's own user name")
+    if args.password is not None and len(args.password) < MIN_PASSWORD:
+        raise StackError(
+            f"the password for '{args.user}' has {len(args.password)} characters (at least {MIN_PASSWORD})",
+            "pass a longer --password, or none to have one generated",
+        )
+    settings = _running_stack_settings(args.dir.resolve())
+    os.environ.update(settings)
     import mlflow
     from mlflow.server import get_app_client
 
-    state = args.dir.resolve()
-    ports, secret = json.loads((state / "ports.json").read_text()), load_secrets(state)
-    settings = client_settings(ports, secret)
-    os.environ.update(settings)
     admin = get_app_client("basic-auth", tracking_uri=settings["MLFLOW_TRACKING_URI"])
+    client = mlflow.MlflowClient(settings["MLFLOW_TRACKING_URI"])
+    _registered_model(client, args.model)  # before the user exists: a typo changes nothing
+    experiment = client.get_experiment_by_name(args.experiment)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(args.experiment)
     password = args.password or new_secret(18)
     try:
         admin.create_user(args.user, password)
     except mlflow.exceptions.MlflowException as exc:
         if "already exists" not in str(exc):
-            raise
+            raise StackError(
+                f"MLflow refused user '{args.user}': {exc.message}", "choose another name"
+            ) from None
         if args.password:
             admin.update_user_password(args.user, password)
         else:
             password = "(unchanged)"
-    client = mlflow.MlflowClient(settings["MLFLOW_TRACKING_URI"])
-    experiment = client.get_experiment_by_name(args.experiment)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(args.experiment)
-    try:
-        client.get_registered_model(args.model)
-    except mlflow.exceptions.MlflowException:
-        client.create_registered_model(args.model)
-    admin.grant_user_permission(args.user, "experiment", experiment_id, "EDIT")
-    admin.grant_user_permission(
-        args.user, "registered_model", args.model, "READ" if args.read_only else "EDIT"
-    )
-    role = "READ" if args.read_only else "EDIT"
+    role = "gate" if args.gate else "read_only" if args.read_only else "edit"
+    on_experiment, on_model = ROLES_GRANTED[role]
+    _set_permission(admin, args.user, "experiment", experiment_id, on_experiment)
+    _set_permission(admin, args.user, "registered_model", args.model, on_model)
     print(
-        f"user '{args.user}' (password: {password}): EDIT on experiment '{args.experiment}', "
-        f"{role} on '{args.model}'"
+        f"user '{args.user}' (password: {password}): {on_experiment} on experiment '{args.experiment}', "
+        f"{on_model} on '{args.model}'"
     )
+
+
+def _running_stack_settings(state: Path) -> dict[str, str]:
+    """The admin's settings for the stack in `state`, which must be running."""
+    if not (state / "ports.json").is_file() or not (state / "secrets.json").is_file():
+        raise StackError(f"no team stack in {state}", f"start one first: team_stack.py start --dir {state}")
+    if not running(state / "mlflow/mlflow.pid"):
+        raise StackError(f"the team stack in {state} is not running", f"team_stack.py start --dir {state}")
+    return client_settings(json.loads((state / "ports.json").read_text()), load_secrets(state))
+
+
+def _registered_model(client, name: str) -> None:
+    """The team's registered model, created by the admin (so no teammate owns it) when it is the
+    default one; any other name must exist already (a typo would create a stray model)."""
+    import mlflow
+
+    try:
+        client.get_registered_model(name)
+    except mlflow.exceptions.MlflowException:
+        if name != DEFAULT_MODEL:
+            known = [m.name for m in client.search_registered_models()]
+            raise StackError(
+                f"there is no registered model '{name}' (known: {', '.join(known) or 'none'})",
+                f"check --model, or leave it out for '{DEFAULT_MODEL}'",
+            ) from None
+        client.create_registered_model(name)
+
+
+def _set_permission(admin, user: str, kind: str, resource: str, permission: str) -> None:
+    """Grant, or replace an earlier grant (MLflow refuses a second one as RESOURCE_ALREADY_EXISTS)."""
+    import mlflow
+
+    try:
+        admin.grant_user_permission(user, kind, resource, permission)
+    except mlflow.exceptions.MlflowException as exc:
+        if "already exists" not in str(exc).lower() and exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        admin.revoke_user_permission(user, kind, resource)
+        admin.grant_user_permission(user, kind, resource, permission)
 
 
 def stop(args: argparse.Namespace) -> None:
+    """Stop the stack whose state is in --dir: by its pid files, and, when those are gone (the
+    folder was deleted under a running stack), by the state folder each service's environment
+    names."""
     state = args.dir.resolve()
-    for pidfile in (state / "mlflow/mlflow.pid", state / "s3/weed.pid"):
-        if pidfile.is_file():
+    stopped = []
+    for name, pidfile in (
+        ("mlflow server", state / "mlflow/mlflow.pid"),
+        ("SeaweedFS", state / "s3/weed.pid"),
+    ):
+        if running(pidfile):
             _stop_group(int(pidfile.read_text()))
-            pidfile.unlink()
+            stopped.append(name)
+        pidfile.unlink(missing_ok=True)
     cluster = pg_folder(state)
     if (cluster / "data/postmaster.pid").is_file():
         pg_ctl = str(postgres_bin() / "pg_ctl")
         stop_pg = [pg_ctl, "-D", str(cluster / "data"), "-m", "fast", "-w", "stop"]
-        subprocess.run([*as_postgres(), *stop_pg], capture_output=True)
+        if subprocess.run([*as_postgres(), *stop_pg], capture_output=True).returncode == 0:
+            stopped.append("PostgreSQL")
+    stopped += _stop_strays(state)
     if args.purge:
         shutil.rmtree(cluster, ignore_errors=True)
         shutil.rmtree(state, ignore_errors=True)
-        print(f"team stack in {state} stopped and its data removed")
-        return
-    print(f"team stack in {state} stopped (data kept; `stop --purge` removes it)")
+    done = f"stopped {', '.join(stopped)}" if stopped else "nothing was running"
+    kept = "its data removed" if args.purge else "data kept; `stop --purge` removes it"
+    print(f"team stack in {state}: {done} ({kept})")
 
 
-def _stop_group(pid: int, timeout: float = 20) -> None:
+def _stop_strays(state: Path) -> list[str]:
+    """Services of the stack in `state` still running without a pid file: found by the state
+    folder in their environment (spawn and start_postgres set it)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["pid", "name"]):
+        try:
+            if proc.environ().get(STACK_ENV) == str(state) and os.getpgid(proc.pid) == proc.pid:
+                found.append(proc)
+        except (psutil.Error, ProcessLookupError):
+            continue
+    for proc in found:  # PostgreSQL's fast shutdown is SIGINT (SIGTERM waits for its clients)
+        _stop_group(proc.pid, signal.SIGINT if proc.info["name"] == "postgres" else signal.SIGTERM)
+    return [f"{proc.info['name']} (pid {proc.pid}, no pid file)" for proc in found]
+
+
+def _stop_group(pid: int, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+    """Signal the process group `pid` leads and wait until it is gone (SIGKILL after `timeout`)."""
     try:
-        os.killpg(pid, signal.SIGTERM)
+        os.killpg(pid, sig)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
@@ -549,11 +672,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("user", nargs="?", help="grant: the teammate's MLflow user name")
     parser.add_argument("--purge", action="store_true", help="stop: also remove the data and secrets")
     parser.add_argument("--password", help="grant: the user's password (default: generated, printed)")
-    parser.add_argument("--read-only", action="store_true", help="grant: READ on the registered model")
+    role = parser.add_mutually_exclusive_group()
+    role.add_argument("--read-only", action="store_true", help="grant: READ on the experiment and the model")
+    role.add_argument(
+        "--gate", action="store_true", help="grant: MANAGE on the model: may move @champion (CI's login)"
+    )
     parser.add_argument(
         "--experiment", default="visionops", help="grant: the experiment (default: %(default)s)"
     )
-    parser.add_argument("--model", default="visionops-classifier", help="grant: the registered model")
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL, help="grant: the registered model (default: %(default)s)"
+    )
     parser.add_argument("--dir", type=Path, default=ROOT / ".server", help="state folder (default: .server)")
     parser.add_argument("--mlflow-port", type=int, default=5000)
     parser.add_argument("--pg-port", type=int, default=5433)

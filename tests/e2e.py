@@ -137,3 +137,23 @@ def raw_paths(repo: Path, split: str, label: str) -> list[str]:
     from visionops.data.shards import RawImages
 
     return sorted(e.path for e in RawImages(repo / "data/raw") if e.split == split and e.label == label)
+
+
+def agreement_with_evaluate(repo: Path, predictions: Path, raw_root: Path) -> tuple[float, float, float]:
+    """(share of `visionops predict`'s labels equal to evaluate's for the same test images,
+    predict's accuracy, the majority class's share): invariants a test can assert on any CPU,
+    where the accuracy a tiny model reaches is not (native bf16 or not)."""
+    import pandas as pd
+
+    got = pd.read_csv(predictions, dtype={"label": str})
+    truth = got["path"].map(lambda p: Path(p).parent.name)
+    files = pd.read_csv(repo / "data/prepared/files.csv")
+    test = files[files["split"] == "test"].sort_values("index")
+    evaluated = pd.read_csv(repo / "reports/confusion.csv", dtype=str)["predicted"].to_numpy()
+    by_path = dict(zip((str(raw_root) + "/" + test["path"]).tolist(), evaluated, strict=True))
+    agree = (got["label"].to_numpy() == got["path"].map(by_path).to_numpy()).mean()
+    return (
+        float(agree),
+        float((got["label"] == truth).mean()),
+        float(truth.value_counts(normalize=True).max()),
+    )

@@ -132,3 +132,11 @@ def test_out_of_range_value_is_refused(tmp_path):
 
 def test_flatten_uses_dotted_keys():
     assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
+
+
+def test_a_registered_model_name_longer_than_mlflow_stores_is_refused_with_the_params(tmp_path):
+    """Issue 32: 600 characters reached PostgreSQL as StringDataRightTruncation mid-register."""
+    path = write(tmp_path, {"register": {"model_name": "m" * 600}})
+    with pytest.raises(VisionOpsError, match=r"register\.model_name") as err:
+        load_params(path, "register")
+    assert "256" in str(err.value) and "Traceback" not in str(err.value)

@@ -53,6 +53,24 @@ def test_predict_refuses_an_out_that_is_one_of_its_input_images(deployable_onnx,
     assert victim.read_bytes() == before
 
 
+def test_predict_refuses_an_out_that_is_its_own_model(deployable_onnx, photos, tmp_path, capsys):
+    """Issue 32: `--model m.onnx ... --out m.onnx` replaced the model with a 69-byte CSV."""
+    model = tmp_path / "m.onnx"
+    shutil.copy(deployable_onnx, model)
+    before = model.read_bytes()
+    assert predict("--model", str(model), str(photos), "--out", str(model)) == 1
+    assert "is the model" in capsys.readouterr().err and model.read_bytes() == before
+    assert predict("--model", str(model), str(photos), "--out", str(tmp_path / "other.onnx")) == 1
+    assert "a model file name" in capsys.readouterr().err and not (tmp_path / "other.onnx").exists()
+
+
+def test_predict_into_a_folder_it_cannot_write_is_a_message_before_any_work(deployable_onnx, photos, capsys):
+    """Issue 32: `--out /proc/o.csv` was a raw FileNotFoundError after classifying everything."""
+    assert predict("--model", str(deployable_onnx), str(photos), "--out", "/proc/o.csv") == 1
+    err = capsys.readouterr().err
+    assert "cannot be written: /proc is not a writable folder" in err and "Traceback" not in err
+
+
 def test_predict_into_a_folder_writes_predictions_csv_inside(deployable_onnx, photos, tmp_path):
     out = tmp_path / "results"
     out.mkdir()

@@ -111,3 +111,45 @@ def test_a_truncated_shard_or_damaged_index_is_named(tmp_path):
         RawImages(tmp_path / "raw")
     with pytest.raises(VisionOpsError, match="not in"):
         write(tmp_path / "raw2").member("train/cat/nope.jpg")
+
+
+def edit_row(root, which: str, changes: dict) -> None:
+    """Rewrite one row of root's index.csv (column: new value)."""
+    import csv
+
+    index = root / INDEX
+    rows = list(csv.DictReader(index.open()))
+    with index.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(row | changes if row["path"] == which else row for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"shard": "../../../../outside/secret.png"}, "is not a shard's name"),
+        ({"shard": "raw-999.tar"}, "shard raw-999.tar does not exist"),
+        ({"offset": "-5"}, "must not be negative"),
+        ({"size": "99999999999999"}, "lie beyond the end of raw-000.tar"),
+        ({"label": "dog"}, r"\(train, dog\) are not those of its path"),
+        ({"path": "train/cat/../../../x.png"}, "is not split/class/file"),
+        ({"path": "train/cat/a.jpg"}, "train/cat/a.jpg is listed twice"),
+    ],
+)
+def test_an_index_row_pointing_elsewhere_is_refused_before_any_read(tmp_path, changes, expected):
+    """Issue 32: index.csv is the only map of data/raw; a row that leaves the shards folder,
+    names a missing shard, a byte range outside it, another row's path or a class other than
+    its folder's is refused by name (it was read, or replaced another image, silently)."""
+    write(tmp_path / "raw")
+    edit_row(tmp_path / "raw", "train/cat/b.png", changes)
+    with pytest.raises(VisionOpsError, match=expected) as caught:
+        RawImages(tmp_path / "raw")
+    assert "dvc repro -f -s download" in str(caught.value)
+
+
+def test_an_index_of_random_bytes_is_named(tmp_path):
+    write(tmp_path / "raw")
+    (tmp_path / "raw" / INDEX).write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(VisionOpsError, match=r"index\.csv is damaged|does not have the columns"):
+        RawImages(tmp_path / "raw")

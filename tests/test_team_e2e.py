@@ -9,14 +9,14 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import requests
 import yaml
-from e2e import ROOT, clone_repo, run, unpack_raw
+from e2e import ROOT, agreement_with_evaluate, clone_repo, run, unpack_raw
 
 pytestmark = pytest.mark.e2e
 
@@ -40,7 +40,9 @@ class Stack:
     def sql(self, query: str, dbname: str = "mlflow", user: str = "postgres") -> list[tuple]:
         import psycopg
 
-        password = self.secret["tuner_password" if user == "tuner" else "pg_password"]
+        password = self.secret[
+            {"tuner": "tuner_password", "mlflow": "pg_password"}.get(user, "pg_superuser_password")
+        ]
         login = {"host": "127.0.0.1", "port": self.ports["pg"], "user": user, "password": password}
         with psycopg.connect(**login, dbname=dbname) as db:
             return db.execute(query).fetchall()
@@ -165,8 +167,9 @@ def test_a_second_clone_pulls_everything_and_recomputes_nothing(second, stack):
         **stack.env,
     )
     assert "360 image(s) classified" in predicted.stdout
-    got = pd.read_csv(repo / "p.csv", dtype={"label": str})
-    assert (got["label"] == got["path"].map(lambda p: Path(p).parent.name)).mean() >= 0.9
+    # the server's champion is this clone's pulled model: it answers as evaluate did, on any CPU
+    agree, accuracy, majority = agreement_with_evaluate(repo, repo / "p.csv", repo.parent / "raw-files")
+    assert agree >= 0.99 and accuracy > majority, (agree, accuracy, majority)
 
 
 def test_logins_mean_something(first, stack):
@@ -199,7 +202,9 @@ def test_a_study_on_the_teams_postgresql_is_joined_from_another_clone(first, sec
     assert "/5 trials done" in joined.stdout and "train it with: dvc exp run -S train.lr=" in joined.stdout
     counted = "select number from trials where state in ('COMPLETE', 'PRUNED') order by number"
     numbers = [row[0] for row in stack.sql(counted, dbname="optuna", user="tuner")]
-    assert 5 <= len(numbers) <= 6 and numbers == list(range(len(numbers))), numbers  # none twice
+    # exactly the study's count (issue 32: workers ran past it); a trial a worker found surplus
+    # is failed unrun, so numbers may skip
+    assert len(numbers) == 5 == len(set(numbers)), numbers
     runs = stack.sql(
         "select r.run_uuid, r.status, p.value from runs r join tags s on s.run_uuid = r.run_uuid "
         "and s.key = 'visionops.study' and s.value = 'team' "
@@ -244,12 +249,12 @@ def test_a_read_only_user_cannot_register_and_is_told_how_to_get_access(second, 
     versions = stack.sql(f"select count(*) from model_versions where name = '{MODEL}'")
     done = run(["dvc", "exp", "run", "-S", "train.seed=3"], repo, check=False, **viewer)
     text = done.stdout + done.stderr
-    assert done.returncode != 0 and "[register] error:" in text, text
+    assert done.returncode != 0 and "[train] error:" in text, text  # READ on the experiment: no run
     assert "does not allow user 'viewer' this change (403" in text and "grant" in text, text
     assert "Traceback" not in text
     assert (repo / "reports/registry.json").read_bytes() == before and champion(stack) == held
     assert stack.sql(f"select count(*) from model_versions where name = '{MODEL}'") == versions
-    shutil.rmtree(repo / ".visionops/tracking/pending")  # the viewer's log: not to be replayed here
+    shutil.rmtree(repo / ".visionops/tracking/pending", ignore_errors=True)  # not to be replayed here
 
 
 def test_postgresql_down_mid_run_takes_the_outage_path_and_sync_restores(first, stack):
@@ -286,10 +291,192 @@ def test_object_store_down_during_push_is_an_error_and_the_next_push_completes(f
     _stop_group(int((stack.state / "s3/weed.pid").read_text()))  # SIGTERM, and wait until it is gone
     try:
         failed = run(["dvc", "push"], repo, check=False)
+        started = time.monotonic()  # issue 32: predict said nothing for 5 minutes, then blamed the name
+        predicted = run(
+            [sys.executable, "-m", "visionops", "predict", "--model", f"models:/{MODEL}@champion",
+             "notes.txt", *PREDICT],
+            repo, check=False, **stack.env,
+        )  # fmt: skip
+        waited = time.monotonic() - started
     finally:
         stack.start()  # SeaweedFS again, on its data
     assert failed.returncode != 0 and "Traceback" not in failed.stderr, failed.stderr
     assert "ERROR:" in failed.stderr, failed.stderr  # DVC's own message
+    assert predicted.returncode == 1 and waited < 90, (waited, predicted.stderr)
+    assert "its database or its artifact store is down" in predicted.stderr, predicted.stderr
     assert sorted(p for p in (repo / ".dvc/cache").rglob("*") if p.is_file()) == cache
     pushed = run(["dvc", "push"], repo)
     assert "pushed" in pushed.stdout, pushed.stdout
+
+
+# --- Issue 32: no side door ----------------------------------------------------------------
+
+EDITOR = ("editor", "editor-password-22")
+GATE = ("gatekeeper", "gatekeeper-password-22")
+
+
+def login(stack: Stack, user: tuple[str, str]) -> dict[str, str]:
+    return stack.env | {"MLFLOW_TRACKING_USERNAME": user[0], "MLFLOW_TRACKING_PASSWORD": user[1]}
+
+
+def grant(stack: Stack, user: tuple[str, str], *flags: str) -> subprocess.CompletedProcess:
+    return run([*STACK, "grant", user[0], "--password", user[1], *flags, "--dir", str(stack.state)], ROOT)
+
+
+def test_only_the_s3_port_answers_without_the_stacks_certificate(first, stack):
+    """SeaweedFS's master, volume and filer HTTP ports and every gRPC port take only the
+    stack's own client certificate (mutual TLS); the S3 port takes signed requests only."""
+    from team_stack import weed_ports
+
+    s3, *internal = weed_ports(stack.ports["s3"])
+    for port in internal:
+        for scheme in ("http", "https"):
+            try:
+                answer = requests.get(f"{scheme}://127.0.0.1:{port}/", timeout=5, verify=False)
+            except requests.RequestException:
+                continue  # no TLS handshake without the certificate: refused
+            assert answer.status_code == 400 and "HTTPS" in answer.text, (port, scheme, answer.text[:200])
+    filer = internal[2]
+    upload = f"http://127.0.0.1:{filer}/buckets/dvc/store/evil.bin"
+    with pytest.raises(requests.RequestException):
+        requests.post(upload.replace("http:", "https:"), files={"file": b"EVIL"}, timeout=5, verify=False)
+    assert requests.post(upload, files={"file": b"EVIL"}, timeout=5).status_code == 400
+    assert requests.get(f"http://127.0.0.1:{s3}/dvc/store/", timeout=5).status_code == 403  # unsigned
+
+
+def test_no_secret_on_a_command_line_and_state_readable_by_its_owner_only(first, stack):
+    import psutil
+
+    secrets = [value for value in stack.secret.values() if len(value) >= 12]
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        line = " ".join(proc.info["cmdline"] or [])
+        assert not [s for s in secrets if s in line], (proc.info["pid"], line[:200])
+    assert stack.state.stat().st_mode & 0o077 == 0
+    private = [
+        stack.state / "secrets.json",
+        stack.state / "s3/security.toml",
+        stack.state / "s3/tls/node.key",
+    ]
+    private += [p for p in (stack.state / "s3/data").rglob("*") if p.is_file()][:20]
+    for path in private:
+        assert path.stat().st_mode & 0o077 == 0, path
+    assert (first[0] / ".dvc/config.local").stat().st_mode & 0o077 == 0
+
+
+def test_the_mlflow_role_is_no_superuser_and_its_password_opens_nothing_else(first, stack):
+    import psycopg
+
+    assert stack.sql(
+        "select rolsuper, rolcreaterole, rolcreatedb from pg_roles where rolname = 'mlflow'"
+    ) == [(False, False, False)]
+    login = {"host": "127.0.0.1", "port": stack.ports["pg"], "dbname": "postgres"}
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(**login, user="postgres", password=stack.secret["pg_password"])
+
+
+def test_a_read_only_user_cannot_write_anywhere_through_the_artifact_proxy(first, stack):
+    grant(stack, VIEWER, "--read-only")
+    experiment = stack.sql("select experiment_id from experiments where name = 'visionops'")[0][0]
+    proxy = f"{stack.url}/api/2.0/mlflow-artifacts/artifacts/{experiment}"
+    for method, path in (
+        ("PUT", "probe.txt"),
+        ("PUT", "models/x/artifacts/MLmodel"),
+        ("DELETE", "probe.txt"),
+    ):
+        answer = requests.request(method, f"{proxy}/{path}", data=b"x", auth=VIEWER, timeout=10)
+        assert answer.status_code == 403, (method, path, answer.status_code)
+
+
+def test_only_the_gate_moves_champion_and_custody_tags_are_written_once(first, stack):
+    """An editor can register a version but not promote it, rename the model or rewrite the
+    hashes a version was sealed with; the gate's identity (MANAGE: `grant --gate`) can promote.
+    Granting the same user twice changes the grant instead of failing."""
+    import mlflow
+
+    typo = run([*STACK, "grant", "typo-user", "--model", "visionops-clasifier", "--dir", str(stack.state)],
+               ROOT, check=False)  # fmt: skip
+    assert typo.returncode == 1 and "there is no registered model 'visionops-clasifier'" in typo.stderr
+    assert stack.sql("select count(*) from registered_models where name = 'visionops-clasifier'") == [(0,)]
+    grant(stack, EDITOR)
+    again = grant(stack, EDITOR, "--read-only")
+    assert "READ on experiment" in again.stdout
+    grant(stack, EDITOR)
+    grant(stack, GATE, "--gate")
+    held = champion(stack)
+    client = mlflow.MlflowClient(stack.url)
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in login(stack, EDITOR).items():
+            env.setenv(key, value)
+        version = client.get_model_version_by_alias(MODEL, "champion")
+        forged = client.create_model_version(MODEL, version.source, run_id=version.run_id, tags={"note": "x"})
+        for attempt in (
+            lambda: client.set_registered_model_alias(MODEL, "champion", forged.version),
+            lambda: client.delete_registered_model_alias(MODEL, "champion"),
+            lambda: client.rename_registered_model(MODEL, "taken-over"),
+            lambda: client.set_model_version_tag(MODEL, held, "onnx.sha256", "0" * 64),
+            lambda: client.set_model_version_tag(MODEL, held, "files.sha256", "0" * 64),
+        ):
+            with pytest.raises(mlflow.exceptions.MlflowException, match=r"PERMISSION_DENIED|403"):
+                attempt()
+        client.set_registered_model_alias(MODEL, "candidate", forged.version)  # EDIT may do this
+        assert champion(stack) == held
+        # the register stage run by an editor: a passing gate is recorded, the alias stays put
+        from visionops.tracking.registry import apply_aliases
+
+        passed = {
+            "promote": True,
+            "reasons": ["beats the champion"],
+            "champion_version": held,
+            "comparison": None,
+        }
+        env.setenv("MLFLOW_TRACKING_URI", stack.url)
+        applied = apply_aliases(MODEL, str(forged.version), passed)
+        assert not applied["promote"] and "--gate" in applied["reasons"][-1], applied
+        assert champion(stack) == held
+        for key, value in login(stack, GATE).items():
+            env.setenv(key, value)
+        client.set_registered_model_alias(MODEL, "champion", forged.version)
+        assert champion(stack) == str(forged.version)
+        client.set_registered_model_alias(MODEL, "champion", held)
+        with pytest.raises(mlflow.exceptions.MlflowException, match="custody record"):
+            client.set_model_version_tag(MODEL, held, "onnx.sha256", "0" * 64)
+
+
+def test_a_champion_whose_file_changed_is_refused_by_predict_and_serve(second, stack):
+    """An editor rewrites the champion's code through MLflow's artifact proxy (EDIT on the
+    experiment allows it); predict and serve check every file first and load nothing."""
+    import mlflow
+
+    repo, _ = second
+    grant(stack, EDITOR)
+    held = champion(stack)
+    client = mlflow.MlflowClient(stack.url)
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in stack.env.items():
+            env.setenv(key, value)
+        source = client.get_model_version(MODEL, held).source  # models:/m-<id>
+        location = client.get_logged_model(source.removeprefix("models:/")).artifact_location
+    assert location.startswith("mlflow-artifacts:/"), location
+    target = f"{stack.url}/api/2.0/mlflow-artifacts/artifacts/{location.removeprefix('mlflow-artifacts:/')}"
+    target += "/pyfunc_model.py"
+    original = requests.get(target, auth=EDITOR, timeout=10)
+    assert original.status_code == 200, (target, original.status_code)
+    payload = original.content + b"\nopen('/tmp/visionops-pwned', 'w').write('x')\n"
+    assert requests.put(target, data=payload, auth=EDITOR, timeout=10).status_code == 200
+    try:
+        test = unpack_raw(repo, repo.parent / "tampered-test", "test") / "test"
+        predicted = run(
+            [sys.executable, "-m", "visionops", "predict", "--model", f"models:/{MODEL}@champion", str(test),
+             *PREDICT],
+            repo, check=False, **stack.env,
+        )  # fmt: skip
+        served = run(
+            [sys.executable, "-m", "visionops", "serve", "--model", f"models:/{MODEL}@champion"],
+            repo, check=False, **stack.env,
+        )  # fmt: skip
+    finally:
+        requests.put(target, data=original.content, auth=EDITOR, timeout=10)
+    for done in (predicted, served):
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert f"{MODEL} v{held} is not what was registered: changed: pyfunc_model.py" in done.stderr
+    assert not Path("/tmp/visionops-pwned").exists()

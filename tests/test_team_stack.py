@@ -50,7 +50,7 @@ def test_generated_secrets_never_look_like_an_option():
 
     made = [new_secret(30) for _ in range(2000)]
     assert not [s for s in made if s.startswith("-")] and len(set(made)) == 2000
-    line = dvc_remote_commands({"s3": 1}, {"s3_access_key": "vo1", "s3_secret_key": made[0]})[-1]
+    line = dvc_remote_commands({"s3": 1}, {"s3_access_key": "vo1", "s3_secret_key": made[0]})[-2]
     assert line.split()[-1] == made[0]
 
 
@@ -62,3 +62,64 @@ def test_a_state_folder_from_an_older_stack_gains_the_new_secrets_and_keeps_its_
     loaded = load_secrets(tmp_path)
     assert {k: loaded[k] for k in older} == older and len(loaded["tuner_password"]) >= 20
     assert load_secrets(tmp_path) == loaded  # saved: the next start reads the same
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["grant", "admin"], "'admin' is the stack's administrator"),
+        (["grant", "carol", "--password", "short"], "has 5 characters (at least 12)"),
+        (["grant", "carol"], "no team stack in"),
+    ],
+)
+def test_grant_refusals_name_the_cause_and_the_fix(capsys, tmp_path, argv, expected):
+    """Issue 32: these were a raw FileNotFoundError or MLflow's RestException."""
+    assert team_stack.main([*argv, "--dir", str(tmp_path / "none")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("team stack: error: ") and expected in err and "fix:" in err
+
+
+def test_stop_finds_a_stack_whose_state_folder_was_deleted(capsys, tmp_path):
+    """Issue 32: with the folder (and its pid files) gone, `stop` said "stopped" and left every
+    service listening. Each service's environment names its state folder: stop finds it there."""
+    import shutil
+    import threading
+
+    state = (tmp_path / ".server").resolve()
+    (state / "s3").mkdir(parents=True)
+    service = team_stack.spawn([sys.executable, "-c", "import time; time.sleep(120)"], state / "s3/x.log",
+                               state / "s3/weed.pid")  # fmt: skip
+    threading.Thread(target=service.wait, daemon=True).start()  # reaped as soon as it ends
+    shutil.rmtree(state)
+    assert team_stack.main(["stop", "--dir", str(state)]) == 0
+    assert "no pid file" in capsys.readouterr().out
+    assert service.wait(timeout=30) is not None
+    assert team_stack.main(["stop", "--dir", str(state)]) == 0
+    assert "nothing was running" in capsys.readouterr().out
+
+
+def test_the_seaweedfs_security_file_closes_every_port_but_s3_and_is_private(tmp_path):
+    """mTLS on the master, volume and filer HTTP and every gRPC port, JWT keys for reads and
+    writes; made once (the same keys and certificates on a restart), readable by the owner only."""
+    import tomllib
+
+    from seaweed_security import write_security_config
+
+    path = write_security_config(tmp_path)
+    config = tomllib.loads(path.read_text())
+    for server in ("master", "volume", "filer"):
+        assert config["https"][server]["ca"] and config["https"][server]["cert"]
+    assert config["https"]["client"]["enabled"] and set(config["grpc"]) >= {
+        "ca",
+        "master",
+        "volume",
+        "filer",
+        "s3",
+        "client",
+    }
+    keys = [config["jwt"]["signing"]["key"], config["jwt"]["signing"]["read"]["key"],
+            config["jwt"]["filer_signing"]["key"], config["jwt"]["filer_signing"]["read"]["key"]]  # fmt: skip
+    assert len(set(keys)) == 4 and all(len(key) == 64 for key in keys)
+    assert write_security_config(tmp_path).read_text() == path.read_text()
+    for private in (path, tmp_path / "tls/node.key", tmp_path / "jwt.keys"):
+        assert private.stat().st_mode & 0o077 == 0, private

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from invariants import learned
 from torch import nn
 
 from visionops.config import TrainParams
@@ -66,7 +67,7 @@ def test_fit_learns_digits_and_is_deterministic(digits_arrays):
         results.append(evaluate(model, nn.CrossEntropyLoss(), test, 256, resolve_device("cpu")))
     assert [row["epoch"] for row in history] == [1, 2, 3]
     assert {"train_loss", "val_accuracy", "lr", "images_per_s"} <= set(history[0])
-    assert results[0]["accuracy"] > 0.9
+    assert learned(results[0]["accuracy"], digits_arrays["test_y"])
     assert results[0] == results[1]
 
 
@@ -136,7 +137,7 @@ def test_checkpoint_of_other_params_is_ignored(digits_arrays, tmp_path, capsys):
     assert "different params" in capsys.readouterr().out
 
 
-def test_two_process_gloo_ddp_matches_single_process(tmp_path):
+def test_two_process_gloo_ddp_matches_single_process(tmp_path, digits_arrays):
     """torchrun --nproc_per_node 2 on CPU (gloo): same data per epoch, accuracy within tolerance."""
     import json
     import subprocess
@@ -153,7 +154,7 @@ def test_two_process_gloo_ddp_matches_single_process(tmp_path):
     one, two = json.loads(single.read_text()), json.loads(ddp.read_text())
     assert one["world"] == 1 and two["world"] == 2
     assert two["images_per_epoch"] == [1436] * 4  # both shards, summed across ranks (1437 - 1437 % 2)
-    assert one["accuracy"] > 0.9 and abs(one["accuracy"] - two["accuracy"]) < 0.03
+    assert learned(one["accuracy"], digits_arrays["test_y"]) and abs(one["accuracy"] - two["accuracy"]) < 0.03
     assert one["checksum"] != two["checksum"]  # really a different (sharded) run, not a copy
 
 
@@ -174,7 +175,7 @@ def test_sgd_nesterov_with_cosine_warmup_learns(digits_arrays):
     _, history, result = _fit_digits(
         digits_arrays, optimizer="sgd", schedule="cosine", warmup_epochs=1, lr=0.1, epochs=6
     )
-    assert result["accuracy"] > 0.9
+    assert learned(result["accuracy"], digits_arrays["test_y"])
     assert history[0]["lr"] < history[1]["lr"]  # still warming up at the start of epoch 1
 
 
@@ -219,7 +220,7 @@ def test_grad_clip_bounds_the_gradient_norm():
 def test_ema_changes_the_kept_weights_and_still_learns(digits_arrays):
     plain, _, _ = _fit_digits(digits_arrays)
     ema, _, result = _fit_digits(digits_arrays, ema_decay=0.9)
-    assert result["accuracy"] > 0.9
+    assert learned(result["accuracy"], digits_arrays["test_y"])
     assert not torch.equal(plain.head.weight, ema.head.weight)
 
 
@@ -241,7 +242,7 @@ def test_deterministic_mode_is_switched_on_and_off(digits_arrays):
 @pytest.mark.e2e
 def test_torch_compile_trains_on_cpu(digits_arrays):
     _, history, result = _fit_digits(digits_arrays, epochs=2, compile=True)
-    assert len(history) == 2 and result["accuracy"] > 0.8
+    assert len(history) == 2 and learned(result["accuracy"], digits_arrays["test_y"])
 
 
 def test_sigterm_is_deferred_to_a_safe_point_inside_training_only():
@@ -278,3 +279,27 @@ def test_deferred_sigterm_stops_fit_after_the_current_step(digits_arrays):
     with pytest.raises(KeyboardInterrupt):
         fit(Probe(), train, None, TrainParams(epochs=2), resolve_device("cpu", amp=False), progress=False)
     assert len(steps) == 3  # the step in flight finished, no further step began
+
+
+@pytest.mark.parametrize("native_bf16", [True, False], ids=["bf16-autocast", "fp32"])
+def test_training_learns_on_either_cpu_precision_path(digits_arrays, monkeypatch, native_bf16):
+    """Issue 32: machines of this project's kind differ (AVX512-BF16, AMX or neither), and the
+    CPU path follows them: bf16 autocast where oneDNN has native bf16, fp32 elsewhere. Both are
+    forced here, so `make test` covers the path another machine takes (the bf16 one runs
+    emulated where the CPU lacks it), and the digits model learns on each."""
+    import visionops.device
+
+    monkeypatch.setattr(visionops.device, "cpu_has_bf16", lambda: native_bf16)
+    setup = resolve_device("cpu")
+    assert setup.amp_dtype == (torch.bfloat16 if native_bf16 else None)
+    from visionops.models.zoo import create_model
+
+    train, test = _datasets(digits_arrays)
+    torch.manual_seed(0)
+    model = create_model(
+        {"arch": "simple_cnn", "in_channels": 1, "num_classes": 10, "width": 16, "dropout": 0.0}
+    )
+    history = fit(model, train, test, TrainParams(epochs=2, lr=0.01), setup, progress=False)
+    result = evaluate(model, nn.CrossEntropyLoss(), test, 256, setup)
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert learned(result["accuracy"], digits_arrays["test_y"])

@@ -60,6 +60,7 @@ def _summary(record: dict) -> str:
 # Subcommands whose module `visionops.<name>` has add_arguments(parser) and run(args).
 COMMANDS = {
     "predict": "classify image files with an exported or registered model, into a CSV",
+    "serve": "serve a registered model over HTTP (mlflow models serve), its files checked first",
     "tune": "search hyperparameters (Optuna) on the prepared data; trials in MLflow",
 }
 

@@ -110,12 +110,12 @@ class TrainParams(Section):
     """`train` stage: optimisation, device and per-batch (on-device) augmentation."""
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    epochs: int = Field(8, ge=1)
+    epochs: int = Field(8, ge=1, le=10_000)  # a bound that catches a typo (or a search range) of 53,560
     batch_size: int = Field(64, ge=1)
     optimizer: Literal["adamw", "sgd"] = "adamw"  # sgd = SGD with Nesterov momentum 0.9
     schedule: Literal["onecycle", "cosine"] = "onecycle"
     warmup_epochs: float = Field(0.0, ge=0.0)  # linear warm-up before cosine decay
-    lr: float = Field(3e-3, gt=0.0)
+    lr: float = Field(3e-3, gt=0.0, le=10.0)  # no optimizer here trains above 10
     weight_decay: float = Field(5e-4, ge=0.0)
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     grad_clip: float = Field(0.0, ge=0.0)  # max gradient norm; 0 = off
@@ -190,6 +190,7 @@ class RegisterParams(Section):
     model_name: str = Field(
         "visionops-classifier",
         min_length=1,
+        max_length=256,  # MLflow's column (PostgreSQL refuses a longer one mid-registration)
         description="a name without '/', ':' or '@', not '.' and not starting with '..', without "
         "spaces at either end (e.g. 'visionops-classifier')",
     )

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visionops.errors import VisionOpsError, first_line
+from visionops.errors import VisionOpsError
 
 BATCH = 64  # images decoded and classified at a time: memory stays flat in the number of files
 DEFAULT_OUT = "predictions.csv"
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             f"no image files under {', '.join(map(str, args.paths))}",
             "pass image files or folders holding .jpg/.png/.webp/... files",
         )
-    out = output_path(args.out, files)  # before any work: a bad --out costs nothing
+    out = output_path(args.out, files, args.model)  # before any work: a bad --out costs nothing
     with tempfile.TemporaryDirectory(prefix="visionops-predict-") as tmp:
         model = open_model(resolve_model(args.model, Path(tmp)))
         rows, failed = classify(model, files, args.top_k, progress=not args.no_progress)
@@ -72,24 +72,46 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def output_path(out: Path, inputs: list[Path]) -> Path:
+MODEL_SUFFIXES = (".onnx", ".engine", ".pt", ".pth", ".data", ".json")
+
+
+def output_path(out: Path, inputs: list[Path], model: str = "") -> Path:
     """Where the CSV goes: `out`, or `out`/predictions.csv for a folder. Refused when it would
-    overwrite one of the input images, or any image file."""
+    overwrite one of the input images, the model, any image or model file, or cannot be
+    written at all (checked by creating a file beside it)."""
     from visionops.data.folders import IMAGE_SUFFIXES
 
     if out.is_dir():
         out = out / DEFAULT_OUT
     target = out.resolve()
     among = any(path.resolve() == target for path in inputs)
-    if among or out.suffix.lower() in IMAGE_SUFFIXES:
-        what = "one of the input images" if among else "an image file name"
+    is_model = ":/" not in model and Path(model).resolve() == target
+    suffix = out.suffix.lower()
+    if among or is_model or suffix in IMAGE_SUFFIXES or suffix in MODEL_SUFFIXES:
+        what = (
+            "one of the input images"
+            if among
+            else "the model"
+            if is_model
+            else "an image file name"
+            if suffix in IMAGE_SUFFIXES
+            else "a model file name"
+        )
         raise VisionOpsError(
             f"--out {out} is {what}: writing the CSV there would destroy it",
             f"pass a .csv path for --out, e.g. --out {DEFAULT_OUT}",
         )
     if out.exists() and not out.is_file():
         raise VisionOpsError(f"--out {out} exists and is not a file", "pass a .csv path for --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise VisionOpsError(
+            f"--out {out} cannot be written: {out.parent} is not a writable folder ({exc.strerror or exc})",
+            "pass an --out path in a folder you can write, e.g. --out predictions.csv",
+        ) from None
     return out
 
 
@@ -102,27 +124,11 @@ def resolve_model(model: str, into: Path) -> Path:
                 f"model file {path} does not exist", "pass a .onnx or .engine file, or a models:/ URI"
             )
         return path
-    import mlflow
+    from visionops.tracking.version_files import fetch
 
-    from visionops.tracking.availability import store_problem
-    from visionops.tracking.runs import configure, project_root
-
-    uri = configure(project_root())
-    try:
-        local = Path(mlflow.artifacts.download_artifacts(model, dst_path=str(into)))
-    except ModuleNotFoundError as exc:  # s3://, gs://, ... need their client library
-        raise VisionOpsError(
-            f"{model} needs the Python package '{exc.name}', which is not installed",
-            f"pip install {exc.name} (or pass a local .onnx file)",
-        ) from None
-    except Exception as exc:
-        problem = store_problem(exc, uri)
-        if problem is not None:
-            raise problem from None
-        raise VisionOpsError(
-            f"MLflow cannot resolve {model}: {first_line(exc, 300)}",
-            f"check the name and alias/version in the MLflow UI (`make ui`), or MLFLOW_TRACKING_URI ({uri})",
-        ) from None
+    local, warnings = fetch(model, into)  # a registered version: every file checked first
+    for warning in warnings:
+        print(f"predict: warning: {warning}", file=sys.stderr)
     found = sorted(local.rglob("*.onnx")) if local.is_dir() else [local]
     if not found or found[0].suffix != ".onnx":
         raise VisionOpsError(

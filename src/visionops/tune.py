@@ -65,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 1 or (args.threads is not None and args.threads < 1):
         raise VisionOpsError("--workers and --threads must be at least 1", "e.g. --workers 2")
+    if args.trials is not None and args.trials < 1:
+        raise VisionOpsError(f"--trials {args.trials}: a study needs at least one trial", "e.g. --trials 20")
     plan, data, root = _plan(args)
     signal.signal(signal.SIGTERM, handle_sigterm)  # stop after the current epoch, never mid-write
     signal.signal(signal.SIGINT, handle_sigterm)

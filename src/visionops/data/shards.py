@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import sys
 import tarfile
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -139,18 +141,38 @@ class RawImages:
                 "folders from an older visionops, or a half-restored checkout)",
                 REBUILD,
             )
-        self._shards: dict[str, Path] = {}  # one Path per shard, shared by its members
-        self.entries = [self._entry(row, index) for row in _read_index(index)]
+        self._shards: dict[str, tuple[Path, int]] = {}  # one Path (and size) per shard, shared
+        self.entries = [self._entry(number, row, index) for number, row in enumerate(_read_index(index), 2)]
         self._by_path = {entry.path: entry for entry in self.entries}
+        if len(self._by_path) != len(self.entries):  # one image would silently replace another
+            twice = Counter(entry.path for entry in self.entries).most_common(1)[0][0]
+            raise VisionOpsError(f"{index} is damaged: {twice} is listed twice", REBUILD)
 
-    def _entry(self, row: dict[str, str], index: Path) -> Entry:
+    def _entry(self, number: int, row: dict[str, str], index: Path) -> Entry:
+        """One checked row: a shard of this data/raw (never a path elsewhere), a byte range inside
+        it, and a path whose split and class folder are the row's."""
         try:
-            name = row["shard"]
-            shard = self._shards.get(name) or self._shards.setdefault(name, self.root / SHARDS / name)
-            member = Member(row["path"], shard, int(row["offset"]), int(row["size"]))
-            return Entry(sys.intern(row["split"]), sys.intern(row["label"]), member)
+            path, split, label, name = row["path"], row["split"], row["label"], row["shard"]
+            offset, size = int(row["offset"]), int(row["size"])
         except (KeyError, TypeError, ValueError):
-            raise VisionOpsError(f"{index} is damaged (row {row})", REBUILD) from None
+            raise VisionOpsError(f"{index} is damaged (line {number}: {row})", REBUILD) from None
+        problem = _row_problem(path, split, label, name, offset, size)
+        if problem is None:
+            shard, shard_size = self._shard(name)
+            if shard_size < 0:
+                problem = f"shard {name} does not exist in {self.root / SHARDS}"
+            elif offset + size > shard_size:
+                problem = f"bytes {offset}-{offset + size} lie beyond the end of {name} ({shard_size} bytes)"
+        if problem is not None:
+            raise VisionOpsError(f"{index} is damaged (line {number}, {path!r}): {problem}", REBUILD)
+        return Entry(sys.intern(split), sys.intern(label), Member(path, shard, offset, size))
+
+    def _shard(self, name: str) -> tuple[Path, int]:
+        """(path, size in bytes; -1 when missing) of shard `name`, looked up once."""
+        if name not in self._shards:
+            shard = self.root / SHARDS / name
+            self._shards[name] = (shard, shard.stat().st_size if shard.is_file() else -1)
+        return self._shards[name]
 
     def __iter__(self) -> Iterator[Entry]:
         return iter(self.entries)
@@ -197,9 +219,29 @@ def unpack(root: Path, dest: Path, split: str | None = None) -> Path:
     return Path(dest)
 
 
+SHARD_NAME = re.compile(r"raw-\d{3,}\.tar")
+
+
+def _row_problem(path: str, split: str, label: str, shard: str, offset: int, size: int) -> str | None:
+    """What is wrong with one index row on its face, or None."""
+    parts = PurePosixPath(path).parts
+    if not SHARD_NAME.fullmatch(shard):
+        return f"shard {shard!r} is not a shard's name (raw-NNN.tar)"
+    if offset < 0 or size < 0:
+        return f"offset {offset} and size {size} must not be negative"
+    if len(parts) != 3 or any(part in ("", ".", "..") for part in parts) or path.startswith("/"):
+        return "the path is not split/class/file"
+    if parts[:2] != (split, label):
+        return f"its split and class ({split}, {label}) are not those of its path"
+    return None
+
+
 def _read_index(index: Path) -> list[dict[str, str]]:
-    with open(index, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames != INDEX_COLUMNS:
-            raise VisionOpsError(f"{index} does not have the columns {INDEX_COLUMNS}", REBUILD)
-        return list(reader)
+    try:
+        with open(index, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames != INDEX_COLUMNS:
+                raise VisionOpsError(f"{index} does not have the columns {INDEX_COLUMNS}", REBUILD)
+            return list(reader)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise VisionOpsError(f"{index} is damaged: not a CSV index ({type(exc).__name__})", REBUILD) from None

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from visionops.errors import VisionOpsError
 from visionops.io import atomic_path
 
 INPUT_NAME = "input"
@@ -37,11 +38,24 @@ def export_onnx(
             verbose=False,
         )
         proto = onnx.load(str(tmp))
+        written = declared_opset(proto)
+        if written != opset:  # the exporter falls back (with a warning) to an opset it can write
+            raise VisionOpsError(
+                f"export.opset is {opset}, but this PyTorch/ONNX exporter wrote opset {written}: it "
+                f"cannot produce {opset}",
+                f"set export.opset to {written} (or another opset from 17 to "
+                f"{onnx.defs.onnx_opset_version()} that the exporter supports)",
+            )
         onnx.helper.set_model_props(
             proto, {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
         )
         onnx.checker.check_model(proto, full_check=True)
         onnx.save(proto, str(tmp))
+
+
+def declared_opset(proto) -> int:
+    """The default-domain opset an ONNX model declares."""
+    return next(entry.version for entry in proto.opset_import if entry.domain in ("", "ai.onnx"))
 
 
 def read_metadata(path: Path) -> dict[str, str]:

@@ -84,13 +84,16 @@ def champion_version(name: str) -> str | None:
 
 
 def download_champion(name: str, into: Path) -> tuple[str, Path] | None:
-    """(version, local ONNX file) of the champion of `name`, or None when there is none."""
-    import mlflow
+    """(version, local ONNX file) of the champion of `name`, or None when there is none. Its
+    files are checked against the hashes recorded when it was registered before any is used."""
+    from visionops.tracking.version_files import download_verified
 
     version = champion_version(name)
     if version is None:
         return None
-    local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=str(into)))
+    local, warnings = download_verified(f"models:/{name}/{version}", into)
+    for warning in warnings:
+        print(f"register: warning: {warning}")
     found = sorted(local.rglob("*.onnx"))
     if not found:
         raise FileNotFoundError(f"champion v{version} of '{name}' has no ONNX file in {local}")
@@ -137,13 +140,33 @@ def apply_aliases(name: str, version: str, decision: dict[str, Any]) -> dict[str
                 "to compare with it"
             )
         else:
-            client.set_registered_model_alias(name, CHAMPION, version)
+            _move_champion(client, name, version, decision)
     client.set_model_version_tag(name, version, "gate.promoted", str(decision["promote"]).lower())
     client.set_model_version_tag(name, version, "gate.reasons", "; ".join(decision["reasons"]))
     client.set_model_version_tag(name, version, "gate.decision", json.dumps(decision))
     for key, value in (decision["comparison"] or {}).items():
         client.set_model_version_tag(name, version, f"gate.{key}", str(value))
     return decision
+
+
+def _move_champion(client, name: str, version: str, decision: dict[str, Any]) -> None:
+    """Point @champion at `version`. On a team server only the gate's identity may (MANAGE on
+    the model: tracking/server_guard.py): anyone else's passing gate is recorded, not applied."""
+    import os
+
+    import mlflow
+
+    try:
+        client.set_registered_model_alias(name, CHAMPION, version)
+    except mlflow.exceptions.MlflowException as exc:
+        if exc.error_code != "PERMISSION_DENIED":
+            raise
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME", "this user")
+        decision["promote"] = False
+        decision["reasons"].append(
+            f"the gate passed, but '{user}' may not move @champion on this server (only the gate's "
+            "identity, e.g. CI's login, with MANAGE on the model: `team_stack.py grant USER --gate`)"
+        )
 
 
 def version_of_run(name: str, run_id: str) -> dict[str, Any] | None:
@@ -184,12 +207,19 @@ def log_register(run_id: str, files: dict[str, Path], values: StageLog) -> dict[
             return existing
         apply_aliases(cfg["model_name"], str(existing["version"]), decision)  # decided at last
         return version_of_run(cfg["model_name"], run_id)
+    import tempfile
+
+    from visionops.tracking.version_files import record_files
+
     logged = log_image_model(onnx_path, reg.pyfunc)
+    with tempfile.TemporaryDirectory(prefix="visionops-register-") as tmp:
+        sealed = record_files(run_id, logged.model_uri, logged.model_id, Path(tmp))
     tags = {
         "run_id": run_id,
         "validation.success": str(reg.validation_ok).lower(),
         "export.parity": str(reg.parity_ok).lower(),
         **reg.hashes,  # the exact model.pt and ONNX behind this version
+        **sealed,  # every file of the logged model, checked before any use (version_files.py)
         **{f"metric.{k}": str(v) for k, v in metrics.items()},
     }
     description = (

@@ -17,6 +17,22 @@ if TYPE_CHECKING:
     from visionops.tuning.study import StudyPlan
 
 
+class StudyFull(Exception):
+    """A trial started after the study's last trials were taken by other workers: not run."""
+
+
+def is_surplus(trial, total: int) -> bool:
+    """Would this trial exceed the study's `total`? Trials that finished (complete or pruned) or
+    are running with a lower number come first: the storage numbers trials once each, so two
+    workers starting together never both take the last place."""
+    from optuna.trial import TrialState
+
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    return (
+        sum(t.number < trial.number for t in trial.study.get_trials(deepcopy=False, states=states)) >= total
+    )
+
+
 class Objective:
     """One trial: draw values, train, report each epoch's validation accuracy to the pruner,
     and log it all to a child MLflow run."""
@@ -26,6 +42,9 @@ class Objective:
 
     def __call__(self, trial) -> float:
         raise_if_interrupted()  # a Ctrl-C that came between trials: before this one's run exists
+        if is_surplus(trial, self.plan.tune.trials):  # other workers already run the last ones
+            trial.study.stop()
+            raise StudyFull(f"trial {trial.number}: the study's {self.plan.tune.trials} trials are taken")
         values = {key: suggest(dimension, trial, key) for key, dimension in self.plan.tune.space.items()}
         child = child_run(self.parent, self.plan.name, trial.number, values)
         try:

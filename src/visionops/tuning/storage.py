@@ -31,6 +31,8 @@ def open_storage(url: str, attempts: int = 4):
 
     from visionops.io import sqlite_creation_lock
 
+    _check_sqlite_folder(url)
+
     def rdb_storage():
         with warnings.catch_warnings(), sqlite_creation_lock(url):
             warnings.simplefilter("ignore")  # heartbeats are "experimental" (since Optuna 2.9)
@@ -51,6 +53,28 @@ def open_storage(url: str, attempts: int = 4):
             f"cannot open the study storage {redacted(url)}: "
             f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
             fix,
+        ) from None
+
+
+def _check_sqlite_folder(url: str) -> None:
+    """A SQLite storage's folder must exist and take new files: SQLite itself would create
+    nothing and say little, and its lock file in a folder like /proc waits for minutes."""
+    import tempfile
+
+    if not url.startswith("sqlite:///"):
+        return
+    folder = Path(url.removeprefix("sqlite:///")).parent
+    try:
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder} does not exist")
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".optuna-", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise VisionOpsError(
+            f"cannot keep the study storage {url} there: {folder} is not a folder this process can "
+            f"write ({exc.strerror or exc})",
+            f"create the folder (mkdir -p {folder}) or give --storage a path in a writable folder, "
+            "or leave --storage out for the project's .visionops/optuna.db",
         ) from None
 
 

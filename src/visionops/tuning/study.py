@@ -19,7 +19,7 @@ from visionops.data.prepared import Prepared
 from visionops.errors import VisionOpsError
 from visionops.interrupts import deferred_interrupts
 from visionops.tuning.mlflow_runs import end_parent_run, parent_run
-from visionops.tuning.objective import Objective
+from visionops.tuning.objective import Objective, StudyFull
 from visionops.tuning.storage import open_storage, redacted
 
 
@@ -70,13 +70,13 @@ def open_study(plan: StudyPlan, root: Path):
 
 
 class _QuietInterrupts(logging.Filter):
-    """Ctrl-C is not a failure to explain: drops Optuna's traceback, and the "Trial n failed
-    with value None" that follows it, for a trial an interrupt stopped."""
+    """Ctrl-C, or a trial not run because the study is full, is not a failure to explain: drops
+    Optuna's traceback, and the "Trial n failed with value None" that follows it."""
 
     dropped = False
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and issubclass(record.exc_info[0], KeyboardInterrupt):
+        if record.exc_info and issubclass(record.exc_info[0], KeyboardInterrupt | StudyFull):
             self.dropped = True
             return False
         if self.dropped and "failed with value None" in record.getMessage():
@@ -134,6 +134,7 @@ def _optimize(study, plan: StudyPlan, data: Prepared, parent: dict[str, str], do
         n_trials=plan.tune.trials - done,
         timeout=plan.tune.timeout_s,
         callbacks=[optuna.study.MaxTrialsCallback(plan.tune.trials, states=_counted_states())],
+        catch=(StudyFull,),
         show_progress_bar=progress,
     )
 

@@ -40,6 +40,7 @@ def run_workers(
     `threads` CPU threads (default: its share of the cores); returns (optuna.Study, exit code:
     0, 130 after Ctrl-C, or the first failing worker's code)."""
     study, parent = open_study(plan, root)
+    workers = max(1, min(workers, plan.tune.trials - counted_trials(study)))  # no idle worker
     threads = threads or threads_per_worker(workers)
     command = [sys.executable, "-m", "visionops", "tune", *worker_args, "--threads", str(threads), "--joined"]
     print(f"tune: {workers} workers, {threads} CPU thread(s) each, on study '{plan.name}'")

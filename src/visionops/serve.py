@@ -1,0 +1,59 @@
+"""`visionops serve`: answer HTTP requests with a registered model, through MLflow's own scoring
+server (`mlflow models serve`, the same REST API), after checking every file of the version
+against the hashes recorded when it was registered. A version whose files changed since is
+refused before any of its code is loaded; the server runs the checked local copy, so nothing
+replaced afterwards is served either.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", required=True, help="a registered version: models:/NAME@ALIAS or models:/NAME/N"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=5001, help="port (default: %(default)s)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="scoring server workers (default: %(default)s)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check, then serve until interrupted; MLflow's exit status."""
+    from visionops.tracking.version_files import fetch
+
+    with tempfile.TemporaryDirectory(prefix="visionops-serve-") as tmp:
+        local, warnings = fetch(args.model, Path(tmp))
+        for warning in warnings:
+            print(f"serve: warning: {warning}", file=sys.stderr)
+        print(f"serve: {args.model}: every file matches its registration; serving on {args.host}:{args.port}")
+        command = [
+            str(Path(sys.executable).with_name("mlflow")),
+            "models",
+            "serve",
+            "-m",
+            str(local),
+            "--env-manager",
+            "local",
+            "-h",
+            args.host,
+            "-p",
+            str(args.port),
+            "-w",
+            str(args.workers),
+        ]
+        server = subprocess.Popen(command)
+        signal.signal(signal.SIGTERM, lambda *_: server.terminate())  # stop it too, then clean up
+        try:
+            return server.wait()
+        except KeyboardInterrupt:  # the terminal sent SIGINT to both: let it finish
+            server.wait()
+            return 130

@@ -1,0 +1,171 @@
+"""A registered version's files, hashed when it is registered and checked before every use.
+
+MLflow keeps a logged model's files under its experiment's artifacts, where anyone with EDIT on
+the experiment (or access to the object store) can replace them after the gate. So register
+hashes every file of the logged model right after uploading it (`manifest`), stores that list
+as a run artifact, and registers the version with the list's sha256 as the write-once tag
+`files.sha256` (the team server refuses later changes: tracking/server_guard.py). Every consumer
+(`visionops predict`, `visionops serve`, the gate scoring the champion) downloads the version,
+checks each file against the list, and only then loads anything from that local, checked copy.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from visionops.errors import VisionOpsError
+from visionops.io import file_sha256
+
+FILES_TAG = "files.sha256"  # sha256 of the manifest's bytes
+MANIFEST_TAG = "files.manifest"  # where the manifest is: runs:/<run>/custody/<model id>.json
+CLIENT_SIDE = frozenset({"registered_model_meta"})  # written by MLflow's download, not stored
+
+
+def manifest(folder: Path) -> dict[str, str]:
+    """{relative path: sha256} of every file under `folder`, sorted by path."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return {
+        p.relative_to(folder).as_posix(): file_sha256(p)
+        for p in files
+        if p.relative_to(folder).as_posix() not in CLIENT_SIDE
+    }
+
+
+def manifest_bytes(files: dict[str, str]) -> bytes:
+    """The canonical bytes of a manifest: what `files.sha256` is the hash of."""
+    return json.dumps(files, indent=1, sort_keys=True).encode()
+
+
+def record_files(run_id: str, model_uri: str, model_id: str, into: Path) -> dict[str, str]:
+    """Download the just-logged model `model_uri`, hash its files, store the manifest in the run;
+    returns the version tags that seal it."""
+    import hashlib
+
+    import mlflow
+
+    local = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(into)))
+    text = manifest_bytes(manifest(local))
+    artifact = f"custody/{model_id}.json"
+    mlflow.MlflowClient().log_text(run_id, text.decode(), artifact)
+    return {FILES_TAG: hashlib.sha256(text).hexdigest(), MANIFEST_TAG: f"runs:/{run_id}/{artifact}"}
+
+
+def verify(name: str, version: str, tags: dict[str, str], local: Path) -> list[str]:
+    """Check the downloaded files of `name` v`version` in `local` against the manifest its tags
+    seal; raises naming every file that changed, appeared or went missing. Returns warnings (a
+    version registered before manifests: only its ONNX file can be checked)."""
+    if FILES_TAG not in tags:
+        return _verify_onnx_only(name, version, tags, local)
+    recorded = _recorded_manifest(name, version, tags)
+    found = manifest(local)
+    changed = sorted(p for p in recorded.keys() & found.keys() if recorded[p] != found[p])
+    added, missing = sorted(found.keys() - recorded.keys()), sorted(recorded.keys() - found.keys())
+    problems = [f"changed: {p}" for p in changed] + [f"added: {p}" for p in added]
+    problems += [f"missing: {p}" for p in missing]
+    if problems:
+        raise _tampered(name, version, "; ".join(problems[:8]) + (" ..." if len(problems) > 8 else ""))
+    return []
+
+
+def _recorded_manifest(name: str, version: str, tags: dict[str, str]) -> dict[str, str]:
+    import hashlib
+
+    import mlflow
+
+    try:
+        text = mlflow.artifacts.load_text(tags[MANIFEST_TAG]).encode()
+    except Exception as exc:
+        raise _tampered(
+            name, version, f"its file list {tags.get(MANIFEST_TAG)} cannot be read ({exc})"
+        ) from None
+    if hashlib.sha256(text).hexdigest() != tags[FILES_TAG]:
+        raise _tampered(name, version, f"its file list {tags[MANIFEST_TAG]} was changed")
+    return json.loads(text)
+
+
+def _verify_onnx_only(name: str, version: str, tags: dict[str, str], local: Path) -> list[str]:
+    expected = tags.get("onnx.sha256")
+    if expected is None:
+        raise VisionOpsError(
+            f"{name} v{version} carries no recorded file hashes, so its files cannot be checked",
+            "use a version registered by visionops's register stage (`dvc repro register`)",
+        )
+    onnx = sorted(local.rglob("*.onnx"))
+    if not onnx or file_sha256(onnx[0]) != expected:
+        raise _tampered(name, version, f"changed: {onnx[0].relative_to(local) if onnx else 'its ONNX file'}")
+    return [
+        f"{name} v{version} was registered before file manifests: only its ONNX file was checked; "
+        "re-register it (`dvc repro -f register`) to have every file checked"
+    ]
+
+
+def _tampered(name: str, version: str, what: str) -> VisionOpsError:
+    return VisionOpsError(
+        f"{name} v{version} is not what was registered: {what}. Nothing was loaded",
+        "someone or something replaced files after registration: tell the team's admin; "
+        "use another version, or register this model again",
+    )
+
+
+def download_verified(model_uri: str, into: Path) -> tuple[Path, list[str]]:
+    """(local folder, warnings): a registered version (`models:/NAME@ALIAS`, `models:/NAME/N`)
+    downloaded by its number and checked file by file; any other URI downloaded as it is, with
+    a warning that nothing recorded its files."""
+    import re
+
+    import mlflow
+
+    found = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/(\d+))/?", model_uri)
+    if found is None:
+        local = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(into)))
+        return local, [
+            f"{model_uri} is not a registered version: no recorded hashes to check its files against"
+        ]
+    name, alias, number = found.groups()
+    client = mlflow.MlflowClient()
+    version = (
+        client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, number)
+    )
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}", dst_path=str(into)))
+    return local, verify(name, str(version.version), dict(version.tags), local)
+
+
+def fetch(model_uri: str, into: Path) -> tuple[Path, list[str]]:
+    """`download_verified` against the project's tracking store, with every failure as one
+    message that names its cause: a missing client package, a refused login, a server or
+    storage that is down (found in seconds: MLflow's own retries would take minutes), or a
+    name that does not resolve."""
+    import os
+
+    from visionops.config import TrackingParams
+    from visionops.errors import first_line
+    from visionops.tracking.availability import apply_http_settings, is_unavailable, store_problem
+    from visionops.tracking.runs import configure, project_root
+
+    uri = configure(project_root())
+    if "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ:
+        apply_http_settings(TrackingParams())
+    try:
+        return download_verified(model_uri, into)
+    except VisionOpsError:
+        raise
+    except ModuleNotFoundError as exc:  # s3://, gs://, ... need their client library
+        raise VisionOpsError(
+            f"{model_uri} needs the Python package '{exc.name}', which is not installed",
+            f"pip install {exc.name} (or pass a local model file)",
+        ) from None
+    except Exception as exc:
+        problem = store_problem(exc, uri)
+        if problem is not None:
+            raise problem from None
+        if is_unavailable(exc) or "error code 500" in str(exc):
+            raise VisionOpsError(
+                f"the MLflow server {uri} could not hand out {model_uri}: it, its database or its "
+                f"artifact store is down ({first_line(exc, 160)})",
+                "try again once the team's stack is up again (ask its admin), or pass a local .onnx file",
+            ) from None
+        raise VisionOpsError(
+            f"MLflow cannot resolve {model_uri}: {first_line(exc, 300)}",
+            f"check the name and alias/version in the MLflow UI (`make ui`), or MLFLOW_TRACKING_URI ({uri})",
+        ) from None
