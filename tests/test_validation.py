@@ -1,5 +1,6 @@
 """The GX suites on real digits: clean data passes; each broken case fires the named check."""
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -234,6 +235,16 @@ def test_missing_split_is_critical(digit_tree, tmp_path):
     shutil.rmtree(digit_tree / "test")
     results, _, _ = validate(digit_tree, tmp_path / "gx")
     assert failed(results)["both splits present"] == "critical"
+
+
+def test_a_split_named_otherwise_is_critical_without_gx_printing_a_traceback(digit_tree, tmp_path, caplog):
+    """Issue 32: a split folder TEST (not test) made GX's Data Docs renderer log a KeyError
+    traceback (through `logging`, which a stage prints) before our clear message."""
+    (digit_tree / "test").rename(digit_tree / "TEST")
+    with caplog.at_level(logging.DEBUG):
+        results, _, _ = validate(digit_tree, tmp_path / "gx")
+    assert failed(results)["both splits present"] == "critical"
+    assert not [r for r in caplog.records if "Traceback" in r.getMessage()]
 
 
 def test_data_docs_list_the_suites_and_the_failure(digit_tree, tmp_path):
