@@ -31,8 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
 from common import committed_copy, git_env
+
+from visionops.preset import merged
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESET = ROOT / "params" / "cifar10-fast.yaml"
@@ -59,7 +60,7 @@ model.train(data=sys.argv[1], imgsz=32, epochs=1, batch=64, device="cpu", plots=
 
 def project_copy(dest: Path, data: dict, cache_type: str | None = None) -> Path:
     """A project copy with the CIFAR preset as params.yaml, `data` replaced."""
-    params = yaml.safe_load(PRESET.read_text())
+    params = merged(PRESET, ROOT / "params.yaml")
     params["data"].update(data)
     params["train"].update(compile=False)  # the first step, not a compiled graph's warm-up
     return committed_copy(dest, params, cache_type)

@@ -113,9 +113,9 @@ def prepare_data(args, workdir: Path):
 
 def preset(smoke: bool) -> tuple[dict, dict]:
     """model and train sections of params/cifar10-fast.yaml (shrunk for a smoke run)."""
-    import yaml
+    from visionops.preset import merged
 
-    params = yaml.safe_load((ROOT / "params" / "cifar10-fast.yaml").read_text())
+    params = merged(ROOT / "params" / "cifar10-fast.yaml", ROOT / "params.yaml")
     model, train = params["model"], params["train"]
     if smoke:
         model |= {"width": 8}

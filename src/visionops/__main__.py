@@ -61,6 +61,7 @@ def _summary(record: dict) -> str:
 COMMANDS = {
     "predict": "classify image files with an exported or registered model, into a CSV",
     "serve": "serve a registered model over HTTP (mlflow models serve), its files checked first",
+    "preset": "put a preset's values (params/*.yaml) into params.yaml, comments kept",
     "tune": "search hyperparameters (Optuna) on the prepared data; trials in MLflow",
 }
 
