@@ -297,6 +297,29 @@ def test_exp_run_on_a_local_folder_of_mixed_size_jpegs_and_pngs(repo, first_repr
     assert source["counts"] == {"train": {"4": 90, "5": 90}, "test": {"4": 30, "5": 30}}
     assert json.loads((repo / "reports/eval.json").read_text())["accuracy"] > 0.6
 
+    # issue 33: the tree is download's dependency: an added, removed or relabelled image is seen
+    assert "up to date" in run(["dvc", "status", "download"], repo).stdout
+    new = tree / "4" / "new.png"
+    changes = {
+        "added": (lambda: Image.fromarray(images[labels == 4][200]).save(new), "4/new.png", True),
+        "removed": (new.unlink, "4/new.png", False),
+        "relabelled": (
+            lambda: (tree / "4" / "0.png").rename(tree / "5" / "0.png.moved.png"),
+            "5/0.png.moved",
+            True,
+        ),
+    }
+    for change, (make, name, present) in changes.items():
+        make()
+        status = run(["dvc", "status", "download"], repo).stdout
+        assert "modified:" in status and str(tree) in status, (change, status)
+        run(["dvc", "repro", "--single-item", "download"], repo)
+        index = pd.read_csv(repo / "data/raw/index.csv")
+        assert index["path"].str.contains(name, regex=False).any() == present, (change, name)
+    run(["dvc", "repro", "validate"], repo)  # the manifest follows the tree too
+    manifest = pd.read_csv(repo / "data/validated/manifest.csv")
+    assert len(manifest) == 240 and manifest["path"].str.contains("5/0.png.moved", regex=False).any()
+
 
 def test_mlflow_server_killed_mid_run_then_sync_loses_nothing(repo, first_repro, tmp_path):
     """Acceptance (issue 7): a real `mlflow server` dies during training; with

@@ -46,8 +46,14 @@ DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 STAGES = DVC_YAML["stages"]
 
 
+# A dep taken from params (DVC's templating): the folder source's tree, issue 33.
+SOURCE_TREE = "${data.path}"
+
+
 def entries(spec: dict, key: str) -> list[Path]:
-    return [Path(d if isinstance(d, str) else next(iter(d))) for d in spec.get(key, [])]
+    """The stage's paths under `key`, its templated source tree left out (no stage file)."""
+    names = (d if isinstance(d, str) else next(iter(d)) for d in spec.get(key, []))
+    return [Path(name) for name in names if name != SOURCE_TREE]
 
 
 def plumbing(path: Path) -> bool:
@@ -234,3 +240,11 @@ def test_a_reproduced_project_holds_only_declared_outputs(pipeline_template):
             continue
         strays.append(str(rel))
     assert strays == [], f"files no stage declares: {strays[:20]}"
+
+
+def test_download_depends_on_the_folder_sources_tree_and_no_other_stage_does():
+    """Issue 33: a `data.source: folder` tree was no dependency, so `dvc repro` said "didn't
+    change" after images were added; DVC now hashes the tree named by data.path."""
+    holders = [name for name, spec in STAGES.items() if SOURCE_TREE in spec.get("deps", [])]
+    assert holders == ["download"]
+    assert "data" in STAGES["download"]["params"]
