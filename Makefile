@@ -1,6 +1,7 @@
 # visionops — one entry point for people and CI.
 #   make run    set up .venv (once) and run the whole pipeline: dvc repro
 #   make test   set up .venv (once), lint, run the test suite
+#   make test-fast   the same without the end-to-end tests (marker e2e): a few minutes
 #   make baseline   re-run what changed and refresh dvc.lock + metrics (commit them)
 #   make server / server-stop   the team's stack on 127.0.0.1: PostgreSQL, S3, mlflow server
 #   make ui     open the MLflow UI on the project's store
@@ -21,7 +22,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: install install-test install-server torch-cpu run baseline test lint format ui ui-check \
+.PHONY: install install-test install-server torch-cpu run baseline test test-fast test-e2e lint format ui ui-check \
 	server server-stop clean-outputs
 
 install: $(STAMP)
@@ -67,6 +68,14 @@ baseline: install
 
 test: install-test lint
 	python -m pytest
+
+# The fast lane: everything but the end-to-end tests (real `dvc repro`, the team stack).
+test-fast: install-test lint
+	python -m pytest -m "not e2e"
+
+# The slow lane alone (CI runs it after test-fast; together they are `make test`).
+test-e2e: install-test
+	python -m pytest -m e2e
 
 lint: install-test
 	ruff check $(LINT)

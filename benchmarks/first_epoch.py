@@ -129,10 +129,8 @@ def push_and_pull(repo: Path, work: Path) -> dict[str, dict]:
     `repo`, for data/raw as the pipeline stores it (`download`: a few tar shards) and, beside it
     in the same run, for the same images one file each (`as_files`: the shards unpacked and
     `dvc add`-ed, the layout data/raw had before issue 25)."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from team_stack import dvc_remote_commands, free_stack_ports, port_flags
-
     from visionops.data.shards import unpack
+    from visionops.stack.team import dvc_remote_commands, free_stack_ports, port_flags
 
     stack, ports, state = (
         [sys.executable, str(ROOT / "scripts" / "team_stack.py")],

@@ -17,10 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
+from visionops.stack.team import dvc_remote_commands, free_stack_ports, port_flags
 
-from team_stack import dvc_remote_commands, free_stack_ports, port_flags  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def sh(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:

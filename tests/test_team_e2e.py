@@ -48,13 +48,12 @@ class Stack:
             return db.execute(query).fetchall()
 
     def s3(self):
-        sys.path.insert(0, str(ROOT / "scripts"))
-        from team_stack import s3_client
+        from visionops.stack.team import s3_client
 
         return s3_client(self.ports["s3"], self.secret)
 
     def start(self) -> subprocess.CompletedProcess:
-        from team_stack import port_flags
+        from visionops.stack.team import port_flags
 
         return run([*STACK, "start", "--dir", str(self.state), *port_flags(self.ports)], ROOT)
 
@@ -62,8 +61,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     state = tmp_path_factory.mktemp("stack") / ".server"
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from team_stack import free_stack_ports
+    from visionops.stack.team import free_stack_ports
 
     ports = free_stack_ports()
     team = Stack(state, ports, {}, {})
@@ -77,8 +75,7 @@ def stack(tmp_path_factory):
 
 
 def add_remote(repo: Path, stack: Stack, first: bool) -> None:
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from team_stack import dvc_remote_commands
+    from visionops.stack.team import dvc_remote_commands
 
     for line in dvc_remote_commands(stack.ports, stack.secret)[0 if first else 2 :]:
         run(line.split(), repo)
@@ -261,8 +258,7 @@ def test_postgresql_down_mid_run_takes_the_outage_path_and_sync_restores(first, 
     repo, _ = first
     pg = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))[-1]
     as_postgres = ["runuser", "-u", "postgres", "--"]
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from team_stack import pg_folder
+    from visionops.stack.team import pg_folder
 
     data = pg_folder(stack.state) / "data"
     run([*as_postgres, str(pg), "-D", str(data), "-m", "fast", "-w", "stop"], ROOT)
@@ -285,8 +281,7 @@ def test_object_store_down_during_push_is_an_error_and_the_next_push_completes(f
     (repo / "notes.txt").write_text("labelling guide v2\n")
     run(["dvc", "add", "notes.txt"], repo)  # something new to push
     cache = sorted(p for p in (repo / ".dvc/cache").rglob("*") if p.is_file())
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from team_stack import _stop_group
+    from visionops.stack.team import _stop_group
 
     _stop_group(int((stack.state / "s3/weed.pid").read_text()))  # SIGTERM, and wait until it is gone
     try:
@@ -326,7 +321,7 @@ def grant(stack: Stack, user: tuple[str, str], *flags: str) -> subprocess.Comple
 def test_only_the_s3_port_answers_without_the_stacks_certificate(first, stack):
     """SeaweedFS's master, volume and filer HTTP ports and every gRPC port take only the
     stack's own client certificate (mutual TLS); the S3 port takes signed requests only."""
-    from team_stack import weed_ports
+    from visionops.stack.team import weed_ports
 
     s3, *internal = weed_ports(stack.ports["s3"])
     for port in internal:

@@ -6,13 +6,10 @@ from __future__ import annotations
 import json
 import socket
 import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-
-import team_stack
+from visionops.stack import team as team_stack
 
 
 def test_a_port_in_use_names_the_port_and_the_flag():
@@ -46,7 +43,7 @@ def test_main_reports_a_stack_error_as_one_message(capsys, monkeypatch, tmp_path
 def test_generated_secrets_never_look_like_an_option():
     """A secret starting with '-' (1 in 64 of token_urlsafe's) broke `dvc remote modify --local
     team secret_access_key -x2X…`: argparse took it for an option (found by first_epoch.py)."""
-    from team_stack import dvc_remote_commands, new_secret
+    from visionops.stack.team import dvc_remote_commands, new_secret
 
     made = [new_secret(30) for _ in range(2000)]
     assert not [s for s in made if s.startswith("-")] and len(set(made)) == 2000
@@ -55,7 +52,7 @@ def test_generated_secrets_never_look_like_an_option():
 
 
 def test_a_state_folder_from_an_older_stack_gains_the_new_secrets_and_keeps_its_own(tmp_path):
-    from team_stack import SECRETS, load_secrets
+    from visionops.stack.team import SECRETS, load_secrets
 
     older = {name: f"old-{name}" for name in SECRETS if name != "tuner_password"}
     (tmp_path / "secrets.json").write_text(json.dumps(older))
@@ -103,7 +100,7 @@ def test_the_seaweedfs_security_file_closes_every_port_but_s3_and_is_private(tmp
     writes; made once (the same keys and certificates on a restart), readable by the owner only."""
     import tomllib
 
-    from seaweed_security import write_security_config
+    from visionops.stack.seaweed_security import write_security_config
 
     path = write_security_config(tmp_path)
     config = tomllib.loads(path.read_text())

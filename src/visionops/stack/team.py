@@ -1,0 +1,703 @@
+"""The team's stack on 127.0.0.1, as a team runs it in production: PostgreSQL (MLflow's
+runs, registry and logins; `visionops tune` studies, under a role of their own), an S3 object
+store (SeaweedFS: MLflow's artifacts and the DVC remote) and `mlflow server` with the
+visionops-auth app (MLflow's basic-auth plus the registry rules) and proxied artifacts
+(clients hold MLflow logins only, never S3 keys for artifacts).
+
+    python scripts/team_stack.py start [--dir .server] [--mlflow-port 5000] [--pg-port 5433] [--s3-port 8333]
+    python scripts/team_stack.py stop  [--dir .server] [--purge]
+    python scripts/team_stack.py grant USER [--password P] [--read-only | --gate]   (as the admin)
+
+State (data, logs, pids, generated secrets, the object store's certificates) lives in --dir
+(git-ignored, 0700). `start` waits until every service answers, then prints what a teammate
+exports and the `dvc remote` commands (also written to --dir/team.env). A port in use or a
+missing binary is an error with the fix. Starting again reuses the data and secrets and
+starts only what is not running. Logins: MLflow's default permission is READ; `grant` creates
+a teammate's login with EDIT on the experiment and the registered model (--read-only: READ on
+both; --gate: MANAGE on the model, which moves @champion).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path.cwd()  # the project: `make server` and scripts/team_stack.py run from its root
+BIN = Path(sys.executable).parent
+MLFLOW_BUCKET, DVC_BUCKET = "mlflow", "dvc"
+ADMIN = "admin"
+INSTALL_SERVER = f"{BIN / 'pip'} install -e '.[server]' from the project's folder (or: make server)"
+
+
+class StackError(Exception):
+    """A problem with the cause and the fix."""
+
+    def __init__(self, cause: str, fix: str):
+        super().__init__(f"{cause}\n  fix: {fix}")
+
+
+# --- ports, binaries, secrets ----------------------------------------------------------
+
+
+def weed_ports(s3: int) -> list[int]:
+    """SeaweedFS's S3, master, volume and filer ports, and their gRPC ports (+10000)."""
+    http = [s3, s3 + 1, s3 + 2, s3 + 3]
+    return http + [p + 10000 for p in http]
+
+
+def is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def port_flags(ports: dict[str, int]) -> list[str]:
+    """`start`'s port arguments for `ports` (free_stack_ports' keys)."""
+    return [
+        "--mlflow-port",
+        str(ports["mlflow"]),
+        "--pg-port",
+        str(ports["pg"]),
+        "--s3-port",
+        str(ports["s3"]),
+    ]
+
+
+def free_stack_ports() -> dict[str, int]:
+    """Random free ports for a whole stack (tests, benchmarks): SeaweedFS needs four in a row
+    and their +10000 gRPC twins."""
+    import random
+
+    while True:
+        s3, mlflow, pg = (
+            random.randrange(20000, 29000, 10),
+            random.randrange(30000, 40000),
+            random.randrange(40000, 50000),
+        )
+        if all(map(is_free, [*weed_ports(s3), mlflow, pg])):
+            return {"mlflow": mlflow, "pg": pg, "s3": s3}
+
+
+def check_free(ports: dict[str, int]) -> None:
+    for name, port in ports.items():
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                raise StackError(
+                    f"port {port} ({name}) on 127.0.0.1 is in use",
+                    f"stop what listens there (`make server-stop` if it is an earlier stack) or "
+                    f"choose other ports (--{name.split()[0]}-port)",
+                ) from None
+
+
+def postgres_bin() -> Path:
+    """Debian's PostgreSQL server binaries, installed with apt when missing (root only)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+    if not found and os.geteuid() == 0 and shutil.which("apt-get"):
+        print("team stack: installing PostgreSQL (apt-get install postgresql)")
+        subprocess.run(["apt-get", "install", "-y", "-q", "postgresql"], check=False, capture_output=True)
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+    if not found:
+        raise StackError(
+            "PostgreSQL's server binaries are not installed (/usr/lib/postgresql/*/bin)",
+            "sudo apt-get install postgresql (Debian/Ubuntu), then run this again",
+        )
+    return found[-1].parent
+
+
+def require(binary: str) -> str:
+    path = BIN / binary
+    if not path.exists():
+        raise StackError(f"`{binary}` is not installed in {BIN}", INSTALL_SERVER)
+    return str(path)
+
+
+SECRETS = {  # generated once per state folder, never a default
+    "pg_password": lambda: new_secret(18),  # MLflow's role (owns MLflow's two databases, nothing more)
+    "pg_superuser_password": lambda: new_secret(24),  # PostgreSQL's `postgres`: the stack's own setup only
+    "s3_access_key": lambda: "vo" + secrets.token_hex(9),
+    "s3_secret_key": lambda: new_secret(30),
+    "admin_password": lambda: new_secret(18),  # MLflow's admin login
+    "flask_secret_key": lambda: new_secret(32),  # CSRF protection of the auth app
+    "tuner_password": lambda: new_secret(18),  # the `tuner` role: Optuna studies only
+}
+
+
+def load_secrets(state: Path) -> dict[str, str]:
+    """The state folder's secrets; any missing one (a folder from an older stack) is generated
+    and saved beside the others."""
+    path = state / "secrets.json"
+    values = json.loads(path.read_text()) if path.is_file() else {}
+    missing = {name: make() for name, make in SECRETS.items() if name not in values}
+    if missing:
+        values |= missing
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(values, indent=2))
+    return values
+
+
+def wait_until(check, what: str, log: Path, timeout: float = 120, proc=None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise StackError(f"{what} exited at start-up:\n{tail(log)}", f"see {log}")
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.5)
+    raise StackError(f"{what} did not answer within {timeout:.0f} s:\n{tail(log)}", f"see {log}")
+
+
+def tail(log: Path, lines: int = 15) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.is_file() else ""
+
+
+STACK_ENV = "VISIONOPS_STACK"  # every service's environment names its state folder: `stop` finds them
+
+
+def spawn(command: list[str], log: Path, pidfile: Path, env: dict[str, str] | None = None):
+    """A service in its own session (stopped by process group), its output in `log`, the files
+    it makes readable by its owner only (umask 077)."""
+    env = (env or dict(os.environ)) | {STACK_ENV: str(log.parent.parent)}
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+            cwd=log.parent,
+            umask=0o077,
+        )
+    pidfile.write_text(str(proc.pid))
+    return proc
+
+
+# --- the three services ----------------------------------------------------------------
+
+
+def as_postgres() -> list[str]:
+    """initdb and postgres refuse to run as root: run them as the `postgres` system user."""
+    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+
+def pg_folder(state: Path) -> Path:
+    """The cluster's folder: in the state folder when the `postgres` user can reach it, else
+    under that user's home (a project under /root, or pytest's temporary folders, are not)."""
+    folder = state / "postgres"
+    prefix = as_postgres()
+    if not prefix or subprocess.run([*prefix, "test", "-x", str(state)], capture_output=True).returncode == 0:
+        return folder
+    return Path("/var/lib/postgresql/visionops") / hashlib.sha256(str(state).encode()).hexdigest()[:16]
+
+
+def start_postgres(state: Path, port: int, secret: dict[str, str]) -> None:
+    """A cluster owned by the `postgres` system user, with password logins: the `mlflow` role
+    owns the `mlflow` (tracking, registry) and `mlflow_auth` (logins) databases; the `tuner`
+    role owns `optuna` (shared `visionops tune` studies) and can reach nothing else."""
+    pg = postgres_bin()
+    folder, as_postgres_user = pg_folder(state), as_postgres()
+    data, run = folder / "data", folder / "run"
+    if not (data / "PG_VERSION").is_file():
+        shutil.rmtree(folder, ignore_errors=True)
+        run.mkdir(parents=True)
+        pwfile = folder / "pwfile"
+        pwfile.write_text(secret["pg_superuser_password"] + "\n")
+        if as_postgres_user:
+            shutil.chown(folder, "postgres")
+            shutil.chown(run, "postgres")
+            shutil.chown(pwfile, "postgres")
+        pwfile.chmod(0o600)
+        init = [str(pg / "initdb"), "-D", str(data), "-U", "postgres", "-A", "scram-sha-256"]
+        done = subprocess.run(
+            [*as_postgres_user, *init, f"--pwfile={pwfile}"], capture_output=True, text=True
+        )
+        pwfile.unlink()
+        if done.returncode != 0:
+            raise StackError(f"initdb failed:\n{done.stderr[-2000:]}", f"remove {folder} and try again")
+    log = folder / "postgres.log"
+    options = f"-p {port} -k {run} -h 127.0.0.1"
+    start = [str(pg / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log), "-w", "-t", "60", "start"]
+    env = os.environ | {STACK_ENV: str(state)}
+    done = subprocess.run([*as_postgres_user, *start], capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise StackError(f"PostgreSQL did not start:\n{tail(log)}", f"see {log}")
+    _create_databases(port, secret)
+
+
+DATABASES = {"mlflow": "mlflow", "mlflow_auth": "mlflow", "optuna": "tuner"}  # database: owner
+ROLES = {"mlflow": "pg_password", "tuner": "tuner_password"}  # role: its secret
+
+
+def _superuser(port: int, secret: dict[str, str]):
+    """A connection as `postgres`. A cluster from before the separate superuser password had
+    MLflow's: it is changed here, so MLflow's password no longer opens the whole server."""
+    import psycopg
+    from psycopg import sql
+
+    login = {"host": "127.0.0.1", "port": port, "user": "postgres", "dbname": "postgres", "autocommit": True}
+    try:
+        return psycopg.connect(**login, password=secret["pg_superuser_password"])
+    except psycopg.OperationalError as exc:
+        if "password authentication failed" not in str(exc):
+            raise
+    db = psycopg.connect(**login, password=secret["pg_password"])
+    db.execute(
+        sql.SQL("alter role postgres password {}").format(sql.Literal(secret["pg_superuser_password"]))
+    )
+    return db
+
+
+def _create_databases(port: int, secret: dict[str, str]) -> None:
+    """Least privilege: the service roles log in and own their databases, and nothing more."""
+    from psycopg import sql
+
+    with _superuser(port, secret) as db:
+        for role, key in ROLES.items():
+            if db.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone() is None:
+                create = sql.SQL("create role {} login password {}")
+                db.execute(create.format(sql.Identifier(role), sql.Literal(secret[key])))
+            limits = "alter role {} nosuperuser nocreatedb nocreaterole noreplication nobypassrls"
+            db.execute(sql.SQL(limits).format(sql.Identifier(role)))
+        for name, owner in DATABASES.items():
+            names = sql.Identifier(name), sql.Identifier(owner)
+            if db.execute("select 1 from pg_database where datname = %s", (name,)).fetchone() is None:
+                db.execute(sql.SQL("create database {} owner {}").format(*names))
+            else:  # a stack from before the tuner role: hand its optuna database over
+                db.execute(sql.SQL("alter database {} owner to {}").format(*names))
+            db.execute(sql.SQL("revoke connect on database {} from public").format(names[0]))
+
+
+def start_object_store(state: Path, port: int, secret: dict[str, str]) -> None:
+    """SeaweedFS with one S3 identity (so keys mean something) and the two buckets; its master,
+    volume and filer ports (and every gRPC port) take only the stack's own certificate
+    (stack/seaweed_security.py), so the S3 keys guard the only open door."""
+    from visionops.stack.seaweed_security import write_security_config
+
+    weed = require("weed")
+    folder = state / "s3"
+    for private in (folder, folder / "data"):  # 0700, also when an older stack made them
+        private.mkdir(exist_ok=True, mode=0o700)
+        private.chmod(0o700)
+    write_security_config(folder)
+    config = folder / "s3.json"
+    identity = {
+        "name": "visionops",
+        "credentials": [{"accessKey": secret["s3_access_key"], "secretKey": secret["s3_secret_key"]}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+    }
+    config.write_text(json.dumps({"identities": [identity]}))
+    config.chmod(0o600)
+    s3, master, volume, filer = weed_ports(port)[:4]
+    command = [
+        weed,
+        f"-config_dir={folder}",  # security.toml
+        "server",
+        f"-dir={folder / 'data'}",
+        "-s3",
+        f"-s3.port={s3}",
+        f"-s3.config={config}",
+        f"-master.port={master}",
+        f"-volume.port={volume}",
+        f"-filer.port={filer}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-volume.max=0",  # as many volumes as the free disk holds...
+        "-master.volumeSizeLimitMB=1024",  # ...of 1 GB each (the 30 GB default leaves too few)
+        "-s3.port.iceberg=0",  # SeaweedFS's table catalogs: not needed, and on fixed ports
+        "-s3.port.lance=0",
+    ]
+    log = folder / "weed.log"
+    proc = spawn(command, log, folder / "weed.pid")
+    client = s3_client(port, secret)
+
+    def ready() -> bool:
+        """Buckets made, and an object written, read and removed in each: the S3 gateway
+        lists buckets before its volume server takes writes."""
+        have = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+        for bucket in {MLFLOW_BUCKET, DVC_BUCKET} - have:
+            client.create_bucket(Bucket=bucket)
+        for bucket in (MLFLOW_BUCKET, DVC_BUCKET):
+            client.put_object(Bucket=bucket, Key=".probe", Body=b"ok")
+            client.head_object(Bucket=bucket, Key=".probe")
+            client.delete_object(Bucket=bucket, Key=".probe")
+        return True
+
+    wait_until(ready, "SeaweedFS (S3)", log, proc=proc)
+
+
+def s3_client(port: int, secret: dict[str, str]):
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        aws_access_key_id=secret["s3_access_key"],
+        aws_secret_access_key=secret["s3_secret_key"],
+        region_name="us-east-1",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=10),
+    )
+
+
+def start_mlflow(state: Path, ports: dict[str, int], secret: dict[str, str]) -> None:
+    """`mlflow server` on PostgreSQL, artifacts proxied to the bucket, basic-auth logins
+    (stored in PostgreSQL too) with the generated admin password."""
+    mlflow = require("mlflow")
+    try:
+        import flask_wtf  # noqa: F401  (mlflow[auth]'s extra)
+    except ImportError:
+        raise StackError("MLflow's basic-auth app needs mlflow[auth]", INSTALL_SERVER) from None
+    folder = state / "mlflow"
+    folder.mkdir(parents=True, exist_ok=True)
+    db = f"postgresql://mlflow:{secret['pg_password']}@127.0.0.1:{ports['pg']}"
+    auth = folder / "basic_auth.ini"
+    auth.write_text(
+        "[mlflow]\n"
+        "default_permission = READ\n"  # MLflow's default: writing needs a grant (`grant USER`)
+        f"database_uri = {db}/mlflow_auth\n"
+        f"admin_username = {ADMIN}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        # a PBKDF2 check per request otherwise: MLflow's documented ~3x (stale for <= 60 s after a
+        # password change on other workers)
+        "auth_cache_ttl_seconds = 60\n"
+    )
+    auth.chmod(0o600)
+    env = os.environ | {
+        "MLFLOW_AUTH_CONFIG_PATH": str(auth),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": secret["admin_password"],
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secret["flask_secret_key"],
+        "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{ports['s3']}",
+        "AWS_ACCESS_KEY_ID": secret["s3_access_key"],
+        "AWS_SECRET_ACCESS_KEY": secret["s3_secret_key"],
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_BACKEND_STORE_URI": f"{db}/mlflow",  # the environment, never argv: `ps` shows argv
+    }
+    command = [
+        mlflow,
+        "server",
+        "--app-name",
+        "visionops-auth",  # basic-auth + only the gate moves @champion (tracking/server_guard.py)
+        "--artifacts-destination",
+        f"s3://{MLFLOW_BUCKET}/artifacts",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(ports["mlflow"]),
+        "--workers",
+        "2",
+    ]
+    log = folder / "mlflow.log"
+    proc = spawn(command, log, folder / "mlflow.pid", env)
+    url = f"http://127.0.0.1:{ports['mlflow']}"
+
+    def healthy() -> bool:
+        import requests
+
+        return requests.get(f"{url}/health", timeout=2).ok
+
+    wait_until(healthy, "mlflow server", log, timeout=180, proc=proc)
+
+
+# --- what a teammate needs -----------------------------------------------------------------
+
+
+def client_settings(ports: dict[str, int], secret: dict[str, str]) -> dict[str, str]:
+    """What a teammate exports: MLflow's server and login, and where shared studies live."""
+    optuna = f"postgresql+psycopg://tuner:{secret['tuner_password']}@127.0.0.1:{ports['pg']}/optuna"
+    return {
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['mlflow']}",
+        "MLFLOW_TRACKING_USERNAME": ADMIN,
+        "MLFLOW_TRACKING_PASSWORD": secret["admin_password"],
+        "VISIONOPS_TUNE_STORAGE": optuna,
+    }
+
+
+def new_secret(nbytes: int) -> str:
+    """secrets.token_urlsafe, never starting with '-': the secrets go into command lines
+    (`dvc remote modify --local team secret_access_key SECRET`), which read one as an option."""
+    while (token := secrets.token_urlsafe(nbytes)).startswith("-"):
+        pass
+    return token
+
+
+def dvc_remote_commands(ports: dict[str, int], secret: dict[str, str]) -> list[str]:
+    return [
+        f"dvc remote add -d team s3://{DVC_BUCKET}/store",
+        f"dvc remote modify team endpointurl http://127.0.0.1:{ports['s3']}",
+        f"dvc remote modify --local team access_key_id {secret['s3_access_key']}",
+        f"dvc remote modify --local team secret_access_key {secret['s3_secret_key']}",
+        "chmod 600 .dvc/config.local",  # DVC writes it world-readable
+    ]
+
+
+def running(pidfile: Path) -> bool:
+    """Is the service whose process group leader `pidfile` names still alive?"""
+    if not pidfile.is_file():
+        return False
+    try:
+        os.killpg(int(pidfile.read_text()), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    return True
+
+
+def start(args: argparse.Namespace) -> None:
+    state = args.dir.resolve()
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    state.chmod(0o700)  # secrets, keys, the databases' files: the owner's alone
+    ports_file = state / "ports.json"
+    ports = {"mlflow": args.mlflow_port, "pg": args.pg_port, "s3": args.s3_port}
+    if ports_file.is_file() and any(running(p) for p in state.glob("*/*.pid")):
+        ports = json.loads(ports_file.read_text())  # a partly running stack keeps its ports
+    up = {
+        "pg": (pg_folder(state) / "data/postmaster.pid").is_file(),
+        "s3": running(state / "s3/weed.pid"),
+        "mlflow": running(state / "mlflow/mlflow.pid"),
+    }
+    wanted = {"mlflow port": ports["mlflow"]} if not up["mlflow"] else {}
+    wanted |= {"pg port": ports["pg"]} if not up["pg"] else {}
+    if not up["s3"]:
+        wanted |= {f"s3 port (+{p - ports['s3']})": p for p in weed_ports(ports["s3"])}
+    check_free(wanted)
+    require("weed")
+    require("mlflow")
+    secret = load_secrets(state)
+    ports_file.write_text(json.dumps(ports))
+    steps = [
+        ("pg", f"PostgreSQL on 127.0.0.1:{ports['pg']}", lambda: start_postgres(state, ports["pg"], secret)),
+        (
+            "s3",
+            f"S3 (SeaweedFS) on 127.0.0.1:{ports['s3']}",
+            lambda: start_object_store(state, ports["s3"], secret),
+        ),
+        (
+            "mlflow",
+            f"mlflow server on 127.0.0.1:{ports['mlflow']}",
+            lambda: start_mlflow(state, ports, secret),
+        ),
+    ]
+    for key, what, begin in steps:
+        print(f"team stack: {what}{' (already running)' if up[key] else ' ...'}", flush=True)
+        if not up[key]:
+            begin()
+    settings = client_settings(ports, secret)
+    env_file = state / "team.env"
+    env_file.touch(mode=0o600)
+    env_file.write_text("".join(f"export {k}={v}\n" for k, v in settings.items()))
+    print("\nThe team stack is up. A teammate (or CI) exports:\n")
+    print("".join(f"  export {k}={v}\n" for k, v in settings.items()))
+    print("and adds the DVC remote once per clone (keys go to .dvc/config.local, never committed):\n")
+    print("".join(f"  {line}\n" for line in dvc_remote_commands(ports, secret)))
+    print(f"(also in {env_file}; secrets in {state / 'secrets.json'}; stop with `make server-stop`)")
+
+
+MIN_PASSWORD = 12
+DEFAULT_MODEL = "visionops-classifier"
+ROLES_GRANTED = {  # --flag: (experiment, registered model)
+    "read_only": ("READ", "READ"),
+    "edit": ("EDIT", "EDIT"),
+    "gate": ("EDIT", "MANAGE"),  # the gate's identity (CI): may move @champion
+}
+
+
+def grant(args: argparse.Namespace) -> None:
+    """Create USER (a generated password unless given) or change its password, and set its
+    permissions: EDIT on the experiment and the registered model; --read-only: READ on both
+    (it can look, never write a run, an artifact or a version); --gate: MANAGE on the model as
+    well, the one permission that moves @champion (tracking/server_guard.py). Running it again
+    updates the permissions."""
+    if args.user == ADMIN:
+        raise StackError(f"'{ADMIN}' is the stack's administrator", "grant a teammate's own user name")
+    if args.password is not None and len(args.password) < MIN_PASSWORD:
+        raise StackError(
+            f"the password for '{args.user}' has {len(args.password)} characters (at least {MIN_PASSWORD})",
+            "pass a longer --password, or none to have one generated",
+        )
+    settings = _running_stack_settings(args.dir.resolve())
+    os.environ.update(settings)
+    import mlflow
+    from mlflow.server import get_app_client
+
+    admin = get_app_client("basic-auth", tracking_uri=settings["MLFLOW_TRACKING_URI"])
+    client = mlflow.MlflowClient(settings["MLFLOW_TRACKING_URI"])
+    _registered_model(client, args.model)  # before the user exists: a typo changes nothing
+    experiment = client.get_experiment_by_name(args.experiment)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(args.experiment)
+    password = args.password or new_secret(18)
+    try:
+        admin.create_user(args.user, password)
+    except mlflow.exceptions.MlflowException as exc:
+        if "already exists" not in str(exc):
+            raise StackError(
+                f"MLflow refused user '{args.user}': {exc.message}", "choose another name"
+            ) from None
+        if args.password:
+            admin.update_user_password(args.user, password)
+        else:
+            password = "(unchanged)"
+    role = "gate" if args.gate else "read_only" if args.read_only else "edit"
+    on_experiment, on_model = ROLES_GRANTED[role]
+    _set_permission(admin, args.user, "experiment", experiment_id, on_experiment)
+    _set_permission(admin, args.user, "registered_model", args.model, on_model)
+    print(
+        f"user '{args.user}' (password: {password}): {on_experiment} on experiment '{args.experiment}', "
+        f"{on_model} on '{args.model}'"
+    )
+
+
+def _running_stack_settings(state: Path) -> dict[str, str]:
+    """The admin's settings for the stack in `state`, which must be running."""
+    if not (state / "ports.json").is_file() or not (state / "secrets.json").is_file():
+        raise StackError(f"no team stack in {state}", f"start one first: team_stack.py start --dir {state}")
+    if not running(state / "mlflow/mlflow.pid"):
+        raise StackError(f"the team stack in {state} is not running", f"team_stack.py start --dir {state}")
+    return client_settings(json.loads((state / "ports.json").read_text()), load_secrets(state))
+
+
+def _registered_model(client, name: str) -> None:
+    """The team's registered model, created by the admin (so no teammate owns it) when it is the
+    default one; any other name must exist already (a typo would create a stray model)."""
+    import mlflow
+
+    try:
+        client.get_registered_model(name)
+    except mlflow.exceptions.MlflowException:
+        if name != DEFAULT_MODEL:
+            known = [m.name for m in client.search_registered_models()]
+            raise StackError(
+                f"there is no registered model '{name}' (known: {', '.join(known) or 'none'})",
+                f"check --model, or leave it out for '{DEFAULT_MODEL}'",
+            ) from None
+        client.create_registered_model(name)
+
+
+def _set_permission(admin, user: str, kind: str, resource: str, permission: str) -> None:
+    """Grant, or replace an earlier grant (MLflow refuses a second one as RESOURCE_ALREADY_EXISTS)."""
+    import mlflow
+
+    try:
+        admin.grant_user_permission(user, kind, resource, permission)
+    except mlflow.exceptions.MlflowException as exc:
+        if "already exists" not in str(exc).lower() and exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        admin.revoke_user_permission(user, kind, resource)
+        admin.grant_user_permission(user, kind, resource, permission)
+
+
+def stop(args: argparse.Namespace) -> None:
+    """Stop the stack whose state is in --dir: by its pid files, and, when those are gone (the
+    folder was deleted under a running stack), by the state folder each service's environment
+    names."""
+    state = args.dir.resolve()
+    stopped = []
+    for name, pidfile in (
+        ("mlflow server", state / "mlflow/mlflow.pid"),
+        ("SeaweedFS", state / "s3/weed.pid"),
+    ):
+        if running(pidfile):
+            _stop_group(int(pidfile.read_text()))
+            stopped.append(name)
+        pidfile.unlink(missing_ok=True)
+    cluster = pg_folder(state)
+    if (cluster / "data/postmaster.pid").is_file():
+        pg_ctl = str(postgres_bin() / "pg_ctl")
+        stop_pg = [pg_ctl, "-D", str(cluster / "data"), "-m", "fast", "-w", "stop"]
+        if subprocess.run([*as_postgres(), *stop_pg], capture_output=True).returncode == 0:
+            stopped.append("PostgreSQL")
+    stopped += _stop_strays(state)
+    if args.purge:
+        shutil.rmtree(cluster, ignore_errors=True)
+        shutil.rmtree(state, ignore_errors=True)
+    done = f"stopped {', '.join(stopped)}" if stopped else "nothing was running"
+    kept = "its data removed" if args.purge else "data kept; `stop --purge` removes it"
+    print(f"team stack in {state}: {done} ({kept})")
+
+
+def _stop_strays(state: Path) -> list[str]:
+    """Services of the stack in `state` still running without a pid file: found by the state
+    folder in their environment (spawn and start_postgres set it)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["pid", "name"]):
+        try:
+            if proc.environ().get(STACK_ENV) == str(state) and os.getpgid(proc.pid) == proc.pid:
+                found.append(proc)
+        except (psutil.Error, ProcessLookupError):
+            continue
+    for proc in found:  # PostgreSQL's fast shutdown is SIGINT (SIGTERM waits for its clients)
+        _stop_group(proc.pid, signal.SIGINT if proc.info["name"] == "postgres" else signal.SIGTERM)
+    return [f"{proc.info['name']} (pid {proc.pid}, no pid file)" for proc in found]
+
+
+def _stop_group(pid: int, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+    """Signal the process group `pid` leads and wait until it is gone (SIGKILL after `timeout`)."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.killpg(pid, signal.SIGKILL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("command", choices=["start", "stop", "grant"])
+    parser.add_argument("user", nargs="?", help="grant: the teammate's MLflow user name")
+    parser.add_argument("--purge", action="store_true", help="stop: also remove the data and secrets")
+    parser.add_argument("--password", help="grant: the user's password (default: generated, printed)")
+    role = parser.add_mutually_exclusive_group()
+    role.add_argument("--read-only", action="store_true", help="grant: READ on the experiment and the model")
+    role.add_argument(
+        "--gate", action="store_true", help="grant: MANAGE on the model: may move @champion (CI's login)"
+    )
+    parser.add_argument(
+        "--experiment", default="visionops", help="grant: the experiment (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL, help="grant: the registered model (default: %(default)s)"
+    )
+    parser.add_argument("--dir", type=Path, default=ROOT / ".server", help="state folder (default: .server)")
+    parser.add_argument("--mlflow-port", type=int, default=5000)
+    parser.add_argument("--pg-port", type=int, default=5433)
+    parser.add_argument("--s3-port", type=int, default=8333, help="S3 API; the next 3 ports (and +10000) too")
+    args = parser.parse_args(argv)
+    if args.command == "grant" and not args.user:
+        parser.error("grant needs a USER")
+    try:
+        {"start": start, "stop": stop, "grant": grant}[args.command](args)
+    except StackError as exc:
+        print(f"team stack: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
