@@ -118,7 +118,7 @@ class TrainParams(Section):
     optimizer: Literal["adamw", "sgd"] = "adamw"  # sgd = SGD with Nesterov momentum 0.9
     schedule: Literal["onecycle", "cosine"] = "onecycle"
     warmup_epochs: float = Field(0.0, ge=0.0)  # linear warm-up before cosine decay
-    lr: float = Field(3e-3, gt=0.0, le=10.0)  # no optimizer here trains above 10
+    lr: float = Field(3e-3, gt=0.0)
     weight_decay: float = Field(5e-4, ge=0.0)
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     grad_clip: float = Field(0.0, ge=0.0)  # max gradient norm; 0 = off

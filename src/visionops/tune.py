@@ -68,6 +68,11 @@ def run(args: argparse.Namespace) -> int:
     if args.trials is not None and args.trials < 1:
         raise VisionOpsError(f"--trials {args.trials}: a study needs at least one trial", "e.g. --trials 20")
     plan, data, root = _plan(args)
+    if not args.joined:
+        from visionops.tuning.space import implausible
+
+        for warning in implausible(plan.tune.space):
+            print(f"tune: warning: {warning}", file=sys.stderr)
     signal.signal(signal.SIGTERM, handle_sigterm)  # stop after the current epoch, never mid-write
     signal.signal(signal.SIGINT, handle_sigterm)
     study, code = _search(args, plan, data, root)
@@ -75,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         print(INTERRUPTED, file=sys.stderr)
     if code or args.joined:  # a worker leaves the winner to its launcher
         return code
-    return _hand_back(study, args.params, args.write_params)
+    return _hand_back(study, args.params, args.write_params, _majority_share(data.train.y))
 
 
 def _plan(args: argparse.Namespace):
@@ -115,7 +120,7 @@ def _search(args: argparse.Namespace, plan, data, root: Path):
         return None, 130
 
 
-def _hand_back(study, params: Path, write: bool) -> int:
+def _hand_back(study, params: Path, write: bool, chance: float) -> int:
     """Print the winner, and its `dvc exp run -S` line or write it into params.yaml."""
     from visionops.tuning.winner import exp_run_line, write_params
 
@@ -124,6 +129,12 @@ def _hand_back(study, params: Path, write: bool) -> int:
         print("tune: no trial completed, so there is no winner", file=sys.stderr)
         return 1
     print(f"tune: best trial {best.number}: val_accuracy {best.value:.4f} with {best.params}")
+    if best.value <= chance:
+        print(
+            f"tune: warning: the best trial is no better than always answering the most frequent "
+            f"class ({chance:.4f}): check tune.space's ranges before training it",
+            file=sys.stderr,
+        )
     if write:
         write_params(params, best.params)
         print(f"tune: wrote the winner into {params}; `dvc repro` trains, evaluates and gates it")
@@ -145,6 +156,14 @@ def _worker_args(args: argparse.Namespace, prepared: Path) -> list[str]:
     if args.timeout is not None:
         worker += ["--timeout", str(args.timeout)]
     return worker
+
+
+def _majority_share(labels) -> float:
+    """The accuracy of always answering the most frequent training class."""
+    import numpy as np
+
+    counts = np.bincount(np.asarray(labels))
+    return float(counts.max() / max(counts.sum(), 1))
 
 
 def _best(study):
