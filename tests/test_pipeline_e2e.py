@@ -301,7 +301,7 @@ def test_exp_run_on_a_local_folder_of_mixed_size_jpegs_and_pngs(repo, first_repr
     assert "up to date" in run(["dvc", "status", "download"], repo).stdout
     new = tree / "4" / "new.png"
     changes = {
-        "added": (lambda: Image.fromarray(images[labels == 4][200]).save(new), "4/new.png", True),
+        "added": (lambda: Image.fromarray(images[labels == 4][150]).save(new), "4/new.png", True),
         "removed": (new.unlink, "4/new.png", False),
         "relabelled": (
             lambda: (tree / "4" / "0.png").rename(tree / "5" / "0.png.moved.png"),
