@@ -224,14 +224,14 @@ SHARD_NAME = re.compile(r"raw-\d{3,}\.tar")
 
 def _row_problem(path: str, split: str, label: str, shard: str, offset: int, size: int) -> str | None:
     """What is wrong with one index row on its face, or None."""
-    parts = PurePosixPath(path).parts
+    parts = path.split("/")  # a plain split: PurePosixPath doubled the time to open 60,000 rows
     if not SHARD_NAME.fullmatch(shard):
         return f"shard {shard!r} is not a shard's name (raw-NNN.tar)"
     if offset < 0 or size < 0:
         return f"offset {offset} and size {size} must not be negative"
-    if len(parts) != 3 or any(part in ("", ".", "..") for part in parts) or path.startswith("/"):
+    if len(parts) != 3 or any(part in ("", ".", "..") for part in parts):
         return "the path is not split/class/file"
-    if parts[:2] != (split, label):
+    if parts[0] != split or parts[1] != label:
         return f"its split and class ({split}, {label}) are not those of its path"
     return None
 
