@@ -189,3 +189,12 @@ def sqlite_creation_lock(url: str) -> Iterator[None]:
 
     with FileLock(url.removeprefix("sqlite:///") + ".lock", timeout=600):
         yield
+
+
+def probe_writable(folder: Path) -> None:
+    """Create and remove a file in `folder`: an OSError now (missing, read-only, /proc) instead
+    of after the work whose result would go there."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".visionops-", suffix=".probe"):
+        pass

@@ -80,23 +80,21 @@ def output_path(out: Path, inputs: list[Path], model: str = "") -> Path:
     overwrite one of the input images, the model, any image or model file, or cannot be
     written at all (checked by creating a file beside it)."""
     from visionops.data.folders import IMAGE_SUFFIXES
+    from visionops.io import probe_writable
 
     if out.is_dir():
         out = out / DEFAULT_OUT
     target = out.resolve()
     among = any(path.resolve() == target for path in inputs)
-    is_model = ":/" not in model and Path(model).resolve() == target
     suffix = out.suffix.lower()
-    if among or is_model or suffix in IMAGE_SUFFIXES or suffix in MODEL_SUFFIXES:
-        what = (
-            "one of the input images"
-            if among
-            else "the model"
-            if is_model
-            else "an image file name"
-            if suffix in IMAGE_SUFFIXES
-            else "a model file name"
-        )
+    refusals = [  # (would destroy it, what it is), the first that holds is named
+        (among, "one of the input images"),
+        (":/" not in model and Path(model).resolve() == target, "the model"),
+        (suffix in IMAGE_SUFFIXES, "an image file name"),
+        (suffix in MODEL_SUFFIXES, "a model file name"),
+    ]
+    what = next((name for holds, name in refusals if holds), None)
+    if what is not None:
         raise VisionOpsError(
             f"--out {out} is {what}: writing the CSV there would destroy it",
             f"pass a .csv path for --out, e.g. --out {DEFAULT_OUT}",
@@ -105,8 +103,7 @@ def output_path(out: Path, inputs: list[Path], model: str = "") -> Path:
         raise VisionOpsError(f"--out {out} exists and is not a file", "pass a .csv path for --out")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", suffix=".probe"):
-            pass
+        probe_writable(out.parent)
     except OSError as exc:
         raise VisionOpsError(
             f"--out {out} cannot be written: {out.parent} is not a writable folder ({exc.strerror or exc})",

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import re
 
+from visionops.tracking.version_files import FILES_TAG, MANIFEST_TAG
+
 CHAMPION = "champion"
-CUSTODY_TAGS = frozenset({"model.sha256", "onnx.sha256", "files.sha256", "files.manifest"})
+CUSTODY_TAGS = frozenset({"model.sha256", "onnx.sha256", FILES_TAG, MANIFEST_TAG})
 ALIAS = re.compile(r"/mlflow/registered-models/alias$")
 RENAME = re.compile(r"/mlflow/registered-models/rename$")
 VERSION_TAG = re.compile(r"/mlflow/model-versions/(set|delete)-tag$")

@@ -24,12 +24,8 @@ CLIENT_SIDE = frozenset({"registered_model_meta"})  # written by MLflow's downlo
 
 def manifest(folder: Path) -> dict[str, str]:
     """{relative path: sha256} of every file under `folder`, sorted by path."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
-    return {
-        p.relative_to(folder).as_posix(): file_sha256(p)
-        for p in files
-        if p.relative_to(folder).as_posix() not in CLIENT_SIDE
-    }
+    files = {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {name: file_sha256(path) for name, path in files.items() if name not in CLIENT_SIDE}
 
 
 def manifest_bytes(files: dict[str, str]) -> bytes:

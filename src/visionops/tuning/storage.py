@@ -59,7 +59,7 @@ def open_storage(url: str, attempts: int = 4):
 def _check_sqlite_folder(url: str) -> None:
     """A SQLite storage's folder must exist and take new files: SQLite itself would create
     nothing and say little, and its lock file in a folder like /proc waits for minutes."""
-    import tempfile
+    from visionops.io import probe_writable
 
     if not url.startswith("sqlite:///"):
         return
@@ -67,8 +67,7 @@ def _check_sqlite_folder(url: str) -> None:
     try:
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder} does not exist")
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".optuna-", suffix=".probe"):
-            pass
+        probe_writable(folder)
     except OSError as exc:
         raise VisionOpsError(
             f"cannot keep the study storage {url} there: {folder} is not a folder this process can "
