@@ -18,6 +18,7 @@ import visionops  # noqa: F401  (process hygiene)
 
 def main() -> None:
     from visionops.config import ValidateParams
+    from visionops.data.shards import pack_tree
     from visionops.validation import manifest
     from visionops.validation.run import validate_dataset
 
@@ -32,14 +33,17 @@ def main() -> None:
         write_images(root, args.cifar, args.per_class)
         classes = sorted(p.name for p in (root / "train").iterdir())
         count = sum(1 for _ in root.rglob("*.jpg"))
-        cache = Path(tmp) / "cache.json"
+        raw = pack_tree(root, Path(tmp) / "raw")
+        known: dict = {}
 
         def timed(name: str, workers: int | None, use_cache: bool) -> float:
             manifest.PARALLEL_FROM = 1 if workers != 1 else 10**9
             start = time.perf_counter()
             outcome = validate_dataset(
-                root, ValidateParams(), classes, Path(tmp) / f"gx-{name}", False, cache if use_cache else None
+                raw, ValidateParams(), classes, Path(tmp) / f"gx-{name}", False, known if use_cache else None
             )
+            if use_cache:
+                known.update(outcome.descriptions)
             seconds = time.perf_counter() - start
             failed = {r.check for r in outcome.results if not r.success}
             near = int(outcome.manifest["near_leaked"].sum())

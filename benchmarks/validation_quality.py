@@ -68,14 +68,14 @@ def main() -> None:
         else:
             write_images(root, args.cifar, args.per_class)
         start = time.perf_counter()
-        clean = flag_all(build_manifest(pack_tree(root, Path(tmp) / "raw"), progress=False), cfg)
+        clean = flag_all(build_manifest(pack_tree(root, Path(tmp) / "raw"), progress=False)[0], cfg)
         print(f"{len(clean)} images, manifest + flags in {time.perf_counter() - start:.1f} s")
         for check in CHECKS:
             print(f"  {check:20s} flags {100 * clean[check].mean():5.2f} % ({int(clean[check].sum())})")
         print(f"  label conflicts      {int(clean['label_conflict'].sum())}")
         planted = plant(root, args.blur)
         repacked = pack_tree(root, Path(tmp) / "raw-planted")
-        flagged = flag_all(build_manifest(repacked, progress=False), cfg).set_index("path")
+        flagged = flag_all(build_manifest(repacked, progress=False)[0], cfg).set_index("path")
         print(f"planted {len(planted)} flawed copies (blur radius {args.blur} x short side):")
         for flaw in CHECKS:
             paths = [p for p, f in planted.items() if f == flaw]

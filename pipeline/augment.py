@@ -16,9 +16,10 @@ def main(args) -> None:
     from visionops.augment.policy import build_policy, serialize
     from visionops.augment.prepare import check_manifest, usable_files, write_prepared
     from visionops.augment.preview import preview_rows, save_preview
+    from visionops.augment.reuse import decoder_id, kept_rows
     from visionops.config import dump, load_params
     from visionops.data.decode import RESIZE_METHOD
-    from visionops.data.prepared import PreparedMeta, open_prepared, write_meta
+    from visionops.data.prepared import PreparedMeta, fingerprint, open_prepared, write_meta
     from visionops.data.shards import RawImages
     from visionops.io import publish_dir, read_csv, read_json, staging_dir_for, write_json
 
@@ -32,9 +33,13 @@ def main(args) -> None:
         build_policy(cfg.policy, cfg.seed), cfg.seed, cfg.image_size
     )  # checked before any work
     spec = PackSpec(cfg.image_size, cfg.channels, cfg.copies, cfg.seed, tuple(cfg.policy))
+    kept = kept_rows(PREPARED, cfg.image_size, cfg.channels)
+    reused = int(files["file_sha256"].isin(kept).sum())
+    if reused:
+        print(f"augment: {reused} of {len(files)} images resized before (kept from {PREPARED})")
     staging = staging_dir_for(PREPARED)
     try:
-        written = write_prepared(staging, files, RawImages(RAW), spec, cfg.chunk_mb, cfg.workers)
+        written = write_prepared(staging, files, RawImages(RAW), spec, cfg.chunk_mb, cfg.workers, kept=kept)
         meta = PreparedMeta(
             classes=classes,
             image_size=cfg.image_size,
@@ -44,12 +49,15 @@ def main(args) -> None:
             copies=cfg.copies,
             source=upstream["source"]["source"],
             params=upstream["params"] | dump(params),
+            decoder=decoder_id(),
+            arrays_sha256=fingerprint(staging),
         )
         write_meta(staging, meta)
         write_json(staging / "policy.json", policy)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # the previous data/prepared stays as it was
         raise
+    del kept  # its memory maps of the previous arrays, before they are replaced
     publish_dir(staging, PREPARED)
     prepared = open_prepared(PREPARED)
     save_preview(*preview_rows(prepared.train, classes, cfg.preview_images), AUGMENT_PREVIEW)

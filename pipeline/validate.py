@@ -1,6 +1,8 @@
 """validate: manifest of every image in data/raw (its shards) + Great Expectations suites over it.
 
-Writes data/validated/ (manifest.csv, meta.json), reports/validation/ (summary.json,
+Writes data/validated/ (manifest.csv, meta.json, and descriptions.json: what was learnt about
+each image, by content, so that the next run decodes only new or changed images),
+reports/validation/ (summary.json,
 results.json, quarantine.csv, Data Docs HTML, and gallery.html: thumbnails of every flagged
 image) and reports/metrics/validate.json (the metric: failed check counts), and fails on any
 critical check, after writing everything. With validate.on_bad_image: quarantine,
@@ -12,7 +14,6 @@ Reads params: validate.
 from pathlib import Path
 
 from visionops.paths import (
-    MANIFEST_CACHE,
     RAW,
     VALIDATE_METRICS,
     VALIDATED,
@@ -40,6 +41,7 @@ def main(args) -> None:
         write_json,
         write_metrics,
     )
+    from visionops.validation import descriptions
     from visionops.validation.gallery import write_gallery
     from visionops.validation.report import check_details, failure_message, summarize
     from visionops.validation.run import validate_dataset
@@ -50,12 +52,15 @@ def main(args) -> None:
     classes = source["classes"]
     raw = RawImages(RAW)
     with tempfile.TemporaryDirectory(prefix="visionops-gx-") as workdir:
-        outcome = validate_dataset(raw, params["validate"], classes, Path(workdir), cache=MANIFEST_CACHE)
+        outcome = validate_dataset(
+            raw, params["validate"], classes, Path(workdir), known=descriptions.load(VALIDATED)
+        )
         docs = copy_data_docs(outcome.data_docs, VALIDATION_DOCS)
     results, manifest = outcome.results, outcome.manifest
     summary = summarize(results, manifest) | {"quarantined": len(outcome.quarantine)}
     staging = staging_dir_for(VALIDATED)
     write_csv(staging / "manifest.csv", manifest)
+    descriptions_sha256 = descriptions.save(staging / descriptions.NAME, outcome.descriptions)
     write_json(
         staging / "meta.json",
         {
@@ -63,6 +68,7 @@ def main(args) -> None:
             "source": source,
             "params": source["params"] | dump(params),
             "manifest_sha256": file_sha256(staging / "manifest.csv"),  # augment checks it
+            descriptions.META_KEY: descriptions_sha256,  # the next validate checks it
         },
     )
     publish_dir(staging, VALIDATED)

@@ -83,3 +83,78 @@ def test_val_split_keeps_all_copies_of_an_original_on_one_side():
     assert (train.copy[val_rows] == 0).all() and len(val_rows) == 20
     assert len(train_rows) == 80 * copies
     assert len(train_val_split(train, 0.0, 0)[1]) == 0
+
+
+def _write_with_meta(root, files, raw, spec, kept=None):
+    """What the augment stage writes: the arrays, and a meta.json naming the decoder and the
+    arrays' sha256 (what the next run checks before reusing them)."""
+    from visionops.augment.prepare import write_prepared
+    from visionops.augment.reuse import decoder_id
+    from visionops.data.decode import RESIZE_METHOD
+    from visionops.data.prepared import PreparedMeta, fingerprint, write_meta
+
+    written = write_prepared(root, files, raw, spec, chunk_mb=0.05, workers=1, progress=False, kept=kept)
+    meta = PreparedMeta(
+        classes=[str(i) for i in range(10)],
+        image_size=spec.image_size,
+        channels=spec.channels,
+        resize=RESIZE_METHOD,
+        copies=spec.copies,
+        source="digits",
+        decoder=decoder_id(),
+        arrays_sha256=fingerprint(root),
+        **written,
+    )
+    write_meta(root, meta)
+
+
+def test_unchanged_images_are_copied_from_the_previous_arrays_with_the_same_bytes(
+    raw_digits, tmp_path, monkeypatch
+):
+    """A re-run after images were added and relabelled decodes only those, and writes exactly
+    what a run from scratch writes."""
+    import hashlib
+
+    from digits_data import digit_files
+
+    from visionops.augment import pack
+    from visionops.augment.reuse import kept_rows
+
+    files = digit_files(raw_digits, per_class=20)
+    files["file_sha256"] = [hashlib.sha256(raw_digits.member(p).read()).hexdigest() for p in files["path"]]
+    spec = PackSpec(16, 1, copies=1, seed=0, steps=tuple(POLICY))
+    before = files.drop(index=files.index[::7])  # 1 image in 7 not there yet
+    _write_with_meta(tmp_path / "previous", before, raw_digits, spec)
+    files.loc[files.index[3], "label"] = 9  # relabelled: the same file, another class
+    decoded = []
+    original = pack._decode
+    monkeypatch.setattr(
+        pack, "_decode", lambda member, *a: decoded.append(member.path) or original(member, *a)
+    )
+    kept = kept_rows(tmp_path / "previous", 16, 1)
+    assert len(kept) == len(before)
+    _write_with_meta(tmp_path / "again", files, raw_digits, spec, kept)
+    assert sorted(decoded) == sorted(files["path"][::7])
+    monkeypatch.setattr(pack, "_decode", original)
+    _write_with_meta(tmp_path / "scratch", files, raw_digits, spec)
+    for path in sorted((tmp_path / "scratch").iterdir()):
+        assert path.read_bytes() == (tmp_path / "again" / path.name).read_bytes(), path.name
+
+
+def test_previous_arrays_that_were_damaged_or_made_otherwise_are_not_reused(raw_digits, tmp_path, capsys):
+    from digits_data import digit_files
+
+    from visionops.augment.reuse import kept_rows
+
+    files = digit_files(raw_digits, per_class=5).assign(file_sha256=lambda f: f["path"])
+    _write_with_meta(tmp_path / "p", files, raw_digits, PackSpec(16, 1))
+    assert len(kept_rows(tmp_path / "p", 16, 1)) == len(files)
+    assert kept_rows(tmp_path / "p", 16, 3) == {}  # another channel count: nothing to reuse
+    assert "not 16 px x3" in capsys.readouterr().err
+    images = tmp_path / "p" / "train_x.npy"
+    damaged = bytearray(images.read_bytes())
+    damaged[-1] ^= 0xFF
+    images.write_bytes(bytes(damaged))
+    assert kept_rows(tmp_path / "p", 16, 1) == {}
+    assert "damaged or edited" in capsys.readouterr().err
+    assert kept_rows(tmp_path / "nothing-here", 16, 1) == {}

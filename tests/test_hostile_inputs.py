@@ -314,13 +314,14 @@ def test_a_manifest_with_a_torn_row_is_named_not_a_type_error(tmp_path):
     from visionops.augment.prepare import check_manifest, usable_files
 
     manifest = tmp_path / "manifest.csv"
-    manifest.write_text("path,split,label,decode_ok,quarantined\na.png,train,0,True,False\nb.png,test,1,Tr")
+    header = "path,split,label,file_sha256,decode_ok,quarantined\n"
+    manifest.write_text(header + "a.png,train,0,aa,True,False\nb.png,test,1,bb,Tr")
     frame = pd.read_csv(manifest)
     with pytest.raises(VisionOpsError, match=r"manifest.csv is damaged or truncated"):
         usable_files(frame, ["0", "1"], manifest)
     with pytest.raises(VisionOpsError, match="changed after validate wrote it"):
         check_manifest(manifest, "0" * 64)
-    whole = pd.read_csv(io.StringIO("path,split,label,decode_ok,quarantined\na.png,train,1,True,False\n"))
+    whole = pd.read_csv(io.StringIO(header + "a.png,train,1,aa,True,False\n"))
     assert usable_files(whole, ["0", "1"], manifest)["label"].tolist() == [1]
 
 

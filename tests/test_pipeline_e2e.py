@@ -7,6 +7,7 @@ The tests work in a clone of the session's one pipeline run (conftest `pipeline_
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -297,28 +298,51 @@ def test_exp_run_on_a_local_folder_of_mixed_size_jpegs_and_pngs(repo, first_repr
     assert source["counts"] == {"train": {"4": 90, "5": 90}, "test": {"4": 30, "5": 30}}
     assert json.loads((repo / "reports/eval.json").read_text())["accuracy"] > 0.6
 
-    # issue 33: the tree is download's dependency: an added, removed or relabelled image is seen
+    # issue 33: the tree is download's dependency: an added, removed or relabelled image is
+    # seen, and each re-run decodes only what is new (validate and augment keep the rest by
+    # content); quarantine on, so that a copy filed under another label is listed, not fatal
     assert "up to date" in run(["dvc", "status", "download"], repo).stdout
-    new = tree / "4" / "new.png"
-    changes = {
-        "added": (lambda: Image.fromarray(images[labels == 4][150]).save(new), "4/new.png", True),
-        "removed": (new.unlink, "4/new.png", False),
+    params = (repo / "params.yaml").read_text()
+    (repo / "params.yaml").write_text(params.replace("on_bad_image: fail", "on_bad_image: quarantine"))
+    new, twin = tree / "4" / "new.png", tree / "5" / "twin-of-a-four.png"
+    changes = {  # change: (make it, the path it touches, in the manifest after, images to decode)
+        "added": (lambda: Image.fromarray(images[labels == 4][150]).save(new), "4/new.png", True, 1),
+        "removed": (new.unlink, "4/new.png", False, 0),
         "relabelled": (
-            lambda: (tree / "4" / "0.png").rename(tree / "5" / "0.png.moved.png"),
-            "5/0.png.moved",
+            lambda: (tree / "4" / "0.png").rename(tree / "5" / "0.moved.png"),
+            "5/0.moved",
             True,
+            0,
+        ),
+        "the same picture under another label": (
+            lambda: shutil.copy(tree / "4" / "2.png", twin),
+            "twin",
+            True,
+            0,
         ),
     }
-    for change, (make, name, present) in changes.items():
+    for change, (make, name, present, decoded) in changes.items():
         make()
         status = run(["dvc", "status", "download"], repo).stdout
         assert "modified:" in status and str(tree) in status, (change, status)
-        run(["dvc", "repro", "--single-item", "download"], repo)
-        index = pd.read_csv(repo / "data/raw/index.csv")
-        assert index["path"].str.contains(name, regex=False).any() == present, (change, name)
-    run(["dvc", "repro", "validate"], repo)  # the manifest follows the tree too
-    manifest = pd.read_csv(repo / "data/validated/manifest.csv")
-    assert len(manifest) == 240 and manifest["path"].str.contains("5/0.png.moved", regex=False).any()
+        out = run(["dvc", "repro", "augment"], repo).stdout
+        assert f"described before, {decoded} to describe" in out and "resized before" in out, (change, out)
+        manifest = pd.read_csv(repo / "data/validated/manifest.csv")
+        assert manifest["path"].str.contains(name, regex=False).any() == present, (change, name)
+    quarantine = pd.read_csv(repo / "reports/validation/quarantine.csv")
+    conflicts = quarantine[quarantine["reason"].str.startswith("label conflict")]["path"]
+    assert sorted(p.rsplit("/", 1)[-1] for p in conflicts) == ["2.png", "twin-of-a-four.png"]
+    moved = manifest[manifest["path"].str.contains("0.moved", regex=False)]
+    assert moved["label"].astype(str).tolist() == ["5"]
+    # the same bytes as a run that had nothing to reuse
+    outputs = [repo / "data/validated", repo / "data/prepared"]
+    kept = {p: p.read_bytes() for folder in outputs for p in sorted(folder.iterdir())}
+    for folder in outputs:
+        shutil.rmtree(folder)
+    out = run(["dvc", "repro", "augment"], repo).stdout
+    assert "described before" not in out and "resized before" not in out
+    assert {p: p.read_bytes() for folder in outputs for p in sorted(folder.iterdir())} == kept
+    (repo / "params.yaml").write_text(params)
 
 
 def test_mlflow_server_killed_mid_run_then_sync_loses_nothing(repo, first_repro, tmp_path):

@@ -288,25 +288,73 @@ def test_zero_byte_file_and_decompression_bomb_header_are_undecodable(digit_tree
     assert "possible decompression bomb" in errors["train/0/bomb.png"]
 
 
-def test_cache_skips_unchanged_files_and_redoes_changed_ones(digit_tree, tmp_path, monkeypatch):
+@pytest.fixture
+def count_described(monkeypatch) -> list[int]:
+    """How many images each build_manifest call decoded."""
     from visionops.validation import manifest as manifest_module
 
-    cache = tmp_path / "cache.json"
-    first = manifest_module.build_manifest(pack_tree(digit_tree), progress=False, cache=cache)
     described: list[int] = []
     original = manifest_module.describe_many
     monkeypatch.setattr(
         manifest_module,
         "describe_many",
-        lambda paths, *a, **k: described.append(len(paths)) or original(paths, *a, **k),
+        lambda members, *a, **k: described.append(len(members)) or original(members, *a, **k),
     )
-    second = manifest_module.build_manifest(pack_tree(digit_tree), progress=False, cache=cache)
-    assert described == [0] and second.equals(first)
+    return described
+
+
+def test_known_images_are_not_decoded_again_and_changed_ones_are(digit_tree, count_described):
+    from visionops.validation.manifest import build_manifest
+
+    first, known = build_manifest(pack_tree(digit_tree), progress=False)
+    second, again = build_manifest(pack_tree(digit_tree), progress=False, known=known)
+    assert count_described == [1797, 0] and second.equals(first) and again == known
     victim = sorted((digit_tree / "test" / "9").iterdir())[0]
     victim.write_bytes(victim.read_bytes()[:40])
-    third = manifest_module.build_manifest(pack_tree(digit_tree), progress=False, cache=cache)
-    assert described == [0, 1]
+    third, _ = build_manifest(pack_tree(digit_tree), progress=False, known=known)
+    assert count_described[-1] == 1
     assert not third.set_index("path").loc[f"test/9/{victim.name}", "decode_ok"]
+
+
+def test_a_relabelled_image_keeps_its_description_and_its_label_is_checked_again(
+    digit_tree, tmp_path, count_described
+):
+    from visionops.validation.manifest import build_manifest
+
+    _, known = build_manifest(pack_tree(digit_tree), progress=False)
+    copy = sorted((digit_tree / "train" / "3").iterdir())[0]
+    shutil.copy(copy, digit_tree / "train" / "5" / "copy-of-a-three.png")  # the same picture, two labels
+    classes = read_json(digit_tree / "source.json")["classes"]
+    outcome = validate_dataset(
+        pack_tree(digit_tree), ValidateParams(), classes, tmp_path / "gx", progress=False, known=known
+    )
+    assert count_described[-1] == 0  # its content was described before, under its first label
+    rows = outcome.manifest.set_index("path")
+    assert rows.loc["train/5/copy-of-a-three.png", "label"] == "5"
+    assert rows.loc["train/5/copy-of-a-three.png", "label_conflict"]
+    assert failed(outcome.results)["label conflict"] == "critical"
+
+
+def test_descriptions_that_do_not_match_their_checksum_are_described_again(tmp_path, capsys):
+    from visionops.io import write_json
+    from visionops.validation import descriptions
+
+    rows = {"ab" * 32: {"decode_ok": True, "width": 8}}
+    write_json(
+        tmp_path / "meta.json", {descriptions.META_KEY: descriptions.save(tmp_path / descriptions.NAME, rows)}
+    )
+    assert descriptions.load(tmp_path) == rows
+    stored = tmp_path / descriptions.NAME
+    stored.write_text(stored.read_text().replace('"width":8', '"width":9'))  # edited, still valid JSON
+    assert descriptions.load(tmp_path) == {}
+    assert "its sha256 is not the one" in capsys.readouterr().err
+    stored.write_text('{"version": 1, "rows": {}}')  # an older version, recorded as if current
+    write_json(tmp_path / "meta.json", {descriptions.META_KEY: descriptions.file_sha256(stored)})
+    assert descriptions.load(tmp_path) == {}
+    assert "another version" in capsys.readouterr().err
+    (tmp_path / "meta.json").write_text("[1")  # a torn meta.json
+    assert descriptions.load(tmp_path) == {}
+    assert "cannot be read" in capsys.readouterr().err
 
 
 def test_parallel_manifest_equals_serial(digit_tree):
@@ -397,7 +445,7 @@ def test_quality_checks_flag_at_most_2_percent_of_real_photos_and_catch_planted_
 
     photos = sorted(p for p in HYMENOPTERA.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".gif"})
     planted = _photos_with_planted_flaws(tmp_path / "raw", photos)
-    manifest = flag_all(build_manifest(pack_tree(tmp_path / "raw"), progress=False), ValidateParams())
+    manifest = flag_all(build_manifest(pack_tree(tmp_path / "raw"), progress=False)[0], ValidateParams())
     clean = manifest[~manifest["path"].isin(planted)]
     for check in ("too_dark_or_bright", "nearly_blank", "very_blurry"):
         assert clean[check].mean() <= 0.02, (check, sorted(clean[clean[check]]["path"]))

@@ -59,8 +59,6 @@ REGISTER_METRICS = Path("reports/metrics/register.json")
 ENGINE = Path("models/model.engine")
 # train's resume checkpoint: DVC would delete an out before re-running the stage.
 CHECKPOINT = Path("models/checkpoints/last.pt")
-# validate's cache of image descriptions by file content (git-ignored working state).
-MANIFEST_CACHE = Path(".visionops/cache/manifest.json")
 # what register attaches to the model's run so that it can be reproduced (not deps: DVC
 # writes dvc.lock, and params are declared per section).
 PIPELINE_FILES = (Path("dvc.yaml"), Path("params.yaml"), Path("dvc.lock"))

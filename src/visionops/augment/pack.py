@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from visionops.augment.reuse import KeptRow
 from visionops.config import AugmentStep
 from visionops.data.decode import load_resized
 from visionops.data.shards import Member
@@ -90,8 +91,11 @@ def chunk_images(spec: PackSpec, chunk_mb: float) -> int:
     return max(1, min(MAX_CHUNK_IMAGES, int(chunk_mb * 2**20 // spec.row_bytes)))
 
 
-def pack_chunk(spec: PackSpec, first: int, members: Sequence[Member]) -> tuple[np.ndarray, PixelSums]:
-    """Each image resized once, then `copies` augmented variants of it, in that order:
+def pack_chunk(
+    spec: PackSpec, first: int, members: Sequence[Member | KeptRow]
+) -> tuple[np.ndarray, PixelSums]:
+    """Each image resized once (or its resized original copied from the previous prepared
+    data, for a KeptRow), then `copies` augmented variants of it, in that order:
     uint8 [len(members) * (1 + copies), H, W, C], and the pixel sums of the resized originals.
     `first` is the number of the chunk's first image in its split (for the per-image seeds)."""
     side, per_image = spec.image_size, 1 + spec.copies
@@ -101,9 +105,9 @@ def pack_chunk(spec: PackSpec, first: int, members: Sequence[Member]) -> tuple[n
 
         augment = build_policy(list(spec.steps), spec.seed)
     out = np.empty((len(members) * per_image, side, side, spec.channels), dtype=np.uint8)
-    for i, member in enumerate(members):
-        original = _decode(member, spec.channels, side)
-        out[i * per_image] = original
+    out[::per_image] = _originals(members, spec.channels, side)
+    for i in range(len(members)):
+        original = out[i * per_image]
         if augment is not None:
             augment.set_random_seed(image_seed(spec.seed, first + i))
         for k in range(1, per_image):
@@ -111,6 +115,26 @@ def pack_chunk(spec: PackSpec, first: int, members: Sequence[Member]) -> tuple[n
                 _as_hwc(augment(image=original)["image"], spec.channels), original
             )
     return out, pixel_sums(out[::per_image])
+
+
+def _originals(members: Sequence[Member | KeptRow], channels: int, side: int) -> np.ndarray:
+    """The resized originals: decoded, or read from the previous arrays (sorted rows per
+    array, one read per run of consecutive rows)."""
+    from visionops.data.prepared import read_rows
+
+    out = np.empty((len(members), side, side, channels), dtype=np.uint8)
+    kept: dict[int, list[tuple[int, int]]] = {}
+    arrays = {}
+    for i, member in enumerate(members):
+        if isinstance(member, KeptRow):
+            kept.setdefault(id(member.images), []).append((member.row, i))
+            arrays[id(member.images)] = member.images
+        else:
+            out[i] = _decode(member, channels, side)
+    for key, rows in kept.items():
+        rows.sort()
+        out[[i for _, i in rows]] = read_rows(arrays[key], np.array([row for row, _ in rows]))
+    return out
 
 
 def _decode(member: Member, channels: int, size: int) -> np.ndarray:
@@ -131,7 +155,7 @@ def image_seed(seed: int, number: int) -> int:
 
 
 def pack_images(
-    members: Sequence[Member],
+    members: Sequence[Member | KeptRow],
     spec: PackSpec,
     write: Callable[[np.ndarray], None],
     chunk_mb: float = 32,

@@ -10,12 +10,20 @@ import numpy as np
 import pandas as pd
 
 from visionops.augment.pack import PackSpec, PixelSums, pack_images
+from visionops.augment.reuse import KeptRow
 from visionops.data.prepared import FORMAT, ArrayWriter, array_path
-from visionops.data.shards import RawImages
+from visionops.data.shards import Member, RawImages
 from visionops.errors import VisionOpsError
 from visionops.io import REPRODUCE, file_sha256, write_csv
 
-MANIFEST_COLUMNS = {"path": object, "split": object, "label": object, "decode_ok": bool, "quarantined": bool}
+MANIFEST_COLUMNS = {
+    "path": object,
+    "split": object,
+    "label": object,
+    "file_sha256": object,
+    "decode_ok": bool,
+    "quarantined": bool,
+}
 
 
 def check_manifest(path: Path, recorded: str | None) -> Path:
@@ -27,7 +35,8 @@ def check_manifest(path: Path, recorded: str | None) -> Path:
 
 
 def usable_files(manifest: pd.DataFrame, classes: list[str], source: Path) -> pd.DataFrame:
-    """The validated manifest's decodable, not quarantined rows (split, path, label index). A
+    """The validated manifest's decodable, not quarantined rows (split, path, label index, file
+    sha256). A
     manifest missing a column, or with a torn row (a flag that is not true/false), is named."""
     for column, kind in MANIFEST_COLUMNS.items():
         if column not in manifest.columns or (kind is bool and manifest[column].dtype != bool):
@@ -40,7 +49,7 @@ def usable_files(manifest: pd.DataFrame, classes: list[str], source: Path) -> pd
     if labels.isna().any():
         unknown = sorted(set(usable["label"].astype(str)[labels.isna()]))[:5]
         raise VisionOpsError(f"{source} has labels that are not among the classes: {unknown}", REPRODUCE)
-    return usable.assign(label=labels.astype(np.int64))[["split", "path", "label"]]
+    return usable.assign(label=labels.astype(np.int64))[["split", "path", "label", "file_sha256"]]
 
 
 def write_prepared(
@@ -51,9 +60,11 @@ def write_prepared(
     chunk_mb: float,
     workers: int = 0,
     progress: bool = True,
+    kept: dict[str, KeptRow] | None = None,
 ) -> dict[str, Any]:
-    """Pack `files` (columns split, path in `raw`, label index) into root: train
-    with `spec.copies` augmented copies of each image, test resized only. Returns the meta
+    """Pack `files` (columns split, path in `raw`, label index, optionally file_sha256) into
+    root: train with `spec.copies` augmented copies of each image, test resized only. An image
+    whose file_sha256 is in `kept` is copied from there instead of decoded. Returns the meta
     fields the data produced: format, counts, per-channel mean and std of train's originals."""
     root.mkdir(parents=True, exist_ok=True)
     counts, sums = {}, PixelSums()
@@ -63,7 +74,7 @@ def write_prepared(
         split_spec = PackSpec(spec.image_size, spec.channels, copies, spec.seed, spec.steps)
         per_image = 1 + copies
         shape = (len(rows) * per_image, spec.image_size, spec.image_size, spec.channels)
-        members = [raw.member(p) for p in rows["path"]]
+        members = _members(rows, raw, kept or {})
         with ArrayWriter(array_path(root, split, "x"), shape, np.uint8) as writer:
             split_sums = pack_images(members, split_spec, writer.append, chunk_mb, workers, progress, split)
         labels = rows["label"].to_numpy(np.int64)
@@ -73,7 +84,17 @@ def write_prepared(
             np.save(array_path(root, split, "copy"), np.tile(np.arange(per_image, dtype=np.int16), len(rows)))
             sums = split_sums
         counts[split] = shape[0]
-        listed.append(rows.assign(index=np.arange(len(rows)))[["split", "index", "path", "label"]])
+        numbered = rows.assign(index=np.arange(len(rows)))
+        listed.append(numbered[[c for c in ("split", "index", "path", "label", "file_sha256") if c in numbered]])
     write_csv(root / "files.csv", pd.concat(listed, ignore_index=True))
     mean, std = sums.mean_std()
     return {"format": FORMAT, "counts": counts, "mean": mean, "std": std}
+
+
+def _members(rows: pd.DataFrame, raw: RawImages, kept: dict[str, KeptRow]) -> list[Member | KeptRow]:
+    """Each row's resized original where `kept` has it, else its file in `raw`."""
+    if "file_sha256" not in rows or not kept:
+        return [raw.member(p) for p in rows["path"]]
+    return [
+        kept.get(key) or raw.member(path) for path, key in zip(rows["path"], rows["file_sha256"], strict=True)
+    ]

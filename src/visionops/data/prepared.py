@@ -6,7 +6,8 @@
       train_source.npy  int64 [N]  the original image a row came from (its row in files.csv)
       train_copy.npy    int16 [N]  0 = the resized original, k = the k-th augmented copy
       test_x.npy, test_y.npy       the resized test images, in files.csv order
-      files.csv         split, index, path, label: every original image, by split and index
+      files.csv         split, index, path, label, file_sha256: every original image, by split
+                        and index (file_sha256: the file's content, what the next run reuses by)
       meta.json         format, classes, image size, channels, per-channel mean/std, counts
 
 Images are written chunk by chunk with plain file writes and read back by rows with
@@ -84,6 +85,8 @@ class PreparedMeta(BaseModel):
     copies: int  # augmented copies per train original
     source: str  # the data source's name (data.source)
     params: dict[str, Any] = {}  # the data stages' params that made it
+    decoder: str = ""  # what else the resized pixels depend on (augment/reuse.decoder_id)
+    arrays_sha256: str = ""  # `fingerprint` of the arrays as written: the next augment checks it
 
     def model_meta(self) -> dict[str, Any]:
         """What a model trained on this data records about its input (saved with it, and in

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,44 +11,44 @@ import pandas as pd
 
 from visionops.data.decode import open_image
 from visionops.data.shards import Member, RawImages
-from visionops.errors import VisionOpsError
-from visionops.io import read_json, write_json
+from visionops.validation.descriptions import Descriptions
 from visionops.validation.quality import quality_stats
 
 COLUMNS = [
     "path", "split", "label", "width", "height", "aspect", "channels", "mode", "format",
-    "file_bytes", "sha256", "phash", "brightness", "contrast", "blur", "decode_ok", "error",
+    "file_bytes", "file_sha256", "sha256", "phash", "brightness", "contrast", "blur", "decode_ok", "error",
 ]  # fmt: skip
 PARALLEL_FROM = 256  # below this many files a process pool costs more than it saves
-CACHE_VERSION = 4  # bump when describe_image changes what it records (4: fixed-size quality stats)
 NEAR_CHUNK = 1024  # rows per block of the pairwise Hamming-distance search (bounds memory)
 PAIR_BUDGET = 4_000_000  # hash pairs compared at a time in the all-pairs search (~50 MB)
 
 
 def build_manifest(
-    raw: RawImages, progress: bool = True, cache: Path | None = None, workers: int | None = None
-) -> pd.DataFrame:
-    """Describe every image of `raw` (in its index order; paths as split/class/name).
+    raw: RawImages, progress: bool = True, known: Descriptions | None = None, workers: int | None = None
+) -> tuple[pd.DataFrame, Descriptions]:
+    """Describe every image of `raw` (in its index order; paths as split/class/name), and
+    return the descriptions by file content (sha256 of the bytes) of exactly these images.
 
-    Images are decoded in parallel across `workers` processes (default: all cores). With
-    `cache`, descriptions are kept by file content (sha256 of the bytes), so re-validating an
-    unchanged dataset only re-reads the bytes; the cache is pruned to the current images.
+    Images are decoded in parallel across `workers` processes (default: all cores). Those whose
+    content is in `known` (what an earlier run described) are not decoded again: a relabelled
+    image keeps its description, and its label is checked again by the dataset-wide checks.
     """
     entries = list(raw)
     keys = [hashlib.sha256(entry.member.read()).hexdigest() for entry in entries]
-    known = _read_cache(cache)
+    known = dict(known or {})
     todo = sorted({key: i for i, key in enumerate(keys) if key not in known}.values())
+    if known and progress:
+        print(f"manifest: {len(entries) - len(todo)} image(s) described before, {len(todo)} to describe")
     described = describe_many([entries[i].member for i in todo], workers, progress)
     for index, info in zip(todo, described, strict=True):
         known[keys[index]] = info
-    if cache is not None:
-        write_json(cache, {"version": CACHE_VERSION, "rows": {key: known[key] for key in keys}})
     rows = [
-        {"path": entry.path, "split": entry.split, "label": entry.label} | known[key]
+        {"path": entry.path, "split": entry.split, "label": entry.label, "file_sha256": key} | known[key]
         for entry, key in zip(entries, keys, strict=True)
     ]
     frame = pd.DataFrame(rows, columns=COLUMNS)
-    return frame.astype({"width": "Int64", "height": "Int64", "channels": "Int64"})
+    frame = frame.astype({"width": "Int64", "height": "Int64", "channels": "Int64"})
+    return frame, {key: known[key] for key in keys}
 
 
 def describe_many(
@@ -67,16 +66,6 @@ def describe_many(
     with ProcessPoolExecutor(max_workers=workers) as pool:
         chunk = max(1, len(members) // (workers * 16))
         return list(tqdm(pool.map(describe_image, members, chunksize=chunk), **bar))
-
-
-def _read_cache(cache: Path | None) -> dict[str, dict[str, Any]]:
-    if cache is None or not Path(cache).is_file():
-        return {}
-    try:
-        stored = read_json(cache)
-    except VisionOpsError:  # a torn or foreign file: rebuild rather than fail
-        return {}
-    return stored.get("rows", {}) if stored.get("version") == CACHE_VERSION else {}
 
 
 def describe_image(member: Member) -> dict[str, Any]:

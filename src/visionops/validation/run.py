@@ -11,6 +11,7 @@ import pandas as pd
 
 from visionops.config import ValidateParams
 from visionops.data.shards import RawImages
+from visionops.validation.descriptions import Descriptions
 from visionops.validation.manifest import (
     COLUMNS,
     build_manifest,
@@ -25,13 +26,15 @@ from visionops.validation.suite import EXAMPLES, CheckResult, run_suites
 @dataclass
 class Outcome:
     """Everything validation produced: the manifest (with `quarantined`), the quarantine
-    list, per-check results, GX's full results and the Data Docs site folder."""
+    list, per-check results, GX's full results, the Data Docs site folder, and the
+    descriptions of these images by content (see validation/descriptions.py)."""
 
     manifest: pd.DataFrame
     quarantine: pd.DataFrame
     results: list[CheckResult]
     gx_results: dict[str, Any]
     data_docs: Path
+    descriptions: Descriptions
 
 
 def validate_dataset(
@@ -40,11 +43,12 @@ def validate_dataset(
     classes: list[str],
     workdir: Path,
     progress: bool = True,
-    cache: Path | None = None,
+    known: Descriptions | None = None,
 ) -> Outcome:
-    """Describe every image of `raw` (reusing `cache`), quarantine bad ones if configured,
-    and run the suites."""
-    manifest = flag_all(build_manifest(raw, progress, cache), cfg)
+    """Describe every image of `raw` (those in `known` are not decoded again), quarantine bad
+    ones if configured, and run the suites."""
+    described, descriptions = build_manifest(raw, progress, known)
+    manifest = flag_all(described, cfg)
     quarantine = quarantine_rows(manifest) if cfg.on_bad_image == "quarantine" else _no_quarantine()
     manifest["quarantined"] = manifest["path"].isin(quarantine["path"])
     checked = manifest.drop(columns="quarantined")
@@ -52,7 +56,7 @@ def validate_dataset(
         checked = flag_all(manifest[~manifest["quarantined"]][list(COLUMNS)], cfg)
     results, gx_results, site = run_suites(checked, class_counts(checked, classes), cfg, classes, workdir)
     name_conflict_pairs(results, checked)
-    return Outcome(manifest, quarantine, results, gx_results, site)
+    return Outcome(manifest, quarantine, results, gx_results, site, descriptions)
 
 
 def flag_all(manifest: pd.DataFrame, cfg: ValidateParams) -> pd.DataFrame:

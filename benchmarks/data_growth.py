@@ -1,0 +1,163 @@
+"""Data that grows: CIFAR-10's JPEGs as a `folder` source in a fresh project copy (the CIFAR
+preset, `data.path` = the folder), 1 % of the train images (`--held` per class) held back.
+Times `dvc repro augment` (every data stage: what stands between new images and the train
+stage) for the first run, then after each change to the folder:
+
+* add: the held-back images put into their class folders;
+* remove: the same images taken out again;
+* relabel: as many images moved to the next class's folder (and back, which is timed too).
+
+Each change is made and undone `--rounds` times; the best time of each counts. Per stage, the
+stage's own seconds come from `visionops.timings` marks; DVC's share is the rest (hashing the
+folder and the outputs, writing dvc.lock). Prints a table with each step's ratio to the first
+run (the target: <= 0.10) and the no-op `dvc repro augment`.
+
+    python benchmarks/data_growth.py --cifar ../shared/datasets/cifar10_jpg.tar.gz
+    python benchmarks/data_growth.py --cifar ... --per-class 500 --held 5 --rounds 1   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from common import committed_copy, write_images
+
+from visionops.preset import merged
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESET = ROOT / "params" / "cifar10-fast.yaml"
+DATA_STAGES = ("download", "validate", "augment")
+
+
+def project(dest: Path, images: Path) -> Path:
+    """A committed project copy reading `images` as its folder source (quarantine on, so that
+    CIFAR's own cross-split near-copies are listed rather than stopping the run)."""
+    params = merged(PRESET, ROOT / "params.yaml")
+    params["data"].update(source="folder", path=str(images))
+    params["validate"].update(on_bad_image="quarantine")
+    return committed_copy(dest, params)
+
+
+def repro(repo: Path) -> dict[str, float]:
+    """`dvc repro augment`; seconds in all and per data stage that ran (its own work)."""
+    marks = repo / "timings.jsonl"
+    marks.unlink(missing_ok=True)
+    env = os.environ | {"VISIONOPS_TIMINGS": str(marks), "DVC_NO_ANALYTICS": "1"}
+    start = time.perf_counter()
+    done = subprocess.run(["dvc", "repro", "augment"], cwd=repo, env=env, capture_output=True, text=True)
+    seconds = {"total": time.perf_counter() - start}
+    if done.returncode != 0:
+        raise SystemExit(f"dvc repro failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    events = {}
+    for line in marks.read_text().splitlines() if marks.is_file() else []:
+        mark = json.loads(line)
+        events[(mark["stage"], mark["event"])] = mark["t"]
+    for stage in DATA_STAGES:
+        if (stage, "end") in events:
+            seconds[stage] = events[(stage, "end")] - events[(stage, "start")]
+    return seconds
+
+
+def move(pairs: list[tuple[Path, Path]]) -> None:
+    for source, dest in pairs:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(source, dest)
+
+
+def changes(images: Path, held: Path, per_class: int) -> dict[str, tuple[list, list]]:
+    """Each step's moves and the moves that undo it."""
+    train = images / "train"
+    classes = sorted(p.name for p in train.iterdir())
+    back = [(p, train / p.relative_to(held)) for p in sorted(held.rglob("*.jpg"))]
+    relabel = []
+    for i, name in enumerate(classes):
+        target = classes[(i + 1) % len(classes)]
+        for path in sorted((train / name).glob("*.jpg"))[-per_class:]:
+            relabel.append((path, train / target / f"relabelled-{name}-{path.name}"))
+    return {
+        "add": (back, [(dest, source) for source, dest in back]),
+        "relabel": (relabel, [(dest, source) for source, dest in relabel]),
+    }
+
+
+def hold_back(images: Path, held: Path, per_class: int) -> None:
+    """Move the last `per_class` train images of every class from images/ to held/."""
+    for folder in sorted((images / "train").iterdir()):
+        for path in sorted(folder.glob("*.jpg"))[-per_class:]:
+            dest = held / folder.name / path.name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(path, dest)
+
+
+def best(a: dict | None, b: dict) -> dict:
+    return b if a is None or b["total"] < a["total"] else a
+
+
+def run(args) -> dict[str, dict]:
+    with tempfile.TemporaryDirectory(prefix="visionops-growth-") as tmp:
+        work = Path(tmp)
+        images, held = work / "images", work / "held"
+        write_images(images, args.cifar.resolve(), args.per_class)
+        hold_back(images, held, args.held)
+        count = sum(1 for _ in images.rglob("*.jpg"))
+        print(f"{count} images in the folder, {args.held} per class held back", flush=True)
+        repo = project(work / "project", images)
+        results = {"first run": repro(repo)}
+        print(f"first run: {results['first run']}", flush=True)
+        steps = changes(images, held, args.held)
+        for _ in range(args.rounds):
+            for name, undo_name, (do, undo) in (
+                ("add 1 %", "remove 1 %", steps["add"]),
+                ("relabel 1 %", "relabel back", steps["relabel"]),
+            ):
+                for label, moves in ((name, do), (undo_name, undo)):
+                    move(moves)
+                    seconds = repro(repo)
+                    print(f"{label}: {seconds}", flush=True)
+                    results[label] = best(results.get(label), seconds)
+        start = time.perf_counter()
+        subprocess.run(["dvc", "repro", "augment"], cwd=repo, check=True, capture_output=True)
+        results["no-op"] = {"total": time.perf_counter() - start}
+    return results
+
+
+def table(results: dict[str, dict]) -> str:
+    first = results["first run"]["total"]
+    lines = [
+        "| step | download (s) | validate (s) | augment (s) | DVC and the rest (s) | total (s) | vs first |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for step, seconds in results.items():
+        own = [seconds.get(stage) for stage in DATA_STAGES]
+        rest = seconds["total"] - sum(s for s in own if s is not None)
+        cells = [f"{s:.1f}" if s is not None else "-" for s in own]
+        ratio = seconds["total"] / first
+        lines.append(f"| {step} | {' | '.join(cells)} | {rest:.1f} | {seconds['total']:.1f} | {ratio:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--cifar", type=Path, required=True, help="CIFAR-10 JPEG archive (class folders)")
+    parser.add_argument("--per-class", type=int, default=5000, help="train images per class (test: 1/5)")
+    parser.add_argument("--held", type=int, default=60, help="train images per class added/relabelled")
+    parser.add_argument("--rounds", type=int, default=3, help="times each change is made; the best counts")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    results = run(args)
+    print(table(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
