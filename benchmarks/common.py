@@ -4,10 +4,10 @@ project to run DVC in."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import tarfile
 from pathlib import Path
+
+from visionops.stack.project import copy_project, dotted
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,27 +83,6 @@ def prepare_folders(images: Path, out: Path, size: int, channels: int):
 
 
 def committed_copy(dest: Path, params: dict, cache_type: str | None = None) -> Path:
-    """The project's tracked files (none of the developer's data, models, reports or dvc.lock)
-    with `params` as params.yaml, committed in a fresh git repository at dest."""
-    import yaml
-
-    names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True)
-    for name in filter(None, names.stdout.split("\0")):
-        top = name.split("/", 1)[0]
-        if name == "dvc.lock" or (top in {"data", "models", "reports"} and not name.endswith(".gitignore")):
-            continue
-        (dest / name).parent.mkdir(parents=True, exist_ok=True)
-        (dest / name).write_bytes((ROOT / name).read_bytes())
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    commands = [["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "copy"]]
-    if cache_type:  # DVC's link type from its cache into the workspace (default: reflink, else copy)
-        commands.insert(1, ["dvc", "config", "cache.type", cache_type])
-    for cmd in commands:
-        subprocess.run(cmd, cwd=dest, check=True, env=git_env(), capture_output=True)
-    return dest
-
-
-def git_env() -> dict[str, str]:
-    """Commits without the user's git identity."""
-    names = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b"}
-    return os.environ | names | {"GIT_COMMITTER_EMAIL": "b@b"}
+    """The project (none of the developer's results) with `params` as params.yaml's values,
+    committed in a fresh git repository at dest."""
+    return copy_project(ROOT, dest, dotted(params), cache_type)

@@ -18,18 +18,18 @@ import visionops  # noqa: F401  (process hygiene)
 
 
 def serve(folder: Path) -> tuple[subprocess.Popen, int]:
-    """`python -m http.server` on a free port of 127.0.0.1; returns (process, port)."""
-    import socket
+    """`python -m http.server` on a free port of 127.0.0.1, once it answers; returns (process, port)."""
+    from visionops.stack.processes import answers, free_port, wait_until
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "-d", str(folder)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(1.0)
+    port = free_port()
+    log = folder.with_name("http-server.log")
+    with open(log, "wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "-d", str(folder)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    wait_until(answers(f"http://127.0.0.1:{port}/"), "http.server", log, 30, server)
     return server, port
 
 

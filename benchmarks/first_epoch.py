@@ -31,9 +31,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import committed_copy, git_env
+from common import committed_copy
 
 from visionops.preset import merged
+from visionops.stack.project import git_env
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESET = ROOT / "params" / "cifar10-fast.yaml"

@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
+
+from visionops.stack.processes import StackError, answers, free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_RUN_PAGES = 5  # run pages opened to check the commit (each takes a browser start)
@@ -38,28 +38,17 @@ def chromium() -> str:
     return shutil.which("chromium") or sys.exit("ui-check: apt-get installed chromium, but it is not on PATH")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def start_ui(store: Path, artifacts: Path, port: int, log: Path) -> subprocess.Popen:
     mlflow = Path(sys.executable).with_name("mlflow")
     command = [str(mlflow), "ui", "--backend-store-uri", f"sqlite:///{store}", "--default-artifact-root"]
     command += [str(artifacts), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            sys.exit(f"ui-check: mlflow ui exited; see {log}")
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).ok:
-                return server
-        except requests.ConnectionError:
-            time.sleep(0.5)
-    server.terminate()
-    sys.exit("ui-check: mlflow ui did not answer /health within 120 s")
+    try:
+        wait_until(answers(f"http://127.0.0.1:{port}/health"), "mlflow ui", log, 120, server)
+    except StackError as exc:
+        server.terminate()
+        sys.exit(f"ui-check: {exc}")
+    return server
 
 
 def expected_runs(api: str, experiment: str) -> tuple[str, list[dict]]:

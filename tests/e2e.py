@@ -14,7 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
+from visionops.stack import project
+from visionops.stack.project import dotted
+from visionops.tuning.winner import write_params
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {
@@ -50,33 +52,13 @@ def pipeline_env(extra: dict[str, str]) -> dict[str, str]:
 
 
 def edit_params(repo: Path, changes: dict) -> None:
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    for section, values in changes.items():
-        params.setdefault(section, {}).update(values)
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-def _pipeline_output(name: str) -> bool:
-    """Results of the developer's own runs (dvc.lock, reports, models, data) are not copied."""
-    top = name.split("/", 1)[0]
-    return name == "dvc.lock" or (top in {"data", "models", "reports"} and not name.endswith(".gitignore"))
+    """Set {"section": {"key": value}} in the repo's params.yaml (its comments kept)."""
+    write_params(repo / "params.yaml", dotted(changes))
 
 
 def copy_project(dest: Path) -> Path:
-    """A fresh copy of the project's files (as a clean clone would see them), committed."""
-    files = run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], ROOT).stdout
-    for name in filter(None, files.split("\0")):
-        if _pipeline_output(name):
-            continue
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-    edit_params(dest, SMALL)
-    run(["git", "init", "-q"], dest)
-    run(["git", "add", "-A"], dest)
-    run(["git", "commit", "-qm", "init"], dest)
-    return dest
+    """A fresh, committed copy of the project (uncommitted work included) with SMALL params."""
+    return project.copy_project(ROOT, dest, dotted(SMALL))
 
 
 def clone_repo(template: Path, dest: Path) -> Path:

@@ -3,19 +3,11 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import requests
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from visionops.stack.processes import StackError, answers, wait_until
 
 
 def start(store: Path, port: int, timeout_s: float = 90.0, artifacts: Path | None = None) -> subprocess.Popen:
@@ -26,20 +18,15 @@ def start(store: Path, port: int, timeout_s: float = 90.0, artifacts: Path | Non
     command = [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     command += ["--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}"]
     command += ["--artifacts-destination", str(artifacts or store / "artifacts")]
-    with open(store / "server.log", "ab") as log:
-        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"mlflow server exited: {(store / 'server.log').read_text()[-2000:]}")
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).ok:
-                return server
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.5)
-    stop(server)
-    raise RuntimeError(f"mlflow server on port {port} did not answer /health in {timeout_s} s")
+    log = store / "server.log"
+    with open(log, "ab") as out:
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=out)
+    try:
+        wait_until(answers(f"http://127.0.0.1:{port}/health"), "mlflow server", log, timeout_s, server)
+    except StackError:
+        stop(server)
+        raise
+    return server
 
 
 def stop(server: subprocess.Popen) -> None:

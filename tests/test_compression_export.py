@@ -20,6 +20,7 @@ from visionops.export.deployable import Deployable, onnx_metadata
 from visionops.export.engine_classifier import TensorRTClassifier
 from visionops.export.onnx_export import export_onnx, read_metadata
 from visionops.export.runtime import cpu_session, parity, run_session
+from visionops.io import file_sha256
 from visionops.predict import open_model
 
 
@@ -231,7 +232,7 @@ def test_predict_falls_back_to_onnx_runtime_and_says_why(trained, digits_arrays,
     )
     record = BUILT_ON | {"model": onnx_metadata(meta, "bilinear"), "profile": {"max": [8, 8, 8, 1]}}
     trt.write_engine(
-        b"plan", record | {"stands_for_sha256": trt.file_sha256(onnx_path)}, tmp_path / "model.engine"
+        b"plan", record | {"stands_for_sha256": file_sha256(onnx_path)}, tmp_path / "model.engine"
     )
     chosen = open_model(onnx_path)
     assert isinstance(chosen, OnnxClassifier)

@@ -14,6 +14,8 @@ import pytest
 import requests
 from e2e import clone_repo, pipeline_env, run
 
+from visionops.stack.processes import free_port
+
 pytestmark = pytest.mark.e2e
 
 
@@ -47,7 +49,7 @@ def three_runs(pipeline_template, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def api(three_runs, tmp_path_factory):
     """`make ui`'s server (the project's own store), on a free port."""
-    port = mlflow_server.free_port()
+    port = free_port()
     # the project's own store and artifacts, as `make ui` serves them
     server = mlflow_server.start(three_runs, port, artifacts=three_runs / "mlartifacts")
     yield f"http://127.0.0.1:{port}/api/2.0/mlflow"

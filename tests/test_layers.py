@@ -39,3 +39,19 @@ def test_tracking_importing_a_stage_package_breaks_the_contracts(tmp_path):
     done = lint_imports(src)
     assert done.returncode != 0
     assert "visionops.tracking.runs -> visionops.training.loop" in done.stdout
+
+
+def documented_packages(design: str) -> set[str]:
+    """The packages named in docs/design.md's package table (rows of "| `visionops.x` | ...")."""
+    import re
+
+    section = design.split("### Packages", 1)[1].split("\n### ", 1)[0]
+    return set(re.findall(r"^\| `visionops\.(\w+)` \|", section, flags=re.MULTILINE))
+
+
+def test_the_design_doc_names_every_package_and_only_packages():
+    design = (ROOT / "docs" / "design.md").read_text()
+    packages = {p.parent.name for p in (ROOT / "src" / "visionops").glob("*/__init__.py")}
+    assert documented_packages(design) == packages
+    # the check sees a package without a row
+    assert documented_packages(design.replace("| `visionops.stack` |", "| stack |")) != packages

@@ -340,7 +340,7 @@ def test_predictions_from_another_run_are_refused(prepared_digits, tmp_path):
 
 
 def test_find_champion_says_unreachable_or_none(store, monkeypatch, capsys):
-    from mlflow_server import free_port
+    from visionops.stack.processes import free_port
 
     assert registry.find_champion("no-such-model", store / "a", TrackingParams()) == (True, None)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")

@@ -281,9 +281,9 @@ def test_object_store_down_during_push_is_an_error_and_the_next_push_completes(f
     (repo / "notes.txt").write_text("labelling guide v2\n")
     run(["dvc", "add", "notes.txt"], repo)  # something new to push
     cache = sorted(p for p in (repo / ".dvc/cache").rglob("*") if p.is_file())
-    from visionops.stack.team import _stop_group
+    from visionops.stack.processes import stop_group
 
-    _stop_group(int((stack.state / "s3/weed.pid").read_text()))  # SIGTERM, and wait until it is gone
+    stop_group(int((stack.state / "s3/weed.pid").read_text()))  # SIGTERM, and wait until it is gone
     try:
         failed = run(["dvc", "push"], repo, check=False)
         started = time.monotonic()  # issue 32: predict said nothing for 5 minutes, then blamed the name

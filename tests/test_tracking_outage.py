@@ -9,11 +9,11 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from mlflow_server import free_port
 
 from visionops.__main__ import main as cli
 from visionops.config import TrackingParams
 from visionops.errors import VisionOpsError
+from visionops.stack.processes import free_port
 from visionops.tracking import journal
 from visionops.tracking.record import StageLog
 from visionops.tracking.track import new_run, sync, track

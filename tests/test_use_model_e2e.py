@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import mlflow_server
 import pandas as pd
 import pytest
 import requests
@@ -17,6 +16,7 @@ from e2e import agreement_with_evaluate, clone_repo, pipeline_env, raw_paths, ru
 from test_hostile_inputs import BAD_BODIES
 
 from visionops.data.shards import RawImages
+from visionops.stack.processes import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -51,7 +51,7 @@ def test_predict_with_the_champion_agrees_with_evaluate(repo):
 
 
 def test_served_champion_answers_a_base64_png(repo):
-    port = mlflow_server.free_port()
+    port = free_port()
     env = pipeline_env({"MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"})
     command = [sys.executable, "-m", "visionops", "serve", "--model", CHAMPION, "--port", str(port)]
     with open(repo / "serve.log", "wb") as log:  # issue 32: the version's files checked, then served

@@ -126,7 +126,34 @@ def test_nearest_other_split_is_the_hamming_distance_to_another_split():
             "phash": ["ffff000000000000", "0000000000000000", "ffff000000000007", None],
         }
     )
-    assert nearest_other_split(frame).tolist() == [3, 19, 3, 65]
+    assert nearest_other_split(frame, within=64).tolist() == [3, 19, 3, 65]
+    assert nearest_other_split(frame, within=3).tolist() == [3, 65, 3, 65]  # 19 bits: out of reach
+
+
+@pytest.mark.parametrize("within", [0, 2, 5])
+def test_the_pigeonhole_search_finds_what_comparing_all_pairs_finds(within):
+    """Near copies planted among random hashes, in 3 groups: the bucketed search and the
+    all-pairs search agree on every row's closest partner and distance (ties included)."""
+    import numpy as np
+
+    from visionops.validation import near
+
+    rng = np.random.default_rng(within)
+    hashes = rng.integers(0, 2**63, 3000, dtype=np.uint64) * np.uint64(2) + rng.integers(
+        0, 2, 3000, dtype=np.uint64
+    )
+    flips = rng.integers(0, 64, (3000, 3))
+    for row in range(0, 3000, 3):  # each third hash: a copy of the one before, a few bits flipped
+        copy = hashes[row - 1] if row else hashes[0]
+        for bit in flips[row, : rng.integers(0, 4)]:
+            copy ^= np.uint64(1) << np.uint64(bit)
+        hashes[row] = copy
+    hashes[10:20] = hashes[9]  # a pile of identical hashes: ties
+    groups = rng.integers(0, 3, 3000)
+    bucketed = near.closest_in_other_group(hashes, groups, within)
+    compared = near._all_pairs(hashes, groups, within)
+    assert (bucketed[1] <= within).sum() > 100  # the planted copies are found
+    assert np.array_equal(bucketed[0], compared[0]) and np.array_equal(bucketed[1], compared[1])
 
 
 def test_duplicate_within_a_split_is_a_warning(digit_tree, tmp_path):
@@ -476,3 +503,15 @@ def test_the_gallery_shows_each_flagged_group_as_thumbnails(digit_tree, tmp_path
     clean = outcome.manifest.assign(**{c: False for c in ("label_conflict", "near_leaked", "dup_in_split")})
     assert write_gallery(clean, pack_tree(digit_tree), tmp_path / "none.html") == 0
     assert "No image was flagged" in (tmp_path / "none.html").read_text()
+
+
+def test_hashes_piled_onto_one_value_are_compared_pair_by_pair():
+    """The bucketed search would hold n² candidate pairs: it hands over to the all-pairs search."""
+    import numpy as np
+
+    from visionops.validation import near
+
+    piled = np.zeros(3000, dtype=np.uint64)  # e.g. 3,000 featureless images
+    assert near._candidate_pairs(piled, 2) is None
+    nearest, distance = near.closest_in_other_group(piled, np.arange(3000) % 2, 2)
+    assert distance.max() == 0 and nearest[0] == 1 and nearest[1] == 0

@@ -139,11 +139,16 @@ def read_json(path: Path) -> Any:
 
 def file_sha256(path: Path) -> str:
     """sha256 of a file's bytes, read in blocks: what a stage records of the exact file it used."""
+    return file_digest(path, "sha256")
+
+
+def file_digest(path: Path, algorithm: str) -> str:
+    """Hex digest of a file's bytes by `algorithm` (hashlib's name: a download's md5 too)."""
     import hashlib
 
     try:
         with open(path, "rb") as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest()
+            return hashlib.file_digest(fh, algorithm).hexdigest()
     except FileNotFoundError:
         raise VisionOpsError(f"{path} is missing", REPRODUCE) from None
 

@@ -85,7 +85,9 @@ def write_prepared(
             sums = split_sums
         counts[split] = shape[0]
         numbered = rows.assign(index=np.arange(len(rows)))
-        listed.append(numbered[[c for c in ("split", "index", "path", "label", "file_sha256") if c in numbered]])
+        listed.append(
+            numbered[[c for c in ("split", "index", "path", "label", "file_sha256") if c in numbered]]
+        )
     write_csv(root / "files.csv", pd.concat(listed, ignore_index=True))
     mean, std = sums.mean_std()
     return {"format": FORMAT, "counts": counts, "mean": mean, "std": std}

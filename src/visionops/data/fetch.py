@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from visionops.errors import VisionOpsError
+from visionops.io import file_digest
 
 CHUNK = 1 << 16  # a cut loses at most the chunk being read, so keep it small
 BACKOFF_S = 0.5  # the n-th retry waits BACKOFF_S * 2**n
@@ -31,12 +32,6 @@ class Checksum:
     def of(self, path: Path) -> str:
         """This algorithm's digest of the file at path."""
         return file_digest(path, self.algorithm)
-
-
-def file_digest(path: Path, algorithm: str) -> str:
-    """Hex digest of a file, read in blocks."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, algorithm).hexdigest()
 
 
 @dataclass(frozen=True)

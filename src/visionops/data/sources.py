@@ -20,11 +20,12 @@ import numpy as np
 from visionops.config import DataParams
 from visionops.data import digits
 from visionops.data.archive import Limits, archive_listing, extract, read_members
-from visionops.data.fetch import Checksum, FetchSettings, default_cache_dir, fetch, file_digest
+from visionops.data.fetch import Checksum, FetchSettings, default_cache_dir, fetch
 from visionops.data.folders import Placement, folder_listing, plan_splits, refuse_links_leaving
 from visionops.data.shards import RawImages, ShardWriter
 from visionops.data.split import stratified_split
 from visionops.errors import VisionOpsError
+from visionops.io import file_digest
 
 USER_LICENSE = "as provided by the user: check the dataset's own license"
 

@@ -18,6 +18,7 @@ from visionops.export import tensorrt as trt_builder
 from visionops.export.deployable import INPUT_SPEC, Deployable, onnx_metadata
 from visionops.export.onnx_export import convert_fp16, export_onnx
 from visionops.export.runtime import cpu_session, median_latency_ms, parity, run_session
+from visionops.io import file_sha256
 
 
 def export_and_check(
@@ -74,7 +75,7 @@ def export_and_check(
             engine_path,
             images,
             reference,
-            {"model": onnx_metadata(meta, resize), "stands_for_sha256": trt_builder.file_sha256(onnx_path)},
+            {"model": onnx_metadata(meta, resize), "stands_for_sha256": file_sha256(onnx_path)},
         ),
     }
 

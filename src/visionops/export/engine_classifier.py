@@ -14,6 +14,7 @@ import numpy as np
 
 from visionops.errors import VisionOpsError
 from visionops.export import tensorrt as trt_builder
+from visionops.io import file_sha256
 
 
 class TensorRTClassifier:
@@ -73,7 +74,7 @@ def engine_for(onnx_path: Path) -> tuple[TensorRTClassifier | None, str]:
         return None, ""
     try:
         info = trt_builder.read_engine_info(engine_path)
-        if info.get("stands_for_sha256") != trt_builder.file_sha256(onnx_path):
+        if info.get("stands_for_sha256") != file_sha256(onnx_path):
             return None, f"{engine_path} was built from another model than {onnx_path}"
         return TensorRTClassifier(engine_path), ""
     except VisionOpsError as exc:

@@ -162,14 +162,6 @@ def check_engine_matches(recorded: dict[str, Any], current: dict[str, str], engi
     return []
 
 
-def file_sha256(path: Path) -> str:
-    """Digest tying an engine to the ONNX model it stands in for."""
-    import hashlib
-
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 def read_engine_info(engine_path: Path) -> dict[str, Any]:
     """The JSON sidecar `write_engine` wrote; an engine without one cannot be trusted."""
     from visionops.errors import VisionOpsError

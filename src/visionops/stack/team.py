@@ -29,21 +29,15 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from visionops.stack.processes import StackError, answers, is_free, stop_group, tail, wait_until
 
 ROOT = Path.cwd()  # the project: `make server` and scripts/team_stack.py run from its root
 BIN = Path(sys.executable).parent
 MLFLOW_BUCKET, DVC_BUCKET = "mlflow", "dvc"
 ADMIN = "admin"
 INSTALL_SERVER = f"{BIN / 'pip'} install -e '.[server]' from the project's folder (or: make server)"
-
-
-class StackError(Exception):
-    """A problem with the cause and the fix."""
-
-    def __init__(self, cause: str, fix: str):
-        super().__init__(f"{cause}\n  fix: {fix}")
 
 
 # --- ports, binaries, secrets ----------------------------------------------------------
@@ -53,15 +47,6 @@ def weed_ports(s3: int) -> list[int]:
     """SeaweedFS's S3, master, volume and filer ports, and their gRPC ports (+10000)."""
     http = [s3, s3 + 1, s3 + 2, s3 + 3]
     return http + [p + 10000 for p in http]
-
-
-def is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def port_flags(ports: dict[str, int]) -> list[str]:
@@ -149,24 +134,6 @@ def load_secrets(state: Path) -> dict[str, str]:
         path.touch(mode=0o600)
         path.write_text(json.dumps(values, indent=2))
     return values
-
-
-def wait_until(check, what: str, log: Path, timeout: float = 120, proc=None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise StackError(f"{what} exited at start-up:\n{tail(log)}", f"see {log}")
-        try:
-            if check():
-                return
-        except Exception:
-            pass
-        time.sleep(0.5)
-    raise StackError(f"{what} did not answer within {timeout:.0f} s:\n{tail(log)}", f"see {log}")
-
-
-def tail(log: Path, lines: int = 15) -> str:
-    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.is_file() else ""
 
 
 STACK_ENV = "VISIONOPS_STACK"  # every service's environment names its state folder: `stop` finds them
@@ -407,14 +374,9 @@ def start_mlflow(state: Path, ports: dict[str, int], secret: dict[str, str]) -> 
     ]
     log = folder / "mlflow.log"
     proc = spawn(command, log, folder / "mlflow.pid", env)
-    url = f"http://127.0.0.1:{ports['mlflow']}"
-
-    def healthy() -> bool:
-        import requests
-
-        return requests.get(f"{url}/health", timeout=2).ok
-
-    wait_until(healthy, "mlflow server", log, timeout=180, proc=proc)
+    wait_until(
+        answers(f"http://127.0.0.1:{ports['mlflow']}/health"), "mlflow server", log, timeout=180, proc=proc
+    )
 
 
 # --- what a teammate needs -----------------------------------------------------------------
@@ -614,7 +576,7 @@ def stop(args: argparse.Namespace) -> None:
         ("SeaweedFS", state / "s3/weed.pid"),
     ):
         if running(pidfile):
-            _stop_group(int(pidfile.read_text()))
+            stop_group(int(pidfile.read_text()))
             stopped.append(name)
         pidfile.unlink(missing_ok=True)
     cluster = pg_folder(state)
@@ -645,24 +607,8 @@ def _stop_strays(state: Path) -> list[str]:
         except (psutil.Error, ProcessLookupError):
             continue
     for proc in found:  # PostgreSQL's fast shutdown is SIGINT (SIGTERM waits for its clients)
-        _stop_group(proc.pid, signal.SIGINT if proc.info["name"] == "postgres" else signal.SIGTERM)
+        stop_group(proc.pid, signal.SIGINT if proc.info["name"] == "postgres" else signal.SIGTERM)
     return [f"{proc.info['name']} (pid {proc.pid}, no pid file)" for proc in found]
-
-
-def _stop_group(pid: int, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
-    """Signal the process group `pid` leads and wait until it is gone (SIGKILL after `timeout`)."""
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    os.killpg(pid, signal.SIGKILL)
 
 
 def main(argv: list[str] | None = None) -> int:

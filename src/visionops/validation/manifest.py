@@ -12,6 +12,7 @@ import pandas as pd
 from visionops.data.decode import open_image
 from visionops.data.shards import Member, RawImages
 from visionops.validation.descriptions import Descriptions
+from visionops.validation.near import NONE, closest_in_other_group
 from visionops.validation.quality import quality_stats
 
 COLUMNS = [
@@ -19,8 +20,6 @@ COLUMNS = [
     "file_bytes", "file_sha256", "sha256", "phash", "brightness", "contrast", "blur", "decode_ok", "error",
 ]  # fmt: skip
 PARALLEL_FROM = 256  # below this many files a process pool costs more than it saves
-NEAR_CHUNK = 1024  # rows per block of the pairwise Hamming-distance search (bounds memory)
-PAIR_BUDGET = 4_000_000  # hash pairs compared at a time in the all-pairs search (~50 MB)
 
 
 def build_manifest(
@@ -111,33 +110,18 @@ def flag_duplicates(manifest: pd.DataFrame, near_distance: int = 0) -> pd.DataFr
     splits_per_hash = frame[hashed].groupby("sha256")["split"].nunique()
     frame["leaked"] = frame["sha256"].map(splits_per_hash).fillna(1).gt(1)
     frame["dup_in_split"] = hashed & frame.duplicated(["split", "sha256"], keep=False)
-    distance = nearest_other_split(frame)
+    distance = nearest_other_split(frame, near_distance)
     frame["near_leaked"] = ~frame["leaked"] & (distance <= near_distance)
     return frame
 
 
-def nearest_other_split(manifest: pd.DataFrame) -> pd.Series:
-    """For every row, the smallest perceptual-hash Hamming distance (bits) to a row of another
-    split; 65 where there is none (undecodable rows, a single split). Brute force in blocks:
-    50k x 10k hashes is 5e8 XOR+popcounts, a few seconds."""
-    import numpy as np
-
-    nearest = pd.Series(65, index=manifest.index, dtype="int64")
+def nearest_other_split(manifest: pd.DataFrame, within: int) -> pd.Series:
+    """For every row, the perceptual-hash Hamming distance (bits) to the closest row of
+    another split where it is at most `within`; 65 elsewhere (and for undecodable rows)."""
+    nearest = pd.Series(NONE, index=manifest.index, dtype="int64")
     usable = manifest[manifest["phash"].notna()]
-    hashes = {
-        split: (rows.index, np.array([int(h, 16) for h in rows["phash"]], dtype=np.uint64))
-        for split, rows in usable.groupby("split")
-    }
-    for split, (index, mine) in hashes.items():
-        others = [h for name, (_, h) in hashes.items() if name != split]
-        if not others or not len(mine):
-            continue
-        theirs = np.concatenate(others)
-        best = [
-            np.bitwise_count(block[:, None] ^ theirs[None, :]).min(axis=1)
-            for block in np.array_split(mine, max(1, len(mine) // NEAR_CHUNK))
-        ]
-        nearest.loc[index] = np.concatenate(best).astype("int64")
+    _, distance = closest_in_other_group(_hashes(usable), usable["split"].astype(str).to_numpy(), within)
+    nearest.loc[usable.index] = distance
     return nearest
 
 
@@ -153,8 +137,10 @@ def flag_label_conflicts(
     frame["label_conflict"] = False
     frame["conflicts_with"] = ""
     textured = frame[frame["phash"].notna() & (frame["contrast"] >= min_contrast)]
-    nearest, distance = _closest_other_label(textured)
-    _mark(frame, textured.index[distance <= near_distance], textured.iloc[nearest[distance <= near_distance]])
+    labels = textured["label"].astype(str).to_numpy()
+    nearest, distance = closest_in_other_group(_hashes(textured), labels, near_distance)
+    hit = distance <= near_distance
+    _mark(frame, textured.index[hit], textured.iloc[nearest[hit]])
     blank = frame[frame["sha256"].notna() & ~frame.index.isin(textured.index)]
     for _, copies in blank.groupby("sha256"):
         for label, rows in copies.groupby("label"):
@@ -164,21 +150,8 @@ def flag_label_conflicts(
     return frame
 
 
-def _closest_other_label(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """For each row, (position in `rows` of the row with another label whose perceptual hash
-    is closest, that Hamming distance; 65 when no row has another label). All pairs, in
-    blocks of PAIR_BUDGET so memory stays flat."""
-    codes = pd.factorize(rows["label"].astype(str))[0].astype(np.int32)
-    hashes = np.array([int(h, 16) for h in rows["phash"]], dtype=np.uint64)
-    nearest = np.zeros(len(rows), dtype=np.int64)
-    distance = np.full(len(rows), 65, dtype=np.int64)
-    block = max(1, PAIR_BUDGET // max(1, len(rows)))
-    for start in range(0, len(rows), block):
-        bits = np.bitwise_count(hashes[start : start + block, None] ^ hashes[None, :])
-        bits[codes[start : start + block, None] == codes[None, :]] = 65  # same label: no conflict
-        nearest[start : start + block] = bits.argmin(axis=1)
-        distance[start : start + block] = bits.min(axis=1)
-    return nearest, distance
+def _hashes(rows: pd.DataFrame) -> np.ndarray:
+    return np.array([int(h, 16) for h in rows["phash"]], dtype=np.uint64)
 
 
 def _mark(frame: pd.DataFrame, index: pd.Index, partners: pd.DataFrame) -> None:
