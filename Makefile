@@ -1,7 +1,8 @@
 # visionops — one entry point for people and CI.
 #   make run    set up .venv (once) and run the whole pipeline: dvc repro
 #   make test   set up .venv (once), lint, run the test suite
-#   make test-fast   the same without the end-to-end tests (marker e2e): a few minutes
+#   make test-fast   the same without the slow tests (markers e2e, slow): a few minutes
+#   make test-slow   the slow tests alone (with test-fast: all of make test)
 #   make baseline   re-run what changed and refresh dvc.lock + metrics (commit them)
 #   make server / server-stop   the team's stack on 127.0.0.1: PostgreSQL, S3, mlflow server
 #   make ui     open the MLflow UI on the project's store
@@ -22,7 +23,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export GX_ANALYTICS_ENABLED := False
 
-.PHONY: install install-test install-server torch-cpu run baseline test test-fast test-e2e lint format ui ui-check \
+.PHONY: install install-test install-server torch-cpu run baseline test test-fast test-slow lint format ui ui-check \
 	server server-stop clean-outputs
 
 install: $(STAMP)
@@ -69,13 +70,15 @@ baseline: install
 test: install-test lint
 	python -m pytest
 
-# The fast lane: everything but the end-to-end tests (real `dvc repro`, the team stack).
+# Lanes by speed (markers in pyproject.toml): the fast lane is every unit test; the slow lane
+# is the rest (e2e: a real `dvc repro` or the team stack; slow: several processes at once).
+# CI runs the fast lane, then the slow one: together they are `make test`'s pytest.
+FAST_LANE := not e2e and not slow
 test-fast: install-test lint
-	python -m pytest -m "not e2e"
+	python -m pytest -m "$(FAST_LANE)"
 
-# The slow lane alone (CI runs it after test-fast; together they are `make test`).
-test-e2e: install-test
-	python -m pytest -m e2e
+test-slow: install-test
+	python -m pytest -m "not ($(FAST_LANE))"
 
 lint: install-test
 	ruff check $(LINT)

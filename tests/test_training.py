@@ -137,6 +137,7 @@ def test_checkpoint_of_other_params_is_ignored(digits_arrays, tmp_path, capsys):
     assert "different params" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_two_process_gloo_ddp_matches_single_process(tmp_path, digits_arrays):
     """torchrun --nproc_per_node 2 on CPU (gloo): same data per epoch, accuracy within tolerance."""
     import json

@@ -217,6 +217,7 @@ def interrupted_mid_study(command: list[str], storage: str, cwd: Path, env: dict
     return proc.returncode, output
 
 
+@pytest.mark.slow
 def test_two_processes_share_one_sqlite_study_and_ctrl_c_resumes(tmp_path, prepared_digits):
     """Two `visionops tune` processes on one study file: one trial count, no trial twice. Then
     Ctrl-C mid-study: exit 130, no MLflow run left RUNNING, and the same command resumes."""
@@ -246,6 +247,7 @@ def test_two_processes_share_one_sqlite_study_and_ctrl_c_resumes(tmp_path, prepa
     assert len(counted_trials(storage)) == done + 1
 
 
+@pytest.mark.slow
 def test_workers_share_the_study_and_ctrl_c_reaches_each_once(tmp_path, prepared_digits):
     """`--workers 2`: two processes with one CPU thread each on one study, one parent run; then
     Ctrl-C to the launcher: both workers stop, 130, nothing RUNNING, the parent KILLED."""
@@ -271,6 +273,7 @@ def test_workers_share_the_study_and_ctrl_c_reaches_each_once(tmp_path, prepared
     assert output.count("Traceback") == 0, output
 
 
+@pytest.mark.slow
 def test_more_workers_than_trials_run_exactly_the_trials(tmp_path, prepared_digits):
     """Issue 32: `--workers 6 --trials 1` ran 6 trials, `--workers 2 --trials 3` ran 4: the
     launcher starts no idle worker, and a worker takes no trial past the study's count."""
@@ -370,6 +373,7 @@ for n in range(20):  # both processes write the same new tag at the same instant
 """
 
 
+@pytest.mark.slow
 def test_two_processes_ending_one_study_run_write_the_same_tags_without_failing(tmp_path):
     """MLflow's set_tag is a select then an insert: two workers ending the study's run at once
     made one of them fail on the unique key (UNIQUE constraint failed: tags.key, tags.run_uuid)."""
