@@ -9,8 +9,9 @@ stage) for the first run, then after each change to the folder:
 
 Each change is made and undone `--rounds` times; the best time of each counts. Per stage, the
 stage's own seconds come from `visionops.timings` marks; DVC's share is the rest (hashing the
-folder and the outputs, writing dvc.lock). Prints a table with each step's ratio to the first
-run (the target: <= 0.10) and the no-op `dvc repro augment`.
+folder and the outputs, writing dvc.lock), and the peak RSS of the run's largest process. Prints
+a table with each step's ratio to the first run (the target: <= 0.10) and the no-op
+`dvc repro augment`.
 
     python benchmarks/data_growth.py --cifar ../shared/datasets/cifar10_jpg.tar.gz
     python benchmarks/data_growth.py --cifar ... --per-class 500 --held 5 --rounds 1   # quick
@@ -23,6 +24,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -45,16 +47,33 @@ def project(dest: Path, images: Path) -> Path:
     return committed_copy(dest, params)
 
 
+# `dvc repro augment` in a child whose own rusage gives the peak RSS of the largest process of
+# the run (DVC or a stage: RUSAGE_CHILDREN's maxrss is the largest descendant's)
+PEAK = """
+import json, resource, subprocess, sys
+done = subprocess.run(["dvc", "repro", "augment"], capture_output=True, text=True)
+print(json.dumps({"code": done.returncode, "out": done.stdout[-3000:] + done.stderr[-3000:],
+                  "peak_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+"""
+
+
 def repro(repo: Path) -> dict[str, float]:
-    """`dvc repro augment`; seconds in all and per data stage that ran (its own work)."""
+    """`dvc repro augment`; seconds in all and per data stage that ran (its own work), and the
+    peak RSS (GB) of the run's largest process."""
     marks = repo / "timings.jsonl"
     marks.unlink(missing_ok=True)
     env = os.environ | {"VISIONOPS_TIMINGS": str(marks), "DVC_NO_ANALYTICS": "1"}
     start = time.perf_counter()
-    done = subprocess.run(["dvc", "repro", "augment"], cwd=repo, env=env, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", PEAK], cwd=repo, env=env, capture_output=True, text=True)
     seconds = {"total": time.perf_counter() - start}
-    if done.returncode != 0:
-        raise SystemExit(f"dvc repro failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    result = (
+        json.loads(done.stdout.strip().splitlines()[-1])
+        if done.returncode == 0
+        else {"code": -1, "out": done.stderr}
+    )
+    if result["code"] != 0:
+        raise SystemExit(f"dvc repro failed:\n{result['out']}")
+    seconds["peak_gb"] = result["peak_kb"] / 2**20
     events = {}
     for line in marks.read_text().splitlines() if marks.is_file() else []:
         mark = json.loads(line)
@@ -131,15 +150,17 @@ def run(args) -> dict[str, dict]:
 def table(results: dict[str, dict]) -> str:
     first = results["first run"]["total"]
     lines = [
-        "| step | download (s) | validate (s) | augment (s) | DVC and the rest (s) | total (s) | vs first |",
-        "|---|---|---|---|---|---|---|",
+        "| step | download (s) | validate (s) | augment (s) | DVC, rest (s) | total (s) | vs first | peak |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for step, seconds in results.items():
         own = [seconds.get(stage) for stage in DATA_STAGES]
         rest = seconds["total"] - sum(s for s in own if s is not None)
         cells = [f"{s:.1f}" if s is not None else "-" for s in own]
         ratio = seconds["total"] / first
-        lines.append(f"| {step} | {' | '.join(cells)} | {rest:.1f} | {seconds['total']:.1f} | {ratio:.2f} |")
+        peak = f"{seconds['peak_gb']:.2f} GB" if "peak_gb" in seconds else "-"
+        cells += [f"{rest:.1f}", f"{seconds['total']:.1f}", f"{ratio:.2f}", peak]
+        lines.append(f"| {step} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
 

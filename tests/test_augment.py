@@ -158,3 +158,15 @@ def test_previous_arrays_that_were_damaged_or_made_otherwise_are_not_reused(raw_
     assert kept_rows(tmp_path / "p", 16, 1) == {}
     assert "damaged or edited" in capsys.readouterr().err
     assert kept_rows(tmp_path / "nothing-here", 16, 1) == {}
+
+
+def test_a_kept_row_refuses_an_image_whose_bytes_changed_after_validation(raw_digits):
+    import hashlib
+
+    from visionops.augment.reuse import KeptRow
+
+    member = next(iter(raw_digits)).member
+    row = KeptRow(np.zeros((1, 16, 16, 1), np.uint8), 0)
+    row.for_image(member, hashlib.sha256(member.read()).hexdigest()).check()  # the bytes validate saw
+    with pytest.raises(VisionOpsError, match="changed after validation"):
+        row.for_image(member, "0" * 64).check()

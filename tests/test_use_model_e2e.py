@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +15,7 @@ from e2e import agreement_with_evaluate, clone_repo, pipeline_env, raw_paths, ru
 from test_hostile_inputs import BAD_BODIES
 
 from visionops.data.shards import RawImages
-from visionops.stack.processes import free_port
+from visionops.stack.processes import answers, free_port, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -58,14 +57,7 @@ def test_served_champion_answers_a_base64_png(repo):
         server = subprocess.Popen(command, cwd=repo, env=env, stdout=log, stderr=log)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert server.poll() is None, (repo / "serve.log").read_text()[-3000:]
-            try:
-                if requests.get(f"{url}/ping", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.5)
+        wait_until(answers(f"{url}/ping"), "visionops serve", repo / "serve.log", 120, server)
         path = raw_paths(repo, "test", "7")[0]
         sample = RawImages(repo / "data/raw").member(path)
         body = {

@@ -127,6 +127,7 @@ def _originals(members: Sequence[Member | KeptRow], channels: int, side: int) ->
     arrays = {}
     for i, member in enumerate(members):
         if isinstance(member, KeptRow):
+            member.check()
             kept.setdefault(id(member.images), []).append((member.row, i))
             arrays[id(member.images)] = member.images
         else:

@@ -95,8 +95,10 @@ def write_prepared(
 
 def _members(rows: pd.DataFrame, raw: RawImages, kept: dict[str, KeptRow]) -> list[Member | KeptRow]:
     """Each row's resized original where `kept` has it, else its file in `raw`."""
+    members = [raw.member(path) for path in rows["path"]]
     if "file_sha256" not in rows or not kept:
-        return [raw.member(p) for p in rows["path"]]
+        return members
     return [
-        kept.get(key) or raw.member(path) for path, key in zip(rows["path"], rows["file_sha256"], strict=True)
+        kept[key].for_image(member, key) if key in kept else member
+        for member, key in zip(members, rows["file_sha256"], strict=True)
     ]

@@ -13,23 +13,40 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from visionops.data import decode
 from visionops.data.prepared import fingerprint, open_prepared
+from visionops.data.shards import Member
 from visionops.errors import VisionOpsError, first_line
 
 
 @dataclass(frozen=True)
 class KeptRow:
-    """Where an image's resized original already lies: a row of a previous images array."""
+    """Where an image's resized original already lies: a row of a previous images array. Once
+    bound to an image of this run (`for_image`), its bytes are checked against the sha256
+    validate recorded before the row is used: data/raw changed after validation is an error,
+    as a file that no longer decodes is."""
 
-    path: str  # the image's path in data/raw (for messages)
     images: np.ndarray  # the previous train_x or test_x, memory-mapped
     row: int
+    member: Member | None = None  # this run's image, whose bytes must still be `sha256`
+    sha256: str = ""
+
+    def for_image(self, member: Member, sha256: str) -> KeptRow:
+        return replace(self, member=member, sha256=sha256)
+
+    def check(self) -> None:
+        """Refuse to stand for an image whose bytes are not the ones validate described."""
+        if self.member is None or hashlib.sha256(self.member.read()).hexdigest() != self.sha256:
+            where = self.member.path if self.member else "an image"
+            raise VisionOpsError(
+                f"{where} changed after validation (its bytes are not the ones validate saw)",
+                "restore the file, or re-run `dvc repro` so that validate checks the data again",
+            )
 
 
 def decoder_id() -> str:
@@ -66,11 +83,11 @@ def kept_rows(previous: Path, image_size: int, channels: int) -> dict[str, KeptR
         )
     per_train_image = 1 + meta.copies
     kept = {}
-    for split, index, path, key in files[["split", "index", "path", "file_sha256"]].itertuples(index=False):
+    for split, index, key in files[["split", "index", "file_sha256"]].itertuples(index=False):
         images, row = (
             (prepared.train.x, index * per_train_image) if split == "train" else (prepared.test.x, index)
         )
-        kept[key] = KeptRow(path, images, int(row))
+        kept[key] = KeptRow(images, int(row))
     return kept
 
 
