@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from visionops.augment.reuse import KeptRow
+from visionops.augment.reuse import CHANGED_SINCE_VALIDATION, KeptRow
 from visionops.config import AugmentStep
 from visionops.data.decode import load_resized
 from visionops.data.shards import Member
@@ -146,7 +146,7 @@ def _decode(member: Member, channels: int, size: int) -> np.ndarray:
     except Exception as exc:  # validation decoded it: the file changed since
         raise VisionOpsError(
             f"{member.path} cannot be decoded ({type(exc).__name__}: {exc}); it changed after validation",
-            "restore the file, or re-run `dvc repro` so that validate checks the data again",
+            CHANGED_SINCE_VALIDATION,
         ) from None
 
 

@@ -23,6 +23,8 @@ from visionops.data.prepared import fingerprint, open_prepared
 from visionops.data.shards import Member
 from visionops.errors import VisionOpsError, first_line
 
+CHANGED_SINCE_VALIDATION = "restore the file, or re-run `dvc repro` so that validate checks the data again"
+
 
 @dataclass(frozen=True)
 class KeptRow:
@@ -45,7 +47,7 @@ class KeptRow:
             where = self.member.path if self.member else "an image"
             raise VisionOpsError(
                 f"{where} changed after validation (its bytes are not the ones validate saw)",
-                "restore the file, or re-run `dvc repro` so that validate checks the data again",
+                CHANGED_SINCE_VALIDATION,
             )
 
 
