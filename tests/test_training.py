@@ -241,7 +241,6 @@ def test_deterministic_mode_is_switched_on_and_off(digits_arrays):
 
 
 @pytest.mark.e2e
-@pytest.mark.slow
 def test_torch_compile_trains_on_cpu(digits_arrays):
     _, history, result = _fit_digits(digits_arrays, epochs=2, compile=True)
     assert len(history) == 2 and learned(result["accuracy"], digits_arrays["test_y"])
