@@ -4,7 +4,7 @@ export parity passed, and on this run's test images the model beats the champion
 after checking it solves the same task) or, with no champion yet, the trivial baseline, by
 register.min_delta with an exact McNemar p-value <= register.max_p_value. Also attaches the
 data reports (validation summary, Data Docs and flagged-image gallery, augmentation preview)
-to the run.
+to the run; the version carries the ONNX model and its monitoring reference (models/reference).
 Writes reports/registry.json and reports/metrics/register.json (the metric: promoted 0/1,
 the gate metric's difference and its p-value). Reads params: register, tracking.
 """
@@ -17,6 +17,7 @@ from visionops.paths import (
     PIPELINE_FILES,
     PREDICTIONS,
     PREPARED,
+    REFERENCE,
     REGISTER_METRICS,
     REGISTRY_REPORT,
     RUN,
@@ -36,8 +37,8 @@ def main(args) -> None:
     from visionops.evaluation.champion import gate_evidence, predicted_indices
     from visionops.evaluation.gate import decide, decision_record
     from visionops.export.custody import Report, verify_chain
-    from visionops.export.packaging import pyfunc_spec
     from visionops.io import read_csv, read_json, write_json, write_metrics
+    from visionops.serving.packaging import pyfunc_spec
     from visionops.tracking.record import Registration, StageLog
     from visionops.tracking.registry import find_champion
     from visionops.tracking.track import track
@@ -72,6 +73,7 @@ def main(args) -> None:
         "preview": AUGMENT_PREVIEW,
         **{path.name: path for path in PIPELINE_FILES if path.is_file()},  # how to reproduce it
         "onnx": ONNX,
+        "reference": REFERENCE,  # inside the model version: what `visionops monitor` compares against
     }
     values = StageLog(
         params=flatten(dump({"register": cfg})),

@@ -16,7 +16,7 @@ from visionops.__main__ import main as visionops
 from visionops.data.decode import RESIZE_METHOD
 from visionops.data.prepared import to_model_input
 from visionops.export.classifier import OnnxClassifier
-from visionops.export.packaging import pyfunc_spec
+from visionops.serving.packaging import pyfunc_spec
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_pyfunc_model_takes_encoded_images_of_any_size_and_mode(
     configure(tmp_path)
     path, reference = exported
     with mlflow.start_run():
-        logged = registry.log_image_model(path, pyfunc_spec(digits_arrays["test_x"][0]))
+        logged = registry.log_image_model({"onnx": path}, pyfunc_spec(digits_arrays["test_x"][0]))
     model = mlflow.pyfunc.load_model(logged.model_uri)
     assert [c.name for c in model.metadata.get_input_schema().inputs] == ["image"]
     images = [png_bytes(digits_arrays["test_x"][i]) for i in range(10)]

@@ -197,7 +197,7 @@ def served(deployable_onnx, digits_arrays, tmp_path_factory):
     """The pyfunc image model as `mlflow models serve` loads it: saved, loaded back."""
     import mlflow
 
-    from visionops.export.packaging import pyfunc_spec
+    from visionops.serving.packaging import pyfunc_spec
 
     spec = pyfunc_spec(digits_arrays["test_x"][0])
     path = tmp_path_factory.mktemp("pyfunc") / "model"

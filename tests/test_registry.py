@@ -15,7 +15,7 @@ from visionops.evaluation.champion import check_same_task, gate_evidence, predic
 from visionops.evaluation.paired import majority_class, paired_comparison
 from visionops.export.classifier import OnnxClassifier
 from visionops.export.onnx_export import export_onnx
-from visionops.export.packaging import pyfunc_spec
+from visionops.serving.packaging import pyfunc_spec
 from visionops.tracking import registry
 from visionops.tracking.record import DatasetInput, StageLog
 from visionops.tracking.runs import configure, log_params
@@ -105,7 +105,7 @@ def logged_model(store, deployable_onnx, digits_arrays):
     record = new_run(TrackingParams(experiment="exp"), None, store)
     with mlflow.start_run(run_id=record["run_id"]):
         log_params(record["run_id"], {"register.min_delta": 0.0})
-        return registry.log_image_model(onnx_path, pyfunc_spec(images[0]))
+        return registry.log_image_model({"onnx": onnx_path}, pyfunc_spec(images[0]))
 
 
 def test_register_moves_aliases_per_gate_and_champion_is_scored_again(

@@ -37,8 +37,8 @@ PLUMBING = {
 }
 # Files a stage loads on purpose without importing them: each is walked like the script.
 LOADED_BY_PATH = {
-    # MLflow imports the registered model's code from this file (export/packaging.pyfunc_spec)
-    "register": ["src/visionops/export/pyfunc_model.py"],
+    # MLflow imports the registered model's code from this file (serving/packaging.pyfunc_spec)
+    "register": ["src/visionops/serving/pyfunc_model.py"],
 }
 # Paths a stage writes on purpose outside its DVC outs (reasons in visionops/paths.py).
 UNDECLARED_ON_PURPOSE = {paths.ENGINE, paths.CHECKPOINT, *paths.PIPELINE_FILES}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import requests
-from e2e import agreement_with_evaluate, clone_repo, pipeline_env, raw_paths, run, unpack_raw
+from e2e import agreement_with_evaluate, clone_repo, mlflow_rows, pipeline_env, raw_paths, run, unpack_raw
 from test_hostile_inputs import BAD_BODIES
 
 from visionops.data.shards import RawImages
@@ -53,6 +53,7 @@ def test_served_champion_answers_a_base64_png(repo):
     port = free_port()
     env = pipeline_env({"MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"})
     command = [sys.executable, "-m", "visionops", "serve", "--model", CHAMPION, "--port", str(port)]
+    command += ["--request-log", str(repo.parent / "request-log")]  # issue 35: what it saw, for monitor
     with open(repo / "serve.log", "wb") as log:  # issue 32: the version's files checked, then served
         server = subprocess.Popen(command, cwd=repo, env=env, stdout=log, stderr=log)
     try:
@@ -78,6 +79,40 @@ def test_served_champion_answers_a_base64_png(repo):
         b64 = body["dataframe_split"]["data"][0][0]
         answer = requests.post(f"{url}/invocations", json={"inputs": {"image": [b64]}}, timeout=60)
         assert answer.ok and answer.json()["predictions"][0]["label"] == row["label"], answer.text
+        # 60 of the held-out images in one request: 60 records in the request log, which
+        # `visionops monitor --requests` reads as its window (the same kind of images: ok)
+        files = sorted((repo.parent / "raw-files" / "test").rglob("*.png"))[::6][:60]
+        batch = [[base64.b64encode(f.read_bytes()).decode()] for f in files]
+        answer = requests.post(
+            f"{url}/invocations", json={"dataframe_split": {"columns": ["image"], "data": batch}}, timeout=60
+        )
+        assert answer.ok and len(answer.json()["predictions"]) == 60, answer.text
+        logged = [
+            line
+            for f in (repo.parent / "request-log").glob("requests-*.jsonl")
+            for line in f.read_text().splitlines()
+        ]
+        assert len(logged) == 62, len(logged)  # the two single images, then the 60
+        monitored = run(
+            [
+                sys.executable,
+                "-m",
+                "visionops",
+                "monitor",
+                "--model",
+                CHAMPION,
+                "--requests",
+                str(repo.parent / "request-log"),
+                "--no-track",
+                "--out",
+                "served.json",
+            ],
+            repo,
+            check=False,
+        )
+        assert monitored.returncode == 0 and "ok on 60 image(s)" in monitored.stdout, (
+            monitored.stdout + monitored.stderr
+        )
         for name, bad in BAD_BODIES.items():
             answer = requests.post(f"{url}/invocations", json=bad, timeout=60)
             assert answer.status_code == 400, (name, answer.text)
@@ -86,3 +121,44 @@ def test_served_champion_answers_a_base64_png(repo):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_monitor_the_champion_ok_on_its_kind_of_images_drift_on_two_classes(repo):
+    """Issue 35: the registered version carries its reference; a window like the held-out images
+    is `ok` (exit 0); one holding two classes only is `drift` (exit 3); each check is a run of
+    the "Model monitoring" experiment tagged with the champion's name and version."""
+    import json
+    import shutil
+
+    test = unpack_raw(repo, repo.parent / "monitor-files", "test") / "test"
+    two_classes = repo.parent / "two-classes"
+    for label in ("0", "1"):
+        shutil.copytree(test / label, two_classes / label)
+    command = [sys.executable, "-m", "visionops", "monitor", "--model", CHAMPION, "--no-progress"]
+    clean = run([*command, str(test), "--out", "clean.json"], repo, check=False)
+    assert clean.returncode == 0, clean.stderr
+    assert json.loads((repo / "clean.json").read_text())["verdict"] == "ok"
+    shifted = run([*command, str(two_classes), "--out", "shifted.json"], repo, check=False)
+    report = json.loads((repo / "shifted.json").read_text())
+    assert shifted.returncode == 3 and report["verdict"] == "drift", shifted.stdout + shifted.stderr
+    # the scheduled workflow's step on the same window: retraining is due, and it says why
+    outputs, summary = repo.parent / "github_output", repo.parent / "summary.md"
+    run(
+        ["scripts/monitor.sh"],
+        repo,
+        MONITOR_IMAGES=str(two_classes),
+        GITHUB_OUTPUT=str(outputs),
+        GITHUB_STEP_SUMMARY=str(summary),
+    )
+    assert outputs.read_text() == "retrain=true\n"
+    assert "**drift**" in summary.read_text() and "predicted class shares shifted" in summary.read_text()
+    assert any(t["family"] == "predicted_classes" and t["p_adjusted"] <= 0.05 for t in report["tests"])
+    version = str(json.loads((repo / "reports/registry.json").read_text())["version"])
+    tagged = mlflow_rows(
+        repo,
+        "select t.value, v.value from runs r join experiments e on r.experiment_id = e.experiment_id "
+        "join tags t on t.run_uuid = r.run_uuid and t.key = 'monitor.verdict' "
+        "join tags v on v.run_uuid = r.run_uuid and v.key = 'model.version' "
+        "where e.name = 'Model monitoring' order by r.start_time",
+    )
+    assert tagged == [("ok", version), ("drift", version), ("drift", version)]

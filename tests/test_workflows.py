@@ -37,7 +37,7 @@ def make_targets() -> set[str]:
 
 
 def test_workflows_exist():
-    assert {p.name for p in WORKFLOWS} == {"ci.yml", "retrain.yml"}
+    assert {p.name for p in WORKFLOWS} == {"ci.yml", "monitor.yml", "retrain.yml"}
 
 
 def test_actionlint_is_clean():
@@ -54,13 +54,13 @@ def test_workflows_match_githubs_schema():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("name", ["ci.yml", "retrain.yml"])
+@pytest.mark.parametrize("name", ["ci.yml", "monitor.yml", "retrain.yml"])
 def test_every_run_command_exists_in_the_project(name):
     targets = make_targets()
     for script in run_steps(load(name)):
         for line in filter(None, (raw.strip() for raw in script.splitlines())):
             words = shlex.split(line)
-            if words[0] == "export":
+            if words[0] == "export" or words[:3] == ["gh", "workflow", "run"]:
                 continue
             if words[0] == "make":
                 assert set(words[1:]) <= targets, f"{name}: unknown make target in {line!r}"
@@ -110,6 +110,19 @@ def test_retrain_triggers_concurrency_and_runner_choice():
     assert "secrets.MLFLOW_TRACKING_URI" in job["env"]["MLFLOW_TRACKING_URI"]
     assert wf["permissions"] == {"contents": "read"}  # nothing is committed back by default
     assert wf["jobs"]["open-pr"]["if"] == "${{ vars.RETRAIN_OPEN_PR == 'true' }}"
+
+
+def test_monitor_runs_daily_and_starts_retrain_only_when_due():
+    wf = load("monitor.yml")
+    assert wf["on"]["schedule"] and "workflow_dispatch" in wf["on"]
+    check, retrain = wf["jobs"]["check"], wf["jobs"]["retrain"]
+    steps = run_steps({"jobs": {"check": check}})
+    assert steps.index("scripts/install-torch.sh") < steps.index("make install")
+    assert any("scripts/monitor.sh" in step for step in steps)
+    assert check["outputs"]["retrain"] == "${{ steps.check.outputs.retrain }}"
+    assert retrain["needs"] == "check" and retrain["if"] == "${{ needs.check.outputs.retrain == 'true' }}"
+    assert "gh workflow run retrain.yml" in run_steps({"jobs": {"retrain": retrain}})[0]
+    assert wf["permissions"] == {"contents": "read"} and retrain["permissions"] == {"actions": "write"}
 
 
 def test_registry_summary_cli_explains_the_decision(tmp_path):

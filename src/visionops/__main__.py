@@ -60,6 +60,7 @@ def _summary(record: dict) -> str:
 # Subcommands whose module `visionops.<name>` has add_arguments(parser) and run(args).
 COMMANDS = {
     "predict": "classify image files with an exported or registered model, into a CSV",
+    "monitor": "test recent images against the registered model's reference: ok, drift or degraded",
     "serve": "serve a registered model over HTTP (mlflow models serve), its files checked first",
     "preset": "put a preset's values (params/*.yaml) into params.yaml, comments kept",
     "tune": "search hyperparameters (Optuna) on the prepared data; trials in MLflow",

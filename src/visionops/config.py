@@ -302,6 +302,17 @@ class TuneParams(Section):
         return space
 
 
+class MonitorParams(Section):
+    """`visionops monitor` (not a DVC stage): a window of recent images against the registered
+    model's reference, and when retraining is due."""
+
+    window: int = Field(1000, ge=1)  # the newest N images (by modification time) form the window
+    min_window: int = Field(50, ge=10)  # fewer readable images than this is an error, not a verdict
+    alpha: float = Field(0.05, gt=0.0, lt=1.0)  # false-alarm rate of one check (Bonferroni over all tests)
+    max_accuracy_drop: float = Field(0.05, ge=0.0, le=1.0)  # under reference accuracy - this = degraded
+    experiment: str = Field("Model monitoring", min_length=1)  # MLflow experiment of the checks
+
+
 SECTIONS: dict[str, type[Section]] = {
     "data": DataParams,
     "validate": ValidateParams,
@@ -314,6 +325,7 @@ SECTIONS: dict[str, type[Section]] = {
     "export": ExportParams,
     "register": RegisterParams,
     "tune": TuneParams,
+    "monitor": MonitorParams,
 }
 
 

@@ -49,6 +49,8 @@ COMPRESS_METRICS = Path("reports/metrics/compress.json")
 ONNX = Path("models/model.onnx")
 ONNX_FP16 = Path("models/model_fp16.onnx")
 EXPORT_REPORT = Path("reports/export.json")
+# reference
+REFERENCE = Path("models/reference")  # what monitoring compares the served model against
 # register
 REGISTRY_REPORT = Path("reports/registry.json")
 REGISTER_METRICS = Path("reports/metrics/register.json")

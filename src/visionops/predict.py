@@ -16,12 +16,11 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
-from visionops.errors import VisionOpsError
+from visionops.errors import VisionOpsError, first_line
 
 BATCH = 64  # images decoded and classified at a time: memory stays flat in the number of files
 DEFAULT_OUT = "predictions.csv"
@@ -47,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """The command: classify, write the CSV, report what was skipped."""
+    from visionops.data.folders import image_files
+
     if args.top_k < 1:
         raise VisionOpsError(f"--top-k {args.top_k} is not a positive number", "pass --top-k 1 or more")
     files = sorted(image_files(args.paths))
@@ -154,22 +155,13 @@ def open_model(path: Path):
     return model
 
 
-def image_files(paths: Iterable[Path]) -> Iterator[Path]:
-    """Files as given, and the image files under folders (recursively)."""
-    from visionops.data.folders import IMAGE_SUFFIXES
-
-    for path in paths:
-        if path.is_dir():
-            yield from (p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            yield path
-
-
 def classify(
     model, files: list[Path], top_k: int, progress: bool = True
 ) -> tuple[list[dict], list[tuple[Path, str]]]:
     """(one row per classified file, (file, reason) per file that could not be read)."""
     from tqdm import tqdm
+
+    from visionops.data.decode import decode_file
 
     rows, failed = [], []
     size, channels, classes = model.meta["image_size"], model.meta["channels"], model.classes
@@ -178,10 +170,10 @@ def classify(
             batch, images = [], []
             for path in files[start : start + BATCH]:
                 try:
-                    images.append(decode(path, channels, size))
+                    images.append(decode_file(path, channels, size)[0])
                     batch.append(path)
                 except (OSError, ValueError, VisionOpsError) as exc:
-                    failed.append((path, str(exc).splitlines()[0]))
+                    failed.append((path, first_line(exc)))
             if images:
                 probs = model.probabilities(np.stack(images))
                 best = np.argsort(-probs, axis=1)[:, :top_k]
@@ -200,18 +192,6 @@ def classify(
                     rows.append(row)
             bar.update(len(files[start : start + BATCH]))
     return rows, failed
-
-
-def decode(path: Path, channels: int, size: int) -> np.ndarray:
-    """The pipeline's decode + resize; any failure becomes one readable line."""
-    from visionops.data.decode import load_resized
-
-    try:
-        return load_resized(path, channels, size)
-    except VisionOpsError:
-        raise
-    except Exception as exc:
-        raise ValueError(f"cannot be decoded as an image ({type(exc).__name__}: {exc})") from None
 
 
 def write_predictions(rows: list[dict], out: Path, top_k: int) -> None:

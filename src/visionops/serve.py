@@ -8,6 +8,7 @@ replaced afterwards is served either.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -23,6 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=5001, help="port (default: %(default)s)")
     parser.add_argument(
         "--workers", type=int, default=1, help="scoring server workers (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--request-log",
+        type=Path,
+        default=None,
+        help="append each image's probabilities and statistics to FOLDER/requests-*.jsonl, for "
+        "`visionops monitor --requests FOLDER` (the same as VISIONOPS_REQUEST_LOG=FOLDER)",
     )
 
 
@@ -50,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
             "-w",
             str(args.workers),
         ]
-        server = subprocess.Popen(command)
+        env = dict(os.environ)
+        if args.request_log is not None:
+            env["VISIONOPS_REQUEST_LOG"] = str(args.request_log.resolve())  # read by serving/pyfunc_model.py
+        server = subprocess.Popen(command, env=env)
         signal.signal(signal.SIGTERM, lambda *_: server.terminate())  # stop it too, then clean up
         try:
             return server.wait()

@@ -45,17 +45,36 @@ RESIZE_METHOD = "Pillow bilinear, antialiased, to a square (aspect ratio not kep
 
 def load_resized(path, channels: int, size: int, name: str | None = None) -> np.ndarray:
     """Decode `path` (a file path or a binary file object, called `name` in errors) to uint8
-    [size, size, channels].
+    [size, size, channels]."""
+    return load_resized_sized(path, channels, size, name)[0]
+
+
+def load_resized_sized(
+    path, channels: int, size: int, name: str | None = None
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """`load_resized` and the file's own (width, height), from one decode.
 
     JPEGs are decoded at the smallest DCT scale still at least `size` (Pillow's draft mode):
     several times faster on photos, and what is lost is detail the resize drops anyway."""
     from PIL import Image, ImageOps
 
     with open_image(path, name) as img:
+        original = img.size
         img.draft(None, (size, size))
         img = to_mode(ImageOps.exif_transpose(img), "L" if channels == 1 else "RGB")
         pixels = np.asarray(img.resize((size, size), Image.Resampling.BILINEAR))
-    return pixels[..., None] if channels == 1 else pixels
+    return (pixels[..., None] if channels == 1 else pixels), original
+
+
+def decode_file(path: Path, channels: int, size: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """`load_resized_sized` for a file a user handed over: any failure other than a refused
+    file (VisionOpsError) becomes a ValueError of one readable line."""
+    try:
+        return load_resized_sized(path, channels, size)
+    except VisionOpsError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"cannot be decoded as an image ({type(exc).__name__}: {exc})") from None
 
 
 def to_mode(img, mode: str):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -170,3 +171,13 @@ def _split_by_fraction(
         split: {name: [files[i] for i in index if labels[i] == k] for k, name in enumerate(names)}
         for split, index in (("train", train), ("test", test))
     }
+
+
+def image_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """Files as given, and the image files under folders (recursively): what `visionops
+    predict` and `visionops monitor` read."""
+    for path in paths:
+        if path.is_dir():
+            yield from (p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            yield path

@@ -30,7 +30,7 @@ class Registration(_Record):
     validation_ok: bool
     parity_ok: bool
     decision: dict[str, Any]  # evaluation/gate.decision_record
-    pyfunc: dict[str, Any]  # export/packaging.pyfunc_spec
+    pyfunc: dict[str, Any]  # serving/packaging.pyfunc_spec
     source: str  # the data source's name, for the version's description
 
 

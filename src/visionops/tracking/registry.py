@@ -19,10 +19,13 @@ CANDIDATE = "candidate"
 CHAMPION = "champion"
 
 
-def log_image_model(onnx_path: Path, spec: dict[str, Any]) -> Any:
+MODEL_ARTIFACTS = ("onnx", "reference")  # files the model version carries (register's keys)
+
+
+def log_image_model(artifacts: dict[str, Path], spec: dict[str, Any]) -> Any:
     """Log the deployable model to the active run: an MLflow pyfunc from code (`spec` from
-    export/packaging.pyfunc_spec) that takes encoded image bytes, with the ONNX file as its
-    artifact, a signature and an input example."""
+    serving/packaging.pyfunc_spec) that takes encoded image bytes, with `artifacts` (the ONNX
+    file; the monitoring reference folder) inside it, a signature and an input example."""
     import base64
 
     import mlflow
@@ -40,7 +43,7 @@ def log_image_model(onnx_path: Path, spec: dict[str, Any]) -> Any:
     return mlflow.pyfunc.log_model(
         name="model",
         python_model=spec["python_model"],
-        artifacts={"onnx": str(onnx_path)},
+        artifacts={key: str(path) for key, path in artifacts.items()},
         code_paths=spec["code_paths"],
         signature=signature,
         input_example=example,
@@ -197,8 +200,9 @@ def log_register(run_id: str, files: dict[str, Path], values: StageLog) -> dict[
     the register stage writes."""
     from visionops.tracking.runs import log_plain
 
-    onnx_path = files["onnx"]
-    log_plain(run_id, {key: path for key, path in files.items() if key != "onnx"}, values)
+    # the ONNX model is required; the reference is absent from journal entries made before it
+    carried = {"onnx": files["onnx"]} | {key: files[key] for key in MODEL_ARTIFACTS if key in files}
+    log_plain(run_id, {key: path for key, path in files.items() if key not in MODEL_ARTIFACTS}, values)
     reg = values.registration
     cfg, metrics, decision = reg.settings, reg.evaluation, reg.decision
     existing = version_of_run(cfg["model_name"], run_id)
@@ -211,7 +215,7 @@ def log_register(run_id: str, files: dict[str, Path], values: StageLog) -> dict[
 
     from visionops.tracking.version_files import record_files
 
-    logged = log_image_model(onnx_path, reg.pyfunc)
+    logged = log_image_model(carried, reg.pyfunc)
     with tempfile.TemporaryDirectory(prefix="visionops-register-") as tmp:
         sealed = record_files(run_id, logged.model_uri, logged.model_id, Path(tmp))
     tags = {

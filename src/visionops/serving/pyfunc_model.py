@@ -1,7 +1,9 @@
 """The registered MLflow model (pyfunc, "models from code"): a DataFrame with a column `image`
 of encoded image files (any size and mode; base64 in a REST request) in; `label`, `index`
 and `probability` per row out. Decoded and resized by the pipeline's own code, then the
-exported ONNX graph (artifact `onnx`), which normalises inside."""
+exported ONNX graph (artifact `onnx`), which normalises inside. With VISIONOPS_REQUEST_LOG set,
+every image's probabilities and statistics are appended to the request log that `visionops
+monitor --requests` reads (monitoring/request_log.py)."""
 
 from __future__ import annotations
 
@@ -21,8 +23,11 @@ class ImageClassifier(PythonModel):
 
     def load_context(self, context) -> None:
         from visionops.export.classifier import OnnxClassifier
+        from visionops.io import file_sha256
+        from visionops.monitoring.request_log import from_environment
 
         self.model = OnnxClassifier(context.artifacts["onnx"])
+        self.requests = from_environment(file_sha256(context.artifacts["onnx"]))
 
     def predict(self, context, model_input, params=None):
         import numpy as np
@@ -30,8 +35,14 @@ class ImageClassifier(PythonModel):
 
         if "image" not in getattr(model_input, "columns", ()) or len(model_input) == 0:
             raise _client_error("the request holds no image: send one base64 image per row of column 'image'")
-        images = np.stack([self._decode(row, value) for row, value in enumerate(model_input["image"])])
+        decoded = [self._decode(row, value) for row, value in enumerate(model_input["image"])]
+        images = np.stack([pixels for pixels, _ in decoded])
         probs = self.model.probabilities(images)
+        if self.requests is not None:
+            from visionops.monitoring.stats import image_stats
+
+            sizes = np.asarray([size for _, size in decoded], dtype=np.float64)
+            self.requests.append(probs, image_stats(images, sizes))
         best = probs.argmax(1)
         return pd.DataFrame(
             {
@@ -42,11 +53,12 @@ class ImageClassifier(PythonModel):
         )
 
     def _decode(self, row: int, value):
-        from visionops.data.decode import load_resized
+        """(uint8 HWC pixels at the model's size, the file's (width, height)), or a 400."""
+        from visionops.data.decode import load_resized_sized
         from visionops.errors import VisionOpsError
 
         try:
-            return load_resized(
+            return load_resized_sized(
                 io.BytesIO(_bytes(value)), self.model.meta["channels"], self.model.meta["image_size"]
             )
         except VisionOpsError as exc:  # e.g. over the pixel limit

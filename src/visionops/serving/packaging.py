@@ -19,7 +19,7 @@ SERVING_REQUIREMENTS = ("onnxruntime", "pillow", "numpy", "pandas")
 def pyfunc_spec(example: np.ndarray) -> dict[str, Any]:
     """Spec for tracking.registry.log_image_model; `example` is one uint8 HWC image."""
     return {
-        "python_model": str(PACKAGE / "export" / "pyfunc_model.py"),
+        "python_model": str(PACKAGE / "serving" / "pyfunc_model.py"),
         "code_paths": [str(PACKAGE)],
         "example_png_b64": base64.b64encode(png_bytes(example)).decode(),
         "pip_requirements": [f"{name}=={version(name)}" for name in SERVING_REQUIREMENTS],

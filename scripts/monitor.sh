@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The scheduled monitoring check, step by step: what .github/workflows/monitor.yml runs, and
+# what anyone can run by hand. Expects the project's venv on PATH.
+#
+# Environment:
+#   MONITOR_IMAGES  the served model's recent images: a folder, or an s3:// prefix (copied with
+#                   the AWS CLI; AWS_ENDPOINT_URL for a non-AWS store such as the team's SeaweedFS)
+#   MONITOR_MODEL   the model to watch (default: models:/visionops-classifier@champion)
+#   GITHUB_OUTPUT   gets `retrain=true|false` (the workflow's next job reads it)
+#   GITHUB_STEP_SUMMARY  where the Markdown summary goes (default: reports/monitor_summary.md)
+# Exit status: 0 whether or not retraining is due (that is the output); non-zero on an error.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+images="${MONITOR_IMAGES:?set MONITOR_IMAGES to the folder or s3:// prefix of the recent images the model served}"
+model="${MONITOR_MODEL:-models:/visionops-classifier@champion}"
+summary="${GITHUB_STEP_SUMMARY:-reports/monitor_summary.md}"
+mkdir -p reports "$(dirname "$summary")"
+
+if [[ "$images" == s3://* ]]; then
+  local_copy=.monitor/images
+  aws s3 sync --only-show-errors "$images" "$local_copy"
+  images="$local_copy"
+fi
+
+set +e
+visionops monitor "$images" --model "$model" --out reports/monitor.json --no-progress
+status=$?
+set -e
+case "$status" in
+  0) retrain=false ;;
+  3 | 4) retrain=true ;;  # drift | degraded
+  *) exit "$status" ;;
+esac
+echo "retrain=$retrain" >> "${GITHUB_OUTPUT:-/dev/null}"
+python - "$summary" "$retrain" <<'PY'
+import json, sys
+report = json.load(open("reports/monitor.json"))
+acc = report["accuracy"]["estimated"]
+lines = [
+    f"## Monitoring: **{report['verdict']}** on {report['images']} image(s)",
+    f"Model `{report['model']['uri']}`; accuracy estimated {acc['value']:.3f} "
+    f"[{acc['low']:.3f}, {acc['high']:.3f}] (reference {report['reference']['accuracy']:.3f}); "
+    f"retraining {'started' if sys.argv[2] == 'true' else 'not needed'}.",
+    "",
+    *[f"- {reason}" for reason in report["reasons"]],
+]
+with open(sys.argv[1], "a") as out:
+    out.write("\n".join(lines) + "\n")
+PY

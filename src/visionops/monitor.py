@@ -1,0 +1,270 @@
+"""`visionops monitor`: is the model still seeing what it was trained for? The newest images
+(monitor.window, by modification time) under IMAGES are classified by the model and tested
+against the reference registered with it (models/reference, built by the `reference` stage):
+a KS test per class on the softmax outputs, a chi-square test on the predicted class shares and
+a KS test per image statistic (brightness, contrast, sharpness, size), Bonferroni-corrected
+at monitor.alpha; accuracy is estimated without labels (ATC) and measured on the images a
+--labels CSV (path,label) names. Instead of image files, --requests FOLDER reads the newest
+records the served model logged (`visionops serve` with VISIONOPS_REQUEST_LOG=FOLDER).
+
+Verdict and exit status: ok 0; drift 3 (a test rejects); degraded 4 (accuracy fell more than
+monitor.max_accuracy_drop); 1 on an error (then nothing is written). Writes --out (JSON) and a
+plot beside it, and logs the check as an MLflow run in the monitor.experiment experiment,
+tagged with the model's name and version. Policy: the `monitor:` section of params.yaml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+EXIT_CODES = {"ok": 0, "drift": 3, "degraded": 4}
+DEFAULT_OUT = Path("reports/monitor.json")
+DEFAULT_REFERENCE = Path("models/reference")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "paths", nargs="*", type=Path, help="recent images: files or folders (searched recursively)"
+    )
+    parser.add_argument(
+        "--requests",
+        type=Path,
+        help="instead of image files: the request log the served model wrote (VISIONOPS_REQUEST_LOG)",
+    )
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="models:/NAME@ALIAS or models:/NAME/N (its reference inside), or a .onnx file",
+    )
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help=f"reference folder for a .onnx --model (default: {DEFAULT_REFERENCE})",
+    )
+    parser.add_argument("--labels", type=Path, help="CSV with columns path,label for images that have labels")
+    parser.add_argument(
+        "--params",
+        type=Path,
+        default=None,
+        help="params file whose `monitor:` section is the policy (default: ./params.yaml if there is "
+        "one, else the built-in defaults)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help="report to write; its plot goes beside it (default: %(default)s)",
+    )
+    parser.add_argument("--no-track", action="store_true", help="do not log the check to MLflow")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    """The command: the window, the check, MLflow, then the report; the verdict's exit status."""
+    from visionops.errors import VisionOpsError
+
+    if bool(args.paths) == bool(args.requests):
+        raise VisionOpsError(
+            "monitor needs one window: image files/folders, or --requests FOLDER",
+            "pass the folder of recent images, or the request log's folder with --requests",
+        )
+    if args.labels and args.requests:
+        raise VisionOpsError("--labels names image files; a request log holds none", "drop --labels")
+    policy = monitor_policy(args.params)
+    check_out(args.out)  # cheap mistakes before any work
+    labels = read_labels(args.labels) if args.labels else None
+    files = window_files(args.paths, policy.window) if args.paths else None
+    with tempfile.TemporaryDirectory(prefix="visionops-monitor-") as tmp:
+        model, reference, version = open_model_and_reference(args.model, args.reference, Path(tmp))
+        if files is None:
+            window = logged_window(args.requests, reference, policy.window)
+        else:
+            window = observe_files(model, files, not args.no_progress)
+        return check_and_report(args, policy, reference, version, window, labels, Path(tmp))
+
+
+def window_files(paths: list[Path], size: int) -> list[Path]:
+    """The newest `size` image files under `paths`."""
+    from visionops.data.folders import image_files
+    from visionops.errors import VisionOpsError
+    from visionops.monitoring.window import newest
+
+    files = sorted(image_files(paths))
+    if not files:
+        raise VisionOpsError(
+            f"the window is empty: no image files under {', '.join(map(str, paths))}",
+            "point monitor at the folder where the served model's recent images are kept",
+        )
+    return newest(files, size)
+
+
+def observe_files(model, files: list[Path], progress: bool):
+    from visionops.monitoring.window import observe
+
+    window = observe(model.probabilities, files, model.meta["channels"], model.meta["image_size"], progress)
+    for path, reason in window.skipped:
+        print(f"monitor: skipped {path}: {reason}", file=sys.stderr)
+    return window
+
+
+def logged_window(folder: Path, reference, size: int):
+    """The newest `size` records of this model in the request log."""
+    from visionops.monitoring.request_log import read_newest
+    from visionops.monitoring.window import Window
+
+    probabilities, stats, others = read_newest(folder, reference.model_sha256, size)
+    if others:
+        print(f"monitor: {others} logged request(s) of other models left out", file=sys.stderr)
+    return Window([], probabilities, stats)
+
+
+def check_out(out: Path) -> None:
+    """--out is a .json file in a folder that can be written."""
+    from visionops.errors import VisionOpsError
+    from visionops.io import probe_writable
+
+    if out.suffix != ".json" or out.is_dir():
+        raise VisionOpsError(f"--out {out} is not a .json file path", "pass e.g. --out reports/monitor.json")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe_writable(out.parent)
+    except OSError as exc:
+        raise VisionOpsError(
+            f"--out {out} cannot be written ({exc.strerror or exc})",
+            "pass an --out in a folder you can write",
+        ) from None
+
+
+def monitor_policy(params: Path | None):
+    """The `monitor:` section of `params` (or of ./params.yaml); defaults outside a project."""
+    from visionops.config import MonitorParams, load_params
+
+    if params is None:
+        if not Path("params.yaml").is_file():
+            return MonitorParams()
+        params = Path("params.yaml")
+    return load_params(params, "monitor")["monitor"]
+
+
+def check_and_report(args, policy, reference, version, window, labels, tmp: Path) -> int:
+    from visionops.io import atomic_path, write_json
+    from visionops.monitoring.check import check
+    from visionops.monitoring.plots import plot_check
+
+    result = check(reference, window, policy, labels)
+    result["model"] = (
+        {"uri": args.model, "name": version[0], "version": version[1]} if version else {"uri": args.model}
+    )
+    staged_json, staged_png = tmp / "monitor.json", tmp / "monitor.png"
+    write_json(staged_json, result)
+    plot_check(reference, window, result["verdict"], result["accuracy"]["estimated"]["value"], staged_png)
+    if not args.no_track:
+        result["mlflow_run_id"] = track(policy, result, version, [staged_json, staged_png])
+    out, plot = args.out, args.out.with_suffix(".png")
+    write_json(out, result)
+    with atomic_path(plot, suffix=".png") as target:
+        target.write_bytes(staged_png.read_bytes())
+    summarize(result, out, plot)
+    return EXIT_CODES[result["verdict"]]
+
+
+def open_model_and_reference(model_uri: str, reference_dir: Path | None, into: Path):
+    """(classifier, reference, (name, version) or None), the reference checked to belong to the model."""
+    from visionops.errors import VisionOpsError
+    from visionops.export.classifier import OnnxClassifier
+    from visionops.io import file_sha256
+    from visionops.monitoring.reference import load_reference
+
+    version = None
+    if ":/" in model_uri:
+        from visionops.tracking.monitoring import registered_version
+        from visionops.tracking.version_files import fetch
+
+        local, warnings = fetch(model_uri, into)
+        for warning in warnings:
+            print(f"monitor: warning: {warning}", file=sys.stderr)
+        found = sorted(local.rglob("reference.json")) if local.is_dir() else []
+        if reference_dir is None and not found:
+            raise VisionOpsError(
+                f"{model_uri} carries no monitoring reference: it was registered before monitoring existed",
+                "register the model again from the pipeline that made it (`dvc repro reference register`), "
+                "or pass --reference with a folder the `reference` stage built for this model",
+            )
+        reference_dir = reference_dir or found[0].parent
+        onnx = sorted(local.rglob("*.onnx")) if local.is_dir() else [local]
+        if not onnx:
+            raise VisionOpsError(f"{model_uri} holds no ONNX file", "pass a model registered by visionops")
+        onnx_path = onnx[0]
+        version = registered_version(model_uri)
+    else:
+        onnx_path = Path(model_uri)
+        if not onnx_path.is_file():
+            raise VisionOpsError(
+                f"model file {onnx_path} does not exist", "pass a .onnx file or a models:/ URI"
+            )
+        reference_dir = reference_dir or DEFAULT_REFERENCE
+    model = OnnxClassifier(onnx_path)
+    reference = load_reference(reference_dir)
+    if reference.model_sha256 != file_sha256(onnx_path) or reference.classes != model.classes:
+        raise VisionOpsError(
+            f"the reference in {reference_dir} was measured on another model than {model_uri}",
+            "use the reference built for this model (`dvc repro reference`), or the registered version",
+        )
+    return model, reference, version
+
+
+def read_labels(path: Path) -> dict[str, str]:
+    """path -> label from a CSV with columns path,label."""
+    from visionops.errors import VisionOpsError
+    from visionops.io import read_csv
+
+    frame = read_csv(path)
+    if not {"path", "label"} <= set(frame.columns):
+        raise VisionOpsError(
+            f"{path} has no 'path' and 'label' columns", "write the labels CSV as: path,label"
+        )
+    return dict(zip(frame["path"].astype(str), frame["label"].astype(str), strict=True))
+
+
+def track(policy, result: dict, version, files: list[Path]) -> str:
+    from visionops.tracking.monitoring import MODEL_NAME_TAG, MODEL_VERSION_TAG, VERDICT_TAG, log_check
+
+    tags = {VERDICT_TAG: result["verdict"], "model.uri": result["model"]["uri"]}
+    if version:
+        tags |= {MODEL_NAME_TAG: version[0], MODEL_VERSION_TAG: version[1]}
+    accuracy = result["accuracy"]
+    metrics = {
+        "images": result["images"],
+        "skipped": result["skipped"],
+        "estimated_accuracy": accuracy["estimated"]["value"],
+        "estimated_accuracy_low": accuracy["estimated"]["low"],
+        "estimated_accuracy_high": accuracy["estimated"]["high"],
+        "reference_accuracy": result["reference"]["accuracy"],
+        "min_p_adjusted": min(t["p_adjusted"] for t in result["tests"]),
+        "retrain": float(result["retrain"]),
+    }
+    if accuracy["labelled"]:
+        metrics["labelled_accuracy"] = accuracy["labelled"]["value"]
+    params = {key: getattr(policy, key) for key in ("window", "min_window", "alpha", "max_accuracy_drop")}
+    return log_check(policy.experiment, tags, params, metrics, files)
+
+
+def summarize(result: dict, out: Path, plot: Path) -> None:
+    estimated, truth = result["accuracy"]["estimated"], result["accuracy"]["labelled"]
+    line = (
+        f"monitor: {result['verdict']} on {result['images']} image(s); accuracy estimated "
+        f"{estimated['value']:.3f} [{estimated['low']:.3f}, {estimated['high']:.3f}]"
+    )
+    if truth:
+        line += f", labelled {truth['value']:.3f} on {truth['images']}"
+    print(line + f" (reference {result['reference']['accuracy']:.3f})")
+    for reason in result["reasons"]:
+        print(f"  - {reason}")
+    print(
+        f"monitor: {out}, {plot}"
+        + (f"; MLflow run {result['mlflow_run_id']}" if "mlflow_run_id" in result else "")
+    )

@@ -1,0 +1,130 @@
+"""The reference a registered model is monitored against: what the exported model said about
+the held-out images it was judged on (softmax outputs, labels), what those images looked like
+(monitoring/stats.py) and ATC's threshold for estimating accuracy without labels. A folder of
+.npy files and a JSON record: written by the `reference` stage, shipped inside every registered
+version (artifact `reference`), so any clone or server can monitor that version."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from visionops.errors import VisionOpsError
+from visionops.monitoring.stats import STATS, image_stats
+
+FORMAT = "visionops-reference/1"
+RECORD = "reference.json"
+ARRAYS = ("probabilities", "labels", "stats")
+REBUILD = "re-run the stage that writes it: `dvc repro reference`, then register the model again"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What the model saw and said on its held-out images."""
+
+    classes: list[str]
+    probabilities: np.ndarray  # float32 [N, K]
+    labels: np.ndarray  # int64 [N]
+    stats: np.ndarray  # float64 [N, len(STATS)]
+    model_sha256: str  # the exported ONNX file this was measured with
+    atc_threshold: float
+
+    @property
+    def accuracy(self) -> float:
+        return float((self.probabilities.argmax(1) == self.labels).mean())
+
+
+def build_reference(
+    probabilities: Callable[[np.ndarray], np.ndarray],
+    batches,
+    labels: np.ndarray,
+    classes: list[str],
+    model_sha256: str,
+) -> Reference:
+    """Run `probabilities` (uint8 NHWC -> [n, K]) over `batches` of (images, sizes) and measure
+    the images; a few MB even for tens of thousands of images (no pixels are kept)."""
+    from visionops.monitoring.accuracy import atc_threshold
+
+    probs, stats = [], []
+    for images, sizes in batches:
+        probs.append(probabilities(images).astype(np.float32))
+        stats.append(image_stats(images, sizes))
+    p = np.concatenate(probs) if probs else np.zeros((0, len(classes)), np.float32)
+    if len(p) == 0:
+        raise VisionOpsError("no held-out images to build the monitoring reference from", REBUILD)
+    labels = np.asarray(labels, dtype=np.int64)
+    return Reference(classes, p, labels, np.concatenate(stats), model_sha256, atc_threshold(p, labels))
+
+
+def save_reference(reference: Reference, folder: Path) -> None:
+    """Write the folder whole (staged, then swapped in): a crash leaves the old or the new one."""
+    from visionops.io import publish_dir, staging_dir_for, write_json
+
+    staging = staging_dir_for(folder)
+    for name in ARRAYS:
+        np.save(staging / f"{name}.npy", getattr(reference, name), allow_pickle=False)
+    write_json(
+        staging / RECORD,
+        {
+            "format": FORMAT,
+            "classes": reference.classes,
+            "stats": list(STATS),
+            "images": len(reference.labels),
+            "accuracy": reference.accuracy,
+            "atc_threshold": reference.atc_threshold,
+            "model_sha256": reference.model_sha256,
+        },
+    )
+    publish_dir(staging, folder)
+
+
+def load_reference(folder: Path) -> Reference:
+    """Read and check a reference folder; every problem is one message with the fix."""
+    from visionops.io import read_json
+
+    folder = Path(folder)
+    if not (folder / RECORD).is_file():
+        raise VisionOpsError(f"{folder} holds no monitoring reference ({RECORD} is missing)", REBUILD)
+    record = read_json(folder / RECORD)
+    if record.get("format") != FORMAT or record.get("stats") != list(STATS):
+        raise VisionOpsError(
+            f"{folder / RECORD} is a reference of another format ({record.get('format')!r})", REBUILD
+        )
+    try:
+        arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in ARRAYS}
+    except (OSError, ValueError) as exc:
+        raise VisionOpsError(f"{folder}: a reference array is missing or damaged ({exc})", REBUILD) from None
+    n, k = record["images"], len(record["classes"])
+    shapes = {"probabilities": (n, k), "labels": (n,), "stats": (n, len(STATS))}
+    wrong = [name for name, shape in shapes.items() if arrays[name].shape != shape]
+    if wrong or n == 0:
+        raise VisionOpsError(
+            f"{folder}: {', '.join(wrong) or 'the arrays'} do not match its {RECORD} "
+            f"({n} images, {k} classes)",
+            REBUILD,
+        )
+    return Reference(
+        classes=list(record["classes"]),
+        probabilities=arrays["probabilities"],
+        labels=arrays["labels"],
+        stats=arrays["stats"],
+        model_sha256=record["model_sha256"],
+        atc_threshold=float(record["atc_threshold"]),
+    )
+
+
+def test_file_sizes(files, manifest) -> np.ndarray:
+    """[n_test, 2] (width, height) of the test images' files, in test order: prepared data's
+    files.csv joined with validate's manifest by path."""
+    test = files[files["split"] == "test"].sort_values("index")
+    sizes = test.merge(manifest[["path", "width", "height"]], on="path", how="left", validate="one_to_one")
+    missing = sizes["width"].isna()
+    if missing.any():
+        raise VisionOpsError(
+            f"validate's manifest does not describe test image {sizes['path'][missing].iloc[0]}",
+            "re-run the data stages: `dvc repro augment`, then this stage",
+        )
+    return sizes[["width", "height"]].to_numpy(dtype=np.float64)

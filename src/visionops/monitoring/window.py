@@ -1,0 +1,71 @@
+"""What the model sees: the newest images of a folder, decoded and resized by the pipeline's
+own code (`data/decode`), classified in batches and measured (monitoring/stats.py). Only the
+outputs and the numbers are kept, so memory does not grow with the window."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from visionops.errors import VisionOpsError, first_line
+from visionops.monitoring.stats import STATS, image_stats
+
+BATCH = 64  # images decoded and classified at a time
+
+
+@dataclass
+class Window:
+    """The images of one check and what the model said about them."""
+
+    paths: list[Path]  # the files, in row order (empty for a window read from the request log)
+    probabilities: np.ndarray  # [N, K]
+    stats: np.ndarray  # [N, len(STATS)]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # (file, why it was not read)
+
+
+def newest(files: list[Path], size: int) -> list[Path]:
+    """The `size` most recently modified files (all when fewer), oldest first; ties by path."""
+    order = sorted(files, key=lambda p: (p.stat().st_mtime_ns, str(p)))
+    return order[-size:]
+
+
+def observe(
+    probabilities: Callable[[np.ndarray], np.ndarray],
+    files: list[Path],
+    channels: int,
+    size: int,
+    progress: bool = True,
+) -> Window:
+    """Decode, classify and measure `files`; an unreadable file is skipped with its reason."""
+    from tqdm import tqdm
+
+    from visionops.data.decode import decode_file
+
+    kept, skipped, probs, stats = [], [], [], []
+    with tqdm(total=len(files), desc="monitor", unit="img", disable=None if progress else True) as bar:
+        for start in range(0, len(files), BATCH):
+            images, sizes = [], []
+            for path in files[start : start + BATCH]:
+                try:
+                    pixels, original = decode_file(path, channels, size)
+                except (OSError, ValueError, VisionOpsError) as exc:
+                    skipped.append((path, first_line(exc)))
+                    continue
+                images.append(pixels)
+                sizes.append(original)
+                kept.append(path)
+            if images:
+                batch = np.stack(images)
+                probs.append(probabilities(batch))
+                stats.append(image_stats(batch, np.asarray(sizes, dtype=np.float64)))
+            bar.update(len(files[start : start + BATCH]))
+    k = probs[0].shape[1] if probs else 0
+    return Window(
+        kept,
+        np.concatenate(probs) if probs else np.zeros((0, k)),
+        np.concatenate(stats) if stats else np.zeros((0, len(STATS))),
+        skipped,
+    )

@@ -1,0 +1,58 @@
+"""Monitoring checks in MLflow: one run per check in the monitoring experiment, tagged with the
+model's name and version (so the UI lists and charts one model's checks), its numbers as
+metrics and its report and plot as artifacts. Plain values in, like every tracking module."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+MODEL_NAME_TAG, MODEL_VERSION_TAG, VERDICT_TAG = "model.name", "model.version", "monitor.verdict"
+
+
+def registered_version(model_uri: str) -> tuple[str, str] | None:
+    """(name, version number) of models:/NAME@ALIAS or models:/NAME/N; None for anything else."""
+    import mlflow
+
+    found = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/(\d+))/?", model_uri)
+    if found is None:
+        return None
+    name, alias, number = found.groups()
+    if alias:
+        number = mlflow.MlflowClient().get_model_version_by_alias(name, alias).version
+    return name, str(number)
+
+
+def log_check(
+    experiment: str,
+    tags: dict[str, str],
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    files: list[Path],
+) -> str:
+    """Log one check as a finished run; returns its id. Any store failure raises, as a message
+    with its cause (the caller then writes nothing)."""
+    import mlflow
+
+    from visionops.errors import VisionOpsError, first_line
+    from visionops.tracking.availability import store_problem
+    from visionops.tracking.runs import configure, experiment_id, project_root
+
+    uri = configure(project_root())
+    try:
+        with mlflow.start_run(experiment_id=experiment_id(experiment, project_root()), tags=tags) as run:
+            mlflow.log_params(params)
+            mlflow.log_metrics(metrics)
+            for path in files:
+                mlflow.log_artifact(str(path))
+            return run.info.run_id
+    except Exception as exc:
+        problem = store_problem(exc, uri)
+        if problem is not None:
+            raise problem from None
+        raise VisionOpsError(
+            f"the check could not be logged to MLflow at {uri} ({first_line(exc)}); nothing was written",
+            "start the tracking server (or check MLFLOW_TRACKING_URI) and run the check again, "
+            "or pass --no-track to keep it local",
+        ) from None

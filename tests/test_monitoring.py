@@ -1,0 +1,270 @@
+"""Monitoring's parts on synthetic and real (digits) data: the shift tests' false alarms and
+power, ATC's accuracy estimate, the reference's round trip and damage, the check's verdicts and
+bad windows, and `visionops monitor` on the session's exported digits model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from visionops.config import MonitorParams
+from visionops.errors import VisionOpsError
+from visionops.monitoring.accuracy import atc_threshold, estimate, scores
+from visionops.monitoring.check import DEGRADED, DRIFT, OK, check
+from visionops.monitoring.reference import Reference, build_reference, load_reference, save_reference
+from visionops.monitoring.shift import drifted, shift_tests
+from visionops.monitoring.stats import STATS, image_stats
+from visionops.monitoring.window import Window
+
+CLASSES = [str(k) for k in range(5)]
+
+
+def calibrated(rng: np.random.Generator, n: int, sharpness: float, shares=None):
+    """(probabilities, labels) of a calibrated 5-class model: the top class is right with
+    exactly its probability, so any accuracy estimate has a known truth."""
+    k = len(CLASSES)
+    predicted = rng.choice(k, n, p=shares)
+    top = np.clip(rng.beta(sharpness, 1.0, n), 1 / k + 0.01, 1.0)
+    probs = np.tile(((1 - top) / (k - 1))[:, None], (1, k))
+    probs[np.arange(n), predicted] = top
+    right = rng.random(n) < top
+    wrong = (predicted + rng.integers(1, k, n)) % k
+    return probs, np.where(right, predicted, wrong)
+
+
+def stats_like(rng: np.random.Generator, n: int, brightness: float = 120.0) -> np.ndarray:
+    return np.column_stack(
+        [
+            rng.normal(brightness, 20, n),
+            rng.normal(60, 10, n),
+            rng.lognormal(0, 0.3, n),
+            np.full((2, n), 32.0).T,
+        ]
+    )
+
+
+def reference_of(probs, labels, stats) -> Reference:
+    return Reference(CLASSES, probs.astype(np.float32), labels, stats, "sha", atc_threshold(probs, labels))
+
+
+def test_atc_threshold_reproduces_the_reference_accuracy_and_tracks_a_shift():
+    rng = np.random.default_rng(0)
+    probs, labels = calibrated(rng, 4000, 4.0)
+    threshold = atc_threshold(probs, labels)
+    accuracy = (probs.argmax(1) == labels).mean()
+    assert estimate(probs, threshold)["value"] == pytest.approx(accuracy, abs=1e-3)
+    for _ in range(3):  # unshifted windows: within 3 points (ATC's own claim)
+        window, truth = calibrated(rng, 4000, 4.0)
+        found = estimate(window, threshold)
+        true_accuracy = (window.argmax(1) == truth).mean()
+        assert abs(found["value"] - true_accuracy) < 0.03, (found, true_accuracy)
+        assert found["low"] < found["value"] < found["high"]
+    # a less sure (and less right) model: the estimate falls with the accuracy (how far ATC is
+    # off under real shifts is benchmarks/drift_power.py's to measure)
+    estimates = [estimate(calibrated(rng, 4000, s)[0], threshold)["value"] for s in (4.0, 2.0, 1.2)]
+    assert estimates[0] > estimates[1] > estimates[2]
+    assert scores(np.array([[1.0, 0.0]]))[0] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_unshifted_windows_rarely_alarm_and_shifted_ones_do():
+    rng = np.random.default_rng(1)
+    ref_probs, _ = calibrated(rng, 2000, 4.0)
+    ref_stats = stats_like(rng, 2000)
+    alarms = 0
+    for _ in range(60):
+        probs, _ = calibrated(rng, 300, 4.0)
+        alarms += bool(drifted(shift_tests(ref_probs, ref_stats, probs, stats_like(rng, 300), CLASSES), 0.05))
+    assert alarms <= 6, f"{alarms} false alarms in 60 unshifted windows at alpha 0.05"
+    darker = drifted(
+        shift_tests(ref_probs, ref_stats, calibrated(rng, 300, 4.0)[0], stats_like(rng, 300, 90.0), CLASSES),
+        0.05,
+    )
+    assert [(t.name, t.note) for t in darker if t.family == "image"] == [("brightness", "darker")]
+    shares = [0.6, 0.1, 0.1, 0.1, 0.1]  # class 0 six times as frequent as the others
+    tilted = drifted(
+        shift_tests(
+            ref_probs, ref_stats, calibrated(rng, 300, 4.0, shares)[0], stats_like(rng, 300), CLASSES
+        ),
+        0.05,
+    )
+    label_shift = [t for t in tilted if t.family == "predicted_classes"]
+    assert label_shift and "'0'" in label_shift[0].note
+    assert all(t.p_adjusted == min(1.0, t.p_value * (len(CLASSES) + 1 + len(STATS))) for t in tilted)
+
+
+def test_image_stats_read_dark_and_blurry_as_such():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(2)
+    sharp = rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    blurred = ndimage.gaussian_filter(sharp.astype(float), sigma=(0, 2, 2, 0)).astype(np.uint8)
+    darker = (sharp // 2).astype(np.uint8)
+    sizes = np.array([[640.0, 480.0]] * 4)
+    base, blur, dark = (image_stats(x, sizes) for x in (sharp, blurred, darker))
+    b, c, s = (STATS.index(name) for name in ("brightness", "contrast", "sharpness"))
+    assert (dark[:, b] < base[:, b]).all() and (dark[:, c] < base[:, c]).all()
+    assert (blur[:, s] < base[:, s] / 4).all()
+    assert np.allclose(dark[:, s], base[:, s], rtol=0.05)  # darker is not blurrier
+    assert (base[:, 3:] == sizes).all()
+
+
+def test_a_reference_round_trips_and_a_damaged_one_is_refused(tmp_path):
+    rng = np.random.default_rng(3)
+    probs, labels = calibrated(rng, 200, 4.0)
+    stats = stats_like(rng, 200)
+    batches = [(np.zeros((100, 8, 8, 1), np.uint8), np.full((100, 2), 8.0))] * 2
+    fake_model = iter([probs[:100], probs[100:]])
+    built = build_reference(lambda images: next(fake_model), batches, labels, CLASSES, "abc")
+    save_reference(built, tmp_path / "ref")
+    loaded = load_reference(tmp_path / "ref")
+    assert loaded.classes == CLASSES and loaded.model_sha256 == "abc"
+    assert (
+        np.array_equal(loaded.probabilities, probs.astype(np.float32)) and loaded.accuracy == built.accuracy
+    )
+    np.save(tmp_path / "ref" / "stats.npy", stats[:10])
+    with pytest.raises(VisionOpsError, match="stats do not match") as error:
+        load_reference(tmp_path / "ref")
+    assert "dvc repro reference" in str(error.value)
+    (tmp_path / "ref" / "labels.npy").write_bytes(b"not numpy")
+    with pytest.raises(VisionOpsError, match="missing or damaged"):
+        load_reference(tmp_path / "ref")
+    with pytest.raises(VisionOpsError, match="holds no monitoring reference"):
+        load_reference(tmp_path / "nothing")
+
+
+def test_the_verdict_follows_the_policy_and_a_small_window_is_an_error():
+    rng = np.random.default_rng(4)
+    probs, labels = calibrated(rng, 2000, 4.0)
+    reference = reference_of(probs, labels, stats_like(rng, 2000))
+    policy = MonitorParams(min_window=50, max_accuracy_drop=0.05)
+
+    def window(n, sharpness=4.0, brightness=120.0):
+        p, truth = calibrated(rng, n, sharpness)
+        return Window([Path(f"{i}.png") for i in range(n)], p, stats_like(rng, n, brightness)), truth
+
+    clean, _ = window(400)
+    assert check(reference, clean, policy)["verdict"] == OK
+    dark, _ = window(400, brightness=80.0)
+    result = check(reference, dark, policy)
+    assert result["verdict"] == DRIFT and result["retrain"] and any("darker" in r for r in result["reasons"])
+    unsure, truth = window(400, sharpness=1.2)
+    result = check(reference, unsure, policy)
+    assert result["verdict"] == DEGRADED and "estimated accuracy" in result["reasons"][0]
+    labels_csv = {f"{i}.png": CLASSES[t] for i, t in enumerate(truth[:100])}
+    result = check(reference, unsure, policy, labels_csv)
+    assert result["accuracy"]["labelled"]["images"] == 100 and "labelled accuracy" in result["reasons"][0]
+    with pytest.raises(VisionOpsError, match="not one of the model's classes"):
+        check(reference, unsure, policy, {"0.png": "cat"})
+    small, _ = window(20)
+    with pytest.raises(VisionOpsError, match=r"20 readable image\(s\).*monitor.min_window"):
+        check(reference, small, policy)
+
+
+@pytest.fixture(scope="module")
+def monitored_model(deployable_onnx, digits_arrays, tmp_path_factory):
+    """The session's exported digits model, its reference built on half the test images (the
+    other half is the clean window: the two never share an image), and image folders."""
+    from PIL import Image
+
+    from visionops.export.classifier import OnnxClassifier
+    from visionops.io import file_sha256
+
+    folder = tmp_path_factory.mktemp("monitored")
+    model = OnnxClassifier(deployable_onnx)
+    x, y = digits_arrays["test_x"], digits_arrays["test_y"]
+    # every other image: digits are stored writer by writer, and the two halves of the list are
+    # different people's handwriting (a real shift, which the tests do find)
+    ref_x, window_x = x[0::2], x[1::2]
+    reference = build_reference(
+        model.probabilities,
+        [(ref_x, np.full((len(ref_x), 2), 8.0))],
+        y[0::2],
+        model.classes,
+        file_sha256(deployable_onnx),
+    )
+    save_reference(reference, folder / "reference")
+    for name, pixels in (("clean", window_x), ("dark", window_x // 3)):
+        (folder / name).mkdir()
+        for i, image in enumerate(pixels):
+            Image.fromarray(image[..., 0]).save(folder / name / f"{i:04d}.png")
+    (folder / "clean" / "broken.png").write_bytes(b"not an image")
+    return folder
+
+
+def monitor(folder: Path, images: str, *extra: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING")}
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'mlflow.db'}"
+    command = [sys.executable, "-m", "visionops", "monitor", str(folder / images), "--no-progress"]
+    command += ["--reference", str(folder / "reference"), "--out", str(folder / f"{images}.json"), *extra]
+    return subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, check=False)
+
+
+@pytest.mark.slow  # two CLI runs, one creating an MLflow store (~20 s)
+def test_monitor_says_ok_on_clean_images_and_retrain_on_dark_ones(monitored_model, deployable_onnx):
+    folder = monitored_model
+    clean = monitor(folder, "clean", "--model", str(deployable_onnx), "--no-track")
+    assert clean.returncode == 0, clean.stderr
+    report = json.loads((folder / "clean.json").read_text())
+    assert report["verdict"] == OK and report["skipped"] == 1 and "broken.png" in clean.stderr
+    assert (folder / "clean.png").stat().st_size > 10_000
+    dark = monitor(folder, "dark", "--model", str(deployable_onnx))
+    report = json.loads((folder / "dark.json").read_text())
+    assert (
+        report["verdict"] in (DRIFT, DEGRADED)
+        and dark.returncode == {DRIFT: 3, DEGRADED: 4}[report["verdict"]]
+    )
+    assert "darker" in dark.stdout and "mlflow_run_id" in report
+
+
+def test_monitor_refuses_a_reference_of_another_model_and_writes_nothing(monitored_model, trained, tmp_path):
+    import torch
+
+    from visionops.data.decode import RESIZE_METHOD
+    from visionops.export.deployable import Deployable, onnx_metadata
+    from visionops.export.onnx_export import export_onnx
+
+    model, _, meta = trained
+    other = tmp_path / "other.onnx"
+    export_onnx(
+        Deployable(model, meta["mean"], [s * 2 for s in meta["std"]]),
+        torch.zeros(2, 8, 8, 1, dtype=torch.uint8),
+        other,
+        20,
+        onnx_metadata(meta, RESIZE_METHOD),
+    )
+    (monitored_model / "clean.json").unlink(missing_ok=True)
+    done = monitor(monitored_model, "clean", "--model", str(other), "--no-track")
+    assert done.returncode == 1 and "measured on another model" in done.stderr
+    assert "fix:" in done.stderr and not (monitored_model / "clean.json").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = monitor(tmp_path, "empty", "--model", str(other), "--no-track")
+    assert done.returncode == 1 and "the window is empty" in done.stderr
+
+
+def test_the_request_log_keeps_the_newest_records_of_its_model(tmp_path, monkeypatch):
+    from visionops.monitoring import request_log
+
+    monkeypatch.setattr(request_log, "MAX_BYTES", 2_000)  # rotate after a few records
+    rng = np.random.default_rng(5)
+    probs, stats = rng.dirichlet(np.ones(5), 60), stats_like(rng, 60)
+    log = request_log.RequestLog(tmp_path, "mine")
+    for start in range(0, 60, 7):
+        log.append(probs[start : start + 7], stats[start : start + 7])
+    request_log.RequestLog(tmp_path, "another model").append(probs[:3], stats[:3])
+    assert len(list(tmp_path.glob("requests-*.jsonl.*"))) > 1  # rotated, none lost
+    with open(next(tmp_path.glob("requests-*.jsonl")), "a") as torn:
+        torn.write('{"time": 1e12, "model_sha256": "mine", "proba')  # a crash mid-line
+    newest, newest_stats, others = request_log.read_newest(tmp_path, "mine", 25)
+    assert others == 3 and len(newest) == 25
+    assert np.allclose(newest, probs[35:]) and np.allclose(newest_stats, stats[35:])
+    everything, _, _ = request_log.read_newest(tmp_path, "mine", 1000)
+    assert np.allclose(everything, probs)
+    with pytest.raises(VisionOpsError, match="holds no request log"):
+        request_log.read_newest(tmp_path / "empty", "mine", 10)
