@@ -58,7 +58,7 @@ fi
     echo "### Metrics (vs \`$base\`)"
     dvc metrics diff "$base" --md | sed '/^$/d'
     changed="$(dvc params diff "$base" --md)"
-    if [ -n "$changed" ]; then
+    if [ "$(printf '%s\n' "$changed" | grep -c '^|')" -gt 2 ]; then  # more than the header
       echo "### Params changed (vs \`$base\`)"
       echo "$changed"
     fi

@@ -268,3 +268,56 @@ def test_the_request_log_keeps_the_newest_records_of_its_model(tmp_path, monkeyp
     assert np.allclose(everything, probs)
     with pytest.raises(VisionOpsError, match="holds no request log"):
         request_log.read_newest(tmp_path / "empty", "mine", 10)
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    from visionops.tracking.runs import configure
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    configure(tmp_path)
+    return tmp_path
+
+
+def register(name: str, artifacts: dict, images) -> str:
+    """A sealed version of `name` carrying `artifacts`, as register makes it; its number."""
+    import mlflow
+
+    from visionops.serving.packaging import pyfunc_spec
+    from visionops.tracking import registry
+    from visionops.tracking.version_files import record_files
+
+    with mlflow.start_run() as run:
+        info = registry.log_image_model(artifacts, pyfunc_spec(images[0]))
+    sealed = record_files(run.info.run_id, info.model_uri, info.model_id, Path(f"seal-{name}"))
+    return registry.register_version(info.model_uri, name, sealed, "test").version
+
+
+def test_a_registered_version_carries_its_reference_and_an_older_one_says_how_to_add_it(
+    store, monitored_model, deployable_onnx, digits_arrays
+):
+    from visionops.monitor import open_model_and_reference
+
+    images = digits_arrays["test_x"]
+    old = register("old", {"onnx": deployable_onnx}, images)
+    with pytest.raises(VisionOpsError, match="carries no monitoring reference") as error:
+        open_model_and_reference(f"models:/old/{old}", None, store / "a")
+    assert "dvc repro reference register" in str(error.value)
+    new = register("new", {"onnx": deployable_onnx, "reference": monitored_model / "reference"}, images)
+    model, reference, version = open_model_and_reference(f"models:/new/{new}", None, store / "b")
+    assert version == ("new", str(new)) and reference.classes == model.classes
+    assert len(reference.labels) == (len(images) + 1) // 2
+
+
+def test_an_unreachable_store_is_an_error_and_writes_nothing(monitored_model, deployable_onnx, monkeypatch):
+    from visionops.__main__ import main
+    from visionops.stack.processes import free_port
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    out = monitored_model / "unlogged.json"
+    args = ["monitor", str(monitored_model / "clean"), "--model", str(deployable_onnx), "--no-progress"]
+    args += ["--reference", str(monitored_model / "reference"), "--out", str(out)]
+    assert main(args) == 1
+    assert not out.exists() and not out.with_suffix(".png").exists()

@@ -1,6 +1,6 @@
 """The GitHub workflows cannot run here, so check them every way that can: actionlint,
-GitHub's workflow schema, that every `run:` command exists in the project, and a local
-run of the retrain steps on a fresh clone (scripts/ci-local.sh)."""
+GitHub's workflow schema, that every `run:` command exists in the project, and the retrain
+steps (scripts/retrain.sh) run on the session's pipeline run."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from e2e import pipeline_env
+from e2e import clone_repo, pipeline_env
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
@@ -163,16 +163,28 @@ def test_registry_summary_cli_explains_the_decision(tmp_path):
 
 
 @pytest.mark.e2e
-def test_local_run_of_the_retrain_steps_writes_the_summary():
-    env = pipeline_env({"VENV": str(BIN.parent)})
-    env["SET_PARAMS"] = (
-        "-S augment.copies=1 -S train.epochs=2 -S compress.finetune_epochs=1 -S compress.latency_repeats=3 "
-        "-S export.latency_repeats=3 -S export.parity_images=64"
-    )
-    env["BASE_REV"] = "HEAD"  # the committed baseline (reports/metrics/ + dvc.lock)
-    result = subprocess.run([ROOT / "scripts" / "ci-local.sh"], env=env, capture_output=True, text=True)
+def test_the_retrain_steps_write_the_summary(pipeline_template, tmp_path):
+    """retrain.sh (the job's steps) in a clone of the session's pipeline run: `dvc exp run`
+    finds every stage done, and the summary leads with the registry decision and the metrics
+    against the committed baseline (a fresh clone's own run is the template's)."""
+    repo = clone_repo(pipeline_template[0], tmp_path / "repo")
+    # the committed baseline, as in a real checkout: this project's metrics at HEAD; the run's
+    # own (what the job compares) are put back after the commit
+    ran = {path: path.read_bytes() for path in (repo / "reports" / "metrics").glob("*.json")}
+    for path in ran:
+        shown = subprocess.run(
+            ["git", "show", f"HEAD:reports/metrics/{path.name}"], cwd=ROOT, capture_output=True
+        )
+        path.write_bytes(shown.stdout)
+    subprocess.run(["git", "add", "-f", "reports/metrics"], cwd=repo, check=True)
+    subprocess.run(["git", "commit", "-qm", "baseline"], cwd=repo, env=pipeline_env({}), check=True)
+    for path, data in ran.items():
+        path.write_bytes(data)
+    summary_file = tmp_path / "summary.md"
+    env = pipeline_env({"GITHUB_STEP_SUMMARY": str(summary_file), "BASE_REV": "HEAD"})
+    result = subprocess.run(["scripts/retrain.sh"], cwd=repo, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    summary = result.stdout.split("---- job summary", 1)[1].strip().splitlines()[1:]
+    summary = summary_file.read_text().strip().splitlines()
     first_table = next(line for line in summary if line.startswith("|"))
     assert "this model (v1)" in first_table and "trivial baseline" in first_table
     assert any("**promoted to champion**" in line for line in summary)
@@ -181,3 +193,10 @@ def test_local_run_of_the_retrain_steps_writes_the_summary():
     assert "| reports/eval.json" not in "\n".join(summary)  # details are not metrics
     assert len(summary) <= 40, "\n".join(summary)
     assert "skipping dvc pull/push" in result.stdout
+
+
+def test_ci_local_needs_a_venv_and_says_so(tmp_path):
+    """scripts/ci-local.sh (retrain.sh on a fresh clone, by hand) refuses a missing venv."""
+    env = pipeline_env({"VENV": str(tmp_path / "no-venv")})
+    result = subprocess.run([ROOT / "scripts" / "ci-local.sh"], env=env, capture_output=True, text=True)
+    assert result.returncode == 2 and "no venv at" in result.stderr

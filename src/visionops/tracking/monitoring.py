@@ -4,6 +4,7 @@ metrics and its report and plot as artifacts. Plain values in, like every tracki
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -35,11 +36,14 @@ def log_check(
     with its cause (the caller then writes nothing)."""
     import mlflow
 
+    from visionops.config import TrackingParams
     from visionops.errors import VisionOpsError, first_line
-    from visionops.tracking.availability import store_problem
+    from visionops.tracking.availability import apply_http_settings, store_problem
     from visionops.tracking.runs import configure, experiment_id, project_root
 
     uri = configure(project_root())
+    if "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ:  # a dead server: seconds, not minutes
+        apply_http_settings(TrackingParams())
     try:
         with mlflow.start_run(experiment_id=experiment_id(experiment, project_root()), tags=tags) as run:
             mlflow.log_params(params)
