@@ -166,6 +166,25 @@ def test_the_verdict_follows_the_policy_and_a_small_window_is_an_error():
         check(reference, small, policy)
 
 
+def test_degraded_takes_the_whole_interval_under_the_floor():
+    """The same estimated fall (3 points under the floor) is noise in 60 images and evidence
+    in 4,000: only the second is `degraded`."""
+    rng = np.random.default_rng(6)
+    probs, labels = calibrated(rng, 4000, 4.0)
+    reference = reference_of(probs, labels, stats_like(rng, 4000))
+    high = scores(probs) > reference.atc_threshold
+    share = reference.accuracy - 0.05 - 0.03
+    verdicts = {}
+    for n in (60, 4000):
+        k = round(share * n)
+        rows = np.r_[rng.choice(np.flatnonzero(high), k), rng.choice(np.flatnonzero(~high), n - k)]
+        window = Window([], probs[rows], stats_like(rng, n))
+        result = check(reference, window, MonitorParams(max_accuracy_drop=0.05))
+        assert result["accuracy"]["estimated"]["value"] == pytest.approx(share, abs=0.01)
+        verdicts[n] = result["verdict"]
+    assert verdicts[60] != DEGRADED and verdicts[4000] == DEGRADED
+
+
 @pytest.fixture(scope="module")
 def monitored_model(deployable_onnx, digits_arrays, tmp_path_factory):
     """The session's exported digits model, its reference built on half the test images (the

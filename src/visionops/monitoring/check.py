@@ -1,7 +1,8 @@
 """One monitoring check: the window against the reference, by the policy in params.yaml
 (`monitor:`). The verdict is `degraded` when accuracy (labelled, else estimated) fell more than
 the policy allows, `drift` when a shift test rejects, `ok` otherwise; both of the first two
-mean retraining is due."""
+mean retraining is due. Degraded takes evidence: the accuracy's whole 95 % interval under the
+floor, so a small window's noise is not read as a fall."""
 
 from __future__ import annotations
 
@@ -38,15 +39,17 @@ def check(
     truth = _labelled_accuracy(window, reference.classes, labels or {})
     judged = truth if truth is not None else estimated
     floor = reference.accuracy - policy.max_accuracy_drop
+    degraded = judged["high"] < floor  # the whole interval under the floor: evidence, not noise
     reasons = []
-    if judged["value"] < floor:
+    if degraded:
         which = "labelled" if truth is not None else "estimated"
         reasons.append(
-            f"{which} accuracy {judged['value']:.3f} is under {floor:.3f} (reference "
+            f"{which} accuracy {judged['value']:.3f} (95 % interval up to {judged['high']:.3f}) is under "
+            f"{floor:.3f} (reference "
             f"{reference.accuracy:.3f} - monitor.max_accuracy_drop {policy.max_accuracy_drop})"
         )
     reasons += shift_reasons(rejected, len(reference.classes))
-    verdict = DEGRADED if judged["value"] < floor else DRIFT if rejected else OK
+    verdict = DEGRADED if degraded else DRIFT if rejected else OK
     return {
         "verdict": verdict,
         "retrain": verdict != OK,
