@@ -340,3 +340,16 @@ def test_an_unreachable_store_is_an_error_and_writes_nothing(monitored_model, de
     args += ["--reference", str(monitored_model / "reference"), "--out", str(out)]
     assert main(args) == 1
     assert not out.exists() and not out.with_suffix(".png").exists()
+
+
+def test_a_labels_csv_that_is_missing_or_wrong_is_named(tmp_path):
+    from visionops.monitor import read_labels
+
+    with pytest.raises(VisionOpsError, match=r"--labels .*missing.csv cannot be read") as error:
+        read_labels(tmp_path / "missing.csv")
+    assert "path,label" in str(error.value)
+    (tmp_path / "wrong.csv").write_text("file,class\na.png,cat\n")
+    with pytest.raises(VisionOpsError, match="no 'path' and 'label' columns"):
+        read_labels(tmp_path / "wrong.csv")
+    (tmp_path / "ok.csv").write_text("path,label\na.png,007\n")
+    assert read_labels(tmp_path / "ok.csv") == {"a.png": "007"}  # class names stay text

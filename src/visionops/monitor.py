@@ -218,16 +218,19 @@ def open_model_and_reference(model_uri: str, reference_dir: Path | None, into: P
 
 
 def read_labels(path: Path) -> dict[str, str]:
-    """path -> label from a CSV with columns path,label."""
-    from visionops.errors import VisionOpsError
-    from visionops.io import read_csv
+    """path -> label from a CSV with columns path,label (the user's file: its own messages)."""
+    import pandas as pd
 
-    frame = read_csv(path)
+    from visionops.errors import VisionOpsError, first_line
+
+    fix = "pass a CSV with a header line `path,label` and one row per labelled image"
+    try:
+        frame = pd.read_csv(path, dtype=str)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise VisionOpsError(f"--labels {path} cannot be read ({first_line(exc)})", fix) from None
     if not {"path", "label"} <= set(frame.columns):
-        raise VisionOpsError(
-            f"{path} has no 'path' and 'label' columns", "write the labels CSV as: path,label"
-        )
-    return dict(zip(frame["path"].astype(str), frame["label"].astype(str), strict=True))
+        raise VisionOpsError(f"--labels {path} has no 'path' and 'label' columns", fix)
+    return dict(zip(frame["path"], frame["label"], strict=True))
 
 
 def track(policy, result: dict, version, files: list[Path]) -> str:
