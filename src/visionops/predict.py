@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visionops.errors import VisionOpsError, first_line
+from visionops.errors import VisionOpsError
 
 BATCH = 64  # images decoded and classified at a time: memory stays flat in the number of files
 DEFAULT_OUT = "predictions.csv"
@@ -161,23 +161,17 @@ def classify(
     """(one row per classified file, (file, reason) per file that could not be read)."""
     from tqdm import tqdm
 
-    from visionops.data.decode import decode_file
+    from visionops.data.file_batches import decode_batches
 
     rows, failed = [], []
     size, channels, classes = model.meta["image_size"], model.meta["channels"], model.classes
     with tqdm(total=len(files), desc="predict", unit="img", disable=None if progress else True) as bar:
-        for start in range(0, len(files), BATCH):
-            batch, images = [], []
-            for path in files[start : start + BATCH]:
-                try:
-                    images.append(decode_file(path, channels, size)[0])
-                    batch.append(path)
-                except (OSError, ValueError, VisionOpsError) as exc:
-                    failed.append((path, first_line(exc)))
-            if images:
-                probs = model.probabilities(np.stack(images))
+        for batch in decode_batches(files, channels, size, BATCH):
+            failed += batch.skipped
+            if batch.images:
+                probs = model.probabilities(np.stack(batch.images))
                 best = np.argsort(-probs, axis=1)[:, :top_k]
-                for path, p, order in zip(batch, probs, best, strict=True):
+                for path, p, order in zip(batch.paths, probs, best, strict=True):
                     row = {
                         "path": str(path),
                         "label": classes[order[0]],
@@ -190,7 +184,7 @@ def classify(
                             f"probability_{k + 1}": float(p[order[k]]),
                         }
                     rows.append(row)
-            bar.update(len(files[start : start + BATCH]))
+            bar.update(len(batch))
     return rows, failed
 
 

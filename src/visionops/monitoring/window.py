@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-from visionops.errors import VisionOpsError, first_line
 from visionops.monitoring.stats import STATS, image_stats
 
 BATCH = 64  # images decoded and classified at a time
@@ -42,26 +41,18 @@ def observe(
     """Decode, classify and measure `files`; an unreadable file is skipped with its reason."""
     from tqdm import tqdm
 
-    from visionops.data.decode import decode_file
+    from visionops.data.file_batches import decode_batches
 
     kept, skipped, probs, stats = [], [], [], []
     with tqdm(total=len(files), desc="monitor", unit="img", disable=None if progress else True) as bar:
-        for start in range(0, len(files), BATCH):
-            images, sizes = [], []
-            for path in files[start : start + BATCH]:
-                try:
-                    pixels, original = decode_file(path, channels, size)
-                except (OSError, ValueError, VisionOpsError) as exc:
-                    skipped.append((path, first_line(exc)))
-                    continue
-                images.append(pixels)
-                sizes.append(original)
-                kept.append(path)
-            if images:
-                batch = np.stack(images)
-                probs.append(probabilities(batch))
-                stats.append(image_stats(batch, np.asarray(sizes, dtype=np.float64)))
-            bar.update(len(files[start : start + BATCH]))
+        for batch in decode_batches(files, channels, size, BATCH):
+            skipped += batch.skipped
+            if batch.images:
+                images = np.stack(batch.images)
+                probs.append(probabilities(images))
+                stats.append(image_stats(images, np.asarray(batch.sizes, dtype=np.float64)))
+                kept += batch.paths
+            bar.update(len(batch))
     k = probs[0].shape[1] if probs else 0
     return Window(
         kept,
