@@ -353,3 +353,14 @@ def test_a_labels_csv_that_is_missing_or_wrong_is_named(tmp_path):
         read_labels(tmp_path / "wrong.csv")
     (tmp_path / "ok.csv").write_text("path,label\na.png,007\n")
     assert read_labels(tmp_path / "ok.csv") == {"a.png": "007"}  # class names stay text
+
+
+def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path):
+    from visionops.monitor import check_out
+
+    with pytest.raises(VisionOpsError, match="is not a .json file path"):
+        check_out(tmp_path / "monitor.png")
+    with pytest.raises(VisionOpsError, match="/proc is not a writable folder"):
+        check_out(Path("/proc/monitor.json"))
+    check_out(tmp_path / "new" / "monitor.json")
+    assert (tmp_path / "new").is_dir()

@@ -203,3 +203,18 @@ def probe_writable(folder: Path) -> None:
 
     with tempfile.NamedTemporaryFile(dir=folder, prefix=".visionops-", suffix=".probe"):
         pass
+
+
+def writable_output(path: Path, option: str, fix: str) -> None:
+    """Create the folder of a command's output `path` and check a file can be written there,
+    before any work; otherwise a VisionOpsError naming `option` (e.g. --out) and the folder."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe_writable(path.parent)
+    except OSError as exc:
+        raise VisionOpsError(
+            f"{option} {path} cannot be written: {path.parent} is not a writable folder "
+            f"({exc.strerror or exc})",
+            fix,
+        ) from None

@@ -125,18 +125,11 @@ def logged_window(folder: Path, reference, size: int):
 def check_out(out: Path) -> None:
     """--out is a .json file in a folder that can be written."""
     from visionops.errors import VisionOpsError
-    from visionops.io import probe_writable
+    from visionops.io import writable_output
 
     if out.suffix != ".json" or out.is_dir():
         raise VisionOpsError(f"--out {out} is not a .json file path", "pass e.g. --out reports/monitor.json")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        probe_writable(out.parent)
-    except OSError as exc:
-        raise VisionOpsError(
-            f"--out {out} cannot be written ({exc.strerror or exc})",
-            "pass an --out in a folder you can write",
-        ) from None
+    writable_output(out, "--out", "pass an --out in a folder you can write, e.g. --out reports/monitor.json")
 
 
 def monitor_policy(params: Path | None):

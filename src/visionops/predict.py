@@ -81,7 +81,7 @@ def output_path(out: Path, inputs: list[Path], model: str = "") -> Path:
     overwrite one of the input images, the model, any image or model file, or cannot be
     written at all (checked by creating a file beside it)."""
     from visionops.data.folders import IMAGE_SUFFIXES
-    from visionops.io import probe_writable
+    from visionops.io import writable_output
 
     if out.is_dir():
         out = out / DEFAULT_OUT
@@ -102,14 +102,7 @@ def output_path(out: Path, inputs: list[Path], model: str = "") -> Path:
         )
     if out.exists() and not out.is_file():
         raise VisionOpsError(f"--out {out} exists and is not a file", "pass a .csv path for --out")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        probe_writable(out.parent)
-    except OSError as exc:
-        raise VisionOpsError(
-            f"--out {out} cannot be written: {out.parent} is not a writable folder ({exc.strerror or exc})",
-            "pass an --out path in a folder you can write, e.g. --out predictions.csv",
-        ) from None
+    writable_output(out, "--out", "pass an --out path in a folder you can write, e.g. --out predictions.csv")
     return out
 
 
