@@ -358,7 +358,7 @@ def test_a_labels_csv_that_is_missing_or_wrong_is_named(tmp_path):
 def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path):
     from visionops.monitor import check_out
 
-    with pytest.raises(VisionOpsError, match="is not a .json file path"):
+    with pytest.raises(VisionOpsError, match=r"is not a \.json file path"):
         check_out(tmp_path / "monitor.png")
     with pytest.raises(VisionOpsError, match="/proc is not a writable folder"):
         check_out(Path("/proc/monitor.json"))
