@@ -174,8 +174,7 @@ def open_model_and_reference(model_uri: str, reference_dir: Path | None, into: P
 
     version = None
     if ":/" in model_uri:
-        from visionops.tracking.monitoring import registered_version
-        from visionops.tracking.version_files import fetch
+        from visionops.tracking.version_files import fetch, registered_version
 
         local, warnings = fetch(model_uri, into)
         for warning in warnings:
@@ -192,7 +191,8 @@ def open_model_and_reference(model_uri: str, reference_dir: Path | None, into: P
         if not onnx:
             raise VisionOpsError(f"{model_uri} holds no ONNX file", "pass a model registered by visionops")
         onnx_path = onnx[0]
-        version = registered_version(model_uri)
+        registered = registered_version(model_uri)  # after fetch: the store is configured
+        version = (registered.name, str(registered.version)) if registered else None
     else:
         onnx_path = Path(model_uri)
         if not onnx_path.is_file():

@@ -5,24 +5,10 @@ metrics and its report and plot as artifacts. Plain values in, like every tracki
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 MODEL_NAME_TAG, MODEL_VERSION_TAG, VERDICT_TAG = "model.name", "model.version", "monitor.verdict"
-
-
-def registered_version(model_uri: str) -> tuple[str, str] | None:
-    """(name, version number) of models:/NAME@ALIAS or models:/NAME/N; None for anything else."""
-    import mlflow
-
-    found = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/(\d+))/?", model_uri)
-    if found is None:
-        return None
-    name, alias, number = found.groups()
-    if alias:
-        number = mlflow.MlflowClient().get_model_version_by_alias(name, alias).version
-    return name, str(number)
 
 
 def log_check(

@@ -108,23 +108,33 @@ def download_verified(model_uri: str, into: Path) -> tuple[Path, list[str]]:
     """(local folder, warnings): a registered version (`models:/NAME@ALIAS`, `models:/NAME/N`)
     downloaded by its number and checked file by file; any other URI downloaded as it is, with
     a warning that nothing recorded its files."""
+    import mlflow
+
+    version = registered_version(model_uri)
+    if version is None:
+        local = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(into)))
+        return local, [
+            f"{model_uri} is not a registered version: no recorded hashes to check its files against"
+        ]
+    local = Path(
+        mlflow.artifacts.download_artifacts(f"models:/{version.name}/{version.version}", dst_path=str(into))
+    )
+    return local, verify(version.name, str(version.version), dict(version.tags), local)
+
+
+def registered_version(model_uri: str):
+    """The ModelVersion that models:/NAME@ALIAS or models:/NAME/N names (an alias resolved to
+    its number now); None for any other URI."""
     import re
 
     import mlflow
 
     found = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/(\d+))/?", model_uri)
     if found is None:
-        local = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(into)))
-        return local, [
-            f"{model_uri} is not a registered version: no recorded hashes to check its files against"
-        ]
+        return None
     name, alias, number = found.groups()
     client = mlflow.MlflowClient()
-    version = (
-        client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, number)
-    )
-    local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}", dst_path=str(into)))
-    return local, verify(name, str(version.version), dict(version.tags), local)
+    return client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, number)
 
 
 def fetch(model_uri: str, into: Path) -> tuple[Path, list[str]]:
