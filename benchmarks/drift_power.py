@@ -37,12 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PRESET = ROOT / "params" / "cifar10-fast.yaml"
 SIZES = (100, 500, 1000)
 SEVERITIES = ("mild", "medium", "strong")
-LIFTED = ("airplane", "automobile")
-FAMILIES = (
-    "softmax",
-    "predicted_classes",
-    "image",
-)  # monitoring/shift.py's test families  # the label shift: these two five times as frequent
+LIFTED = ("airplane", "automobile")  # the label shift: these two five times as frequent
+FAMILIES = ("softmax", "embedding", "predicted_classes", "image")  # monitoring/shift.py's test families
 
 
 def corruptions() -> dict[str, list]:
@@ -92,8 +88,8 @@ def decode_all(files: list[Path], size: int, channels: int) -> tuple[np.ndarray,
     return np.stack([p for p, _ in pairs]), np.asarray([s for _, s in pairs], dtype=np.float64)
 
 
-def observed(model, images: np.ndarray, sizes: np.ndarray, transform=None) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities, stats) of `images`, each first put through `transform` (seeded)."""
+def observed(model, images: np.ndarray, sizes: np.ndarray, transform=None) -> tuple:
+    """(probabilities, stats, embeddings) of `images`, each first put through `transform` (seeded)."""
     import random
 
     from visionops.monitoring.stats import image_stats
@@ -103,7 +99,8 @@ def observed(model, images: np.ndarray, sizes: np.ndarray, transform=None) -> tu
         np.random.seed(0)
         transform.set_random_seed(0)
         images = np.stack([transform(image=image)["image"] for image in images])
-    return model.probabilities(images), image_stats(images, sizes)
+    probabilities, embeddings = model.outputs(images)
+    return probabilities, image_stats(images, sizes), embeddings
 
 
 def alarm_rates(reference, pool: dict, windows: int, rng, weights=None, sizes=SIZES) -> dict:
@@ -119,7 +116,8 @@ def alarm_rates(reference, pool: dict, windows: int, rng, weights=None, sizes=SI
         alarms, errors, families = 0, [], dict.fromkeys(FAMILIES, 0)
         for _ in range(windows):
             rows = rng.choice(len(pool["probabilities"]), size, replace=False, p=weights)
-            window = Window([], pool["probabilities"][rows], pool["stats"][rows])
+            embedded = pool["embeddings"][rows] if pool["embeddings"] is not None else None
+            window = Window([], pool["probabilities"][rows], pool["stats"][rows], embeddings=embedded)
             result = check(reference, window, policy)
             alarms += result["verdict"] != "ok"
             for family in {t["family"] for t in result["tests"] if t["p_adjusted"] <= policy.alpha}:
@@ -171,6 +169,7 @@ def main() -> None:
     parser.add_argument("--clean-windows", type=int, default=100, help="unshifted windows per size")
     parser.add_argument("--speed", action="store_true", help="also time monitor vs predict on 10,000 files")
     parser.add_argument("--out", type=Path, default=Path("drift_power.json"))
+    parser.add_argument("--save-model", type=Path, help="keep the model trained here at this .onnx path")
     args = parser.parse_args()
 
     from visionops.export.classifier import OnnxClassifier
@@ -181,14 +180,18 @@ def main() -> None:
         work = Path(tmp)
         write_images(work / "images", args.cifar.resolve(), 5000)
         model_path = args.model or train_model(work / "images", work, args.width, args.epochs)
+        if args.save_model and not args.model:
+            args.save_model.write_bytes(model_path.read_bytes())
         model = OnnxClassifier(model_path)
+        if not model.has_embedding:
+            print("note: the model has no embedding output (exported before issue 35): no MMD test")
         size, channels = model.meta["image_size"], model.meta["channels"]
         files = sorted((work / "images" / "test").rglob("*.jpg"))
         labels = np.asarray([model.classes.index(path.parent.name) for path in files])
         images, sizes = decode_all(files, size, channels)
         ref, prod = np.arange(0, len(files), 2), np.arange(1, len(files), 2)  # never the same image
         reference = build_reference(
-            model.probabilities,
+            model.outputs,
             [(images[ref], sizes[ref])],
             labels[ref],
             model.classes,
@@ -198,8 +201,13 @@ def main() -> None:
         rng = np.random.default_rng(0)
         results: dict = {"reference_accuracy": reference.accuracy, "shifts": {}}
 
-        def pool(probabilities, stats, pool_labels):
-            return {"probabilities": probabilities, "stats": stats, "labels": pool_labels}
+        def pool(probabilities, stats, embeddings, pool_labels):
+            return {
+                "probabilities": probabilities,
+                "stats": stats,
+                "embeddings": embeddings,
+                "labels": pool_labels,
+            }
 
         clean = pool(*observed(model, images[prod], sizes[prod]), labels[prod])
         results["shifts"]["none (false alarms)"] = alarm_rates(reference, clean, args.clean_windows, rng)
@@ -238,10 +246,11 @@ def main() -> None:
 
 
 def table(results: dict) -> str:
-    """Markdown: alarm rates per window size, which test family fired at 500 (softmax KS, class
-    shares, image statistics), the accuracy estimate's error."""
+    """Markdown: alarm rates per window size, which test family fired at 500 (softmax KS,
+    embedding MMD, class shares, image statistics), the accuracy estimate's error."""
     lines = [
-        "| shift | accuracy | alarms @100 | @500 | @1000 | @500 by softmax / class shares / image stats "
+        "| shift | accuracy | alarms @100 | @500 | @1000 "
+        "| @500 by softmax / embedding / class shares / image stats "
         "| ATC error @500 (points) |",
         "|---|---|---|---|---|---|---|",
     ]

@@ -1,5 +1,6 @@
 """reference: what monitoring compares the served model against: models/model.onnx (the model
-that is registered and served) on the held-out test images: its softmax outputs, the labels,
+that is registered and served) on the held-out test images: its softmax outputs and embedding
+(of up to 1,000 evenly spaced images), the labels,
 each image's brightness/contrast/sharpness and original size (from validate's manifest), and
 the threshold for estimating accuracy without labels. Writes models/reference/, which register
 ships inside the model version. Reads no params.
@@ -24,7 +25,7 @@ def main(args) -> None:
     batches = (
         (read_rows(data.test.x, rows[i : i + 256]), sizes[i : i + 256]) for i in range(0, len(rows), 256)
     )
-    reference = build_reference(model.probabilities, batches, data.test.y, data.classes, file_sha256(ONNX))
+    reference = build_reference(model.outputs, batches, data.test.y, data.classes, file_sha256(ONNX))
     save_reference(reference, REFERENCE)
     print(
         f"reference: {len(reference.labels)} test images, accuracy {reference.accuracy:.4f}, "

@@ -16,6 +16,7 @@ from visionops.__main__ import main as visionops
 from visionops.data.decode import RESIZE_METHOD
 from visionops.data.prepared import to_model_input
 from visionops.export.classifier import OnnxClassifier
+from visionops.models.zoo import classifier_head
 from visionops.serving.packaging import pyfunc_spec
 
 
@@ -46,6 +47,14 @@ def test_exported_graph_takes_uint8_nhwc_and_normalises_inside(exported, digits_
     logits = model.logits(digits_arrays["test_x"])
     assert np.abs(logits - reference).max() < 1e-3
     assert (logits.argmax(1) == reference.argmax(1)).mean() == 1.0
+    # issue 35: the second output is what the class head reads, for monitoring's MMD test
+    net = trained[0]
+    with torch.inference_mode():
+        features = net.features(torch.from_numpy(to_model_input(digits_arrays["test_x"], trained[2]))).numpy()
+    probabilities, embedding = model.outputs(digits_arrays["test_x"])
+    assert model.has_embedding and np.abs(embedding - features).max() < 1e-3
+    assert np.allclose(probabilities, model.probabilities(digits_arrays["test_x"]))
+    assert not classifier_head(net)._forward_pre_hooks  # the export left no hook behind
 
 
 def test_predict_cli_classifies_folders_and_lists_unreadable_files(exported, digits_arrays, tmp_path, capsys):

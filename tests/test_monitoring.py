@@ -114,12 +114,55 @@ def test_image_stats_read_dark_and_blurry_as_such():
     assert (base[:, 3:] == sizes).all()
 
 
+def test_mmd_keeps_its_level_on_the_same_distribution_and_finds_a_moved_embedding():
+    from visionops.monitoring.mmd import mmd_test
+
+    rng = np.random.default_rng(7)
+    reference = rng.normal(size=(600, 16))
+    p_values = [mmd_test(reference, rng.normal(size=(200, 16)), permutations=200)[1] for _ in range(30)]
+    assert sum(p <= 0.05 for p in p_values) <= 5, sorted(p_values)[:6]  # level 0.05: ~1.5 expected
+    moved = rng.normal(size=(200, 16)) + np.r_[np.full(4, 0.5), np.zeros(12)]  # a quarter of the dims
+    squared, p = mmd_test(reference, moved, permutations=200)
+    assert p < 0.01 and squared > 0
+    again = mmd_test(reference, moved, permutations=200)
+    assert again == (squared, p)  # seeded: the same window gets the same verdict
+
+
+def test_the_check_runs_mmd_when_both_sides_have_embeddings_and_says_why_not_otherwise():
+    rng = np.random.default_rng(8)
+    probs, labels = calibrated(rng, 1000, 4.0)
+    reference = Reference(
+        CLASSES,
+        probs.astype(np.float32),
+        labels,
+        stats_like(rng, 1000),
+        "sha",
+        atc_threshold(probs, labels),
+        rng.normal(size=(1000, 8)).astype(np.float32),
+    )
+    window_probs, _ = calibrated(rng, 300, 4.0)
+    moved = Window([], window_probs, stats_like(rng, 300), embeddings=rng.normal(size=(300, 8)) + 1.0)
+    result = check(reference, moved, MonitorParams())
+    assert result["embedding_test"] == "ran" and result["verdict"] == DRIFT
+    assert any("embedding (MMD)" in reason for reason in result["reasons"])
+    assert len(result["tests"]) == len(CLASSES) + 2 + len(STATS)  # softmax, MMD, class shares, stats
+    unembedded = check(reference, Window([], window_probs, stats_like(rng, 300)), MonitorParams())
+    assert (
+        unembedded["verdict"] == OK and "window's records hold no embedding" in unembedded["embedding_test"]
+    )
+    older = Reference(
+        *[getattr(reference, f) for f in ("classes", "probabilities", "labels", "stats")], "sha", 0.5
+    )
+    assert "dvc repro` and register again" in check(older, moved, MonitorParams())["embedding_test"]
+
+
 def test_a_reference_round_trips_and_a_damaged_one_is_refused(tmp_path):
     rng = np.random.default_rng(3)
     probs, labels = calibrated(rng, 200, 4.0)
     stats = stats_like(rng, 200)
     batches = [(np.zeros((100, 8, 8, 1), np.uint8), np.full((100, 2), 8.0))] * 2
-    fake_model = iter([probs[:100], probs[100:]])
+    vectors = rng.normal(size=(200, 6))
+    fake_model = iter([(probs[:100], vectors[:100]), (probs[100:], vectors[100:])])
     built = build_reference(lambda images: next(fake_model), batches, labels, CLASSES, "abc")
     save_reference(built, tmp_path / "ref")
     loaded = load_reference(tmp_path / "ref")
@@ -127,6 +170,11 @@ def test_a_reference_round_trips_and_a_damaged_one_is_refused(tmp_path):
     assert (
         np.array_equal(loaded.probabilities, probs.astype(np.float32)) and loaded.accuracy == built.accuracy
     )
+    assert np.array_equal(loaded.embeddings, vectors.astype(np.float32))  # 200 rows: all kept
+    np.save(tmp_path / "ref" / "embeddings.npy", vectors[:5])
+    with pytest.raises(VisionOpsError, match="embeddings do not match"):
+        load_reference(tmp_path / "ref")
+    np.save(tmp_path / "ref" / "embeddings.npy", vectors)
     np.save(tmp_path / "ref" / "stats.npy", stats[:10])
     with pytest.raises(VisionOpsError, match="stats do not match") as error:
         load_reference(tmp_path / "ref")
@@ -201,7 +249,7 @@ def monitored_model(deployable_onnx, digits_arrays, tmp_path_factory):
     # different people's handwriting (a real shift, which the tests do find)
     ref_x, window_x = x[0::2], x[1::2]
     reference = build_reference(
-        model.probabilities,
+        model.outputs,
         [(ref_x, np.full((len(ref_x), 2), 8.0))],
         y[0::2],
         model.classes,
@@ -239,6 +287,7 @@ def test_monitor_says_ok_on_clean_images_and_retrain_on_dark_ones(monitored_mode
         and dark.returncode == {DRIFT: 3, DEGRADED: 4}[report["verdict"]]
     )
     assert "darker" in dark.stdout and "mlflow_run_id" in report
+    assert report["embedding_test"] == "ran" and any(t["family"] == "embedding" for t in report["tests"])
 
 
 def test_monitor_refuses_a_reference_of_another_model_and_writes_nothing(monitored_model, trained, tmp_path):
@@ -273,18 +322,21 @@ def test_the_request_log_keeps_the_newest_records_of_its_model(tmp_path, monkeyp
     monkeypatch.setattr(request_log, "MAX_BYTES", 2_000)  # rotate after a few records
     rng = np.random.default_rng(5)
     probs, stats = rng.dirichlet(np.ones(5), 60), stats_like(rng, 60)
+    vectors = rng.normal(size=(60, 4)).astype(np.float32)
     log = request_log.RequestLog(tmp_path, "mine")
     for start in range(0, 60, 7):
-        log.append(probs[start : start + 7], stats[start : start + 7])
-    request_log.RequestLog(tmp_path, "another model").append(probs[:3], stats[:3])
+        log.append(probs[start : start + 7], stats[start : start + 7], vectors[start : start + 7])
+    request_log.RequestLog(tmp_path, "another model").append(probs[:3], stats[:3], None)
     assert len(list(tmp_path.glob("requests-*.jsonl.*"))) > 1  # rotated, none lost
     with open(next(tmp_path.glob("requests-*.jsonl")), "a") as torn:
         torn.write('{"time": 1e12, "model_sha256": "mine", "proba')  # a crash mid-line
-    newest, newest_stats, others = request_log.read_newest(tmp_path, "mine", 25)
-    assert others == 3 and len(newest) == 25
-    assert np.allclose(newest, probs[35:]) and np.allclose(newest_stats, stats[35:])
-    everything, _, _ = request_log.read_newest(tmp_path, "mine", 1000)
-    assert np.allclose(everything, probs)
+    newest = request_log.read_newest(tmp_path, "mine", 25)
+    assert newest.others == 3 and len(newest.probabilities) == 25
+    assert np.allclose(newest.probabilities, probs[35:]) and np.allclose(newest.stats, stats[35:])
+    assert np.allclose(newest.embeddings, vectors[35:], atol=2e-3)  # float16 in the log
+    assert np.allclose(request_log.read_newest(tmp_path, "mine", 1000).probabilities, probs)
+    request_log.RequestLog(tmp_path, "mine").append(probs[:1], stats[:1], None)  # an older server
+    assert request_log.read_newest(tmp_path, "mine", 1000).embeddings is None
     with pytest.raises(VisionOpsError, match="holds no request log"):
         request_log.read_newest(tmp_path / "empty", "mine", 10)
 

@@ -4,6 +4,7 @@ files (`visionops predict`) and answers a base64 PNG when served by `mlflow mode
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -114,6 +115,8 @@ def test_served_champion_answers_a_base64_png(repo):
         assert monitored.returncode == 0 and "ok on 62 image(s)" in monitored.stdout, (
             monitored.stdout + monitored.stderr
         )
+        served = json.loads((repo / "served.json").read_text())
+        assert served["embedding_test"] == "ran"  # the log carries the embedding (issue 35)
         for name, bad in BAD_BODIES.items():
             answer = requests.post(f"{url}/invocations", json=bad, timeout=60)
             assert answer.status_code == 400, (name, answer.text)
@@ -128,7 +131,6 @@ def test_monitor_the_champion_ok_on_its_kind_of_images_drift_on_two_classes(repo
     """Issue 35: the registered version carries its reference; a window like the held-out images
     is `ok` (exit 0); one holding two classes only is `drift` (exit 3); each check is a run of
     the "Model monitoring" experiment tagged with the champion's name and version."""
-    import json
     import shutil
 
     test = unpack_raw(repo, repo.parent / "monitor-files", "test") / "test"

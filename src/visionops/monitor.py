@@ -105,7 +105,7 @@ def window_files(paths: list[Path], size: int) -> list[Path]:
 def observe_files(model, files: list[Path], progress: bool):
     from visionops.monitoring.window import observe
 
-    window = observe(model.probabilities, files, model.meta["channels"], model.meta["image_size"], progress)
+    window = observe(model.outputs, files, model.meta["channels"], model.meta["image_size"], progress)
     for path, reason in window.skipped:
         print(f"monitor: skipped {path}: {reason}", file=sys.stderr)
     return window
@@ -116,10 +116,10 @@ def logged_window(folder: Path, reference, size: int):
     from visionops.monitoring.request_log import read_newest
     from visionops.monitoring.window import Window
 
-    probabilities, stats, others = read_newest(folder, reference.model_sha256, size)
-    if others:
-        print(f"monitor: {others} logged request(s) of other models left out", file=sys.stderr)
-    return Window([], probabilities, stats)
+    logged = read_newest(folder, reference.model_sha256, size)
+    if logged.others:
+        print(f"monitor: {logged.others} logged request(s) of other models left out", file=sys.stderr)
+    return Window([], logged.probabilities, logged.stats, embeddings=logged.embeddings)
 
 
 def check_out(out: Path) -> None:

@@ -16,6 +16,8 @@ import numpy as np
 from visionops.errors import VisionOpsError, first_line
 
 TASK_KEYS = ("classes", "image_size", "channels")
+LOGITS = "logits"  # the deployable graph's first output
+EMBEDDING = "embedding"  # its second (since issue 35): the vector the class head reads, for drift tests
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -68,21 +70,40 @@ class OnnxClassifier:
     def takes_uint8(self) -> bool:
         return self.input.type == "tensor(uint8)"
 
+    @property
+    def has_embedding(self) -> bool:
+        """Whether the graph also outputs its embedding (models exported before issue 35 do not)."""
+        return EMBEDDING in {output.name for output in self.session.get_outputs()}
+
     def logits(self, images: np.ndarray, batch: int = 256) -> np.ndarray:
         """Logits for uint8 NHWC `images` at the model's size and channels."""
-        from visionops.data.prepared import to_model_input
-
-        out = []
-        for start in range(0, len(images), batch):
-            chunk = np.ascontiguousarray(images[start : start + batch], dtype=np.uint8)
-            feed = chunk if self.takes_uint8 else to_model_input(chunk, self.meta)
-            out.append(self.session.run(None, {self.input.name: feed})[0])
-        classes = len(self.classes)
-        return np.concatenate(out) if out else np.zeros((0, classes), np.float32)
+        return self._run(images, batch, embedding=False)[0]
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Softmax of the logits."""
         return softmax(self.logits(images).astype(np.float64))
+
+    def outputs(self, images: np.ndarray, batch: int = 256) -> tuple[np.ndarray, np.ndarray | None]:
+        """(probabilities, embedding) in one pass; the embedding is None for a graph without one."""
+        logits, embedding = self._run(images, batch, embedding=self.has_embedding)
+        return softmax(logits.astype(np.float64)), embedding
+
+    def _run(self, images: np.ndarray, batch: int, embedding: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        from visionops.data.prepared import to_model_input
+
+        names = [self.session.get_outputs()[0].name] + ([EMBEDDING] if embedding else [])
+        logits, vectors = [], []
+        for start in range(0, len(images), batch):
+            chunk = np.ascontiguousarray(images[start : start + batch], dtype=np.uint8)
+            feed = chunk if self.takes_uint8 else to_model_input(chunk, self.meta)
+            got = self.session.run(names, {self.input.name: feed})
+            logits.append(got[0])
+            vectors += got[1:]
+        if not logits:
+            return np.zeros((0, len(self.classes)), np.float32), (
+                np.zeros((0, 0), np.float32) if embedding else None
+            )
+        return np.concatenate(logits), (np.concatenate(vectors) if embedding else None)
 
 
 def _json(value: str) -> Any:

@@ -9,11 +9,18 @@ from typing import Any
 import torch
 from torch import nn
 
+from visionops.export.classifier import EMBEDDING, LOGITS
+from visionops.models.zoo import classifier_head
+
 INPUT_SPEC = "uint8 [batch, height, width, channels] (RGB or grey, 0-255), resized as `resize` says"
 
 
 class Deployable(nn.Module):
-    """uint8 NHWC images -> logits of `model`, with (pixel/255 - mean) / std inside."""
+    """uint8 NHWC images -> (logits, embedding) of `model`, with (pixel/255 - mean) / std
+    inside. The embedding is what the class head reads (its input, flattened): monitoring
+    tests it for drift (issue 35), and consumers that want the logits alone take output 0."""
+
+    output_names = (LOGITS, EMBEDDING)
 
     def __init__(self, model: nn.Module, mean: list[float], std: list[float]):
         super().__init__()
@@ -23,8 +30,14 @@ class Deployable(nn.Module):
         self.register_buffer("scale", 1.0 / (255.0 * std_t))
         self.register_buffer("shift", mean_t / std_t)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x.permute(0, 3, 1, 2).float() * self.scale - self.shift)
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        heard: list[torch.Tensor] = []
+        hook = classifier_head(self.model).register_forward_pre_hook(lambda _, args: heard.append(args[0]))
+        try:
+            logits = self.model(x.permute(0, 3, 1, 2).float() * self.scale - self.shift)
+        finally:
+            hook.remove()  # the hook lives for this call only: the model stays as it was
+        return logits, heard[0].flatten(1)
 
 
 def onnx_metadata(meta: dict[str, Any], resize: str) -> dict[str, Any]:

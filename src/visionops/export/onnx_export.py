@@ -10,17 +10,18 @@ import torch
 from torch import nn
 
 from visionops.errors import VisionOpsError
+from visionops.export.classifier import LOGITS
 from visionops.io import atomic_path
 
 INPUT_NAME = "input"
-OUTPUT_NAME = "logits"
 
 
 def export_onnx(
     model: nn.Module, example: torch.Tensor, path: Path, opset: int, metadata: dict[str, Any]
 ) -> None:
     """Export with a dynamic batch dimension, weights in the one file, metadata_props set,
-    and `onnx.checker` (full check) passed; written atomically."""
+    and `onnx.checker` (full check) passed; written atomically. The outputs are named by the
+    model's `output_names` (the deployable graph: logits and embedding), else `logits`."""
     import onnx
 
     batch = torch.export.Dim("batch", min=1, max=4096)
@@ -33,7 +34,7 @@ def export_onnx(
             opset_version=opset,
             dynamic_shapes={"x": {0: batch}},
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
+            output_names=list(getattr(model, "output_names", (LOGITS,))),
             external_data=False,
             verbose=False,
         )

@@ -186,24 +186,28 @@ def deserialize_engine(trt, plan: bytes):
 
 def run_engine(trt, engine, inputs):
     """Run the CUDA tensor `inputs` (uint8 NHWC for the deployable graph) through the
-    deserialized `engine`; returns a float32 CUDA tensor of logits."""
+    deserialized `engine`; returns a float32 CUDA tensor of logits. Every output gets a buffer
+    (TensorRT needs an address for each); the deployable graph's embedding is not returned."""
     import torch
+
+    from visionops.export.classifier import LOGITS
 
     context = engine.create_execution_context()
     names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
     input_name = next(n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
-    output_name = next(n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
+    output_names = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
     context.set_input_shape(input_name, tuple(inputs.shape))
-    output = torch.empty(
-        tuple(context.get_tensor_shape(output_name)), dtype=torch.float32, device=inputs.device
-    )
     context.set_tensor_address(input_name, inputs.contiguous().data_ptr())
-    context.set_tensor_address(output_name, output.data_ptr())
+    outputs = {}
+    for name in output_names:
+        shape = tuple(context.get_tensor_shape(name))
+        outputs[name] = torch.empty(shape, dtype=torch.float32, device=inputs.device)
+        context.set_tensor_address(name, outputs[name].data_ptr())
     stream = torch.cuda.current_stream()
     if not context.execute_async_v3(stream.cuda_stream):
         raise RuntimeError("TensorRT execute_async_v3 failed")
     stream.synchronize()
-    return output
+    return outputs.get(LOGITS, outputs[output_names[0]])
 
 
 def write_engine(plan: bytes, info: dict[str, Any], engine_path: Path) -> None:

@@ -18,6 +18,7 @@ from visionops.monitoring.shift import drifted, shift_tests
 from visionops.monitoring.window import Window
 
 OK, DRIFT, DEGRADED = "ok", "drift", "degraded"
+SUBJECTS = {"predicted_classes": "predicted class shares", "embedding": "the model's embedding (MMD)"}
 
 
 def check(
@@ -32,7 +33,12 @@ def check(
             "point monitor at a folder with more recent images, or wait until more have arrived",
         )
     tests = shift_tests(
-        reference.probabilities, reference.stats, window.probabilities, window.stats, reference.classes
+        reference.probabilities,
+        reference.stats,
+        window.probabilities,
+        window.stats,
+        reference.classes,
+        _embeddings(reference, window),
     )
     rejected = drifted(tests, policy.alpha)
     estimated = estimate(window.probabilities, reference.atc_threshold)
@@ -60,7 +66,28 @@ def check(
         "accuracy": {"estimated": estimated, "labelled": truth},
         "alpha": policy.alpha,
         "tests": [test.as_dict() for test in tests],
+        "embedding_test": _embedding_note(reference, window),
     }
+
+
+def _embeddings(reference: Reference, window: Window) -> tuple[np.ndarray, np.ndarray] | None:
+    """(reference, window) embeddings when both sides have them, of the same width."""
+    ref, seen = reference.embeddings, window.embeddings
+    if ref is None or seen is None or len(seen) == 0 or ref.shape[1] != seen.shape[1]:
+        return None
+    return ref, seen
+
+
+def _embedding_note(reference: Reference, window: Window) -> str:
+    """Why the MMD test ran or did not: a model exported before it had no embedding output."""
+    if _embeddings(reference, window) is not None:
+        return "ran"
+    if reference.embeddings is None:
+        return (
+            "not run: the reference holds no embeddings (a model exported before issue 35); "
+            "`dvc repro` and register again to add them"
+        )
+    return "not run: the window's records hold no embedding (logged by an older model or server)"
 
 
 def shift_reasons(rejected: list, classes: int) -> list[str]:
@@ -76,7 +103,7 @@ def shift_reasons(rejected: list, classes: int) -> list[str]:
         )
     for test in rejected:
         if test.family != "softmax":
-            subject = "predicted class shares" if test.family == "predicted_classes" else f"image {test.name}"
+            subject = SUBJECTS.get(test.family, f"image {test.name}")
             reasons.append(
                 f"{subject} shifted (p={test.p_value:.2g}, Bonferroni {test.p_adjusted:.2g}): {test.note}"
             )

@@ -1,6 +1,7 @@
 """The reference a registered model is monitored against: what the exported model said about
-the held-out images it was judged on (softmax outputs, labels), what those images looked like
-(monitoring/stats.py) and ATC's threshold for estimating accuracy without labels. A folder of
+the held-out images it was judged on (softmax outputs, labels, and the embedding of evenly
+spaced rows where the graph outputs one), what those images looked like (monitoring/stats.py)
+and ATC's threshold for estimating accuracy without labels. A folder of
 .npy files and a JSON record: written by the `reference` stage, shipped inside every registered
 version (artifact `reference`), so any clone or server can monitor that version."""
 
@@ -18,6 +19,7 @@ from visionops.monitoring.stats import STATS, image_stats
 FORMAT = "visionops-reference/1"
 RECORD = "reference.json"
 ARRAYS = ("probabilities", "labels", "stats")
+EMBEDDINGS = "embeddings"  # optional: models exported before issue 35 have no embedding output
 REBUILD = "re-run the stage that writes it: `dvc repro reference`, then register the model again"
 
 
@@ -31,6 +33,7 @@ class Reference:
     stats: np.ndarray  # float64 [N, len(STATS)]
     model_sha256: str  # the exported ONNX file this was measured with
     atc_threshold: float
+    embeddings: np.ndarray | None = None  # float32 [<= mmd.MAX_ROWS, D] of evenly spaced rows
 
     @property
     def accuracy(self) -> float:
@@ -38,25 +41,41 @@ class Reference:
 
 
 def build_reference(
-    probabilities: Callable[[np.ndarray], np.ndarray],
+    outputs: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]],
     batches,
     labels: np.ndarray,
     classes: list[str],
     model_sha256: str,
 ) -> Reference:
-    """Run `probabilities` (uint8 NHWC -> [n, K]) over `batches` of (images, sizes) and measure
-    the images; a few MB even for tens of thousands of images (no pixels are kept)."""
+    """Run `outputs` (uint8 NHWC -> probabilities [n, K], embedding [n, D] or None) over
+    `batches` of (images, sizes) and measure the images; a few MB even for tens of thousands
+    of images (no pixels are kept, and embeddings only of the rows the MMD test uses)."""
     from visionops.monitoring.accuracy import atc_threshold
+    from visionops.monitoring.mmd import MAX_ROWS, evenly_spaced
 
-    probs, stats = [], []
+    labels = np.asarray(labels, dtype=np.int64)
+    keep = set(evenly_spaced(len(labels), MAX_ROWS).tolist())
+    probs, stats, embedded, start = [], [], [], 0
     for images, sizes in batches:
-        probs.append(probabilities(images).astype(np.float32))
+        p, embedding = outputs(images)
+        probs.append(p.astype(np.float32))
         stats.append(image_stats(images, sizes))
+        if embedding is not None:
+            rows = [i for i in range(len(images)) if start + i in keep]
+            embedded.append(embedding[rows].astype(np.float32))
+        start += len(images)
     p = np.concatenate(probs) if probs else np.zeros((0, len(classes)), np.float32)
     if len(p) == 0:
         raise VisionOpsError("no held-out images to build the monitoring reference from", REBUILD)
-    labels = np.asarray(labels, dtype=np.int64)
-    return Reference(classes, p, labels, np.concatenate(stats), model_sha256, atc_threshold(p, labels))
+    return Reference(
+        classes,
+        p,
+        labels,
+        np.concatenate(stats),
+        model_sha256,
+        atc_threshold(p, labels),
+        np.concatenate(embedded) if embedded else None,
+    )
 
 
 def save_reference(reference: Reference, folder: Path) -> None:
@@ -66,6 +85,8 @@ def save_reference(reference: Reference, folder: Path) -> None:
     staging = staging_dir_for(folder)
     for name in ARRAYS:
         np.save(staging / f"{name}.npy", getattr(reference, name), allow_pickle=False)
+    if reference.embeddings is not None:
+        np.save(staging / f"{EMBEDDINGS}.npy", reference.embeddings, allow_pickle=False)
     write_json(
         staging / RECORD,
         {
@@ -76,6 +97,7 @@ def save_reference(reference: Reference, folder: Path) -> None:
             "accuracy": reference.accuracy,
             "atc_threshold": reference.atc_threshold,
             "model_sha256": reference.model_sha256,
+            "embedded_images": 0 if reference.embeddings is None else len(reference.embeddings),
         },
     )
     publish_dir(staging, folder)
@@ -93,13 +115,18 @@ def load_reference(folder: Path) -> Reference:
         raise VisionOpsError(
             f"{folder / RECORD} is a reference of another format ({record.get('format')!r})", REBUILD
         )
+    names = (*ARRAYS, EMBEDDINGS) if record.get("embedded_images") else ARRAYS
     try:
-        arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in ARRAYS}
+        arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in names}
     except (OSError, ValueError) as exc:
         raise VisionOpsError(f"{folder}: a reference array is missing or damaged ({exc})", REBUILD) from None
     n, k = record["images"], len(record["classes"])
     shapes = {"probabilities": (n, k), "labels": (n,), "stats": (n, len(STATS))}
     wrong = [name for name, shape in shapes.items() if arrays[name].shape != shape]
+    if EMBEDDINGS in arrays and (
+        arrays[EMBEDDINGS].ndim != 2 or len(arrays[EMBEDDINGS]) != record["embedded_images"]
+    ):
+        wrong.append(EMBEDDINGS)
     if wrong or n == 0:
         raise VisionOpsError(
             f"{folder}: {', '.join(wrong) or 'the arrays'} do not match its {RECORD} "
@@ -113,6 +140,7 @@ def load_reference(folder: Path) -> Reference:
         stats=arrays["stats"],
         model_sha256=record["model_sha256"],
         atc_threshold=float(record["atc_threshold"]),
+        embeddings=arrays.get(EMBEDDINGS),
     )
 
 

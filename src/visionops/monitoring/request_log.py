@@ -1,11 +1,13 @@
 """What the served model saw, one compact JSON line per image: time, the model file's sha256,
-its probabilities and the image's statistics (no image bytes). The pyfunc model appends them
-when VISIONOPS_REQUEST_LOG names a folder; `visionops monitor --requests FOLDER` reads the
-newest back as its window. Each serving process writes its own file (no two writers share
-one), rotated by the standard library's RotatingFileHandler so the log stays bounded."""
+its probabilities, its embedding (float16, base64) and the image's statistics (no image
+bytes). The pyfunc model appends them when VISIONOPS_REQUEST_LOG names a folder; `visionops
+monitor --requests FOLDER` reads the newest back as its window. Each serving process writes
+its own file (no two writers share one), rotated by the standard library's
+RotatingFileHandler so the log stays bounded."""
 
 from __future__ import annotations
 
+import base64
 import heapq
 import itertools
 import json
@@ -13,6 +15,7 @@ import logging
 import logging.handlers
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +35,10 @@ class RequestLog:
         self._pid, self._logger = None, None
         self._sequence = itertools.count()  # orders one process's records logged at the same time
 
-    def append(self, probabilities: np.ndarray, stats: np.ndarray) -> None:
+    def append(self, probabilities: np.ndarray, stats: np.ndarray, embeddings: np.ndarray | None) -> None:
         logger = self._open()
         now = time.time()
-        for p, s in zip(probabilities.tolist(), stats.tolist(), strict=True):
+        for row, (p, s) in enumerate(zip(probabilities.tolist(), stats.tolist(), strict=True)):
             record = {
                 "time": now,
                 "seq": next(self._sequence),
@@ -43,6 +46,8 @@ class RequestLog:
                 "probabilities": p,
                 "stats": s,
             }
+            if embeddings is not None:
+                record["embedding"] = base64.b64encode(embeddings[row].astype("<f2").tobytes()).decode()
             logger.info(json.dumps(record, separators=(",", ":")))
 
     def _open(self) -> logging.Logger:
@@ -67,16 +72,26 @@ def from_environment(model_sha256: str) -> RequestLog | None:
     return RequestLog(Path(folder), model_sha256) if folder else None
 
 
-def read_newest(folder: Path, model_sha256: str, count: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """(probabilities, stats, records of other models skipped) of the `count` newest records of
-    this model in `folder`, oldest first; memory holds `count` records, whatever the log's size."""
+@dataclass(frozen=True)
+class Logged:
+    """The newest records of one model, oldest first."""
+
+    probabilities: np.ndarray  # [N, K]
+    stats: np.ndarray  # [N, len(STATS)]
+    embeddings: np.ndarray | None  # [N, D]; None when any of them was logged without one
+    others: int  # records of other models, left out
+
+
+def read_newest(folder: Path, model_sha256: str, count: int) -> Logged:
+    """The `count` newest records of this model in `folder`; memory holds `count` records,
+    whatever the log's size."""
     files = sorted(Path(folder).glob("requests-*.jsonl*"))
     if not files:
         raise VisionOpsError(
             f"{folder} holds no request log (requests-*.jsonl)",
             f"serve the model with {ENV}={folder} set (`visionops serve` passes it on), then check again",
         )
-    newest: list[tuple[float, int, list, list]] = []
+    newest: list[tuple[float, int, list, list, str | None]] = []
     others = 0
     for path in files:
         with open(path, encoding="utf-8") as lines:
@@ -88,9 +103,24 @@ def read_newest(folder: Path, model_sha256: str, count: int) -> tuple[np.ndarray
                 if record.get("model_sha256") != model_sha256:
                     others += 1
                     continue
-                item = (record["time"], record["seq"], record["probabilities"], record["stats"])
+                item = (
+                    record["time"],
+                    record["seq"],
+                    record["probabilities"],
+                    record["stats"],
+                    record.get("embedding"),
+                )
                 (heapq.heappush if len(newest) < count else heapq.heappushpop)(newest, item)
     newest.sort()
-    probabilities = np.asarray([item[2] for item in newest], dtype=np.float64)
-    stats = np.asarray([item[3] for item in newest], dtype=np.float64)
-    return probabilities, stats, others
+    encoded = [item[4] for item in newest]
+    embeddings = None
+    if encoded and all(encoded):
+        embeddings = np.stack([np.frombuffer(base64.b64decode(e), dtype="<f2") for e in encoded]).astype(
+            np.float32
+        )
+    return Logged(
+        np.asarray([item[2] for item in newest], dtype=np.float64),
+        np.asarray([item[3] for item in newest], dtype=np.float64),
+        embeddings,
+        others,
+    )

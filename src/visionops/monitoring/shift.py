@@ -1,6 +1,7 @@
 """Did what the model sees change? Two-sample tests of a window against the reference, as
 "Failing Loudly" (Rabanser et al., 2019) found strongest among simple detectors on images:
-a Kolmogorov-Smirnov test per class on the softmax outputs, plus a chi-square test on the
+a Kolmogorov-Smirnov test per class on the softmax outputs, an MMD permutation test on the
+embedding (monitoring/mmd.py; where the model outputs one), plus a chi-square test on the
 predicted class counts (label shift) and a KS test per image statistic (what changed, in words).
 One Bonferroni correction over every test keeps a check's false-alarm rate at alpha."""
 
@@ -26,7 +27,7 @@ WORDS = {
 class Test:
     """One test of the window against the reference."""
 
-    family: str  # softmax, predicted_classes, image
+    family: str  # softmax, embedding, predicted_classes, image
     name: str  # the class or statistic tested
     statistic: float
     p_value: float  # as the test gives it
@@ -38,15 +39,25 @@ class Test:
 
 
 def shift_tests(
-    ref_probs: np.ndarray, ref_stats: np.ndarray, probs: np.ndarray, stats: np.ndarray, classes: list[str]
+    ref_probs: np.ndarray,
+    ref_stats: np.ndarray,
+    probs: np.ndarray,
+    stats: np.ndarray,
+    classes: list[str],
+    embeddings: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[Test]:
-    """Every test, p-values Bonferroni-adjusted over all of them."""
+    """Every test, p-values Bonferroni-adjusted over all of them; `embeddings` (reference,
+    window) adds the MMD test."""
     from scipy.stats import ks_2samp
+
+    from visionops.monitoring.mmd import mmd_test
 
     raw = []
     for k, name in enumerate(classes):
         result = ks_2samp(ref_probs[:, k], probs[:, k])
         raw.append(("softmax", name, result.statistic, result.pvalue, ""))
+    if embeddings is not None:
+        raw.append(("embedding", "mmd", *mmd_test(*embeddings), ""))
     raw.append(("predicted_classes", "all", *_class_counts_test(ref_probs, probs, classes)))
     for j, name in enumerate(STATS):
         result = ks_2samp(ref_stats[:, j], stats[:, j])

@@ -23,6 +23,7 @@ class Window:
     probabilities: np.ndarray  # [N, K]
     stats: np.ndarray  # [N, len(STATS)]
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # (file, why it was not read)
+    embeddings: np.ndarray | None = None  # [N, D] where the model outputs an embedding
 
 
 def newest(files: list[Path], size: int) -> list[Path]:
@@ -32,24 +33,28 @@ def newest(files: list[Path], size: int) -> list[Path]:
 
 
 def observe(
-    probabilities: Callable[[np.ndarray], np.ndarray],
+    outputs: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]],
     files: list[Path],
     channels: int,
     size: int,
     progress: bool = True,
 ) -> Window:
-    """Decode, classify and measure `files`; an unreadable file is skipped with its reason."""
+    """Decode, classify and measure `files` (`outputs`: uint8 NHWC -> probabilities, embedding
+    or None); an unreadable file is skipped with its reason."""
     from tqdm import tqdm
 
     from visionops.data.file_batches import decode_batches
 
-    kept, skipped, probs, stats = [], [], [], []
+    kept, skipped, probs, stats, embedded = [], [], [], [], []
     with tqdm(total=len(files), desc="monitor", unit="img", disable=None if progress else True) as bar:
         for batch in decode_batches(files, channels, size, BATCH):
             skipped += batch.skipped
             if batch.images:
                 images = np.stack(batch.images)
-                probs.append(probabilities(images))
+                p, embedding = outputs(images)
+                probs.append(p)
+                if embedding is not None:
+                    embedded.append(embedding)
                 stats.append(image_stats(images, np.asarray(batch.sizes, dtype=np.float64)))
                 kept += batch.paths
             bar.update(len(batch))
@@ -59,4 +64,5 @@ def observe(
         np.concatenate(probs) if probs else np.zeros((0, k)),
         np.concatenate(stats) if stats else np.zeros((0, len(STATS))),
         skipped,
+        np.concatenate(embedded) if embedded else None,
     )

@@ -2,7 +2,7 @@
 of encoded image files (any size and mode; base64 in a REST request) in; `label`, `index`
 and `probability` per row out. Decoded and resized by the pipeline's own code, then the
 exported ONNX graph (artifact `onnx`), which normalises inside. With VISIONOPS_REQUEST_LOG set,
-every image's probabilities and statistics are appended to the request log that `visionops
+every image's probabilities, embedding and statistics are appended to the request log that `visionops
 monitor --requests` reads (monitoring/request_log.py)."""
 
 from __future__ import annotations
@@ -37,12 +37,14 @@ class ImageClassifier(PythonModel):
             raise _client_error("the request holds no image: send one base64 image per row of column 'image'")
         decoded = [self._decode(row, value) for row, value in enumerate(model_input["image"])]
         images = np.stack([pixels for pixels, _ in decoded])
-        probs = self.model.probabilities(images)
-        if self.requests is not None:
+        if self.requests is None:
+            probs = self.model.probabilities(images)
+        else:
             from visionops.monitoring.stats import image_stats
 
+            probs, embeddings = self.model.outputs(images)
             sizes = np.asarray([size for _, size in decoded], dtype=np.float64)
-            self.requests.append(probs, image_stats(images, sizes))
+            self.requests.append(probs, image_stats(images, sizes), embeddings)
         best = probs.argmax(1)
         return pd.DataFrame(
             {
