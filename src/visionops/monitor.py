@@ -174,11 +174,9 @@ def open_model_and_reference(model_uri: str, reference_dir: Path | None, into: P
 
     version = None
     if ":/" in model_uri:
-        from visionops.tracking.version_files import fetch, registered_version
+        from visionops.tracking.version_files import fetch_announced, onnx_file, registered_version
 
-        local, warnings = fetch(model_uri, into)
-        for warning in warnings:
-            print(f"monitor: warning: {warning}", file=sys.stderr)
+        local = fetch_announced(model_uri, into, "monitor")
         found = sorted(local.rglob("reference.json")) if local.is_dir() else []
         if reference_dir is None and not found:
             raise VisionOpsError(
@@ -187,10 +185,7 @@ def open_model_and_reference(model_uri: str, reference_dir: Path | None, into: P
                 "or pass --reference with a folder the `reference` stage built for this model",
             )
         reference_dir = reference_dir or found[0].parent
-        onnx = sorted(local.rglob("*.onnx")) if local.is_dir() else [local]
-        if not onnx:
-            raise VisionOpsError(f"{model_uri} holds no ONNX file", "pass a model registered by visionops")
-        onnx_path = onnx[0]
+        onnx_path = onnx_file(local, model_uri)
         registered = registered_version(model_uri)  # after fetch: the store is configured
         version = (registered.name, str(registered.version)) if registered else None
     else:

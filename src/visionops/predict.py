@@ -115,17 +115,9 @@ def resolve_model(model: str, into: Path) -> Path:
                 f"model file {path} does not exist", "pass a .onnx or .engine file, or a models:/ URI"
             )
         return path
-    from visionops.tracking.version_files import fetch
+    from visionops.tracking.version_files import fetch_announced, onnx_file
 
-    local, warnings = fetch(model, into)  # a registered version: every file checked first
-    for warning in warnings:
-        print(f"predict: warning: {warning}", file=sys.stderr)
-    found = sorted(local.rglob("*.onnx")) if local.is_dir() else [local]
-    if not found or found[0].suffix != ".onnx":
-        raise VisionOpsError(
-            f"{model} holds no ONNX file", "pass a model registered by visionops's register stage"
-        )
-    return found[0]
+    return onnx_file(fetch_announced(model, into, "predict"), model)  # every file checked first
 
 
 def open_model(path: Path):

@@ -36,12 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Check, then serve until interrupted; MLflow's exit status."""
-    from visionops.tracking.version_files import fetch
+    from visionops.tracking.version_files import fetch_announced
 
     with tempfile.TemporaryDirectory(prefix="visionops-serve-") as tmp:
-        local, warnings = fetch(args.model, Path(tmp))
-        for warning in warnings:
-            print(f"serve: warning: {warning}", file=sys.stderr)
+        local = fetch_announced(args.model, Path(tmp), "serve")
         print(f"serve: {args.model}: every file matches its registration; serving on {args.host}:{args.port}")
         command = [
             str(Path(sys.executable).with_name("mlflow")),

@@ -175,3 +175,23 @@ def fetch(model_uri: str, into: Path) -> tuple[Path, list[str]]:
             f"MLflow cannot resolve {model_uri}: {first_line(exc, 300)}",
             f"check the name and alias/version in the MLflow UI (`make ui`), or MLFLOW_TRACKING_URI ({uri})",
         ) from None
+
+
+def fetch_announced(model_uri: str, into: Path, who: str) -> Path:
+    """`fetch`, each warning printed to stderr as `<who>: warning: ...`; the local copy."""
+    import sys
+
+    local, warnings = fetch(model_uri, into)
+    for warning in warnings:
+        print(f"{who}: warning: {warning}", file=sys.stderr)
+    return local
+
+
+def onnx_file(local: Path, model_uri: str) -> Path:
+    """The ONNX file of a fetched model: the first under its folder, or the file itself."""
+    found = sorted(local.rglob("*.onnx")) if local.is_dir() else [local]
+    if not found or found[0].suffix != ".onnx":
+        raise VisionOpsError(
+            f"{model_uri} holds no ONNX file", "pass a model registered by visionops's register stage"
+        )
+    return found[0]
