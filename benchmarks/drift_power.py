@@ -131,6 +131,38 @@ def alarm_rates(reference, pool: dict, windows: int, rng, weights=None, sizes=SI
     return out
 
 
+def halvings(
+    everything: tuple, labels: np.ndarray, classes: list[str], count: int, windows: int, rng
+) -> dict:
+    """False-alarm rates averaged over `count` random halvings of the test images into a
+    reference and a traffic pool (which never share an image): one fixed reference's luck
+    shows in every window drawn against it, so one halving alone cannot say the rate."""
+    from visionops.monitoring.accuracy import atc_threshold
+    from visionops.monitoring.mmd import MAX_ROWS, evenly_spaced
+    from visionops.monitoring.reference import Reference
+
+    probabilities, stats, embeddings = everything
+    rates = []
+    for _ in range(count):
+        order = rng.permutation(len(labels))
+        ref, traffic = np.sort(order[: len(order) // 2]), np.sort(order[len(order) // 2 :])
+        embedded = None if embeddings is None else embeddings[ref][evenly_spaced(len(ref), MAX_ROWS)]
+        p = probabilities[ref].astype(np.float32)
+        reference = Reference(
+            classes, p, labels[ref], stats[ref], "", atc_threshold(p, labels[ref]), embedded
+        )
+        pool = {
+            "probabilities": probabilities[traffic],
+            "stats": stats[traffic],
+            "embeddings": None if embeddings is None else embeddings[traffic],
+            "labels": labels[traffic],
+        }
+        rates.append(alarm_rates(reference, pool, windows, rng))
+    return {
+        size: {key: float(np.mean([r[size][key] for r in rates])) for key in rates[0][size]} for size in SIZES
+    }
+
+
 def timed(command: list[str], cwd: Path) -> float:
     start = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
@@ -167,6 +199,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6, help="epochs when training here")
     parser.add_argument("--windows", type=int, default=50, help="windows per shift and size")
     parser.add_argument("--clean-windows", type=int, default=100, help="unshifted windows per size")
+    parser.add_argument(
+        "--halvings",
+        type=int,
+        default=0,
+        help="also measure false alarms over this many random reference/traffic halvings of the "
+        "test split (--clean-windows each): the rate whichever images a reference happened to get",
+    )
+    parser.add_argument("--false-alarms-only", action="store_true", help="skip the shifted windows")
     parser.add_argument("--speed", action="store_true", help="also time monitor vs predict on 10,000 files")
     parser.add_argument("--out", type=Path, default=Path("drift_power.json"))
     parser.add_argument("--save-model", type=Path, help="keep the model trained here at this .onnx path")
@@ -212,7 +252,14 @@ def main() -> None:
         clean = pool(*observed(model, images[prod], sizes[prod]), labels[prod])
         results["shifts"]["none (false alarms)"] = alarm_rates(reference, clean, args.clean_windows, rng)
         print("none:", results["shifts"]["none (false alarms)"], flush=True)
-        for name, transforms in corruptions().items():
+        if args.halvings:
+            everything = observed(model, images, sizes)
+            key = f"none, {args.halvings} random halvings"
+            results["shifts"][key] = halvings(
+                everything, labels, model.classes, args.halvings, args.clean_windows, rng
+            )
+            print(f"{key}:", results["shifts"][key], flush=True)
+        for name, transforms in ({} if args.false_alarms_only else corruptions()).items():
             for severity, transform in zip(SEVERITIES, transforms, strict=True):
                 shifted = pool(*observed(model, images[prod], sizes[prod], transform), labels[prod])
                 key = f"{name} ({severity})"
@@ -221,6 +268,10 @@ def main() -> None:
                     "accuracy": accuracy
                 }
                 print(key, results["shifts"][key], flush=True)
+        if args.false_alarms_only:
+            args.out.write_text(json.dumps(results, indent=1))
+            print(table(results))
+            return
         lifted = np.isin(labels[prod], [model.classes.index(c) for c in LIFTED])
         weights = np.where(lifted, 5.0, 1.0)
         results["shifts"]["label shift (2 classes x5)"] = alarm_rates(
