@@ -6,6 +6,7 @@ pulls, recomputes nothing, predicts with the server's champion and retrains agai
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import subprocess
 import sys
@@ -167,6 +168,37 @@ def test_a_second_clone_pulls_everything_and_recomputes_nothing(second, stack):
     # the server's champion is this clone's pulled model: it answers as evaluate did, on any CPU
     agree, accuracy, majority = agreement_with_evaluate(repo, repo / "p.csv", repo.parent / "raw-files")
     assert agree >= 0.99 and accuracy > majority, (agree, accuracy, majority)
+
+
+def test_monitor_reads_its_window_from_the_bucket_without_the_aws_cli(second, stack, tmp_path):
+    """Issue 35: `visionops monitor s3://BUCKET/PREFIX` downloads only the newest
+    monitor.window images (boto3, AWS_ENDPOINT_URL) and checks the server's champion on them;
+    keys the store refuses are named, and nothing is written."""
+    repo, _ = second
+    client = stack.s3()
+    client.create_bucket(Bucket="incoming")
+    test = sorted((unpack_raw(repo, tmp_path / "raw", "test") / "test").rglob("*.png"))
+    images = random.Random(0).sample(test, 90)  # any 60 of them hold every class as the test split does
+    for i, image in enumerate(images):  # uploaded one by one: later keys are newer
+        client.upload_file(str(image), "incoming", f"served/{i:03d}-{image.name}")
+    client.put_object(Bucket="incoming", Key="served/notes.txt", Body=b"not an image")
+    (tmp_path / "policy.yaml").write_text("monitor:\n  window: 60\n")
+    s3 = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{stack.ports['s3']}",
+        "AWS_ACCESS_KEY_ID": stack.secret["s3_access_key"],
+        "AWS_SECRET_ACCESS_KEY": stack.secret["s3_secret_key"],
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    command = [sys.executable, "-m", "visionops", "monitor", "s3://incoming/served", "--model"]
+    command += [f"models:/{MODEL}@champion", "--params", str(tmp_path / "policy.yaml"), "--no-track"]
+    command += ["--no-progress", "--out", str(tmp_path / "monitor.json")]
+    done = run(command, repo, check=False, **stack.env, **s3)
+    assert done.returncode == 0 and "ok on 60 image(s)" in done.stdout, done.stdout + done.stderr
+    assert json.loads((tmp_path / "monitor.json").read_text())["embedding_test"] == "ran"
+    (tmp_path / "monitor.json").unlink()
+    refused = run(command, repo, check=False, **stack.env, **(s3 | {"AWS_SECRET_ACCESS_KEY": "wrong"}))
+    assert refused.returncode == 1 and "refused these credentials" in refused.stderr, refused.stderr
+    assert "fix:" in refused.stderr and not (tmp_path / "monitor.json").exists()
 
 
 def test_logins_mean_something(first, stack):

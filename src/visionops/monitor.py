@@ -1,11 +1,13 @@
 """`visionops monitor`: is the model still seeing what it was trained for? The newest images
-(monitor.window, by modification time) under IMAGES are classified by the model and tested
+(monitor.window, by modification time) under IMAGES (folders, files, or s3:// prefixes read
+with boto3: AWS_ENDPOINT_URL for a store other than AWS) are classified by the model and tested
 against the reference registered with it (models/reference, built by the `reference` stage):
-a KS test per class on the softmax outputs, a chi-square test on the predicted class shares and
-a KS test per image statistic (brightness, contrast, sharpness, size), Bonferroni-corrected
-at monitor.alpha; accuracy is estimated without labels (ATC) and measured on the images a
---labels CSV (path,label) names. Instead of image files, --requests FOLDER reads the newest
-records the served model logged (`visionops serve` with VISIONOPS_REQUEST_LOG=FOLDER).
+a KS test per class on the softmax outputs, an MMD test on the model's embedding, a chi-square
+test on the predicted class shares and a KS test per image statistic (brightness, contrast,
+sharpness, size), Bonferroni-corrected at monitor.alpha; accuracy is estimated without labels
+(ATC) and measured on the images a --labels CSV (path,label) names. Instead of image files,
+--requests FOLDER reads the newest records the served model logged (`visionops serve` with
+VISIONOPS_REQUEST_LOG=FOLDER).
 
 Verdict and exit status: ok 0; drift 3 (a test rejects); degraded 4 (accuracy fell more than
 monitor.max_accuracy_drop); 1 on an error (then nothing is written). Writes --out (JSON) and a
@@ -27,7 +29,9 @@ DEFAULT_REFERENCE = Path("models/reference")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "paths", nargs="*", type=Path, help="recent images: files or folders (searched recursively)"
+        "paths",
+        nargs="*",
+        help="recent images: files, folders (searched recursively) or s3://BUCKET/PREFIX",
     )
     parser.add_argument(
         "--requests",
@@ -77,8 +81,11 @@ def run(args: argparse.Namespace) -> int:
     policy = monitor_policy(args.params)
     check_out(args.out)  # cheap mistakes before any work
     labels = read_labels(args.labels) if args.labels else None
-    files = window_files(args.paths, policy.window) if args.paths else None
-    with tempfile.TemporaryDirectory(prefix="visionops-monitor-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="visionops-monitor-") as tmp,
+        tempfile.TemporaryDirectory(prefix="visionops-window-") as scratch,  # apart from the model's files
+    ):
+        files = window_files(args.paths, policy.window, Path(scratch)) if args.paths else None
         model, reference, version = open_model_and_reference(args.model, args.reference, Path(tmp))
         if files is None:
             window = logged_window(args.requests, reference, policy.window)
@@ -87,13 +94,17 @@ def run(args: argparse.Namespace) -> int:
         return check_and_report(args, policy, reference, version, window, labels, Path(tmp))
 
 
-def window_files(paths: list[Path], size: int) -> list[Path]:
-    """The newest `size` image files under `paths`."""
+def window_files(paths: list[str], size: int, scratch: Path) -> list[Path]:
+    """The newest `size` image files under `paths`; those under s3:// prefixes are downloaded
+    into `scratch` first (only the newest `size` of each)."""
     from visionops.data.folders import image_files
     from visionops.errors import VisionOpsError
+    from visionops.monitoring.s3_window import download_newest, is_s3
     from visionops.monitoring.window import newest
 
-    files = sorted(image_files(paths))
+    files = sorted(image_files(Path(p) for p in paths if not is_s3(p)))
+    for uri in filter(is_s3, paths):
+        files += download_newest(uri, size, scratch)
     if not files:
         raise VisionOpsError(
             f"the window is empty: no image files under {', '.join(map(str, paths))}",

@@ -57,7 +57,8 @@ def shift_tests(
         result = ks_2samp(ref_probs[:, k], probs[:, k])
         raw.append(("softmax", name, result.statistic, result.pvalue, ""))
     if embeddings is not None:
-        raw.append(("embedding", "mmd", *mmd_test(*embeddings), ""))
+        squared, p_value = mmd_test(*embeddings)
+        raw.append(("embedding", "mmd", squared, p_value, f"MMD² {squared:.3g} between window and reference"))
     raw.append(("predicted_classes", "all", *_class_counts_test(ref_probs, probs, classes)))
     for j, name in enumerate(STATS):
         result = ks_2samp(ref_stats[:, j], stats[:, j])
