@@ -3,8 +3,8 @@
 # what anyone can run by hand. Expects the project's venv on PATH.
 #
 # Environment:
-#   MONITOR_IMAGES  the served model's recent images: a folder, or an s3:// prefix (copied with
-#                   the AWS CLI; AWS_ENDPOINT_URL for a non-AWS store such as the team's SeaweedFS)
+#   MONITOR_IMAGES  the served model's recent images: a folder, or an s3:// prefix (monitor reads
+#                   the newest with boto3; AWS_ENDPOINT_URL for a non-AWS store such as SeaweedFS)
 #   MONITOR_MODEL   the model to watch (default: models:/visionops-classifier@champion)
 #   GITHUB_OUTPUT   gets `retrain=true|false` (the workflow's next job reads it)
 #   GITHUB_STEP_SUMMARY  where the Markdown summary goes (default: reports/monitor_summary.md)
@@ -15,12 +15,6 @@ images="${MONITOR_IMAGES:?set MONITOR_IMAGES to the folder or s3:// prefix of th
 model="${MONITOR_MODEL:-models:/visionops-classifier@champion}"
 summary="${GITHUB_STEP_SUMMARY:-reports/monitor_summary.md}"
 mkdir -p reports "$(dirname "$summary")"
-
-if [[ "$images" == s3://* ]]; then
-  local_copy=.monitor/images
-  aws s3 sync --only-show-errors "$images" "$local_copy"
-  images="$local_copy"
-fi
 
 set +e
 visionops monitor "$images" --model "$model" --out reports/monitor.json --no-progress
