@@ -99,11 +99,9 @@ class OnnxClassifier:
             got = self.session.run(names, {self.input.name: feed})
             logits.append(got[0])
             vectors += got[1:]
-        if not logits:
-            return np.zeros((0, len(self.classes)), np.float32), (
-                np.zeros((0, 0), np.float32) if embedding else None
-            )
-        return np.concatenate(logits), (np.concatenate(vectors) if embedding else None)
+        if not logits:  # no images: no rows, and no embedding to speak of
+            return np.zeros((0, len(self.classes)), np.float32), None
+        return np.concatenate(logits), (np.concatenate(vectors) if vectors else None)
 
 
 def _json(value: str) -> Any:
