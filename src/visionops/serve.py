@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--request-log",
         type=Path,
         default=None,
-        help="append each image's probabilities and statistics to FOLDER/requests-*.jsonl, for "
+        help="append each image's probabilities, embedding and statistics to FOLDER/requests-*.jsonl, for "
         "`visionops monitor --requests FOLDER` (the same as VISIONOPS_REQUEST_LOG=FOLDER)",
     )
 
