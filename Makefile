@@ -67,18 +67,24 @@ baseline: install
 	dvc repro
 	@echo "baseline refreshed: git add dvc.lock reports/metrics reports/train_history.csv reports/confusion.csv && git commit"
 
+# Two pytest-xdist workers (one per core here; JOBS=1 for one process), a module per worker at a
+# time (loadfile: module fixtures, one set of servers per module); conftest puts the e2e modules
+# first and shares the session's pipeline template between the workers.
+JOBS ?= 2
+PYTEST := python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder
+
 test: install-test lint
-	python -m pytest
+	$(PYTEST)
 
 # Lanes by speed (markers in pyproject.toml): the fast lane is every unit test; the slow lane
 # is the rest (e2e: a real `dvc repro` or the team stack; slow: several processes at once).
 # CI runs the fast lane, then the slow one: together they are `make test`'s pytest.
 FAST_LANE := not e2e and not slow
 test-fast: install-test lint
-	python -m pytest -m "$(FAST_LANE)"
+	$(PYTEST) -m "$(FAST_LANE)"
 
 test-slow: install-test
-	python -m pytest -m "not ($(FAST_LANE))"
+	$(PYTEST) -m "not ($(FAST_LANE))"
 
 lint: install-test
 	ruff check $(LINT)

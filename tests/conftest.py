@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -89,11 +90,37 @@ def prepared_digits(tmp_path_factory):
 @pytest.fixture(scope="session")
 def pipeline_template(tmp_path_factory):
     """(repo, result) of the session's one `dvc repro` (small params) on a project copy.
-    e2e modules clone it (`e2e.clone_repo`); nothing may change the template itself."""
-    from e2e import copy_project, run
+    e2e modules clone it (`e2e.clone_repo`); nothing may change the template itself. Under
+    pytest-xdist the workers share it: the first to need it makes it, the others wait."""
+    import json
+    import subprocess
 
-    repo = copy_project(tmp_path_factory.mktemp("template") / "repo")
-    return repo, run(["dvc", "repro"], repo)
+    from e2e import copy_project, run
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the run's folder, above each worker's own
+    folder, done = shared / "template", shared / "template.json"
+    with FileLock(shared / "template.lock"):
+        if not done.exists():
+            result = run(["dvc", "repro"], copy_project(folder / "repo"))
+            write = {"args": result.args, "stdout": result.stdout, "stderr": result.stderr}
+            done.write_text(json.dumps(write))
+    said = json.loads(done.read_text())
+    return folder / "repo", subprocess.CompletedProcess(said["args"], 0, said["stdout"], said["stderr"])
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with e2e tests first, then those with slow ones, then the units, each module
+    kept whole: with `-n 2 --dist loadfile` the longest work starts first, and the units fill
+    the gaps at the end instead of a lone e2e module running on one core."""
+    rank: dict[str, int] = {}
+    for item in items:
+        weight = 0 if item.get_closest_marker("e2e") else 1 if item.get_closest_marker("slow") else 2
+        module = item.nodeid.split("::")[0]
+        rank[module] = min(weight, rank.get(module, 2))
+    items.sort(key=lambda item: rank[item.nodeid.split("::")[0]])  # stable: a module's order kept
 
 
 @pytest.fixture(scope="session")

@@ -77,8 +77,10 @@ def test_ci_runs_the_readmes_test_command_and_retrain_installs_like_make_run():
     assert run_steps(load("ci.yml")) == ["make torch-cpu", "make test-fast", "make test-slow"]
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^FAST_LANE := not e2e and not slow$", makefile, flags=re.M)
-    assert 'python -m pytest -m "$(FAST_LANE)"' in makefile
-    assert 'python -m pytest -m "not ($(FAST_LANE))"' in makefile
+    assert re.search(r"^PYTEST := python -m pytest ", makefile, flags=re.M)
+    assert re.search(r"^test: .*\n\t\$\(PYTEST\)$", makefile, flags=re.M)
+    assert '$(PYTEST) -m "$(FAST_LANE)"' in makefile
+    assert '$(PYTEST) -m "not ($(FAST_LANE))"' in makefile
     assert (ROOT / ".ci" / "run").read_text().strip().endswith("make test")
     assert "make install" in run_steps(load("retrain.yml"))
     steps = run_steps(load("retrain.yml"))
