@@ -341,6 +341,32 @@ def test_the_request_log_keeps_the_newest_records_of_its_model(tmp_path, monkeyp
         request_log.read_newest(tmp_path / "empty", "mine", 10)
 
 
+def test_concurrent_first_requests_log_each_image_once(tmp_path):
+    """The scoring server calls predict from several threads at once: the first calls of a
+    process must open one file handler between them, not one each (every record then written
+    twice: 4,039 records for 2,020 requests, seen in `request_log_overhead.py`)."""
+    import threading
+
+    from visionops.monitoring import request_log
+
+    rng = np.random.default_rng(6)
+    probs, stats, threads = rng.dirichlet(np.ones(3), 1), stats_like(rng, 1), 8
+    for attempt in range(20):  # the race needs the threads to meet at the first call
+        folder, start = tmp_path / str(attempt), threading.Barrier(threads)
+        log = request_log.RequestLog(folder, "mine")
+
+        def first_request(log=log, start=start) -> None:
+            start.wait()
+            log.append(probs, stats, None)
+
+        workers = [threading.Thread(target=first_request) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert len(request_log.read_newest(folder, "mine", 100).probabilities) == threads, attempt
+
+
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     from visionops.tracking.runs import configure

@@ -14,6 +14,7 @@ import json
 import logging
 import logging.handlers
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +29,13 @@ BACKUPS = 16  # rotated files kept per process
 
 
 class RequestLog:
-    """Appends records to FOLDER/requests-<pid>.jsonl (opened lazily, reopened after a fork)."""
+    """Appends records to FOLDER/requests-<pid>.jsonl (opened lazily, reopened after a fork).
+    Safe from several threads: the scoring server calls predict concurrently."""
 
     def __init__(self, folder: Path, model_sha256: str):
         self.folder, self.model_sha256 = Path(folder), model_sha256
         self._pid, self._logger = None, None
+        self._opening = threading.Lock()  # one handler per process, however many first calls
         self._sequence = itertools.count()  # orders one process's records logged at the same time
 
     def append(self, probabilities: np.ndarray, stats: np.ndarray, embeddings: np.ndarray | None) -> None:
@@ -51,19 +54,25 @@ class RequestLog:
             logger.info(json.dumps(record, separators=(",", ":")))
 
     def _open(self) -> logging.Logger:
-        if self._pid != os.getpid():
-            self.folder.mkdir(parents=True, exist_ok=True)
-            logger = logging.getLogger(f"visionops.requests.{os.getpid()}.{id(self)}")
-            logger.propagate, logger.level = False, logging.INFO
-            for old in list(logger.handlers):
-                logger.removeHandler(old)
-            handler = logging.handlers.RotatingFileHandler(
-                self.folder / f"requests-{os.getpid()}.jsonl", maxBytes=MAX_BYTES, backupCount=BACKUPS
-            )
-            handler.setFormatter(logging.Formatter("%(message)s"))
-            logger.addHandler(handler)
-            self._pid, self._logger = os.getpid(), logger
+        with self._opening:
+            if self._pid != os.getpid():
+                self._logger = self._new_logger()
+                self._pid = os.getpid()
         return self._logger
+
+    def _new_logger(self) -> logging.Logger:
+        """A logger writing this process's rotating file (a handler left by a fork removed)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        logger = logging.getLogger(f"visionops.requests.{os.getpid()}.{id(self)}")
+        logger.propagate, logger.level = False, logging.INFO
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+        handler = logging.handlers.RotatingFileHandler(
+            self.folder / f"requests-{os.getpid()}.jsonl", maxBytes=MAX_BYTES, backupCount=BACKUPS
+        )
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        return logger
 
 
 def from_environment(model_sha256: str) -> RequestLog | None:
