@@ -80,12 +80,13 @@ def round_trip(model: str, payloads: list[dict], log_dir: Path | None, work: Pat
     result = {"p50_ms": float(np.percentile(latencies, 50)), "p99_ms": float(np.percentile(latencies, 99))}
     if log_dir is not None:
         lines = [
-            (f.name.split(".")[0], json.loads(line)["seq"])
+            (f.name.split(".")[0], json.loads(line)["seq"])  # (process, seq): one record's identity
             for f in log_dir.glob("requests-*.jsonl*")
-            for line in f.open()
+            for line in f.read_text().splitlines()
         ]
-        result["records"], result["expected"] = len(set(lines)), len(payloads) + 20
-        result["duplicated"] = len(lines) - len(set(lines))  # a record written twice (per process, by seq)
+        unique = set(lines)
+        result["records"], result["expected"] = len(unique), len(payloads) + 20
+        result["duplicated"] = len(lines) - len(unique)  # records written more than once
     return result
 
 
