@@ -1,5 +1,7 @@
 """download: pack the configured data source into data/raw: tar shards of the images, stored as
 {train,test}/<class>/<file>, their index.csv and source.json (see visionops/data/shards.py).
+A folder source's files are those of data/listing.csv (the scan stage's), each checked against
+its SHA-256 there.
 
 Writes into a staging folder and swaps it in only when complete, so an interrupted
 download never leaves a half-written data/raw. Reads params: data.
@@ -7,19 +9,21 @@ download never leaves a half-written data/raw. Reads params: data.
 
 import shutil
 
-from visionops.paths import RAW
+from visionops.paths import RAW, SOURCE_LISTING
 from visionops.stage import run_stage
 
 
 def main(args) -> None:
     from visionops.config import dump, load_params
+    from visionops.data.scan import read_listing
     from visionops.data.sources import materialize
     from visionops.io import publish_dir, staging_dir_for, write_json
 
     params = load_params(args.params, "data")
     staging = staging_dir_for(RAW)
     try:
-        record = materialize(params["data"], staging)
+        listing = read_listing(SOURCE_LISTING) if params["data"].source == "folder" else None
+        record = materialize(params["data"], staging, listing=listing)
         write_json(staging / "source.json", record | {"params": dump(params)})
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # the previous data/raw stays as it was

@@ -8,6 +8,7 @@ module clones it (`clone_repo`, ~1 s) instead of paying for its own pipeline run
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -33,6 +34,17 @@ def run(cmd: list[str], cwd: Path, check: bool = True, **extra_env: str) -> subp
     if check and result.returncode != 0:
         raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def up_to_date(status: str) -> bool:
+    """`dvc status` of a complete run: nothing but the scan stage, which DVC marks "always
+    changed" (it lists the folder source on every repro, see dvc.yaml)."""
+    return status.split() == ["scan:", "always", "changed"]
+
+
+def stages_run(out: str) -> list[str]:
+    """The stages a `dvc repro` output says it ran, in order."""
+    return re.findall(r"^Running stage '([^']+)'", out, flags=re.MULTILINE)
 
 
 def pipeline_env(extra: dict[str, str]) -> dict[str, str]:

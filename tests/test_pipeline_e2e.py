@@ -15,7 +15,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from e2e import SMALL, clone_repo, damage_raw_image, edit_params, mlflow_rows, pipeline_env, raw_paths, run
+from e2e import (
+    SMALL,
+    clone_repo,
+    damage_raw_image,
+    edit_params,
+    mlflow_rows,
+    pipeline_env,
+    raw_paths,
+    run,
+    stages_run,
+    up_to_date,
+)
 from invariants import learned
 
 from visionops.stack.processes import free_port
@@ -92,7 +103,8 @@ def test_dvc_metrics_are_a_few_numbers(repo, first_repro):
 
 def test_second_repro_is_a_no_op(repo, first_repro):
     out = run(["dvc", "repro"], repo).stdout
-    assert "Data and pipelines are up to date" in out and "Running stage" not in out
+    assert stages_run(out) == ["scan"] and "0 files, unchanged" in out, out  # the digits: no folder
+    assert up_to_date(run(["dvc", "status"], repo).stdout)
 
 
 def test_one_mlflow_run_holds_the_whole_story(repo, first_repro):
@@ -300,24 +312,28 @@ def test_exp_run_on_a_local_folder_of_mixed_size_jpegs_and_pngs(repo, first_repr
     assert source["counts"] == {"train": {"4": 90, "5": 90}, "test": {"4": 30, "5": 30}}
     assert json.loads((repo / "reports/eval.json").read_text())["accuracy"] > 0.6
 
-    # issue 33: the tree is download's dependency: an added, removed or relabelled image is
-    # seen, and each re-run decodes only what is new (validate and augment keep the rest by
-    # content); quarantine on, so that a copy filed under another label is listed, not fatal
+    # issue 33: the scan stage lists the tree on every repro: an added, removed or relabelled
+    # image is named and re-runs download, and each re-run decodes only what is new (validate
+    # and augment keep the rest by content); quarantine on, so that a copy filed under another
+    # label is listed, not fatal
     assert "up to date" in run(["dvc", "status", "download"], repo).stdout
     params = (repo / "params.yaml").read_text()
     (repo / "params.yaml").write_text(params.replace("on_bad_image: fail", "on_bad_image: quarantine"))
     new, twin = tree / "4" / "new.png", tree / "5" / "twin-of-a-four.png"
     changes = {
-        "added": lambda: Image.fromarray(images[labels == 4][150]).save(new),
-        "relabelled": lambda: (tree / "4" / "0.png").rename(tree / "5" / "0.moved.png"),
-        "the same picture under another label": lambda: shutil.copy(tree / "4" / "2.png", twin),
-        "removed": new.unlink,
+        "1 added (first: 4/new.png)": lambda: Image.fromarray(images[labels == 4][150]).save(new),
+        "1 added (first: 5/0.moved.png), 1 removed (first: 4/0.png)": lambda: (tree / "4" / "0.png").rename(
+            tree / "5" / "0.moved.png"
+        ),
+        "1 added (first: 5/twin-of-a-four.png)": lambda: shutil.copy(tree / "4" / "2.png", twin),
+        "1 removed (first: 4/new.png)": new.unlink,
     }
     for change, make in changes.items():
         make()
+        assert change in run(["dvc", "repro", "--single-item", "scan"], repo).stdout
         status = run(["dvc", "status", "download"], repo).stdout
-        assert "modified:" in status and str(tree) in status, (change, status)
-        if change == "the same picture under another label":  # one re-run for the three
+        assert "modified:" in status and "data/listing.csv" in status, (change, status)
+        if "twin" in change:  # one re-run for the three
             out = run(["dvc", "repro", "augment"], repo).stdout
             assert "described before, 1 to describe" in out and "resized before" in out, out
             _assert_manifest_and_reports_follow(repo)

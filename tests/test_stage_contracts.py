@@ -41,19 +41,14 @@ LOADED_BY_PATH = {
     "register": ["src/visionops/serving/pyfunc_model.py"],
 }
 # Paths a stage writes on purpose outside its DVC outs (reasons in visionops/paths.py).
-UNDECLARED_ON_PURPOSE = {paths.ENGINE, paths.CHECKPOINT, *paths.PIPELINE_FILES}
+UNDECLARED_ON_PURPOSE = {paths.ENGINE, paths.CHECKPOINT, paths.SCAN_STAMPS, *paths.PIPELINE_FILES}
 DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 STAGES = DVC_YAML["stages"]
 
 
-# A dep taken from params (DVC's templating): the folder source's tree, issue 33.
-SOURCE_TREE = "${data.path}"
-
-
 def entries(spec: dict, key: str) -> list[Path]:
-    """The stage's paths under `key`, its templated source tree left out (no stage file)."""
-    names = (d if isinstance(d, str) else next(iter(d)) for d in spec.get(key, []))
-    return [Path(name) for name in names if name != SOURCE_TREE]
+    """The stage's paths under `key`."""
+    return [Path(d if isinstance(d, str) else next(iter(d))) for d in spec.get(key, [])]
 
 
 def plumbing(path: Path) -> bool:
@@ -242,9 +237,13 @@ def test_a_reproduced_project_holds_only_declared_outputs(pipeline_template):
     assert strays == [], f"files no stage declares: {strays[:20]}"
 
 
-def test_download_depends_on_the_folder_sources_tree_and_no_other_stage_does():
+def test_the_folder_source_is_watched_by_the_scan_stage_alone():
     """Issue 33: a `data.source: folder` tree was no dependency, so `dvc repro` said "didn't
-    change" after images were added; DVC now hashes the tree named by data.path."""
-    holders = [name for name, spec in STAGES.items() if SOURCE_TREE in spec.get("deps", [])]
-    assert holders == ["download"]
-    assert "data" in STAGES["download"]["params"]
+    change" after images were added. The scan stage runs on every repro and its listing is
+    download's dependency; no stage depends on the tree itself (DVC would hash it six times)."""
+    assert STAGES["scan"].get("always_changed") is True
+    assert str(paths.SOURCE_LISTING) in STAGES["download"]["deps"]
+    always = [name for name, spec in STAGES.items() if spec.get("always_changed")]
+    assert always == ["scan"]  # any other would make every `dvc repro` do real work
+    templated = [d for spec in STAGES.values() for d in spec.get("deps", []) if "${" in str(d)]
+    assert templated == []

@@ -39,9 +39,8 @@ class DataParams(Section):
     checksums: dict[str, str] = Field(default_factory=dict)  # mnist*: file name -> SHA-256 (mirror builds)
     allow_unverified: bool = False  # url source without sha256 (prints the hash to pin)
     allow_http: bool = False  # plain http:// (checksums still verified)
-    # folder source: a class-folder tree (read, never modified). dvc.yaml makes it a dependency of
-    # download (`${data.path}`), so DVC notices any change in it; it must name a path that exists
-    # (the default, data/images, is in git), also for other sources
+    # folder source: a class-folder tree (read, never modified), listed with every file's SHA-256
+    # by the scan stage on each repro (data/listing.csv), so any change in it re-runs download
     path: str = Field("data/images", min_length=1)
     follow_links: bool = False  # folder source: copy the targets of links that lead out of data.path
     cache_dir: str | None = None  # default $VISIONOPS_CACHE_DIR, else ~/.cache/visionops

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# scan
+SOURCE_LISTING = Path("data/listing.csv")  # a folder source's files: path, size, SHA-256
 # download
 RAW = Path("data/raw")
 # validate
@@ -59,6 +61,8 @@ REGISTER_METRICS = Path("reports/metrics/register.json")
 # a TensorRT engine exists only on a CUDA machine with TensorRT, and DVC fails a stage whose
 # declared out is missing; its skip record is in EXPORT_REPORT.
 ENGINE = Path("models/model.engine")
+# scan's stamps (size, mtime, ctime, inode -> SHA-256): this machine's own, like DVC's state
+SCAN_STAMPS = Path(".visionops/scan-stamps.csv")
 # train's resume checkpoint: DVC would delete an out before re-running the stage.
 CHECKPOINT = Path("models/checkpoints/last.pt")
 # what register attaches to the model's run so that it can be reproduced (not deps: DVC

@@ -18,11 +18,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from visionops.data.listing import Listing, ignored
+from visionops.data.listing import IGNORED_NAMES, Listing, ignored
 from visionops.data.split import stratified_split
 from visionops.errors import VisionOpsError
 
@@ -41,50 +41,85 @@ class Placement:
     handle: Any
 
 
-def folder_listing(source: Path) -> Listing:
-    """Every file and folder under `source`, following links (those leaving it are refused
-    first unless allowed, see `refuse_links_leaving`), each real folder visited once."""
-    listing, seen = Listing(), set()
-    for folder, dirs, files in os.walk(source, followlinks=True):
+class FoundFile(NamedTuple):
+    """One file under a source folder: its path there (`train/cat/x.jpg`), where to read it,
+    and its stamp (of the link's target for a followed link): size, mtime, ctime and inode,
+    git's own test for "maybe changed". A tuple: 60,000 of them are made per scan."""
+
+    path: str
+    file: str
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+
+
+def walk_folder(source: Path, follow_links: bool = False) -> list[FoundFile]:
+    """Every file under `source` (hidden and OS-metadata ones left out), sorted by path; links
+    are followed, each real folder visited once. Links that lead out of `source` are refused
+    before anything is read unless `follow_links` (see the module doc). One `os.scandir` per
+    folder: 60,000 files take about 0.3 s."""
+    top = os.path.realpath(source)
+    found: list[FoundFile] = []
+    leaving: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    pending = [(str(source), "")]
+    while pending:
+        folder, relative = pending.pop()
         real = os.path.realpath(folder)
         if real in seen:  # a link back up the tree
-            dirs.clear()
             continue
         seen.add(real)
-        relative = PurePosixPath(Path(folder).relative_to(source).as_posix())
-        listing.add_dir(relative)
-        for name in files:
-            if os.path.isfile(os.path.join(folder, name)):  # not a dangling link
-                listing.add_file(relative / name, Path(folder, name))
-    return listing
-
-
-def links_leaving(tree: Path) -> list[tuple[Path, Path]]:
-    """(link, target) for every symbolic link under `tree` whose target lies outside it."""
-    top = tree.resolve()
-    found = []
-    for folder, dirs, files in os.walk(tree, followlinks=False):
-        for name in dirs + files:
-            path = Path(folder) / name
-            if path.is_symlink():
-                target = path.resolve()
-                if not target.is_relative_to(top):
-                    found.append((path, target))
+        with _opened(folder) as entries:
+            for entry in entries:
+                if entry.name.startswith(".") or entry.name in IGNORED_NAMES or entry.name == "__MACOSX":
+                    continue
+                path = relative + entry.name
+                if entry.is_symlink():
+                    target = os.path.realpath(entry.path)
+                    if os.path.commonpath([top, target]) != top:
+                        leaving.append((path, target))
+                if entry.is_dir():
+                    pending.append((entry.path, path + "/"))
+                elif entry.is_file():  # not a dangling link
+                    st = entry.stat()
+                    stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+                    found.append(FoundFile(path, entry.path, *stamp))
+    if leaving and not follow_links:
+        refuse_links_leaving(source, sorted(leaving))
+    found.sort()  # by path first: paths are unique
     return found
 
 
-def refuse_links_leaving(tree: Path) -> None:
-    """Stop before reading anything when a link leads out of `tree` (see the module doc)."""
-    escaping = links_leaving(tree)
-    if escaping:
-        shown = ", ".join(f"{link.relative_to(tree)} -> {target}" for link, target in escaping[:5])
-        more = f" (and {len(escaping) - 5} more)" if len(escaping) > 5 else ""
+def _opened(folder: str) -> Any:  # os.scandir's iterator (a context manager)
+    """`os.scandir(folder)`, an unreadable folder being an error that names it."""
+    try:
+        return os.scandir(folder)
+    except OSError as exc:
         raise VisionOpsError(
-            f"{len(escaping)} symbolic link(s) in {tree} point outside it: {shown}{more}; nothing was copied",
-            "replace the links with the image files themselves, or set data.follow_links: true "
-            "if you built the tree from links on purpose (their targets are then copied into "
-            "data/raw and the DVC cache)",
-        )
+            f"cannot read the folder {folder}: {exc.strerror}",
+            "make it readable by this user, or move it out of data.path",
+        ) from None
+
+
+def refuse_links_leaving(tree: Path, leaving: list[tuple[str, str]]) -> None:
+    """Stop before reading anything when a link leads out of `tree` (see the module doc)."""
+    shown = ", ".join(f"{link} -> {target}" for link, target in leaving[:5])
+    more = f" (and {len(leaving) - 5} more)" if len(leaving) > 5 else ""
+    raise VisionOpsError(
+        f"{len(leaving)} symbolic link(s) in {tree} point outside it: {shown}{more}; nothing was copied",
+        "replace the links with the image files themselves, or set data.follow_links: true "
+        "if you built the tree from links on purpose (their targets are then copied into "
+        "data/raw and the DVC cache)",
+    )
+
+
+def listing_of(files: Iterable[tuple[str, Any]]) -> Listing:
+    """A Listing of (path in the folder, handle) pairs: what `plan_splits` plans from."""
+    listing = Listing()
+    for path, handle in files:
+        listing.add_file(PurePosixPath(path), handle)
+    return listing
 
 
 def dataset_root(listing: Listing) -> PurePosixPath:
@@ -102,30 +137,43 @@ def dataset_root(listing: Listing) -> PurePosixPath:
 
 def class_images(listing: Listing, split_dir: PurePosixPath, where: str) -> dict[str, list[tuple[Any, str]]]:
     """Class name -> its image files (recursively, sorted) as (handle, flat file name); errors
-    for no class folders or an empty one. Deeper sub-paths are joined with `__`."""
+    for no class folders or an empty one. Deeper sub-paths are joined with `__`. One pass over
+    the files comparing path parts (no Path arithmetic per file: 60,000 files in well under 1 s)."""
     classes = [p.name for p in listing.entries(split_dir) if p in listing.dirs]
     if not classes:
         raise VisionOpsError(f"no class folders found in {where}", LAYOUT_FIX)
-    inside: dict[str, list[PurePosixPath]] = defaultdict(list)
-    for path in listing.files:
-        if path.is_relative_to(split_dir) and len(relative := path.relative_to(split_dir).parts) > 1:
-            inside[relative[0]].append(PurePosixPath(*relative[1:]))
+    top, depth = split_dir.parts, len(split_dir.parts)
+    inside: dict[str, list[tuple[tuple[str, ...], Any]]] = defaultdict(list)
+    for path, handle in listing.files.items():
+        parts = path.parts
+        relative = parts[depth + 1 :]
+        wanted = relative and parts[:depth] == top and _image_name(parts[-1])
+        if wanted and not ignored("/".join(relative)):
+            inside[parts[depth]].append((relative, handle))
     found = {}
     for name in classes:
-        folder = split_dir / name
-        files = sorted(p for p in inside[name] if _is_image(listing, folder / p) and not ignored(str(p)))
-        if not files:
+        if not inside[name]:
             raise VisionOpsError(
                 f"class folder {where}/{name} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})",
                 f"every sub-folder of the dataset folder is read as a class: add images to {where}/{name} "
                 "or remove it, or point at the folder that holds the class folders",
             )
-        found[name] = [(listing.files[folder / p], "__".join(p.parts)) for p in files]
+        found[name] = [(handle, "__".join(relative)) for relative, handle in sorted(inside[name], key=_first)]
     return found
 
 
+def _first(item: tuple) -> Any:
+    return item[0]
+
+
+def _image_name(name: str) -> bool:
+    """An image file's name by its suffix (as PurePosixPath.suffix reads it)."""
+    dot = name.rfind(".")
+    return 0 < dot < len(name) - 1 and name[dot:].lower() in IMAGE_SUFFIXES
+
+
 def _is_image(listing: Listing, path: PurePosixPath) -> bool:
-    return path in listing.files and path.suffix.lower() in IMAGE_SUFFIXES
+    return path in listing.files and _image_name(path.name)
 
 
 def plan_splits(

@@ -22,16 +22,26 @@ class Listing:
 
     files: dict[PurePosixPath, Any] = field(default_factory=dict)
     dirs: set[PurePosixPath] = field(default_factory=set)
+    _children: dict[PurePosixPath, list[PurePosixPath]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def add_file(self, path: PurePosixPath, handle: Any) -> None:
         self.files[path] = handle
-        self.dirs.update(path.parents)
+        if path.parent not in self.dirs:  # most files share their folder with the previous one
+            self.dirs.update(path.parents)
+        self._children = None
 
     def add_dir(self, path: PurePosixPath) -> None:
         self.dirs.add(path)
         self.dirs.update(path.parents)
+        self._children = None
 
     def entries(self, folder: PurePosixPath) -> list[PurePosixPath]:
         """The files and folders directly inside `folder`, hidden ones left out."""
-        inside = [p for p in (*self.files, *self.dirs) if p.parent == folder and p != folder]
-        return sorted(p for p in inside if not ignored(p.name))
+        if self._children is None:  # indexed once: callers ask for several folders
+            self._children = {}
+            for path in (*self.files, *self.dirs):
+                if path.parent != path:
+                    self._children.setdefault(path.parent, []).append(path)
+        return sorted(p for p in self._children.get(folder, []) if not ignored(p.name))

@@ -20,7 +20,7 @@ import tarfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from visionops.errors import VisionOpsError
 
@@ -81,7 +81,7 @@ class ShardWriter:
 
     def add(self, split: str, label: str, name: str, data: bytes) -> None:
         """Store one image file as split/label/name; a path given twice is an error."""
-        path = PurePosixPath(split, label, name).as_posix()
+        path = f"{split}/{label}/{name}"  # a class folder's name and a flat file name: no '/' in either
         if path in self.rows:
             raise VisionOpsError(
                 f"two images would both be stored as {path}",

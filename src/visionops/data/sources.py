@@ -10,6 +10,8 @@ formats (a few big files) are unpacked into a scratch folder beside root that is
 
 from __future__ import annotations
 
+import hashlib
+import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +23,8 @@ from visionops.config import DataParams
 from visionops.data import digits
 from visionops.data.archive import Limits, archive_listing, extract, read_members
 from visionops.data.fetch import Checksum, FetchSettings, default_cache_dir, fetch
-from visionops.data.folders import Placement, folder_listing, plan_splits, refuse_links_leaving
+from visionops.data.folders import Placement, listing_of, plan_splits, walk_folder
+from visionops.data.scan import RESCAN, SourceFile, check_folder
 from visionops.data.shards import RawImages, ShardWriter
 from visionops.data.split import stratified_split
 from visionops.errors import VisionOpsError
@@ -30,8 +33,11 @@ from visionops.io import file_digest
 USER_LICENSE = "as provided by the user: check the dataset's own license"
 
 
-def materialize(cfg: DataParams, root: Path, progress: bool = True) -> dict[str, Any]:
-    """Write the dataset named by `cfg.source` under `root` and return its source record.
+def materialize(
+    cfg: DataParams, root: Path, progress: bool = True, listing: list[SourceFile] | None = None
+) -> dict[str, Any]:
+    """Write the dataset named by `cfg.source` under `root` and return its source record; a
+    folder source packs the files of `listing` (data/listing.csv) when given.
 
     The record holds no timestamp: the same data must hash the same, so that DVC can
     skip downstream stages when a re-download produced identical files.
@@ -48,7 +54,7 @@ def materialize(cfg: DataParams, root: Path, progress: bool = True) -> dict[str,
         elif cfg.source == "url":
             record = _url(cfg, shards, progress)
         else:
-            record = _folder(cfg, shards, progress)
+            record = _folder(cfg, shards, progress, listing)
     return record | {"counts": RawImages(root).counts(record["classes"])}
 
 
@@ -159,29 +165,41 @@ def _url(cfg: DataParams, shards: ShardWriter, progress: bool) -> dict[str, Any]
     return _record(cfg, cfg.url, checksum, USER_LICENSE, classes, _split_note(cfg))
 
 
-def _folder(cfg: DataParams, shards: ShardWriter, progress: bool) -> dict[str, Any]:
-    source = Path(cfg.path).expanduser() if cfg.path else None
-    if source is None or not source.is_dir():
-        raise VisionOpsError(
-            f"data.path {cfg.path!r} is not an existing folder",
-            "set data.path to a folder of class folders (<class>/*.jpg, or train/ and test/ inside)",
-        )
-    if (source / "dvc.yaml").is_file():
-        raise VisionOpsError(
-            f"data.path {cfg.path!r} is a DVC project (it holds dvc.yaml), not a folder of images",
-            "set data.path to the folder whose sub-folders are your classes (<class>/*.jpg), "
-            "or that holds train/ and test/ with the class folders inside",
-        )
-    if not cfg.follow_links:
-        refuse_links_leaving(source)
-    classes, placements = plan_splits(folder_listing(source), cfg.test_fraction, cfg.seed, str(source))
-    pack_placements(shards, placements, _read_files, progress, str(source))
+def _folder(
+    cfg: DataParams, shards: ShardWriter, progress: bool, listing: list[SourceFile] | None
+) -> dict[str, Any]:
+    """Pack the folder's images: the files `listing` (the scan stage's) names, each checked
+    against its SHA-256 there, else (no listing: a direct call) the files found now."""
+    source = check_folder(cfg.path)
+    if listing is None:
+        files = [(found.path, found.file) for found in walk_folder(source, cfg.follow_links)]
+        read = _read_files
+    else:
+        files = [(row.path, os.path.join(source, row.path)) for row in listing]  # str: cheap to hash
+        read = _checked_reader({path: row.sha256 for (_, path), row in zip(files, listing, strict=True)})
+    classes, placements = plan_splits(listing_of(files), cfg.test_fraction, cfg.seed, str(source))
+    pack_placements(shards, placements, read, progress, str(source))
     return _record(cfg, source.resolve().as_uri(), None, USER_LICENSE, classes, _split_note(cfg))
 
 
-def _read_files(paths: list[Path]) -> Any:
+def _read_files(paths: list[str]) -> Iterator[tuple[str, bytes]]:
     """(path, bytes) of each file, in the order planned."""
-    return ((path, path.read_bytes()) for path in paths)
+    for path in paths:
+        with open(path, "rb") as handle:
+            yield path, handle.read()
+
+
+def _checked_reader(expected: dict[str, str]) -> Any:
+    """Like `_read_files`, but a file whose bytes are not the ones the listing recorded is an
+    error: data/raw then always holds exactly what DVC recorded as the scan's listing."""
+
+    def read(paths: list[str]) -> Iterator[tuple[str, bytes]]:
+        for path, data in _read_files(paths):
+            if hashlib.sha256(data).hexdigest() != expected[path]:
+                raise VisionOpsError(f"{path} changed after the scan stage listed it", RESCAN)
+            yield path, data
+
+    return read
 
 
 def _record(

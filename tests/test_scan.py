@@ -1,0 +1,169 @@
+"""The scan stage's listing of a folder source (issue 33): every change is seen, an unchanged
+file is never hashed twice, a damaged stamps file is never trusted, and download packs exactly
+the listed bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from visionops.config import DataParams
+from visionops.data import scan
+from visionops.data.scan import read_listing, update_listing
+from visionops.data.shards import RawImages
+from visionops.data.sources import materialize
+from visionops.errors import VisionOpsError
+
+
+def picture(path: Path, shade: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (12, 10), (shade, 255 - shade, shade // 2)).save(path)
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "photos"
+    for i in range(4):
+        picture(root / "cat" / f"{i}.png", 10 + i)
+        picture(root / "dog" / f"{i}.png", 100 + i)
+    return root
+
+
+@pytest.fixture
+def hashed(monkeypatch) -> list[str]:
+    """The paths the scan hashes (the real hashing, observed)."""
+    seen: list[str] = []
+    real = scan._hash_files
+
+    def observed(files, progress):
+        seen.extend(f.path for f in files)
+        return real(files, progress)
+
+    monkeypatch.setattr(scan, "_hash_files", observed)
+    return seen
+
+
+def rescan(tree: Path, tmp_path: Path, follow_links: bool = False) -> tuple[int, str | None]:
+    return update_listing(tree, follow_links, tmp_path / "listing.csv", tmp_path / "stamps.csv", False)
+
+
+def test_the_listing_holds_every_files_sha256_and_a_second_scan_hashes_nothing(tree, tmp_path, hashed):
+    assert rescan(tree, tmp_path) == (8, "8 added (first: cat/0.png)")
+    listing = read_listing(tmp_path / "listing.csv")
+    assert [r.path for r in listing] == sorted(f"{c}/{i}.png" for c in ("cat", "dog") for i in range(4))
+    for row in listing:
+        data = (tree / row.path).read_bytes()
+        assert (row.size, row.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+    written = (tmp_path / "listing.csv").stat().st_mtime_ns
+    hashed.clear()
+    assert rescan(tree, tmp_path) == (8, None)
+    assert hashed == [] and (tmp_path / "listing.csv").stat().st_mtime_ns == written
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda t: picture(t / "cat" / "new.png", 200), "1 added (first: cat/new.png)"),
+        (lambda t: (t / "dog" / "3.png").unlink(), "1 removed (first: dog/3.png)"),
+        (
+            lambda t: (t / "cat" / "1.png").rename(t / "dog" / "1-was-a-cat.png"),
+            "1 added (first: dog/1-was-a-cat.png), 1 removed (first: cat/1.png)",
+        ),
+        (lambda t: picture(t / "dog" / "0.png", 250), "1 changed (first: dog/0.png)"),
+    ],
+    ids=["added", "removed", "relabelled", "edited"],
+)
+def test_every_change_is_named_and_only_new_files_are_hashed(tree, tmp_path, hashed, change, expected):
+    rescan(tree, tmp_path)
+    hashed.clear()
+    change(tree)
+    assert rescan(tree, tmp_path)[1] == expected
+    assert len(hashed) <= 1  # the new or edited file alone
+    assert read_listing(tmp_path / "listing.csv") == read_listing_afresh(tree, tmp_path)
+
+
+def read_listing_afresh(tree: Path, tmp_path: Path):
+    """The listing a scan with no stamps at all gives."""
+    fresh = tmp_path / "fresh"
+    fresh.mkdir(exist_ok=True)
+    update_listing(tree, False, fresh / "listing.csv", fresh / "stamps.csv", False)
+    return read_listing(fresh / "listing.csv")
+
+
+def test_an_edit_that_keeps_size_and_mtime_is_still_seen(tree, tmp_path):
+    """Stamps include ctime, which a program cannot set back (git's test, not only mtime's)."""
+    rescan(tree, tmp_path)
+    target = tree / "cat" / "2.png"
+    before = target.stat()
+    data = bytearray(target.read_bytes())
+    data[-5] ^= 0xFF
+    target.write_bytes(bytes(data))
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert rescan(tree, tmp_path)[1] == "1 changed (first: cat/2.png)"
+
+
+def test_a_damaged_stamps_file_is_not_trusted(tree, tmp_path, hashed, capsys):
+    rescan(tree, tmp_path)
+    picture(tree / "cat" / "0.png", 77)  # changed, and its stamp's hash faked back to the old one
+    stamps = tmp_path / "stamps.csv"
+    old = next(r.sha256 for r in read_listing(tmp_path / "listing.csv") if r.path == "cat/0.png")
+    st = (tree / "cat" / "0.png").stat()
+    faked = f"cat/0.png,{st.st_size},{st.st_mtime_ns},{st.st_ctime_ns},{st.st_ino},{old}\n"
+    lines = [faked if line.startswith("cat/0.png,") else line for line in stamps.read_text().splitlines(True)]
+    stamps.write_text("".join(lines))
+    hashed.clear()
+    assert rescan(tree, tmp_path)[1] == "1 changed (first: cat/0.png)"
+    assert "damaged or of another folder" in capsys.readouterr().out and len(hashed) == 8
+
+
+def test_a_listing_restored_to_an_older_version_is_brought_back_up_to_date(tree, tmp_path):
+    """`git checkout <old> && dvc checkout` puts back an older listing while the folder stayed:
+    the scan must rewrite it, so download sees what the folder holds."""
+    rescan(tree, tmp_path)
+    current = (tmp_path / "listing.csv").read_text()
+    picture(tree / "cat" / "9.png", 9)
+    rescan(tree, tmp_path)
+    (tmp_path / "listing.csv").write_text(current)
+    assert rescan(tree, tmp_path)[1] == "1 added (first: cat/9.png)"
+    (tmp_path / "listing.csv").unlink()
+    assert rescan(tree, tmp_path)[1] == "9 added (first: cat/0.png)"
+
+
+def test_links_leaving_the_folder_are_refused_before_anything_is_hashed(tree, tmp_path, hashed):
+    outside = tmp_path / "elsewhere.png"
+    picture(outside, 1)
+    (tree / "cat" / "alias.png").symlink_to(outside)
+    with pytest.raises(VisionOpsError, match="point outside it"):
+        rescan(tree, tmp_path)
+    assert hashed == [] and not (tmp_path / "listing.csv").exists()
+    assert rescan(tree, tmp_path, follow_links=True)[0] == 9
+
+
+def test_download_packs_the_listed_bytes_and_refuses_a_file_changed_since_the_scan(tree, tmp_path):
+    rescan(tree, tmp_path)
+    listing = read_listing(tmp_path / "listing.csv")
+    cfg = DataParams(source="folder", path=str(tree), test_fraction=0.25)
+    materialize(cfg, tmp_path / "raw", False, listing)
+    packed = {e.path.split("/", 1)[1]: e.member.read() for e in RawImages(tmp_path / "raw")}
+    assert packed == {r.path: (tree / r.path).read_bytes() for r in listing}
+
+    picture(tree / "dog" / "2.png", 33)  # edited after the scan, before download
+    with pytest.raises(VisionOpsError, match="changed after the scan stage listed it") as err:
+        materialize(cfg, tmp_path / "raw2", False, listing)
+    assert "dvc repro" in err.value.fix
+    shutil.rmtree(tmp_path / "raw2", ignore_errors=True)
+
+
+def test_a_folder_that_cannot_be_listed_is_named(tmp_path):
+    from visionops.data.folders import walk_folder
+
+    not_a_folder = tmp_path / "photos"
+    not_a_folder.write_bytes(b"x")
+    with pytest.raises(VisionOpsError, match=r"cannot read the folder .*photos") as err:
+        walk_folder(not_a_folder)
+    assert "data.path" in err.value.fix
