@@ -170,3 +170,21 @@ def test_a_kept_row_refuses_an_image_whose_bytes_changed_after_validation(raw_di
     row.for_image(member, hashlib.sha256(member.read()).hexdigest()).check()  # the bytes validate saw
     with pytest.raises(VisionOpsError, match="changed after validation"):
         row.for_image(member, "0" * 64).check()
+
+
+def test_building_and_serialising_the_policy_does_not_load_torch():
+    """albumentations imports torch for its optional ToTensorV2 (3-5 s of every augment run);
+    the augment stage never needs it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from visionops.augment.policy import build_policy, serialize\n"
+        "from visionops.config import AugmentStep\n"
+        "p = build_policy([AugmentStep(name='HorizontalFlip', params={'p': 0.5})], 0)\n"
+        "serialize(p, 0, 32)\n"
+        "assert 'albumentations' in sys.modules and 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -13,21 +13,33 @@ from visionops.config import AugmentStep
 from visionops.errors import VisionOpsError
 
 
+def albumentations():
+    """The albumentations module, without its optional PyTorch helpers when torch is not loaded
+    yet: `import albumentations` tries `from .pytorch import *` (ToTensorV2, which visionops
+    never uses) inside `suppress(ImportError)`, and that imports torch: 3-5 s of every augment
+    run. A None in sys.modules makes that one import fail the way albumentations allows for."""
+    import sys
+
+    if "albumentations" not in sys.modules and "torch" not in sys.modules:
+        sys.modules.setdefault("albumentations.pytorch", None)
+    import albumentations
+
+    return albumentations
+
+
 def build_policy(steps: list[AugmentStep], seed: int):
     """The configured transforms, seeded for reproducibility. They apply to the image already
     resized by `data.decode.load_resized` (as every image is for training and deployment)."""
-    import albumentations as A
-
+    A = albumentations()
     return A.Compose([_make(A, i, s) for i, s in enumerate(steps)], seed=seed)
 
 
 def serialize(transform, seed: int, image_size: int) -> dict[str, Any]:
     """The policy as albumentations' own dict form, plus the seed it does not store and the
     resize that comes before it."""
-    import albumentations as A
-
     from visionops.data.decode import RESIZE_METHOD
 
+    A = albumentations()
     return {
         "albumentations": A.__version__,
         "seed": seed,
