@@ -28,7 +28,7 @@ from visionops.errors import VisionOpsError
 from visionops.io import write_text
 
 LISTING_COLUMNS = ["path", "size", "sha256"]
-STAMP_COLUMNS = ["path", "size", "mtime_ns", "ctime_ns", "inode", "sha256"]
+STAMPS_MARK = "# visionops scan stamps v2"  # a format change makes older files untrusted
 RESCAN = "run `dvc repro` again (the scan stage lists the folder afresh)"
 
 
@@ -69,37 +69,36 @@ def update_listing(
     re-hashes nothing)."""
     found = walk_folder(source, follow_links) if source is not None else []
     where = os.path.realpath(source) if source is not None else ""
-    stamps_digest = hashlib.sha256("\0".join(map(_stamp_text, found)).encode()).hexdigest()
+    now = [stamp(f) for f in found]
+    stamps_digest = _digest("\0".join(f"{f.path}\0{stamped}" for f, stamped in zip(found, now, strict=True)))
     before = listing.read_bytes() if listing.is_file() else b""
     header, body = _read_stamps(stamps)
-    current = _header(where, stamps_digest, hashlib.sha256(before).hexdigest(), body)
-    if header == current:
+    if header == _header(where, stamps_digest, hashlib.sha256(before).hexdigest(), body):
         return len(found), None
-    trusted = header is not None and header.startswith(f"# visionops scan of {where}; ")
+    trusted = header is not None and header.startswith(f"{STAMPS_MARK} of {where}; ")
     trusted = trusted and header.rsplit(" sha256 ", 1)[-1] == _digest(body)
     if header is not None and not trusted:
-        print(f"scan: {stamps} is damaged or of another folder; every file is hashed again")
-    known = _stamp_rows(body) if trusted else {}
-    fresh = [f for f in found if known.get(f.path, [""])[:5] != _stamp_row(f)]
+        print(f"scan: {stamps} is damaged, of another folder or older; every file is hashed again")
+    known = _stamp_records(body) if trusted else {}
+    fresh = [f for f, stamped in zip(found, now, strict=True) if known.get(f.path, ("",))[0] != stamped]
     hashed = dict(_hash_files(fresh, progress))
-    rows = [SourceFile(f.path, f.size, hashed.get(f.path) or known[f.path][5]) for f in found]
+    rows = [SourceFile(f.path, f.size, hashed.get(f.path) or known[f.path][1]) for f in found]
     text = _csv(LISTING_COLUMNS, rows).encode()
     change = None
     if text != before:
         write_text(listing, text.decode())
-        change = describe_change(_previous(before), rows)
-    body = _csv(STAMP_COLUMNS, ([*_stamp_row(f), row.sha256] for f, row in zip(found, rows, strict=True)))
+        change = describe_change(_previous(before), {row.path: row.sha256 for row in rows})
+    body = "\0".join(
+        f"{row.path}\0{stamp_text}\0{row.sha256}" for row, stamp_text in zip(rows, now, strict=True)
+    )
     write_text(stamps, _header(where, stamps_digest, hashlib.sha256(text).hexdigest(), body) + "\n" + body)
     return len(rows), change
 
 
-def _stamp_text(found: FoundFile) -> str:
-    return f"{found.path}\0{found.size}\0{found.mtime_ns}\0{found.ctime_ns}\0{found.inode}"
-
-
-def _stamp_row(found: FoundFile) -> list[str]:
-    """The stamp as the stamps file stores it (compared as text: no parsing per row)."""
-    return [found.path, str(found.size), str(found.mtime_ns), str(found.ctime_ns), str(found.inode)]
+def stamp(found: FoundFile) -> str:
+    """A file's stamp as the stamps file stores it: size, mtime_ns, ctime_ns and inode, compared
+    as text (no parsing per file)."""
+    return f"{found.size}:{found.mtime_ns}:{found.ctime_ns}:{found.inode}"
 
 
 def _hash_files(files: list[FoundFile], progress: bool) -> Iterable[tuple[str, str]]:
@@ -130,26 +129,29 @@ def _header(where: str, stamps_digest: str, listing_digest: str, body: str) -> s
     """What the stamps file's first line says: the folder, the digest of every file's stamp and
     of the listing those stamps gave, and the body's own checksum (last, after ' sha256 ')."""
     digests = f"stamps {stamps_digest} listing {listing_digest} sha256 {_digest(body)}"
-    return f"# visionops scan of {where}; {digests}"
+    return f"{STAMPS_MARK} of {where}; {digests}"
 
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _stamp_rows(body: str) -> dict[str, list[str]]:
-    """path -> [path, size, mtime_ns, ctime_ns, inode, sha256] of a checked stamps body."""
-    rows = csv.reader(io.StringIO(body))
-    next(rows, None)
-    return {row[0]: row for row in rows if len(row) == len(STAMP_COLUMNS)}
+def _stamp_records(body: str) -> dict[str, tuple[str, str]]:
+    """path -> (stamp, sha256) of a checked stamps body: `path NUL stamp NUL sha256`, joined by
+    NUL (the one character no file name holds), split at C speed."""
+    fields = body.split("\0") if body else []
+    return dict(zip(fields[0::3], zip(fields[1::3], fields[2::3], strict=True), strict=True))
 
 
-def _previous(before: bytes) -> list[SourceFile]:
-    """The rows of the listing being replaced; none when it was missing or damaged."""
+def _previous(before: bytes) -> dict[str, str]:
+    """path -> sha256 of the listing being replaced; empty when it was missing or damaged."""
     try:
-        return _parse_listing(before.decode().splitlines(keepends=True)) if before else []
+        rows = csv.reader(before.decode().splitlines(keepends=True))
+        if next(rows, None) != LISTING_COLUMNS:
+            return {}
+        return {path: sha256 for path, _, sha256 in rows}
     except (ValueError, UnicodeDecodeError):
-        return []
+        return {}
 
 
 def read_listing(path: Path) -> list[SourceFile]:
@@ -170,10 +172,9 @@ def _parse_listing(lines: Iterable[str]) -> list[SourceFile]:
     return [SourceFile(path, int(size), sha256) for path, size, sha256 in rows]
 
 
-def describe_change(before: list[SourceFile], after: list[SourceFile]) -> str:
-    """'12 added, 3 removed, 1 changed' between two listings, with the first path of each."""
-    old = {r.path: r.sha256 for r in before}
-    new = {r.path: r.sha256 for r in after}
+def describe_change(old: dict[str, str], new: dict[str, str]) -> str:
+    """'12 added, 3 removed, 1 changed' between two listings (path -> sha256), with the first
+    path of each."""
     kinds = {
         "added": sorted(new.keys() - old.keys()),
         "removed": sorted(old.keys() - new.keys()),
