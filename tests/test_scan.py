@@ -49,7 +49,7 @@ def hashed(monkeypatch) -> list[str]:
 
 
 def rescan(tree: Path, tmp_path: Path, follow_links: bool = False) -> tuple[int, str | None]:
-    return update_listing(tree, follow_links, tmp_path / "listing.csv", tmp_path / "stamps.csv", False)
+    return update_listing(tree, follow_links, tmp_path / "listing.csv", tmp_path / "stamps", False)
 
 
 def test_the_listing_holds_every_files_sha256_and_a_second_scan_hashes_nothing(tree, tmp_path, hashed):
@@ -91,7 +91,7 @@ def read_listing_afresh(tree: Path, tmp_path: Path):
     """The listing a scan with no stamps at all gives."""
     fresh = tmp_path / "fresh"
     fresh.mkdir(exist_ok=True)
-    update_listing(tree, False, fresh / "listing.csv", fresh / "stamps.csv", False)
+    update_listing(tree, False, fresh / "listing.csv", fresh / "stamps", False)
     return read_listing(fresh / "listing.csv")
 
 
@@ -110,7 +110,7 @@ def test_an_edit_that_keeps_size_and_mtime_is_still_seen(tree, tmp_path):
 def test_a_damaged_stamps_file_is_not_trusted(tree, tmp_path, hashed, capsys):
     rescan(tree, tmp_path)
     picture(tree / "cat" / "0.png", 77)  # changed, and its stamp's hash faked back to the old one
-    stamps = tmp_path / "stamps.csv"
+    stamps = tmp_path / "stamps"
     header, body = stamps.read_text().split("\n", 1)
     fields = body.split("\0")
     at = fields.index("cat/0.png")

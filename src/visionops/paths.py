@@ -62,7 +62,7 @@ REGISTER_METRICS = Path("reports/metrics/register.json")
 # declared out is missing; its skip record is in EXPORT_REPORT.
 ENGINE = Path("models/model.engine")
 # scan's stamps (size, mtime, ctime, inode -> SHA-256): this machine's own, like DVC's state
-SCAN_STAMPS = Path(".visionops/scan-stamps.csv")
+SCAN_STAMPS = Path(".visionops/scan-stamps")  # NUL-separated records, not CSV
 # train's resume checkpoint: DVC would delete an out before re-running the stage.
 CHECKPOINT = Path("models/checkpoints/last.pt")
 # what register attaches to the model's run so that it can be reproduced (not deps: DVC

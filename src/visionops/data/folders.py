@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from visionops.data.listing import IGNORED_NAMES, Listing, ignored
+from visionops.data.listing import Listing, ignored, ignored_part
 from visionops.data.split import stratified_split
 from visionops.errors import VisionOpsError
 
@@ -72,7 +72,7 @@ def walk_folder(source: Path, follow_links: bool = False) -> list[FoundFile]:
         seen.add(real)
         with _opened(folder) as entries:
             for entry in entries:
-                if entry.name.startswith(".") or entry.name in IGNORED_NAMES or entry.name == "__MACOSX":
+                if ignored_part(entry.name):
                     continue
                 path = relative + entry.name
                 if entry.is_symlink():

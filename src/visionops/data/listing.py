@@ -12,8 +12,12 @@ IGNORED_NAMES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 
 def ignored(name: str) -> bool:
     """Hidden and OS-metadata entries that are never part of a dataset."""
-    parts = PurePosixPath(name.replace("\\", "/")).parts
-    return any(p.startswith(".") or p == "__MACOSX" or p in IGNORED_NAMES for p in parts)
+    return any(map(ignored_part, PurePosixPath(name.replace("\\", "/")).parts))
+
+
+def ignored_part(part: str) -> bool:
+    """One path component that makes its entry `ignored` (cheap: a folder walk asks per entry)."""
+    return part.startswith(".") or part == "__MACOSX" or part in IGNORED_NAMES
 
 
 @dataclass
