@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from visionops.data.listing import Listing, ignored
+from visionops.data.listing import Listing, ignored, key_of
 from visionops.errors import VisionOpsError
 
 UNSAFE_FIX = "the archive is unsafe or malformed: do not use it (re-create it with relative paths, no links)"
@@ -156,11 +156,15 @@ def archive_listing(archive: Path, limits: Limits) -> Listing:
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
             for info, path in _checked_zip_members(zf, limits):
-                (listing.add_dir(path) if info.is_dir() else listing.add_file(path, info.filename))
+                (
+                    listing.add_dir(key_of(path))
+                    if info.is_dir()
+                    else listing.add_file(key_of(path), info.filename)
+                )
     elif _is_tar(archive):
         with tarfile.open(archive, "r:*") as tar:
             for member in _checked_tar_members(tar, limits):
-                path = check_member_name(member.name)
+                path = key_of(check_member_name(member.name))
                 (listing.add_dir(path) if member.isdir() else listing.add_file(path, member.name))
     else:
         _not_an_archive(archive)

@@ -17,12 +17,12 @@ import os
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from visionops.data.listing import Listing, ignored, ignored_part
+from visionops.data.listing import Listing, ignored_part, join_path, name_of
 from visionops.data.split import stratified_split
 from visionops.errors import VisionOpsError
 
@@ -118,38 +118,43 @@ def listing_of(files: Iterable[tuple[str, Any]]) -> Listing:
     """A Listing of (path in the folder, handle) pairs: what `plan_splits` plans from."""
     listing = Listing()
     for path, handle in files:
-        listing.add_file(PurePosixPath(path), handle)
+        listing.add_file(path, handle)
     return listing
 
 
-def dataset_root(listing: Listing) -> PurePosixPath:
+def dataset_root(listing: Listing) -> str:
     """Step through wrapper folders that hold nothing but one sub-folder. A sub-folder that
     holds images itself is a class (a one-class tree), not a wrapper."""
-    folder = PurePosixPath()
+    folder = ""
     while True:
         entries = listing.entries(folder)
-        if len(entries) != 1 or entries[0] not in listing.dirs or entries[0].name in ("train", *TEST_NAMES):
+        if (
+            len(entries) != 1
+            or entries[0] not in listing.dirs
+            or name_of(entries[0]) in ("train", *TEST_NAMES)
+        ):
             return folder
         if any(_is_image(listing, p) for p in listing.entries(entries[0])):
             return folder
         folder = entries[0]
 
 
-def class_images(listing: Listing, split_dir: PurePosixPath, where: str) -> dict[str, list[tuple[Any, str]]]:
-    """Class name -> its image files (recursively, sorted) as (handle, flat file name); errors
-    for no class folders or an empty one. Deeper sub-paths are joined with `__`. One pass over
-    the files comparing path parts (no Path arithmetic per file: 60,000 files in well under 1 s)."""
-    classes = [p.name for p in listing.entries(split_dir) if p in listing.dirs]
+def class_images(listing: Listing, split_dir: str, where: str) -> dict[str, list[tuple[Any, str]]]:
+    """Class name -> its image files (recursively, sorted by path parts) as (handle, flat file
+    name); errors for no class folders or an empty one. Deeper sub-paths are joined with `__`.
+    One pass over the files with string operations (60,000 files in a fraction of a second)."""
+    classes = [name_of(p) for p in listing.entries(split_dir) if p in listing.dirs]
     if not classes:
         raise VisionOpsError(f"no class folders found in {where}", LAYOUT_FIX)
-    top, depth = split_dir.parts, len(split_dir.parts)
+    prefix = f"{split_dir}/" if split_dir else ""
     inside: dict[str, list[tuple[tuple[str, ...], Any]]] = defaultdict(list)
     for path, handle in listing.files.items():
-        parts = path.parts
-        relative = parts[depth + 1 :]
-        wanted = relative and parts[:depth] == top and _image_name(parts[-1])
-        if wanted and not ignored("/".join(relative)):
-            inside[parts[depth]].append((relative, handle))
+        if not path.startswith(prefix):
+            continue
+        label, inner, rest = path[len(prefix) :].partition("/")
+        relative = tuple(rest.split("/"))
+        if inner and _image_name(relative[-1]) and not any(map(ignored_part, relative)):
+            inside[label].append((relative, handle))
     found = {}
     for name in classes:
         if not inside[name]:
@@ -172,8 +177,8 @@ def _image_name(name: str) -> bool:
     return 0 < dot < len(name) - 1 and name[dot:].lower() in IMAGE_SUFFIXES
 
 
-def _is_image(listing: Listing, path: PurePosixPath) -> bool:
-    return path in listing.files and _image_name(path.name)
+def _is_image(listing: Listing, path: str) -> bool:
+    return path in listing.files and _image_name(name_of(path))
 
 
 def plan_splits(
@@ -182,12 +187,14 @@ def plan_splits(
     """(classes, where every image goes): the tree's own train/test folders, else a seeded
     stratified split of its class folders."""
     top = dataset_root(listing)
-    train_dir = top / "train" if top / "train" in listing.dirs else None
-    test_dir = next((top / n for n in TEST_NAMES if train_dir and top / n in listing.dirs), None)
+    train_dir = join_path(top, "train") if join_path(top, "train") in listing.dirs else None
+    test_dir = next(
+        (join_path(top, n) for n in TEST_NAMES if train_dir and join_path(top, n) in listing.dirs), None
+    )
     if train_dir and test_dir:
         splits = {
             "train": class_images(listing, train_dir, f"{where}/train"),
-            "test": class_images(listing, test_dir, f"{where}/{test_dir.name}"),
+            "test": class_images(listing, test_dir, f"{where}/{name_of(test_dir)}"),
         }
     else:
         splits = _split_by_fraction(class_images(listing, train_dir or top, where), test_fraction, seed)
