@@ -586,3 +586,34 @@ def test_an_image_gone_between_listing_and_reading_is_an_error_not_a_smaller_dat
     with pytest.raises(VisionOpsError, match=gone) as err, ShardWriter(tmp_path / "raw") as shards:
         pack_placements(shards, placements, read, progress=False, where="photos")
     assert "first: cat/1.jpg" in str(err.value) and "dvc repro -f -s download" in err.value.fix
+
+
+def test_dot_slash_members_and_a_root_entry_plan_like_plain_names(tmp_path):
+    """`tar -czf x.tgz .` writes `./` and `./pets/train/cat/0.png`: the same tree, the same plan
+    (the listing's keys are normalised strings, '' for the top)."""
+    from visionops.data.archive import archive_listing
+    from visionops.data.folders import plan_splits
+
+    files = class_tree(per_class=3)
+    plain, dotted = tmp_path / "plain.tgz", tmp_path / "dotted.tgz"
+    plain.write_bytes(tgz(files))
+    with tarfile.open(dotted, "w:gz") as tar:
+        for folder in (".", "./pets"):
+            tar.addfile(_dir_info(folder))
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"./{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    classes, placements = plan_splits(archive_listing(plain, limits()), 0.2, 0, "plain")
+    dot_classes, dot_placements = plan_splits(archive_listing(dotted, limits()), 0.2, 0, "dotted")
+    assert classes == dot_classes == ["cat", "dog"]
+    assert [(p.split, p.label, p.name) for p in placements] == [
+        (p.split, p.label, p.name) for p in dot_placements
+    ]
+    assert len(placements) == 12 and {p.handle.removeprefix("./") for p in dot_placements} == set(files)
+
+
+def _dir_info(name: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    return info
