@@ -155,12 +155,9 @@ def archive_listing(archive: Path, limits: Limits) -> Listing:
     listing = Listing()
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
-            for info, path in _checked_zip_members(zf, limits):
-                (
-                    listing.add_dir(key_of(path))
-                    if info.is_dir()
-                    else listing.add_file(key_of(path), info.filename)
-                )
+            for info, member_path in _checked_zip_members(zf, limits):
+                path = key_of(member_path)
+                (listing.add_dir(path) if info.is_dir() else listing.add_file(path, info.filename))
     elif _is_tar(archive):
         with tarfile.open(archive, "r:*") as tar:
             for member in _checked_tar_members(tar, limits):
