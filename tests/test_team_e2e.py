@@ -51,7 +51,7 @@ class Stack:
     def s3(self):
         from visionops.stack.team import s3_client
 
-        return s3_client(self.ports["s3"], self.secret)
+        return s3_client(self.ports["s3"], self.secret, attempts=5)  # a new bucket's first writes
 
     def start(self) -> subprocess.CompletedProcess:
         from visionops.stack.team import port_flags
@@ -182,6 +182,8 @@ def test_monitor_reads_its_window_from_the_bucket_without_the_aws_cli(second, st
     for i, image in enumerate(images):  # uploaded one by one: later keys are newer
         client.upload_file(str(image), "incoming", f"served/{i:03d}-{image.name}")
     client.put_object(Bucket="incoming", Key="served/notes.txt", Body=b"not an image")
+    volumes = list((stack.state / "s3" / "data").glob("incoming_*.dat"))  # a bucket is a collection
+    assert len(volumes) == 1, volumes  # master.toml: one volume per growth, not seven
     (tmp_path / "policy.yaml").write_text("monitor:\n  window: 60\n")
     s3 = {
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{stack.ports['s3']}",
@@ -284,6 +286,28 @@ def test_a_read_only_user_cannot_register_and_is_told_how_to_get_access(second, 
     assert (repo / "reports/registry.json").read_bytes() == before and champion(stack) == held
     assert stack.sql(f"select count(*) from model_versions where name = '{MODEL}'") == versions
     shutil.rmtree(repo / ".visionops/tracking/pending", ignore_errors=True)  # not to be replayed here
+
+
+def test_new_secrets_over_old_postgresql_data_name_the_cause_and_keep_the_data(tmp_path):
+    """`.server` removed while PostgreSQL's data (kept under the postgres user's home) stayed:
+    the next start made new passwords and died in a psycopg traceback. It names secrets.json
+    and `stop --purge` now, and the old cluster is left as it was."""
+    from visionops.stack import team
+
+    state = tmp_path / ".server"
+    state.mkdir(mode=0o700)
+    port = team.free_stack_ports()["pg"]
+    try:
+        team.start_postgres(state, port, team.load_secrets(state))
+        assert team.main(["stop", "--dir", str(state)]) == 0
+        (state / "secrets.json").unlink()
+        with pytest.raises(team.StackError) as refused:
+            team.start_postgres(state, port, team.load_secrets(state))
+        assert "other passwords than" in str(refused.value) and "stop --purge" in str(refused.value)
+        assert (team.pg_folder(state) / "data/PG_VERSION").is_file()
+    finally:
+        team.main(["stop", "--purge", "--dir", str(state)])
+    assert not team.pg_folder(state).exists()
 
 
 def test_postgresql_down_mid_run_takes_the_outage_path_and_sync_restores(first, stack):

@@ -179,6 +179,8 @@ def start_postgres(state: Path, port: int, secret: dict[str, str]) -> None:
     """A cluster owned by the `postgres` system user, with password logins: the `mlflow` role
     owns the `mlflow` (tracking, registry) and `mlflow_auth` (logins) databases; the `tuner`
     role owns `optuna` (shared `visionops tune` studies) and can reach nothing else."""
+    import psycopg
+
     pg = postgres_bin()
     folder, as_postgres_user = pg_folder(state), as_postgres()
     data, run = folder / "data", folder / "run"
@@ -206,7 +208,17 @@ def start_postgres(state: Path, port: int, secret: dict[str, str]) -> None:
     done = subprocess.run([*as_postgres_user, *start], capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise StackError(f"PostgreSQL did not start:\n{tail(log)}", f"see {log}")
-    _create_databases(port, secret)
+    try:
+        _create_databases(port, secret)
+    except psycopg.OperationalError as exc:
+        if "password authentication failed" not in str(exc):
+            raise
+        raise StackError(
+            f"PostgreSQL's data in {folder} was made with other passwords than "
+            f"{state / 'secrets.json'} holds (that file was removed or replaced)",
+            f"put the old secrets.json back, or drop the old databases with `python "
+            f"scripts/team_stack.py stop --purge --dir {state}` and start again",
+        ) from None
 
 
 DATABASES = {"mlflow": "mlflow", "mlflow_auth": "mlflow", "optuna": "tuner"}  # database: owner
@@ -264,6 +276,7 @@ def start_object_store(state: Path, port: int, secret: dict[str, str]) -> None:
         private.mkdir(exist_ok=True, mode=0o700)
         private.chmod(0o700)
     write_security_config(folder)
+    write_master_config(folder)
     config = folder / "s3.json"
     identity = {
         "name": "visionops",
@@ -310,7 +323,18 @@ def start_object_store(state: Path, port: int, secret: dict[str, str]) -> None:
     wait_until(ready, "SeaweedFS (S3)", log, proc=proc)
 
 
-def s3_client(port: int, secret: dict[str, str]):
+def write_master_config(folder: Path) -> None:
+    """`folder`/master.toml: every bucket is a SeaweedFS collection, and each new collection
+    reserves 7 volumes by default, so a disk with room for 20 volumes held two buckets past the
+    stack's own and refused the next one's first write ("No writable volumes and no free
+    volumes left"). One volume per growth; more are added as each fills."""
+    (folder / "master.toml").write_text("[master.volume_growth]\ncopy_1 = 1\n")
+
+
+def s3_client(port: int, secret: dict[str, str], attempts: int = 1):
+    """A client of the stack's S3 with its own keys. One attempt by default, for the readiness
+    poll; callers that write should allow more: SeaweedFS answers a bucket's first write with a
+    retryable InternalError while it grows the bucket's first volumes."""
     import boto3
     from botocore.config import Config
 
@@ -320,7 +344,9 @@ def s3_client(port: int, secret: dict[str, str]):
         aws_access_key_id=secret["s3_access_key"],
         aws_secret_access_key=secret["s3_secret_key"],
         region_name="us-east-1",
-        config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=10),
+        config=Config(
+            retries={"mode": "standard", "max_attempts": attempts}, connect_timeout=2, read_timeout=10
+        ),
     )
 
 
