@@ -112,14 +112,22 @@ def pipeline_template(tmp_path_factory):
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Modules with e2e tests first, then those with slow ones, then the units, each module
-    kept whole: with `-n 2 --dist loadfile` the longest work starts first, and the units fill
-    the gaps at the end instead of a lone e2e module running on one core."""
-    rank: dict[str, int] = {}
+    """Each module kept whole, in this order: one module that needs the session's pipeline run
+    (its worker makes it), the slow modules that do not (the other worker runs them meanwhile
+    instead of waiting on the template's lock), the other modules that need it, then the units,
+    which fill the gaps at the end instead of a lone e2e module running on one core."""
+    templated, slow = set(), set()
     for item in items:
-        weight = 0 if item.get_closest_marker("e2e") else 1 if item.get_closest_marker("slow") else 2
         module = item.nodeid.split("::")[0]
-        rank[module] = min(weight, rank.get(module, 2))
+        if "pipeline_template" in item.fixturenames:
+            templated.add(module)
+        if item.get_closest_marker("e2e") or item.get_closest_marker("slow"):
+            slow.add(module)
+    modules = list(dict.fromkeys(item.nodeid.split("::")[0] for item in items))
+    rank = {module: 2 if module in templated else 1 if module in slow else 3 for module in modules}
+    builder = next((module for module in modules if module in templated), None)
+    if builder:
+        rank[builder] = 0
     items.sort(key=lambda item: rank[item.nodeid.split("::")[0]])  # stable: a module's order kept
 
 

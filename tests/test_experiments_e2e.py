@@ -57,9 +57,17 @@ def api(three_runs, tmp_path_factory):
 
 
 def test_queued_experiments_ran_concurrently_without_sqlite_lock_errors(three_runs):
-    for name in run(["dvc", "exp", "ls", "--all-commits", "--name-only"], three_runs).stdout.split():
+    """Each experiment changed train.lr: it retrained and registered, and left the data stages'
+    outputs as they were."""
+    names = run(["dvc", "exp", "ls", "--all-commits", "--name-only"], three_runs).stdout.split()
+    assert len(names) == 2, names
+    for name in names:
         logs = run(["dvc", "queue", "logs", name], three_runs, check=False)
         assert "database is locked" not in logs.stdout + logs.stderr
+        for stage in ("train", "evaluate", "compress", "export", "register"):
+            assert f"Running stage '{stage}'" in logs.stdout, (stage, logs.stdout)
+        for stage in ("download", "validate", "augment"):
+            assert f"Running stage '{stage}'" not in logs.stdout, (stage, logs.stdout)
     assert not list((three_runs / ".visionops/tracking").glob("pending/*"))  # nothing was deferred
 
 

@@ -301,6 +301,7 @@ def start_object_store(state: Path, port: int, secret: dict[str, str]) -> None:
         "-ip.bind=127.0.0.1",
         "-volume.max=0",  # as many volumes as the free disk holds...
         "-master.volumeSizeLimitMB=1024",  # ...of 1 GB each (the 30 GB default leaves too few)
+        "-volume.preStopSeconds=0",  # one node: no other volume server to hand writes to on stop
         "-s3.port.iceberg=0",  # SeaweedFS's table catalogs: not needed, and on fixed ports
         "-s3.port.lance=0",
     ]
