@@ -68,8 +68,9 @@ baseline: install
 	@echo "baseline refreshed: git add dvc.lock reports/metrics reports/train_history.csv reports/confusion.csv && git commit"
 
 # Two pytest-xdist workers (one per core here; JOBS=1 for one process), a module per worker at a
-# time (loadfile: module fixtures, one set of servers per module); conftest puts the e2e modules
-# first and shares the session's pipeline template between the workers.
+# time (loadfile: module fixtures, one set of servers per module); conftest starts one worker on
+# a module that needs the session's pipeline template (it makes it) and the other on the slow
+# modules that do not, then the template's other users, then the units.
 JOBS ?= 2
 PYTEST := python -m pytest -n $(JOBS) --dist loadfile --no-loadscope-reorder
 

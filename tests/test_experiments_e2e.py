@@ -23,6 +23,10 @@ pytestmark = pytest.mark.e2e
 def three_runs(pipeline_template, tmp_path_factory) -> Path:
     """A clone of the session's `dvc repro`, plus two experiments run concurrently."""
     project = clone_repo(pipeline_template[0], tmp_path_factory.mktemp("experiments") / "repo")
+    # as a user would: the baseline's dvc.lock committed, so a queued experiment (which starts
+    # from HEAD in its own workspace) finds the data stages' outputs in the cache
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "baseline"], project)
     for lr in ("0.003", "0.03"):
         run(["dvc", "exp", "run", "--queue", "-S", f"train.lr={lr}"], project)
     # The workers inherit `queue start`'s stdout: through a pipe, a worker that lingers after the
