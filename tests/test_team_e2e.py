@@ -73,6 +73,10 @@ def stack(tmp_path_factory):
         line.removeprefix("export ").split("=", 1) for line in (state / "team.env").read_text().splitlines()
     )
     yield team
+    from visionops.stack.processes import stop_group
+
+    # its data is removed next: SeaweedFS's ~17 s graceful stop would guard nothing
+    stop_group(int((state / "s3/weed.pid").read_text()), signal.SIGKILL)
     run([*STACK, "stop", "--purge", "--dir", str(state)], ROOT, check=False)
 
 
