@@ -52,7 +52,7 @@ class Stack:
     def s3(self):
         from visionops.stack.team import s3_client
 
-        return s3_client(self.ports["s3"], self.secret, attempts=5)  # a new bucket's first writes
+        return s3_client(self.ports["s3"], self.secret, attempts=5)  # as boto3's default client would
 
     def start(self) -> subprocess.CompletedProcess:
         from visionops.stack.team import port_flags

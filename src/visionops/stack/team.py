@@ -334,8 +334,8 @@ def write_master_config(folder: Path) -> None:
 
 def s3_client(port: int, secret: dict[str, str], attempts: int = 1):
     """A client of the stack's S3 with its own keys. One attempt by default, for the readiness
-    poll; callers that write should allow more: SeaweedFS answers a bucket's first write with a
-    retryable InternalError while it grows the bucket's first volumes."""
+    poll (its loop retries); other callers allow more, as S3 clients do by default: a 5xx
+    answer ("InternalError ... please try again") is worth a retry."""
     import boto3
     from botocore.config import Config
 
