@@ -189,9 +189,8 @@ def test_sigterm_during_training_then_rerun_resumes_to_the_same_model(repo, firs
     import torch
 
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["train"]["epochs"] = (
-        6  # epoch 1 writes the checkpoint the test waits for; five more outlast the signal
-    )
+    # epoch 1 writes the checkpoint the test waits for; five more outlast the signal
+    params["train"]["epochs"] = 6
     (repo / "resume.yaml").write_text(yaml.safe_dump(params))
     train = [sys.executable, "pipeline/train.py", "--params", "resume.yaml"]
     run(train, repo)

@@ -54,6 +54,12 @@ class Stack:
 
         return s3_client(self.ports["s3"], self.secret, attempts=5)  # as boto3's default client would
 
+    def kill_object_store(self) -> None:
+        """SIGKILL SeaweedFS and wait until it is gone: its graceful stop takes ~17 s."""
+        from visionops.stack.processes import stop_group
+
+        stop_group(int((self.state / "s3/weed.pid").read_text()), signal.SIGKILL)
+
     def start(self) -> subprocess.CompletedProcess:
         from visionops.stack.team import port_flags
 
@@ -73,10 +79,7 @@ def stack(tmp_path_factory):
         line.removeprefix("export ").split("=", 1) for line in (state / "team.env").read_text().splitlines()
     )
     yield team
-    from visionops.stack.processes import stop_group
-
-    # its data is removed next: SeaweedFS's ~17 s graceful stop would guard nothing
-    stop_group(int((state / "s3/weed.pid").read_text()), signal.SIGKILL)
+    team.kill_object_store()  # its data is removed next: a graceful stop would guard nothing
     run([*STACK, "stop", "--purge", "--dir", str(state)], ROOT, check=False)
 
 
@@ -342,10 +345,7 @@ def test_object_store_down_during_push_is_an_error_and_the_next_push_completes(f
     (repo / "notes.txt").write_text("labelling guide v2\n")
     run(["dvc", "add", "notes.txt"], repo)  # something new to push
     cache = sorted(p for p in (repo / ".dvc/cache").rglob("*") if p.is_file())
-    from visionops.stack.processes import stop_group
-
-    # a crash (SIGTERM would wait ~17 s on SeaweedFS's graceful gRPC stop), and wait until it is gone
-    stop_group(int((stack.state / "s3/weed.pid").read_text()), signal.SIGKILL)
+    stack.kill_object_store()  # a crash
     try:
         failed = run(["dvc", "push"], repo, check=False)
         started = time.monotonic()  # issue 32: predict said nothing for 5 minutes, then blamed the name
