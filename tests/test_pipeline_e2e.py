@@ -302,7 +302,9 @@ def test_exp_run_on_a_local_folder_of_mixed_size_jpegs_and_pngs(repo, first_repr
     assert stages_run(out) == ["scan", "register"], out
     assert "register: fours-and-fives v1 -> candidate" in out and "trivial baseline" in out
     source = json.loads((repo / "data/raw/source.json").read_text())
-    assert source["counts"] == {"train": {"4": 90, "5": 90}, "test": {"4": 30, "5": 30}}
+    counts = source["counts"]  # split by a seeded hash of each name: about a quarter in test
+    assert {c: counts["train"][c] + counts["test"][c] for c in ("4", "5")} == {"4": 120, "5": 120}
+    assert all(15 <= counts["test"][c] <= 45 for c in ("4", "5")), counts
     assert json.loads((repo / "reports/eval.json").read_text())["accuracy"] > 0.6
 
     # issue 33: the scan stage lists the tree on every repro: an added, removed or relabelled

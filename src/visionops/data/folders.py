@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from visionops.data.listing import Listing, ignored_part, join_path, name_of
-from visionops.data.split import stratified_split
+from visionops.data.split import hashed_split
 from visionops.errors import VisionOpsError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
@@ -185,7 +185,7 @@ def plan_splits(
     listing: Listing, test_fraction: float, seed: int, where: str
 ) -> tuple[list[str], list[Placement]]:
     """(classes, where every image goes): the tree's own train/test folders, else a seeded
-    stratified split of its class folders."""
+    split of its class folders by file name (see `_split_by_fraction`)."""
     top = dataset_root(listing)
     train_dir = join_path(top, "train") if join_path(top, "train") in listing.dirs else None
     test_dir = next(
@@ -211,13 +211,14 @@ def plan_splits(
 def _split_by_fraction(
     per_class: dict[str, list[tuple[Any, str]]], test_fraction: float, seed: int
 ) -> dict[str, dict[str, list[tuple[Any, str]]]]:
-    """Seeded, stratified train/test split of one class-folder tree."""
+    """Seeded train/test split of one class-folder tree by each file's name within its class
+    folder (`hashed_split`): an image keeps its side as the folder grows or is relabelled."""
     names = sorted(per_class)
     files = [item for name in names for item in per_class[name]]
     labels = np.asarray([i for i, name in enumerate(names) for _ in per_class[name]])
     try:
-        train, test = stratified_split(labels, test_fraction, seed)
-    except ValueError as exc:  # e.g. a class with a single image cannot be stratified
+        train, test = hashed_split([flat_name for _, flat_name in files], labels, test_fraction, seed)
+    except ValueError as exc:  # a class with a single image cannot be on both sides
         raise VisionOpsError(
             f"cannot split the images into train/test by data.test_fraction={test_fraction}: {exc}",
             "give every class at least 2 images (more is better), or provide train/ and test/ folders",

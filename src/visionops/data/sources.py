@@ -212,8 +212,13 @@ def _record(
 
 
 def _split_note(cfg: DataParams) -> dict[str, Any]:
-    """The fraction and seed used when the source had no test folder."""
-    return {"test_fraction": cfg.test_fraction, "seed": cfg.seed, "used_when": "no test/ or val/ folder"}
+    """How images were split when the source had no test folder (see `split.hashed_split`)."""
+    return {
+        "test_fraction": cfg.test_fraction,
+        "seed": cfg.seed,
+        "by": "a seeded hash of each file's name in its class folder",
+        "used_when": "no test/ or val/ folder",
+    }
 
 
 def _sha256(cfg: DataParams) -> Checksum | None:
