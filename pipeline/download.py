@@ -1,7 +1,8 @@
 """download: pack the configured data source into data/raw: tar shards of the images, stored as
 {train,test}/<class>/<file>, their index.csv and source.json (see visionops/data/shards.py).
 A folder source's files are those of data/listing.csv (the scan stage's), each checked against
-its SHA-256 there.
+its SHA-256 there; an image the previous data/raw already holds with those bytes is copied
+from it instead of being read and packed again.
 
 Writes into a staging folder and swaps it in only when complete, so an interrupted
 download never leaves a half-written data/raw. Reads params: data.
@@ -16,14 +17,16 @@ from visionops.stage import run_stage
 def main(args) -> None:
     from visionops.config import dump, load_params
     from visionops.data.scan import read_listing
-    from visionops.data.sources import materialize
+    from visionops.data.sources import materialize, previous_raw
     from visionops.io import publish_dir, staging_dir_for, write_json
 
     params = load_params(args.params, "data")
     staging = staging_dir_for(RAW)
     try:
-        listing = read_listing(SOURCE_LISTING) if params["data"].source == "folder" else None
-        record = materialize(params["data"], staging, listing=listing)
+        listing, previous = None, None
+        if params["data"].source == "folder":
+            listing, previous = read_listing(SOURCE_LISTING), previous_raw(RAW)
+        record = materialize(params["data"], staging, listing=listing, previous=previous)
         write_json(staging / "source.json", record | {"params": dump(params)})
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # the previous data/raw stays as it was

@@ -331,6 +331,7 @@ def test_exp_run_on_a_local_folder_of_mixed_size_jpegs_and_pngs(repo, first_repr
         if "twin" in change:  # one re-run for the three
             out = run(["dvc", "repro", "augment"], repo).stdout
             assert "described before, 1 to describe" in out and "resized before" in out, out
+            assert re.search(r"download: \d+ of \d+ image\(s\) copied from the previous data/raw", out), out
             _assert_manifest_and_reports_follow(repo)
             _assert_same_bytes_as_from_scratch(repo)
     run(["dvc", "repro", "--single-item", "download"], repo)
@@ -352,15 +353,19 @@ def _assert_manifest_and_reports_follow(repo: Path) -> None:
 
 
 def _assert_same_bytes_as_from_scratch(repo: Path) -> None:
-    """data/validated and data/prepared of a run that reused descriptions and pixels are the
-    bytes of a run that had nothing to reuse."""
-    outputs = [repo / "data/validated", repo / "data/prepared"]
-    kept = {p: p.read_bytes() for folder in outputs for p in sorted(folder.iterdir())}
+    """data/raw, data/validated and data/prepared of a run that copied images, reused
+    descriptions and pixels are the bytes of a run that had nothing to reuse."""
+    outputs = [repo / "data/raw", repo / "data/validated", repo / "data/prepared"]
+
+    def files() -> dict[Path, bytes]:
+        return {p: p.read_bytes() for folder in outputs for p in sorted(folder.rglob("*")) if p.is_file()}
+
+    kept = files()
     for folder in outputs:
         shutil.rmtree(folder)
     out = run(["dvc", "repro", "augment"], repo).stdout
-    assert "described before" not in out and "resized before" not in out
-    assert {p: p.read_bytes() for folder in outputs for p in sorted(folder.iterdir())} == kept
+    assert "copied from" not in out and "described before" not in out and "resized before" not in out
+    assert files() == kept
 
 
 def test_mlflow_server_killed_mid_run_then_sync_loses_nothing(repo, first_repro, tmp_path):

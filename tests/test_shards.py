@@ -2,6 +2,7 @@
 byte (by index and with plain `tar`), the same images give the same bytes, and a damaged or
 pre-shard data/raw is named with its fix."""
 
+import hashlib
 import tarfile
 
 import pytest
@@ -135,6 +136,7 @@ def edit_row(root, which: str, changes: dict) -> None:
         ({"label": "dog"}, r"\(train, dog\) are not those of its path"),
         ({"path": "train/cat/../../../x.png"}, "is not split/class/file"),
         ({"path": "train/cat/a.jpg"}, "train/cat/a.jpg is listed twice"),
+        ({"sha256": "not-a-digest"}, "is not 64 lowercase hex digits"),
     ],
 )
 def test_an_index_row_pointing_elsewhere_is_refused_before_any_read(tmp_path, changes, expected):
@@ -153,3 +155,57 @@ def test_an_index_of_random_bytes_is_named(tmp_path):
     (tmp_path / "raw" / INDEX).write_bytes(bytes(range(256)) * 4)
     with pytest.raises(VisionOpsError, match=r"index\.csv is damaged|does not have the columns"):
         RawImages(tmp_path / "raw")
+
+
+LONG = "n" * 150 + ".jpg"  # past ustar's 100 characters: its header holds a PAX record
+
+
+def pack(root, images: dict, previous=None) -> list[str]:
+    """Pack `images` with `add_known`; the paths whose bytes were read (not copied)."""
+    read = []
+
+    def load(key):
+        read.append("/".join(key))
+        return images[key]
+
+    with ShardWriter(root, 4096, previous) as shards:
+        for key in sorted(images):
+            shards.add_known(*key, hashlib.sha256(images[key]).hexdigest(), lambda key=key: load(key))
+    return read
+
+
+def test_a_repack_copies_unchanged_images_and_writes_the_bytes_of_a_fresh_pack(tmp_path):
+    """Issue 33: after a change to the source, an image the previous data/raw holds under the
+    same path with the same bytes is copied from its shard, not read again, and the result is
+    byte for byte what a pack from nothing writes (shards and index)."""
+    before = IMAGES | {("train", "dog", LONG): b"long" * 300}
+    previous = tmp_path / "previous"
+    assert len(pack(previous, before)) == len(before)
+    after = {key: data for key, data in before.items() if key != ("train", "cat", "b.png")}
+    after[("train", "cat", "new.jpg")] = b"\xff\xd8new"
+    after[("train", "dog", "c.jpg")] = b"\xff\xd8edited"
+    read = pack(tmp_path / "repacked", after, RawImages(previous))
+    assert sorted(read) == ["train/cat/new.jpg", "train/dog/c.jpg"]
+    pack(tmp_path / "fresh", after)
+    for name in [INDEX, *(p.name for p in (tmp_path / "fresh" / "shards").iterdir())]:
+        folder = "" if name == INDEX else "shards"
+        fresh = (tmp_path / "fresh" / folder / name).read_bytes()
+        assert (tmp_path / "repacked" / folder / name).read_bytes() == fresh, name
+    raw = RawImages(tmp_path / "repacked")
+    assert all(raw.member("/".join(key)).read() == data for key, data in after.items())
+    assert {e.sha256 for e in raw} == {hashlib.sha256(data).hexdigest() for data in after.values()}
+
+
+def test_a_damaged_previous_shard_is_read_afresh_never_copied(tmp_path):
+    """A previous image whose bytes no longer match its recorded SHA-256 (a flipped bit in
+    the shard) is read from the source again: the damage never reaches the new data/raw."""
+    pack(tmp_path / "previous", IMAGES)
+    raw = RawImages(tmp_path / "previous")
+    member = raw.member("train/cat/a.jpg")
+    with open(member.shard, "r+b") as shard:
+        shard.seek(member.offset + 10)
+        shard.write(b"!")
+    assert pack(tmp_path / "repacked", IMAGES, raw) == ["train/cat/a.jpg"]
+    assert (
+        RawImages(tmp_path / "repacked").member("train/cat/a.jpg").read() == IMAGES[("train", "cat", "a.jpg")]
+    )

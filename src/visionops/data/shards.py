@@ -5,20 +5,23 @@ that was most of the time before training (and a minute each way to a remote). P
 handles a few files of up to SHARD_BYTES each. Every image keeps its path (`train/cat/x.jpg`):
 it is the member's name inside its shard (`tar -tf data/raw/shards/raw-000.tar` lists them, `tar -x`
 unpacks them) and the key of `index.csv`, which gives each path's split, label, shard and
-byte range, so that readers fetch one image without scanning a shard (as WebDataset's and
-FFCV's readers do). Shards are plain ustar/PAX tar with fixed metadata (mtime 0, uid 0, no
-owner names): the same images in the same order give the same bytes.
+byte range and the SHA-256 of its bytes, so that readers fetch one image without scanning a
+shard (as WebDataset's and FFCV's readers do). Shards are plain ustar/PAX tar with fixed
+metadata (mtime 0, uid 0, no owner names): the same images in the same order give the same
+bytes. That is what lets a re-pack copy an unchanged image's tar blocks from the previous
+data/raw instead of reading its file and building its header again (`ShardWriter.add_known`).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
 import sys
 import tarfile
-from collections import Counter
-from collections.abc import Iterator
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +30,8 @@ from visionops.errors import VisionOpsError
 SHARD_BYTES = 256 * 2**20  # a shard is closed once it holds this much
 INDEX = "index.csv"
 SHARDS = "shards"
-INDEX_COLUMNS = ["path", "split", "label", "shard", "offset", "size"]
+INDEX_COLUMNS = ["path", "split", "label", "shard", "offset", "size", "sha256"]
+MAX_HEADER = 64 * 2**10  # a member's tar header blocks (PAX records for a long name) at most
 REBUILD = "re-create it with `dvc repro -f -s download` (or `dvc checkout data/raw` for the recorded version)"
 
 
@@ -57,11 +61,13 @@ class Member:
 
 @dataclass(frozen=True)
 class Entry:
-    """One image of data/raw: its split, its class folder's name and where its bytes are."""
+    """One image of data/raw: its split, its class folder's name, where its bytes are and their
+    SHA-256 (as recorded when packed)."""
 
     split: str
     label: str
     member: Member
+    sha256: str
 
     @property
     def path(self) -> str:
@@ -69,18 +75,80 @@ class Entry:
 
 
 class ShardWriter:
-    """Write images into root/shards/raw-NNN.tar, then root/index.csv on close (use `with`)."""
+    """Write images into root/shards/raw-NNN.tar, then root/index.csv on close (use `with`).
+    Given the `previous` data/raw, an image it already holds under the same path with the same
+    bytes is copied from there (`add_known`): the result is the bytes a fresh pack writes."""
 
-    def __init__(self, root: Path, shard_bytes: int = SHARD_BYTES) -> None:
+    def __init__(self, root: Path, shard_bytes: int = SHARD_BYTES, previous: RawImages | None = None) -> None:
         self.root, self.shard_bytes = Path(root), shard_bytes
         (self.root / SHARDS).mkdir(parents=True, exist_ok=True)
-        self.rows: dict[str, tuple[str, int, int]] = {}
+        self.rows: dict[str, tuple[str, int, int, str]] = {}
         self._tar: tarfile.TarFile | None = None
         self._name = ""
         self._count = 0
+        self._previous = _header_starts(previous) if previous is not None else {}
+        self._opened: dict[Path, io.BufferedReader] = {}
 
     def add(self, split: str, label: str, name: str, data: bytes) -> None:
         """Store one image file as split/label/name; a path given twice is an error."""
+        path = self._new_path(split, label, name)
+        tar = self._shard_for(len(data))
+        info = tarfile.TarInfo(path)
+        info.size, info.mode, info.mtime = len(data), 0o644, 0
+        tar.addfile(info, io.BytesIO(data))
+        offset = tar.offset - _padded(len(data))
+        self.rows[path] = (self._name, offset, len(data), hashlib.sha256(data).hexdigest())
+
+    def add_known(self, split: str, label: str, name: str, sha256: str, load: Callable[[], bytes]) -> bool:
+        """`add(split, label, name, load())` for an image whose SHA-256 is known beforehand:
+        when the previous data/raw holds this path with these bytes (checked), its tar blocks
+        are copied and `load` is never called. True when copied."""
+        path = f"{split}/{label}/{name}"
+        blocks = self._previous_blocks(path, sha256)
+        if blocks is None:
+            self.add(split, label, name, load())
+            return False
+        blob, header_bytes, size = blocks
+        self._new_path(split, label, name)
+        tar = self._shard_for(size)
+        self.rows[path] = (self._name, tar.offset + header_bytes, size, sha256)
+        tar.fileobj.write(blob)  # what tar.addfile writes: header, data, zero padding
+        tar.offset += len(blob)
+        return True
+
+    def _previous_blocks(self, path: str, sha256: str) -> tuple[bytes, int, int] | None:
+        """(header + data + padding, header bytes, data bytes) of `path` in the previous
+        data/raw when its data has this SHA-256 and its header is a plain one for this path
+        and size; None otherwise (the image is then packed afresh)."""
+        known = self._previous.get(path)
+        if known is None or known[0].sha256 != sha256:
+            return None
+        entry, start = known
+        member = entry.member
+        header_bytes = member.offset - start
+        if not 0 < header_bytes <= MAX_HEADER or header_bytes % tarfile.BLOCKSIZE:
+            return None
+        handle = self._opened.get(member.shard)
+        if handle is None:
+            handle = self._opened[member.shard] = open(member.shard, "rb")  # noqa: SIM115 (closed in exit)
+        handle.seek(start)
+        blob = handle.read(header_bytes + _padded(member.size))
+        data = blob[header_bytes : header_bytes + member.size]
+        if len(data) != member.size or hashlib.sha256(data).hexdigest() != sha256:
+            return None
+        try:
+            info = tarfile.TarInfo.frombuf(
+                blob[header_bytes - tarfile.BLOCKSIZE : header_bytes], "utf-8", "surrogateescape"
+            )
+        except tarfile.TarError:
+            return None
+        if (info.size, info.mode, info.mtime) != (member.size, 0o644, 0) or path.encode() not in blob[
+            :header_bytes
+        ]:
+            return None
+        return blob, header_bytes, member.size
+
+    def _new_path(self, split: str, label: str, name: str) -> str:
         path = f"{split}/{label}/{name}"  # a class folder's name and a flat file name: no '/' in either
         if path in self.rows:
             raise VisionOpsError(
@@ -88,12 +156,7 @@ class ShardWriter:
                 "rename one of them: nested folders are flattened with '__', so 'a/b.jpg' "
                 "and 'a__b.jpg' in one class collide",
             )
-        tar = self._shard_for(len(data))
-        info = tarfile.TarInfo(path)
-        info.size, info.mode, info.mtime = len(data), 0o644, 0
-        tar.addfile(info, io.BytesIO(data))
-        padded = -(-len(data) // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
-        self.rows[path] = (self._name, tar.offset - padded, len(data))
+        return path
 
     def _shard_for(self, size: int) -> tarfile.TarFile:
         if self._tar is not None and self._tar.offset and self._tar.offset + size > self.shard_bytes:
@@ -110,6 +173,8 @@ class ShardWriter:
         return self
 
     def __exit__(self, kind, *_) -> None:
+        for handle in self._opened.values():
+            handle.close()
         if self._tar is not None:
             self._tar.close()
         if kind is None:
@@ -122,6 +187,26 @@ class ShardWriter:
             for path in sorted(self.rows, key=sort_key):
                 split, label, _ = path.split("/", 2)
                 writer.writerow([path, split, label, *self.rows[path]])
+
+
+def _padded(size: int) -> int:
+    """Bytes a member's data takes in a tar: whole 512-byte blocks."""
+    return -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+
+
+def _header_starts(raw: RawImages) -> dict[str, tuple[Entry, int]]:
+    """path -> (its entry, where its tar header starts). Members lie back to back in a shard,
+    so a member's header begins where the one before it ends (data padded to a block)."""
+    by_shard: dict[Path, list[Entry]] = defaultdict(list)
+    for entry in raw:
+        by_shard[entry.member.shard].append(entry)
+    starts = {}
+    for entries in by_shard.values():
+        end = 0
+        for entry in sorted(entries, key=lambda e: e.member.offset):
+            starts[entry.path] = (entry, end)
+            end = entry.member.offset + _padded(entry.member.size)
+    return starts
 
 
 def sort_key(path: str) -> tuple[str, ...]:
@@ -153,10 +238,10 @@ class RawImages:
         it, and a path whose split and class folder are the row's."""
         try:
             path, split, label, name = row["path"], row["split"], row["label"], row["shard"]
-            offset, size = int(row["offset"]), int(row["size"])
+            offset, size, sha256 = int(row["offset"]), int(row["size"]), row["sha256"]
         except (KeyError, TypeError, ValueError):
             raise VisionOpsError(f"{index} is damaged (line {number}: {row})", REBUILD) from None
-        problem = _row_problem(path, split, label, name, offset, size)
+        problem = _row_problem(path, split, label, name, offset, size) or _sha256_problem(sha256)
         if problem is None:
             shard, shard_size = self._shard(name)
             if shard_size < 0:
@@ -165,7 +250,7 @@ class RawImages:
                 problem = f"bytes {offset}-{offset + size} lie beyond the end of {name} ({shard_size} bytes)"
         if problem is not None:
             raise VisionOpsError(f"{index} is damaged (line {number}, {path!r}): {problem}", REBUILD)
-        return Entry(sys.intern(split), sys.intern(label), Member(path, shard, offset, size))
+        return Entry(sys.intern(split), sys.intern(label), Member(path, shard, offset, size), sha256)
 
     def _shard(self, name: str) -> tuple[Path, int]:
         """(path, size in bytes; -1 when missing) of shard `name`, looked up once."""
@@ -233,6 +318,12 @@ def _row_problem(path: str, split: str, label: str, shard: str, offset: int, siz
         return "the path is not split/class/file"
     if parts[0] != split or parts[1] != label:
         return f"its split and class ({split}, {label}) are not those of its path"
+    return None
+
+
+def _sha256_problem(sha256: str | None) -> str | None:
+    if not isinstance(sha256, str) or len(sha256) != 64 or sha256.strip("0123456789abcdef"):
+        return f"sha256 {sha256!r} is not 64 lowercase hex digits"
     return None
 
 

@@ -14,6 +14,7 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from visionops.data.archive import Limits, archive_listing, extract, read_member
 from visionops.data.fetch import Checksum, FetchSettings, default_cache_dir, fetch
 from visionops.data.folders import Placement, listing_of, plan_splits, walk_folder
 from visionops.data.scan import RESCAN, SourceFile, check_folder
-from visionops.data.shards import RawImages, ShardWriter
+from visionops.data.shards import INDEX, RawImages, ShardWriter
 from visionops.data.split import stratified_split
 from visionops.errors import VisionOpsError
 from visionops.io import file_digest
@@ -34,17 +35,22 @@ USER_LICENSE = "as provided by the user: check the dataset's own license"
 
 
 def materialize(
-    cfg: DataParams, root: Path, progress: bool = True, listing: list[SourceFile] | None = None
+    cfg: DataParams,
+    root: Path,
+    progress: bool = True,
+    listing: list[SourceFile] | None = None,
+    previous: RawImages | None = None,
 ) -> dict[str, Any]:
     """Write the dataset named by `cfg.source` under `root` and return its source record; a
-    folder source packs the files of `listing` (data/listing.csv) when given.
+    folder source packs the files of `listing` (data/listing.csv) when given, copying the
+    images that `previous` (the last data/raw) holds unchanged instead of reading them.
 
     The record holds no timestamp: the same data must hash the same, so that DVC can
     skip downstream stages when a re-download produced identical files.
     """
     root.mkdir(parents=True, exist_ok=True)
     scratch_dir = tempfile.TemporaryDirectory(prefix=".unpack-", dir=root.parent)
-    with scratch_dir as scratch, ShardWriter(root) as shards:
+    with scratch_dir as scratch, ShardWriter(root, previous=previous) as shards:
         if cfg.source == "digits":
             record = _digits(cfg, shards)
         elif cfg.source in ("cifar10", "cifar100"):
@@ -56,6 +62,18 @@ def materialize(
         else:
             record = _folder(cfg, shards, progress, listing)
     return record | {"counts": RawImages(root).counts(record["classes"])}
+
+
+def previous_raw(root: Path) -> RawImages | None:
+    """The last data/raw, to copy unchanged images from; None when there is none, or when it
+    cannot be read (an older format, a damaged index: it is then re-packed in full)."""
+    if not (root / INDEX).is_file():
+        return None
+    try:
+        return RawImages(root)
+    except VisionOpsError as exc:
+        print(f"download: not reusing the previous {root} ({exc.cause}); packing every image")
+        return None
 
 
 def pack_arrays(
@@ -173,13 +191,32 @@ def _folder(
     source = check_folder(cfg.path)
     if listing is None:
         files = [(found.path, found.file) for found in walk_folder(source, cfg.follow_links)]
-        read = _read_files
     else:
         files = [(row.path, os.path.join(source, row.path)) for row in listing]  # str: cheap to hash
-        read = _checked_reader({path: row.sha256 for (_, path), row in zip(files, listing, strict=True)})
     classes, placements = plan_splits(listing_of(files), cfg.test_fraction, cfg.seed, str(source))
-    pack_placements(shards, placements, read, progress, str(source))
+    if listing is None:
+        pack_placements(shards, placements, _read_files, progress, str(source))
+    else:
+        expected = {path: row.sha256 for (_, path), row in zip(files, listing, strict=True)}
+        _pack_listed(shards, placements, expected, progress, str(source))
     return _record(cfg, source.resolve().as_uri(), None, USER_LICENSE, classes, _split_note(cfg))
+
+
+def _pack_listed(
+    shards: ShardWriter, placements: list[Placement], expected: dict[str, str], progress: bool, where: str
+) -> None:
+    """Store every planned file of the listing: an image the previous data/raw holds with the
+    listed bytes is copied from there, any other is read and checked against its listed
+    SHA-256, so that data/raw always holds exactly what DVC recorded as the scan's listing."""
+    from tqdm import tqdm
+
+    copied = 0
+    for placement in tqdm(placements, desc=f"pack {where}", unit="img", disable=None if progress else True):
+        path, sha256 = placement.handle, expected[placement.handle]
+        load = partial(_read_checked, path, sha256)
+        copied += shards.add_known(placement.split, placement.label, placement.name, sha256, load)
+    if copied:
+        print(f"download: {copied} of {len(placements)} image(s) copied from the previous data/raw")
 
 
 def _read_files(paths: list[str]) -> Iterator[tuple[str, bytes]]:
@@ -189,17 +226,18 @@ def _read_files(paths: list[str]) -> Iterator[tuple[str, bytes]]:
             yield path, handle.read()
 
 
-def _checked_reader(expected: dict[str, str]) -> Any:
-    """Like `_read_files`, but a file whose bytes are not the ones the listing recorded is an
-    error: data/raw then always holds exactly what DVC recorded as the scan's listing."""
-
-    def read(paths: list[str]) -> Iterator[tuple[str, bytes]]:
-        for path, data in _read_files(paths):
-            if hashlib.sha256(data).hexdigest() != expected[path]:
-                raise VisionOpsError(f"{path} changed after the scan stage listed it", RESCAN)
-            yield path, data
-
-    return read
+def _read_checked(path: str, sha256: str) -> bytes:
+    """The file's bytes, which must be those the listing recorded (else an error)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise VisionOpsError(
+            f"{path} was gone when download read it: the folder changed after the scan", RESCAN
+        ) from None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise VisionOpsError(f"{path} changed after the scan stage listed it", RESCAN)
+    return data
 
 
 def _record(
