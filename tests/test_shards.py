@@ -197,15 +197,19 @@ def test_a_repack_copies_unchanged_images_and_writes_the_bytes_of_a_fresh_pack(t
 
 
 def test_a_damaged_previous_shard_is_read_afresh_never_copied(tmp_path):
-    """A previous image whose bytes no longer match its recorded SHA-256 (a flipped bit in
-    the shard) is read from the source again: the damage never reaches the new data/raw."""
+    """A previous image whose bytes no longer match its recorded SHA-256, or whose tar header
+    was damaged, is read from the source again: the damage never reaches the new data/raw."""
     pack(tmp_path / "previous", IMAGES)
     raw = RawImages(tmp_path / "previous")
     member = raw.member("train/cat/a.jpg")
     with open(member.shard, "r+b") as shard:
         shard.seek(member.offset + 10)
         shard.write(b"!")
-    assert pack(tmp_path / "repacked", IMAGES, raw) == ["train/cat/a.jpg"]
+    header = raw.member("train/dog/c.jpg")
+    with open(header.shard, "r+b") as shard:  # inside c.jpg's own tar header: its name field
+        shard.seek(header.offset - tarfile.BLOCKSIZE + 3)
+        shard.write(b"!")
+    assert pack(tmp_path / "repacked", IMAGES, raw) == ["train/cat/a.jpg", "train/dog/c.jpg"]
     assert (
         RawImages(tmp_path / "repacked").member("train/cat/a.jpg").read() == IMAGES[("train", "cat", "a.jpg")]
     )

@@ -21,7 +21,7 @@ import re
 import sys
 import tarfile
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,17 +136,14 @@ class ShardWriter:
         data = blob[header_bytes : header_bytes + member.size]
         if len(data) != member.size or hashlib.sha256(data).hexdigest() != sha256:
             return None
-        try:
-            info = tarfile.TarInfo.frombuf(
-                blob[header_bytes - tarfile.BLOCKSIZE : header_bytes], "utf-8", "surrogateescape"
-            )
-        except tarfile.TarError:
-            return None
-        if (info.size, info.mode, info.mtime) != (member.size, 0o644, 0) or path.encode() not in blob[
-            :header_bytes
-        ]:
+        if not _plain_header(blob[:header_bytes], path, member.size):
             return None
         return blob, header_bytes, member.size
+
+    def counts(self, classes: list[str]) -> dict[str, dict[str, int]]:
+        """Images per class per split of what was added: `RawImages.counts` without reading
+        the index back (0.3-0.5 s at 60,000 images)."""
+        return _counts((tuple(path.split("/", 2)[:2]) for path in self.rows), classes)
 
     def _new_path(self, split: str, label: str, name: str) -> str:
         path = f"{split}/{label}/{name}"  # a class folder's name and a flat file name: no '/' in either
@@ -187,6 +184,19 @@ class ShardWriter:
             for path in sorted(self.rows, key=sort_key):
                 split, label, _ = path.split("/", 2)
                 writer.writerow([path, split, label, *self.rows[path]])
+
+
+def _plain_header(header: bytes, path: str, size: int) -> bool:
+    """Whether `header` (a member's header blocks) ends in an intact tar header block for
+    `size` bytes and names `path` (in that block, or in the PAX record before it). Checks the
+    two fields tarfile's own reader checks first, without parsing every field (frombuf took
+    two thirds of the time to copy 60,000 images)."""
+    last = header[-tarfile.BLOCKSIZE :]
+    try:
+        intact = tarfile.nti(last[148:156]) in tarfile.calc_chksums(last)
+        return intact and tarfile.nti(last[124:136]) == size and path.encode() in header
+    except tarfile.HeaderError:  # a field that is no number
+        return False
 
 
 def _padded(size: int) -> int:
@@ -274,11 +284,16 @@ class RawImages:
 
     def counts(self, classes: list[str]) -> dict[str, dict[str, int]]:
         """Images per class per split (zero for a class with none)."""
-        found = {split: dict.fromkeys(classes, 0) for split in ("train", "test")}
-        for entry in self.entries:
-            found.setdefault(entry.split, dict.fromkeys(classes, 0))
-            found[entry.split][entry.label] = found[entry.split].get(entry.label, 0) + 1
-        return found
+        return _counts(((entry.split, entry.label) for entry in self.entries), classes)
+
+
+def _counts(placed: Iterable[tuple[str, str]], classes: list[str]) -> dict[str, dict[str, int]]:
+    """Images per class per split from (split, label) pairs, zero for a class with none."""
+    found = {split: dict.fromkeys(classes, 0) for split in ("train", "test")}
+    for split, label in placed:
+        found.setdefault(split, dict.fromkeys(classes, 0))
+        found[split][label] = found[split].get(label, 0) + 1
+    return found
 
 
 def pack_tree(tree: Path, root: Path) -> RawImages:

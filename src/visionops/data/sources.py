@@ -61,7 +61,7 @@ def materialize(
             record = _url(cfg, shards, progress)
         else:
             record = _folder(cfg, shards, progress, listing)
-    return record | {"counts": RawImages(root).counts(record["classes"])}
+    return record | {"counts": shards.counts(record["classes"])}
 
 
 def previous_raw(root: Path) -> RawImages | None:
