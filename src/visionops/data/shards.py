@@ -103,13 +103,12 @@ class ShardWriter:
         """`add(split, label, name, load())` for an image whose SHA-256 is known beforehand:
         when the previous data/raw holds this path with these bytes (checked), its tar blocks
         are copied and `load` is never called. True when copied."""
-        path = f"{split}/{label}/{name}"
-        blocks = self._previous_blocks(path, sha256)
+        blocks = self._previous_blocks(f"{split}/{label}/{name}", sha256)
         if blocks is None:
             self.add(split, label, name, load())
             return False
         blob, header_bytes, size = blocks
-        self._new_path(split, label, name)
+        path = self._new_path(split, label, name)
         tar = self._shard_for(size)
         self.rows[path] = (self._name, tar.offset + header_bytes, size, sha256)
         tar.fileobj.write(blob)  # what tar.addfile writes: header, data, zero padding
