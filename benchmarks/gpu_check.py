@@ -35,10 +35,15 @@ AIRBENCH94_A100_S = 3.83  # airbench94's published time to 94 % on one A100
 
 
 def bootstrap() -> None:
-    """Make `import visionops` work from a bare CUDA image: src/ on the path, and the small
-    pure-Python (or per-Python-version) wheels the image lacks installed from .gpu-wheels/."""
-    sys.path.insert(0, str(ROOT / "src"))
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+    """Make `import visionops` work from a bare CUDA image: stop early, naming the fix, when the
+    package cannot be found, and install the small pure-Python (or per-Python-version) wheels
+    the image lacks from .gpu-wheels/."""
+    if importlib.util.find_spec("visionops") is None:
+        raise SystemExit(
+            "the visionops package is not importable here: from the repository root run "
+            "`PYTHONPATH=src python benchmarks/gpu_check.py ...` (a bare CUDA image), "
+            "or install the project first (`pip install -e .`)"
+        )
     missing = [
         name for name in ("pydantic", "onnxscript", "onnx_ir") if importlib.util.find_spec(name) is None
     ]

@@ -55,3 +55,20 @@ def test_the_design_doc_names_every_package_and_only_packages():
     assert documented_packages(design) == packages
     # the check sees a package without a row
     assert documented_packages(design.replace("| `visionops.stack` |", "| stack |")) != packages
+
+
+def test_tests_and_benchmarks_import_the_package_without_editing_sys_path():
+    """Issue 34: tests and benchmarks import the installed `visionops` (and their own folder's
+    helpers, which Python puts on the path itself); a path edit would hide an import that only
+    works from one folder."""
+    import re
+
+    edit = re.compile(r"sys\.path\.(insert|append|extend)\(|sys\.path\s*=")
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for folder in ("tests", "benchmarks", "scripts")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if edit.search(line)
+    ]
+    assert not found, found
