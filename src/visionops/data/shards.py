@@ -21,7 +21,7 @@ import re
 import sys
 import tarfile
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,9 +140,14 @@ class ShardWriter:
         return blob, header_bytes, member.size
 
     def counts(self, classes: list[str]) -> dict[str, dict[str, int]]:
-        """Images per class per split of what was added: `RawImages.counts` without reading
-        the index back (0.3-0.5 s at 60,000 images)."""
-        return _counts((tuple(path.split("/", 2)[:2]) for path in self.rows), classes)
+        """Images per class per split of what was added (zero for a class with none), from the
+        rows kept for the index: reading the index back took 0.3-0.5 s at 60,000 images."""
+        found = {split: dict.fromkeys(classes, 0) for split in ("train", "test")}
+        for path in self.rows:
+            split, label, _ = path.split("/", 2)
+            found.setdefault(split, dict.fromkeys(classes, 0))
+            found[split][label] = found[split].get(label, 0) + 1
+        return found
 
     def _new_path(self, split: str, label: str, name: str) -> str:
         path = f"{split}/{label}/{name}"  # a class folder's name and a flat file name: no '/' in either
@@ -280,19 +285,6 @@ class RawImages:
             return self._by_path[path].member
         except KeyError:
             raise VisionOpsError(f"{path} is not in {self.root / INDEX}", REBUILD) from None
-
-    def counts(self, classes: list[str]) -> dict[str, dict[str, int]]:
-        """Images per class per split (zero for a class with none)."""
-        return _counts(((entry.split, entry.label) for entry in self.entries), classes)
-
-
-def _counts(placed: Iterable[tuple[str, str]], classes: list[str]) -> dict[str, dict[str, int]]:
-    """Images per class per split from (split, label) pairs, zero for a class with none."""
-    found = {split: dict.fromkeys(classes, 0) for split in ("train", "test")}
-    for split, label in placed:
-        found.setdefault(split, dict.fromkeys(classes, 0))
-        found[split][label] = found[split].get(label, 0) + 1
-    return found
 
 
 def pack_tree(tree: Path, root: Path) -> RawImages:
