@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from common import committed_copy, write_images
 
-from visionops.preset import merged
+from visionops.cli.preset import merged
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESET = ROOT / "params" / "cifar10-fast.yaml"

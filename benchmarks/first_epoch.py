@@ -33,7 +33,7 @@ from pathlib import Path
 
 from common import committed_copy
 
-from visionops.preset import merged
+from visionops.cli.preset import merged
 from visionops.stack.project import git_env
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -118,7 +118,7 @@ def prepare_data(args, workdir: Path):
 
 def preset(smoke: bool) -> tuple[dict, dict]:
     """model and train sections of params/cifar10-fast.yaml (shrunk for a smoke run)."""
-    from visionops.preset import merged
+    from visionops.cli.preset import merged
 
     params = merged(ROOT / "params" / "cifar10-fast.yaml", ROOT / "params.yaml")
     model, train = params["model"], params["train"]

@@ -5,8 +5,8 @@ plus a preview grid in reports/augment_preview.png. The previous data/prepared s
 until the new one is complete. Reads params: augment.
 """
 
+from visionops.cli.stage import run_stage
 from visionops.paths import AUGMENT_PREVIEW, PREPARED, RAW, VALIDATED
-from visionops.stage import run_stage
 
 
 def main(args) -> None:
@@ -19,7 +19,7 @@ def main(args) -> None:
     from visionops.augment.reuse import decoder_id, kept_rows
     from visionops.config import dump, load_params
     from visionops.data.decode import RESIZE_METHOD
-    from visionops.data.prepared import PreparedMeta, fingerprint, open_prepared, write_meta
+    from visionops.data.prepared import PreparedMeta, arrays_sha256, open_prepared, write_meta
     from visionops.data.shards import RawImages
     from visionops.io import publish_dir, read_csv, read_json, staging_dir_for, write_json
 
@@ -50,7 +50,7 @@ def main(args) -> None:
             source=upstream["source"]["source"],
             params=upstream["params"] | dump(params),
             decoder=decoder_id(),
-            arrays_sha256=fingerprint(staging),
+            arrays_sha256=arrays_sha256(staging),
         )
         write_meta(staging, meta)
         write_json(staging / "policy.json", policy)

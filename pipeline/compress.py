@@ -9,6 +9,7 @@ Reads params: compress, train.
 
 from pathlib import Path
 
+from visionops.cli.stage import run_stage
 from visionops.compression.build import Outputs, build_and_measure
 from visionops.paths import (
     COMPRESS_METRICS,
@@ -21,7 +22,6 @@ from visionops.paths import (
     PRUNED_INT8_TENSORRT,
     RUN,
 )
-from visionops.stage import run_stage
 
 OUTPUTS = Outputs(PRUNED, PRUNED_INT8, PRUNED_INT8_TENSORRT)
 # what `dvc exp show` compares: accuracy and MACs move with an experiment; speedups and sizes
@@ -33,8 +33,8 @@ def main(args) -> None:
     import tempfile
 
     from visionops.compression.report import markdown_table
+    from visionops.compression.variants import flat_metrics
     from visionops.config import dump, flatten, load_params
-    from visionops.evaluation.variants import flat_metrics
     from visionops.io import read_json, write_json, write_metrics, write_text
     from visionops.tracking.record import StageLog
     from visionops.tracking.track import track

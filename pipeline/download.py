@@ -10,8 +10,8 @@ download never leaves a half-written data/raw. Reads params: data.
 
 import shutil
 
+from visionops.cli.stage import run_stage
 from visionops.paths import RAW, SOURCE_LISTING
-from visionops.stage import run_stage
 
 
 def main(args) -> None:

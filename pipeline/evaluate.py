@@ -7,6 +7,7 @@ train originals too (out-of-fold probabilities of a cheap model): label_issues_t
 Logs them to the model's MLflow run. Reads params: evaluate.
 """
 
+from visionops.cli.stage import run_stage
 from visionops.paths import (
     CONFUSION_PNG,
     EVAL_METRICS,
@@ -20,7 +21,6 @@ from visionops.paths import (
     PREPARED,
     RUN,
 )
-from visionops.stage import run_stage
 
 
 def main(args) -> None:

@@ -9,6 +9,7 @@ Writes reports/export.json (parity and latency: MLflow compares them; they are n
 which hold what an experiment changes). Reads params: export.
 """
 
+from visionops.cli.stage import run_stage
 from visionops.paths import (
     ENGINE,
     EXPORT_REPORT,
@@ -19,7 +20,6 @@ from visionops.paths import (
     PRUNED_INT8_TENSORRT,
     RUN,
 )
-from visionops.stage import run_stage
 
 
 def main(args) -> None:

@@ -6,8 +6,8 @@ the threshold for estimating accuracy without labels. Writes models/reference/, 
 ships inside the model version. Reads no params.
 """
 
+from visionops.cli.stage import run_stage
 from visionops.paths import ONNX, PREPARED, REFERENCE, VALIDATED
-from visionops.stage import run_stage
 
 
 def main(args) -> None:

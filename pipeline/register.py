@@ -9,6 +9,7 @@ Writes reports/registry.json and reports/metrics/register.json (the metric: prom
 the gate metric's difference and its p-value). Reads params: register, tracking.
 """
 
+from visionops.cli.stage import run_stage
 from visionops.paths import (
     AUGMENT_PREVIEW,
     EVAL_REPORT,
@@ -25,7 +26,6 @@ from visionops.paths import (
     VALIDATION_GALLERY,
     VALIDATION_SUMMARY,
 )
-from visionops.stage import run_stage
 
 
 def main(args) -> None:

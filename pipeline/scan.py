@@ -5,8 +5,8 @@ unchanged 60,000-image folder costs well under a second. Other sources get an em
 (their params and URL are download's own dependencies). Reads params: data.
 """
 
+from visionops.cli.stage import run_stage
 from visionops.paths import SCAN_STAMPS, SOURCE_LISTING
-from visionops.stage import run_stage
 
 
 def main(args) -> None:

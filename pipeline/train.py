@@ -13,8 +13,8 @@ reports/train_history.csv (plot) and reports/train_curves.png. Reads params: mod
 from pathlib import Path
 
 from visionops import paths
+from visionops.cli.stage import run_stage
 from visionops.paths import CHECKPOINT, MODEL, PREPARED
-from visionops.stage import run_stage
 
 DATASET_SAMPLE = 64  # training images logged with the dataset input (schema and a look)
 
@@ -23,11 +23,11 @@ def main(args) -> None:
     import torch
 
     from visionops.config import dump, load_params
-    from visionops.data.prepared import fingerprint, open_prepared
+    from visionops.data.prepared import arrays_sha256, open_prepared
     from visionops.device import resolve_device
     from visionops.models.zoo import create_model
     from visionops.tracking.lifecycle import ended_on_failure
-    from visionops.training.checkpoint import fingerprint as job_fingerprint
+    from visionops.training.checkpoint import job_fingerprint
     from visionops.training.distributed import init_from_env, shutdown, torchrun_command
     from visionops.training.loop import fit
     from visionops.training.setup import model_spec, train_and_val
@@ -46,7 +46,7 @@ def main(args) -> None:
     model = create_model(spec)
     print(f"train: {spec['arch']} on {setup.name}, {len(train_set)} train / {len(val_set)} val images")
     print(f"train: data: {train_set.describe()}")
-    data_id = fingerprint(PREPARED)
+    data_id = arrays_sha256(PREPARED)
     job = job_fingerprint(dump(params), spec, data_id)
     resume = {"checkpoint": CHECKPOINT, "job": job, "dist": dist}
     if not dist.main:  # other DDP ranks only train; rank 0 writes files and talks to MLflow

@@ -13,6 +13,7 @@ Reads params: validate.
 
 from pathlib import Path
 
+from visionops.cli.stage import run_stage
 from visionops.paths import (
     RAW,
     VALIDATE_METRICS,
@@ -23,7 +24,6 @@ from visionops.paths import (
     VALIDATION_RESULTS,
     VALIDATION_SUMMARY,
 )
-from visionops.stage import run_stage
 
 
 def main(args) -> None:

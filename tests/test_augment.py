@@ -91,7 +91,7 @@ def _write_with_meta(root, files, raw, spec, kept=None):
     from visionops.augment.prepare import write_prepared
     from visionops.augment.reuse import decoder_id
     from visionops.data.decode import RESIZE_METHOD
-    from visionops.data.prepared import PreparedMeta, fingerprint, write_meta
+    from visionops.data.prepared import PreparedMeta, arrays_sha256, write_meta
 
     written = write_prepared(root, files, raw, spec, chunk_mb=0.05, workers=1, progress=False, kept=kept)
     meta = PreparedMeta(
@@ -102,7 +102,7 @@ def _write_with_meta(root, files, raw, spec, kept=None):
         copies=spec.copies,
         source="digits",
         decoder=decoder_id(),
-        arrays_sha256=fingerprint(root),
+        arrays_sha256=arrays_sha256(root),
         **written,
     )
     write_meta(root, meta)

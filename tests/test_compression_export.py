@@ -8,6 +8,7 @@ import pytest
 import torch
 from invariants import learned
 
+from visionops.cli.predict import open_model
 from visionops.compression.prune import count_macs_params, prune_channels
 from visionops.compression.quantize import quantize_int8
 from visionops.config import ExportParams
@@ -21,7 +22,6 @@ from visionops.export.engine_classifier import TensorRTClassifier
 from visionops.export.onnx_export import export_onnx, read_metadata
 from visionops.export.runtime import cpu_session, parity, run_session
 from visionops.io import file_sha256
-from visionops.predict import open_model
 
 
 @pytest.fixture(scope="module")

@@ -41,20 +41,49 @@ def test_tracking_importing_a_stage_package_breaks_the_contracts(tmp_path):
     assert "visionops.tracking.runs -> visionops.training.loop" in done.stdout
 
 
-def documented_packages(design: str) -> set[str]:
-    """The packages named in docs/design.md's package table (rows of "| `visionops.x` | ...")."""
+def documented_packages(design: str) -> list[str]:
+    """The packages named in docs/design.md's package table (rows of "| `visionops.x` | ..."),
+    in table order."""
     import re
 
     section = design.split("### Packages", 1)[1].split("\n### ", 1)[0]
-    return set(re.findall(r"^\| `visionops\.(\w+)` \|", section, flags=re.MULTILINE))
+    return re.findall(r"^\| `visionops\.(\w+)` \|", section, flags=re.MULTILINE)
 
 
-def test_the_design_doc_names_every_package_and_only_packages():
+def test_the_design_doc_names_every_package_once_and_only_packages():
     design = (ROOT / "docs" / "design.md").read_text()
     packages = {p.parent.name for p in (ROOT / "src" / "visionops").glob("*/__init__.py")}
-    assert documented_packages(design) == packages
-    # the check sees a package without a row
-    assert documented_packages(design.replace("| `visionops.stack` |", "| stack |")) != packages
+    rows = documented_packages(design)
+    assert sorted(rows) == sorted(packages)
+    # the check sees a package without a row, and a row twice
+    unlisted = design.replace("| `visionops.stack` |", "| stack |")
+    assert sorted(documented_packages(unlisted)) != sorted(packages)
+    twice = design.replace("| `visionops.stack` |", "| `visionops.data` | again |\n| `visionops.stack` |")
+    assert sorted(documented_packages(twice)) != sorted(packages)
+
+
+def diagram_layers(design: str) -> list[list[str]]:
+    """docs/design.md's layer diagram: per line, its modules (the text before the first run of
+    two spaces, split at " | "), each without the leading `visionops.`."""
+    block = design.split("### Layers", 1)[1].split("```\n", 2)[1]
+    return [sorted(line.split("  ", 1)[0].split(" | ")) for line in block.strip().splitlines()]
+
+
+def contract_layers() -> list[list[str]]:
+    """pyproject's layers contract, in the same form."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    layers = next(contract for contract in config if contract["type"] == "layers")["layers"]
+    return [sorted(name.strip().removeprefix("visionops.") for name in layer.split("|")) for layer in layers]
+
+
+def test_the_design_docs_layer_diagram_is_the_contract():
+    """The picture a newcomer reads is the rule lint-imports enforces: same layers, same order."""
+    design = (ROOT / "docs" / "design.md").read_text()
+    assert diagram_layers(design) == contract_layers()
+    # the check sees a module that moved layers
+    assert diagram_layers(design.replace("export | inference", "export", 1)) != contract_layers()
 
 
 def test_tests_and_benchmarks_import_the_package_without_editing_sys_path():

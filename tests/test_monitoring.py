@@ -394,7 +394,7 @@ def register(name: str, artifacts: dict, images) -> str:
 def test_a_registered_version_carries_its_reference_and_an_older_one_says_how_to_add_it(
     store, monitored_model, deployable_onnx, digits_arrays
 ):
-    from visionops.monitor import open_model_and_reference
+    from visionops.cli.monitor import open_model_and_reference
 
     images = digits_arrays["test_x"]
     old = register("old", {"onnx": deployable_onnx}, images)
@@ -421,7 +421,7 @@ def test_an_unreachable_store_is_an_error_and_writes_nothing(monitored_model, de
 
 
 def test_a_labels_csv_that_is_missing_or_wrong_is_named(tmp_path):
-    from visionops.monitor import read_labels
+    from visionops.cli.monitor import read_labels
 
     with pytest.raises(VisionOpsError, match=r"--labels .*missing.csv cannot be read") as error:
         read_labels(tmp_path / "missing.csv")
@@ -434,7 +434,7 @@ def test_a_labels_csv_that_is_missing_or_wrong_is_named(tmp_path):
 
 
 def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path):
-    from visionops.monitor import check_out
+    from visionops.cli.monitor import check_out
 
     with pytest.raises(VisionOpsError, match=r"is not a \.json file path"):
         check_out(tmp_path / "monitor.png")

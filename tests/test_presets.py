@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from visionops.__main__ import main as visionops
+from visionops.cli.preset import merged, preset_values
 from visionops.config import load_params
 from visionops.errors import VisionOpsError
-from visionops.preset import merged, preset_values
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = sorted((ROOT / "params").glob("*.yaml"))

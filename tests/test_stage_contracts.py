@@ -29,7 +29,7 @@ SRC = ROOT / "src"
 PLUMBING = {
     "visionops/__init__.py",
     "visionops/errors.py",
-    "visionops/stage.py",
+    "visionops/cli/stage.py",
     "visionops/interrupts.py",
     "visionops/invocation.py",
     "visionops/paths.py",

@@ -57,7 +57,7 @@ def _summary(record: dict) -> str:
     return "\n".join(lines)
 
 
-# Subcommands whose module `visionops.<name>` has add_arguments(parser) and run(args).
+# Subcommands whose module `visionops.cli.<name>` has add_arguments(parser) and run(args).
 COMMANDS = {
     "predict": "classify image files with an exported or registered model, into a CSV",
     "monitor": "test recent images against the registered model's reference: ok, drift or degraded",
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         help="replay what stages could not log while MLflow was unreachable (.visionops/tracking/pending)",
     )
     for name, summary_line in COMMANDS.items():
-        module = importlib.import_module(f"visionops.{name}")
+        module = importlib.import_module(f"visionops.cli.{name}")
         module.add_arguments(
             commands.add_parser(
                 name,
@@ -97,11 +97,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _command(name: str, args: argparse.Namespace) -> int:
-    """Run `visionops.<name>.run(args)`; a VisionOpsError is one line on stderr and exit 1."""
+    """Run `visionops.cli.<name>.run(args)`; a VisionOpsError is one line on stderr and exit 1."""
     from visionops.errors import VisionOpsError
 
     try:
-        return importlib.import_module(f"visionops.{name}").run(args)
+        return importlib.import_module(f"visionops.cli.{name}").run(args)
     except VisionOpsError as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
         return 1
@@ -110,7 +110,7 @@ def _command(name: str, args: argparse.Namespace) -> int:
 def _sync() -> int:
     """Replay the journal into the tracking store; print what was registered."""
     from visionops.config import load_params
-    from visionops.errors import VisionOpsError
+    from visionops.errors import VisionOpsError, first_line
     from visionops.tracking.availability import apply_http_settings, is_unavailable, store_problem
     from visionops.tracking.runs import project_root, tracking_uri
     from visionops.tracking.track import sync
@@ -129,7 +129,7 @@ def _sync() -> int:
             return 1
         if not is_unavailable(exc):
             raise
-        reason = str(exc).splitlines()[0][:200]
+        reason = first_line(exc)
         print(f"sync: MLflow is still unreachable ({reason}); nothing was lost, try again", file=sys.stderr)
         return 1
     for stage, result in replayed:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from visionops.data import decode
-from visionops.data.prepared import fingerprint, open_prepared
+from visionops.data.prepared import arrays_sha256, open_prepared
 from visionops.data.shards import Member
 from visionops.errors import VisionOpsError, first_line
 
@@ -79,7 +79,7 @@ def kept_rows(previous: Path, image_size: int, channels: int) -> dict[str, KeptR
         )
     if meta.decoder != decoder_id() or "file_sha256" not in files:
         return _ignored(previous, "it was decoded by other code (or another Pillow)")
-    if meta.arrays_sha256 != fingerprint(previous):
+    if meta.arrays_sha256 != arrays_sha256(previous):
         return _ignored(
             previous, "its arrays' sha256 is not the one its meta.json records (damaged or edited)"
         )

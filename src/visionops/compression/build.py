@@ -21,9 +21,9 @@ def build_and_measure(model_path: Path, prepared: Path, out: Outputs, cfg, train
 
     import torch
 
+    from visionops.compression import variants
     from visionops.compression.prune import count_macs_params, prune_iteratively
     from visionops.data.prepared import open_prepared, to_model_input
-    from visionops.evaluation import variants
     from visionops.models.serialize import load_model, save_model
     from visionops.training.finetune import finetune
 

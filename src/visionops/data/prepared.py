@@ -86,7 +86,7 @@ class PreparedMeta(BaseModel):
     source: str  # the data source's name (data.source)
     params: dict[str, Any] = {}  # the data stages' params that made it
     decoder: str = ""  # what else the resized pixels depend on (augment/reuse.decoder_id)
-    arrays_sha256: str = ""  # `fingerprint` of the arrays as written: the next augment checks it
+    arrays_sha256: str = ""  # `arrays_sha256()` of the arrays as written: the next augment checks it
 
     def model_meta(self) -> dict[str, Any]:
         """What a model trained on this data records about its input (saved with it, and in
@@ -227,7 +227,7 @@ def to_model_input(images: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
     return np.ascontiguousarray((scaled - mean) / std, dtype=np.float32)
 
 
-def fingerprint(root: Path) -> str:
+def arrays_sha256(root: Path) -> str:
     """sha256 over the array files: identifies the exact data a model was trained on."""
     digest = hashlib.sha256()
     for split, names in ARRAYS.items():

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from visionops.errors import VisionOpsError
+from visionops.errors import VisionOpsError, first_line
 from visionops.export import tensorrt as trt_builder
 from visionops.io import file_sha256
 
@@ -78,4 +78,4 @@ def engine_for(onnx_path: Path) -> tuple[TensorRTClassifier | None, str]:
             return None, f"{engine_path} was built from another model than {onnx_path}"
         return TensorRTClassifier(engine_path), ""
     except VisionOpsError as exc:
-        return None, str(exc).splitlines()[0]
+        return None, first_line(exc)

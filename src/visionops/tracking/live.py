@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 import time
 
+from visionops.errors import first_line
+
 
 class LiveMetrics:
     """Logs to run_id until the first failure, then stays quiet (one warning)."""
@@ -24,5 +26,5 @@ class LiveMetrics:
             batch = [Metric(key, float(value), now, step) for key, value in metrics.items()]
             mlflow.MlflowClient().log_batch(self.run_id, metrics=batch)
         except Exception as exc:  # never let tracking stop training
-            print(f"warning: live MLflow logging stopped ({str(exc).splitlines()[0][:200]})", file=sys.stderr)
+            print(f"warning: live MLflow logging stopped ({first_line(exc)})", file=sys.stderr)
             self.run_id = None

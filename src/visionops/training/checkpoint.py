@@ -18,7 +18,7 @@ import torch
 from visionops.io import write_torch
 
 
-def fingerprint(*parts: Any) -> str:
+def job_fingerprint(*parts: Any) -> str:
     """Stable hash of JSON-able parts (params, data fingerprint, model spec)."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

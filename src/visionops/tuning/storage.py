@@ -8,7 +8,7 @@ import time
 import warnings
 from pathlib import Path
 
-from visionops.errors import VisionOpsError
+from visionops.errors import VisionOpsError, first_line
 
 
 def default_storage(root: Path) -> str:
@@ -50,8 +50,7 @@ def open_storage(url: str, attempts: int = 4):
         if isinstance(exc, ImportError):  # Optuna's words for a missing database driver
             fix = "install the URL's database driver (PostgreSQL: pip install 'psycopg[binary]')"
         raise VisionOpsError(
-            f"cannot open the study storage {redacted(url)}: "
-            f"{type(exc).__name__}: {str(exc).splitlines()[0]}",
+            f"cannot open the study storage {redacted(url)}: {type(exc).__name__}: {first_line(exc)}",
             fix,
         ) from None
 
