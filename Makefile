@@ -74,7 +74,7 @@ run: install
 # mlflow.db and mlartifacts/ aside) so the baseline is what a fresh clone's first run makes.
 baseline: install
 	dvc repro
-	@echo "baseline refreshed: git add dvc.lock reports/metrics reports/train_history.csv reports/confusion.csv && git commit"
+	@echo "baseline refreshed: git add dvc.lock reports/metrics reports/train_history.csv reports/predictions.csv && git commit"
 
 # Two pytest-xdist workers (one per core here; JOBS=1 for one process), a module per worker at a
 # time (loadfile: module fixtures, one set of servers per module); conftest starts one worker on

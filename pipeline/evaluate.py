@@ -1,5 +1,5 @@
 """evaluate: test-set metrics of models/model.pt — accuracy, macro precision/recall/F1,
-calibration (ECE): reports/eval.json, and reports/metrics/evaluate.json (the metric);
+calibration (ECE): reports/evaluate.json, and reports/metrics/evaluate.json (the metric);
 per-class table and confusion matrix (CSV for `dvc plots`, PNG for people); likely label
 errors among the test images (cleanlab on the model's probabilities): reports/label_issues.csv
 and a thumbnail grid, reports/label_issues.png; with evaluate.train_label_issues, among the
@@ -10,8 +10,8 @@ Logs them to the model's MLflow run. Reads params: evaluate.
 from visionops.cli.stage import run_stage
 from visionops.paths import (
     CONFUSION_PNG,
-    EVAL_METRICS,
-    EVAL_REPORT,
+    EVALUATE_METRICS,
+    EVALUATE_REPORT,
     LABEL_ISSUES,
     LABEL_ISSUES_PNG,
     LABEL_ISSUES_TRAIN,
@@ -59,7 +59,7 @@ def main(args) -> None:
         {"train_label_issues": len(train_issues)} if cfg.train_label_issues else {}
     )
     write_metrics(
-        EVAL_METRICS,
+        EVALUATE_METRICS,
         {k: headline[k] for k in ("accuracy", "f1_macro", "ece")} | counts,  # precision/recall: MLflow
     )
     write_csv(PER_CLASS, pd.DataFrame(result["per_class"]))
@@ -67,7 +67,7 @@ def main(args) -> None:
     predicted = pd.DataFrame({"actual": names[y_true].values, "predicted": names[probs.argmax(1)].values})
     write_csv(PREDICTIONS, predicted)
     custody = {"model_sha256": file_sha256(MODEL), "predictions_sha256": file_sha256(PREDICTIONS)}
-    write_json(EVAL_REPORT, headline | counts | judge | custody)  # which model, which predictions
+    write_json(EVALUATE_REPORT, headline | counts | judge | custody)  # which model, which predictions
     plot_confusion_matrix(result["confusion_matrix"], data.classes, CONFUSION_PNG)
     write_csv(LABEL_ISSUES, issues)
     write_csv(LABEL_ISSUES_TRAIN, train_issues)
@@ -85,7 +85,7 @@ def main(args) -> None:
     files = {
         "per_class": PER_CLASS,
         "confusion": CONFUSION_PNG,
-        "report": EVAL_REPORT,
+        "report": EVALUATE_REPORT,
         "issues": LABEL_ISSUES,
         "issues_grid": LABEL_ISSUES_PNG,
         "train_issues": LABEL_ISSUES_TRAIN,

@@ -5,14 +5,14 @@ after checking it solves the same task) or, with no champion yet, the trivial ba
 register.min_delta with an exact McNemar p-value <= register.max_p_value. Also attaches the
 data reports (validation summary, Data Docs and flagged-image gallery, augmentation preview)
 to the run; the version carries the ONNX model and its monitoring reference (models/reference).
-Writes reports/registry.json and reports/metrics/register.json (the metric: promoted 0/1,
+Writes reports/register.json and reports/metrics/register.json (the metric: promoted 0/1,
 the gate metric's difference and its p-value). Reads params: register, tracking.
 """
 
 from visionops.cli.stage import run_stage
 from visionops.paths import (
     AUGMENT_PREVIEW,
-    EVAL_REPORT,
+    EVALUATE_REPORT,
     EXPORT_REPORT,
     ONNX,
     PIPELINE_FILES,
@@ -20,7 +20,7 @@ from visionops.paths import (
     PREPARED,
     REFERENCE,
     REGISTER_METRICS,
-    REGISTRY_REPORT,
+    REGISTER_REPORT,
     RUN,
     VALIDATION_DOCS,
     VALIDATION_GALLERY,
@@ -49,12 +49,12 @@ def main(args) -> None:
     export, validation, metrics = (
         read_json(EXPORT_REPORT),
         read_json(VALIDATION_SUMMARY),
-        read_json(EVAL_REPORT),
+        read_json(EVALUATE_REPORT),
     )
     # the model that was trained, evaluated and exported is one, and the ONNX loads: else nothing
     # reaches MLflow
     hashes = verify_chain(
-        Report(RUN, run), Report(EVAL_REPORT, metrics), Report(EXPORT_REPORT, export), ONNX, PREDICTIONS
+        Report(RUN, run), Report(EVALUATE_REPORT, metrics), Report(EXPORT_REPORT, export), ONNX, PREDICTIONS
     )
     data = open_prepared(PREPARED)
     challenger = predicted_indices(read_csv(PREDICTIONS), data, PREDICTIONS)
@@ -113,10 +113,10 @@ def main(args) -> None:
     if record is None:  # MLflow unreachable, deferred: the gate runs when the journal is replayed
         ids = {"run_id": run.get("run_id"), "pending_id": run.get("pending_id")}
         record = {"model_name": cfg.model_name, "deferred": True, "promoted": False, **ids}
-        write_json(REGISTRY_REPORT, record)  # `visionops sync` replaces it with the decision
+        write_json(REGISTER_REPORT, record)  # `visionops sync` replaces it with the decision
         print("register: deferred until `python -m visionops sync` (MLflow unreachable)")
         return
-    write_json(REGISTRY_REPORT, record)
+    write_json(REGISTER_REPORT, record)
     decision = record["decision"]
     verdict = "promoted to champion" if record["promoted"] else "not promoted"
     print(

@@ -53,7 +53,7 @@ fi
 {
   echo "## Retraining result"
   echo "### Challenger vs champion"
-  python -m visionops registry-summary reports/registry.json
+  python -m visionops registry-summary reports/register.json
   if [ "$have_baseline" = true ]; then
     echo "### Metrics (vs \`$base\`)"
     dvc metrics diff "$base" --md | sed '/^$/d'

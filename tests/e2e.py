@@ -143,7 +143,7 @@ def agreement_with_evaluate(repo: Path, predictions: Path, raw_root: Path) -> tu
     truth = got["path"].map(lambda p: Path(p).parent.name)
     files = pd.read_csv(repo / "data/prepared/files.csv")
     test = files[files["split"] == "test"].sort_values("index")
-    evaluated = pd.read_csv(repo / "reports/confusion.csv", dtype=str)["predicted"].to_numpy()
+    evaluated = pd.read_csv(repo / "reports/predictions.csv", dtype=str)["predicted"].to_numpy()
     by_path = dict(zip((str(raw_root) + "/" + test["path"]).tolist(), evaluated, strict=True))
     agree = (got["label"].to_numpy() == got["path"].map(by_path).to_numpy()).mean()
     return (

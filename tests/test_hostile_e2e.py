@@ -212,7 +212,7 @@ def test_a_binary_params_file(repo):
         ("augment", "data/validated/meta.json", "remove", "data/validated/meta.json is missing"),
         ("augment", "data/validated/manifest.csv", "truncate", "data/validated/manifest.csv changed after"),
         ("register", "reports/export.json", "remove", "reports/export.json is missing"),
-        ("register", "reports/eval.json", "truncate", "reports/eval.json is damaged or truncated"),
+        ("register", "reports/evaluate.json", "truncate", "reports/evaluate.json is damaged or truncated"),
         ("evaluate", "models/run.json", "truncate", "models/run.json is damaged or truncated"),
     ],
 )
@@ -346,7 +346,9 @@ def test_register_refuses_to_judge_a_model_on_another_models_evaluation(repo, tm
     other = params_file(repo, "seed.yaml", train={"seed": 11, "epochs": 1})
     try:
         run([sys.executable, "pipeline/train.py", "--params", str(other)], repo)
-        text = assert_clean_error(stage(repo, "register"), "register", "reports/eval.json describes model")
+        text = assert_clean_error(
+            stage(repo, "register"), "register", "reports/evaluate.json describes model"
+        )
         assert "models/run.json" in text
         assert registry_state(repo) == before
     finally:

@@ -117,12 +117,12 @@ def chain(deployable_onnx, tmp_path):
     """run/eval/export records that agree, for a real ONNX file and a predictions CSV."""
     onnx = tmp_path / "model.onnx"
     shutil.copy(deployable_onnx, onnx)
-    predictions = tmp_path / "confusion.csv"
+    predictions = tmp_path / "predictions.csv"
     predictions.write_text("actual,predicted\n1,1\n")
     model = "a" * 64
     run = Report(tmp_path / "run.json", {"run_id": "r", "model_sha256": model})
     evaluation = Report(
-        tmp_path / "eval.json", {"model_sha256": model, "predictions_sha256": file_sha256(predictions)}
+        tmp_path / "evaluate.json", {"model_sha256": model, "predictions_sha256": file_sha256(predictions)}
     )
     export = Report(tmp_path / "export.json", {"model_sha256": model, "onnx_sha256": file_sha256(onnx)})
     return run, evaluation, export, onnx, predictions
@@ -152,13 +152,13 @@ def test_an_onnx_that_matches_its_record_but_does_not_load_is_refused(chain):
 def test_an_evaluation_of_another_model_is_refused(chain):
     run, evaluation, export, onnx, predictions = chain
     other = Report(evaluation.path, evaluation.data | {"model_sha256": "b" * 64})
-    with pytest.raises(VisionOpsError, match=r"eval.json describes model bbbbbbbbbbbb"):
+    with pytest.raises(VisionOpsError, match=r"evaluate.json describes model bbbbbbbbbbbb"):
         verify_chain(run, other, export, onnx, predictions)
 
 
 def test_predictions_changed_after_evaluate_are_refused(chain):
     chain[4].write_text("actual,predicted\n1,2\n")
-    with pytest.raises(VisionOpsError, match=r"confusion.csv is not the file"):
+    with pytest.raises(VisionOpsError, match=r"predictions.csv is not the file"):
         verify_chain(*chain)
 
 
@@ -282,7 +282,7 @@ def test_a_valid_image_is_answered_in_every_documented_request_form(served, digi
 def test_registry_summary_of_a_damaged_report_says_how_to_restore_it(content, tmp_path):
     from visionops.__main__ import registry_summary
 
-    report = tmp_path / "registry.json"
+    report = tmp_path / "register.json"
     report.write_text(content)
     text = registry_summary(report)
     assert "is damaged" in text and "dvc repro register" in text

@@ -69,12 +69,12 @@ def test_repro_runs_every_stage_and_writes_outputs(repo, first_repro):
         "reports/compress.md",
     ):
         assert (repo / out).is_file(), out
-    registry = yaml.safe_load((repo / "reports/registry.json").read_text())
+    registry = yaml.safe_load((repo / "reports/register.json").read_text())
     assert registry["version"] == 1 and registry["aliases"] == ["candidate", "champion"]
     export = yaml.safe_load((repo / "reports/export.json").read_text())
     assert export["parity"]["passed"] and export["tensorrt"]["status"] in {"skipped", "built"}
-    accuracy = yaml.safe_load((repo / "reports/eval.json").read_text())["accuracy"]
-    assert learned(accuracy, pd.read_csv(repo / "reports/confusion.csv")["actual"])  # on any CPU
+    accuracy = yaml.safe_load((repo / "reports/evaluate.json").read_text())["accuracy"]
+    assert learned(accuracy, pd.read_csv(repo / "reports/predictions.csv")["actual"])  # on any CPU
 
 
 def test_dvc_metrics_are_a_few_numbers(repo, first_repro):
@@ -95,7 +95,7 @@ def test_dvc_metrics_are_a_few_numbers(repo, first_repro):
     assert noisy == [], noisy
     assert leaves["reports/metrics/register.json:promoted"] == 1 and learned(
         leaves["reports/metrics/evaluate.json:accuracy"],
-        pd.read_csv(repo / "reports/confusion.csv")["actual"],
+        pd.read_csv(repo / "reports/predictions.csv")["actual"],
     )
     keys = [path.split(":")[1] for path in leaves]
     assert len(keys) == len(set(keys))  # unique names: `dvc exp show` columns stay unprefixed
@@ -305,7 +305,7 @@ def test_exp_run_on_a_local_folder_of_mixed_size_jpegs_and_pngs(repo, first_repr
     counts = source["counts"]  # split by a seeded hash of each name: about a quarter in test
     assert {c: counts["train"][c] + counts["test"][c] for c in ("4", "5")} == {"4": 120, "5": 120}
     assert all(15 <= counts["test"][c] <= 45 for c in ("4", "5")), counts
-    assert json.loads((repo / "reports/eval.json").read_text())["accuracy"] > 0.6
+    assert json.loads((repo / "reports/evaluate.json").read_text())["accuracy"] > 0.6
 
     # issue 33: the scan stage lists the tree on every repro: an added, removed or relabelled
     # image is named and re-runs download, and each re-run decodes only what is new (validate
@@ -401,7 +401,7 @@ def test_mlflow_server_killed_mid_run_then_sync_loses_nothing(repo, first_repro,
     output = "".join(seen) + rest
     assert repro.returncode == 0, output
     assert "is unreachable" in output and "visionops sync" in output
-    assert json.loads((repo / "reports/registry.json").read_text())["deferred"] is True
+    assert json.loads((repo / "reports/register.json").read_text())["deferred"] is True
     run_id = json.loads((repo / "models/run.json").read_text())["run_id"]
 
     server = mlflow_server.start(store, port)
@@ -436,7 +436,7 @@ def test_mlflow_server_killed_mid_run_then_sync_loses_nothing(repo, first_repro,
         assert alias["version"] == "1" and alias["run_id"] == run_id
         assert not list((repo / ".visionops/tracking/pending").iterdir())
         # Issue 18: the report no longer says "deferred, run sync" once sync has run
-        report = json.loads((repo / "reports/registry.json").read_text())
+        report = json.loads((repo / "reports/register.json").read_text())
         assert report["version"] == 1 and "deferred" not in report and report["promoted"]
         summary = run([sys.executable, "-m", "visionops", "registry-summary"], repo).stdout
         assert "sync" not in summary and "v1 (candidate, champion)" in summary
@@ -453,7 +453,7 @@ def test_train_label_search_through_the_stage(pipeline_template, tmp_path):
     params["evaluate"]["train_label_issues"] = True
     (repo / "params_train_labels.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     said = run([sys.executable, "pipeline/evaluate.py", "--params", "params_train_labels.yaml"], repo).stdout
-    report = yaml.safe_load((repo / "reports/eval.json").read_text())
+    report = yaml.safe_load((repo / "reports/evaluate.json").read_text())
     suspects = (repo / "reports/label_issues_train.csv").read_text().splitlines()
     assert suspects[0] == "row,given,suggested,self_confidence,path"
     assert len(suspects) - 1 == report["train_label_issues"]

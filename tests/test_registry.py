@@ -336,7 +336,7 @@ def test_predictions_from_another_run_are_refused(prepared_digits, tmp_path):
     assert (predicted_indices(pd.DataFrame({"predicted": names}), data, tmp_path) == data.test.y).all()
     for wrong in (names[:-1], [*names[:-1], "cat"]):
         with pytest.raises(VisionOpsError, match="is from another run"):
-            predicted_indices(pd.DataFrame({"predicted": wrong}), data, tmp_path / "confusion.csv")
+            predicted_indices(pd.DataFrame({"predicted": wrong}), data, tmp_path / "predictions.csv")
 
 
 def test_find_champion_says_unreachable_or_none(store, monkeypatch, capsys):

@@ -189,8 +189,8 @@ def test_the_checkers_fail_on_a_broken_dvc_yaml():
     spec["params"].append("augment")
     assert params_problems(spec) == ["lists params section 'augment' but never reads it"]
     spec = copy.deepcopy(STAGES["evaluate"])
-    spec["outs"] = [o for o in spec["outs"] if next(iter(o)) != "reports/eval.json"]
-    assert file_problems(spec) == ["uses reports/eval.json but does not declare it"]
+    spec["outs"] = [o for o in spec["outs"] if next(iter(o)) != "reports/evaluate.json"]
+    assert file_problems(spec) == ["uses reports/evaluate.json but does not declare it"]
     spec["outs"].append("reports/eval_renamed.json")
     assert "declares reports/eval_renamed.json but never uses it" in file_problems(spec)
 

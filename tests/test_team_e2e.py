@@ -258,14 +258,14 @@ def test_a_study_on_the_teams_postgresql_is_joined_from_another_clone(first, sec
 
 def test_a_wrong_password_is_named_and_keeps_the_outputs(second, stack):
     repo, _ = second
-    before = (repo / "reports/registry.json").read_bytes()
+    before = (repo / "reports/register.json").read_bytes()
     wrong = stack.env | {"MLFLOW_TRACKING_PASSWORD": "not-it"}
     for stage in ("train", "register"):
         done = run([sys.executable, f"pipeline/{stage}.py"], repo, check=False, **wrong)
         assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
         assert "refused the login of user 'admin' (401)" in done.stderr, done.stderr
         assert "MLFLOW_TRACKING_PASSWORD" in done.stderr
-    assert (repo / "reports/registry.json").read_bytes() == before
+    assert (repo / "reports/register.json").read_bytes() == before
 
 
 def test_ci_retrain_from_another_clone_is_judged_against_the_teams_champion(second, stack):
@@ -274,7 +274,7 @@ def test_ci_retrain_from_another_clone_is_judged_against_the_teams_champion(seco
     done = run(["bash", "scripts/retrain.sh"], repo, SET_PARAMS="-S train.seed=7", **stack.env)
     summary = (repo / "reports/retrain_summary.md").read_text()
     assert f"champion v{held}" in summary and "McNemar p" in summary, summary
-    record = json.loads((repo / "reports/registry.json").read_text())
+    record = json.loads((repo / "reports/register.json").read_text())
     assert record["version"] == 2 and record["decision"]["comparison"]["champion_version"] == held
     assert champion(stack) == (str(record["version"]) if record["promoted"] else held)
     assert "pushed" in done.stdout or "Everything is up to date" in done.stdout
@@ -284,14 +284,14 @@ def test_a_read_only_user_cannot_register_and_is_told_how_to_get_access(second, 
     repo, _ = second
     run([*STACK, "grant", VIEWER[0], "--password", VIEWER[1], "--read-only", "--dir", str(stack.state)], ROOT)
     viewer = stack.env | {"MLFLOW_TRACKING_USERNAME": VIEWER[0], "MLFLOW_TRACKING_PASSWORD": VIEWER[1]}
-    before, held = (repo / "reports/registry.json").read_bytes(), champion(stack)
+    before, held = (repo / "reports/register.json").read_bytes(), champion(stack)
     versions = stack.sql(f"select count(*) from model_versions where name = '{MODEL}'")
     done = run(["dvc", "exp", "run", "-S", "train.seed=3"], repo, check=False, **viewer)
     text = done.stdout + done.stderr
     assert done.returncode != 0 and "[train] error:" in text, text  # READ on the experiment: no run
     assert "does not allow user 'viewer' this change (403" in text and "grant" in text, text
     assert "Traceback" not in text
-    assert (repo / "reports/registry.json").read_bytes() == before and champion(stack) == held
+    assert (repo / "reports/register.json").read_bytes() == before and champion(stack) == held
     assert stack.sql(f"select count(*) from model_versions where name = '{MODEL}'") == versions
     shutil.rmtree(repo / ".visionops/tracking/pending", ignore_errors=True)  # not to be replayed here
 

@@ -30,7 +30,7 @@ def project(tmp_path, monkeypatch):
     """A project folder whose own SQLite store is the one that 'comes back'."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("DVC_ROOT", str(tmp_path))
-    report = tmp_path / "eval.json"
+    report = tmp_path / "evaluate.json"
     report.write_text('{"accuracy": 0.97}')
     return tmp_path
 
@@ -41,7 +41,7 @@ def evaluate_log(project):
         metrics={"test_accuracy": 0.97},
         artifact_dirs={"report": "evaluation"},
     )
-    return {"report": project / "eval.json"}, values
+    return {"report": project / "evaluate.json"}, values
 
 
 def go_down(monkeypatch):
@@ -57,7 +57,7 @@ def test_defer_keeps_a_snapshot_and_sync_replays_it_into_the_same_run(project, m
     files, values = evaluate_log(project)
     go_down(monkeypatch)
     assert track("evaluate", record, files, values, TrackingParams(on_unavailable="defer", **FAST)) is None
-    (project / "eval.json").write_text('{"accuracy": "overwritten by a later run"}')
+    (project / "evaluate.json").write_text('{"accuracy": "overwritten by a later run"}')
     assert len(journal.entries(project)) == 1
     come_back(monkeypatch)
     assert [stage for stage, _ in sync(project)] == ["evaluate"]

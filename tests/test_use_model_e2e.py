@@ -156,7 +156,7 @@ def test_monitor_the_champion_ok_on_its_kind_of_images_drift_on_two_classes(repo
     assert outputs.read_text() == "retrain=true\n"
     assert "**drift**" in summary.read_text() and "predicted class shares shifted" in summary.read_text()
     assert any(t["family"] == "predicted_classes" and t["p_adjusted"] <= 0.05 for t in report["tests"])
-    version = str(json.loads((repo / "reports/registry.json").read_text())["version"])
+    version = str(json.loads((repo / "reports/register.json").read_text())["version"])
     tagged = mlflow_rows(
         repo,
         "select t.value, v.value from runs r join experiments e on r.experiment_id = e.experiment_id "

@@ -192,7 +192,7 @@ def test_the_retrain_steps_write_the_summary(pipeline_template, tmp_path):
     assert any("**promoted to champion**" in line for line in summary)
     metrics = summary.index("### Metrics (vs `HEAD`)")
     assert "| reports/metrics/evaluate.json" in "\n".join(summary[metrics:])
-    assert "| reports/eval.json" not in "\n".join(summary)  # details are not metrics
+    assert "| reports/evaluate.json" not in "\n".join(summary)  # details are not metrics
     assert len(summary) <= 40, "\n".join(summary)
     assert "skipping dvc pull/push" in result.stdout
 

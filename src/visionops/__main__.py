@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from visionops.paths import REGISTRY_REPORT
+from visionops.paths import REGISTER_REPORT
 
 
 def registry_summary(path: Path) -> str:
@@ -70,8 +70,8 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="visionops", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    summary = commands.add_parser("registry-summary", help="print reports/registry.json as Markdown")
-    summary.add_argument("path", type=Path, nargs="?", default=REGISTRY_REPORT)
+    summary = commands.add_parser("registry-summary", help="print reports/register.json as Markdown")
+    summary.add_argument("path", type=Path, nargs="?", default=REGISTER_REPORT)
     commands.add_parser(
         "sync",
         help="replay what stages could not log while MLflow was unreachable (.visionops/tracking/pending)",
@@ -138,7 +138,7 @@ def _sync() -> int:
             print(f"sync: registered {result['model_name']} v{result['version']} -> {aliases}")
             if not result["decision"].get("comparison"):
                 print(f"sync: champion not decided: {'; '.join(result['decision']['reasons'])}")
-            _replace_deferred_report(REGISTRY_REPORT, result)
+            _replace_deferred_report(REGISTER_REPORT, result)
     print(f"sync: {len(replayed)} deferred stage log(s) replayed")
     return 0
 

@@ -32,10 +32,10 @@ TRAIN_METRICS = Path("reports/metrics/train.json")
 TRAIN_HISTORY = Path("reports/train_history.csv")
 TRAIN_CURVES = Path("reports/train_curves.png")
 # evaluate
-EVAL_REPORT = Path("reports/eval.json")
-EVAL_METRICS = Path("reports/metrics/evaluate.json")
+EVALUATE_REPORT = Path("reports/evaluate.json")
+EVALUATE_METRICS = Path("reports/metrics/evaluate.json")
 PER_CLASS = Path("reports/per_class.csv")
-PREDICTIONS = Path("reports/confusion.csv")  # per test image (actual, predicted), in test order
+PREDICTIONS = Path("reports/predictions.csv")  # per test image (actual, predicted), in test order
 CONFUSION_PNG = Path("reports/confusion_matrix.png")
 LABEL_ISSUES = Path("reports/label_issues.csv")
 LABEL_ISSUES_PNG = Path("reports/label_issues.png")
@@ -54,7 +54,7 @@ EXPORT_REPORT = Path("reports/export.json")
 # reference
 REFERENCE = Path("models/reference")  # what monitoring compares the served model against
 # register
-REGISTRY_REPORT = Path("reports/registry.json")
+REGISTER_REPORT = Path("reports/register.json")
 REGISTER_METRICS = Path("reports/metrics/register.json")
 
 # Written on purpose outside DVC's outs (each with its reason; the contract test allows these):

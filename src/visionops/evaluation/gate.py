@@ -63,5 +63,5 @@ def decide(
 
 
 def decision_record(decision: GateDecision) -> dict[str, Any]:
-    """JSON-able form of the decision: what the registry and reports/registry.json keep."""
+    """JSON-able form of the decision: what the registry and reports/register.json keep."""
     return asdict(decision)
