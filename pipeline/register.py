@@ -34,9 +34,9 @@ def main(args) -> None:
 
     from visionops.config import dump, flatten, load_params
     from visionops.data.prepared import open_prepared
-    from visionops.evaluation.champion import gate_evidence, predicted_indices
-    from visionops.evaluation.gate import decide, decision_record
-    from visionops.export.custody import Report, verify_chain
+    from visionops.gate.champion import gate_evidence, predicted_indices
+    from visionops.gate.custody import Report, verify_chain
+    from visionops.gate.decision import decide, decision_record
     from visionops.io import read_csv, read_json, write_json, write_metrics
     from visionops.serving.packaging import pyfunc_spec
     from visionops.tracking.record import Registration, StageLog

@@ -18,7 +18,7 @@ from PIL import Image
 from visionops.__main__ import main as visionops
 from visionops.config import validate_section
 from visionops.errors import VisionOpsError
-from visionops.export.custody import Report, verify_chain
+from visionops.gate.custody import Report, verify_chain
 from visionops.io import file_sha256
 
 

@@ -10,11 +10,11 @@ from invariants import learned
 from visionops.config import TrackingParams
 from visionops.data.prepared import open_prepared, to_model_input
 from visionops.errors import VisionOpsError
-from visionops.evaluation import gate
-from visionops.evaluation.champion import check_same_task, gate_evidence, predict_labels, predicted_indices
-from visionops.evaluation.paired import majority_class, paired_comparison
 from visionops.export.classifier import OnnxClassifier
 from visionops.export.onnx_export import export_onnx
+from visionops.gate.champion import check_same_task, gate_evidence, predict_labels, predicted_indices
+from visionops.gate.decision import decide, decision_record
+from visionops.gate.paired import majority_class, paired_comparison
 from visionops.serving.packaging import pyfunc_spec
 from visionops.tracking import registry
 from visionops.tracking.record import DatasetInput, StageLog
@@ -43,9 +43,9 @@ def test_paired_comparison_counts_discordant_pairs_and_exact_mcnemar_p():
 
 def test_gate_does_not_promote_two_images_of_noise():
     """The issue's case: a re-seeded run right on 3 more and 1 fewer of 360 images."""
-    d = gate.decide(comparison(3, 1), 0.0, 0.05, True, True)
+    d = decide(comparison(3, 1), 0.0, 0.05, True, True)
     assert not d.promote and "does not beat champion v3" in d.reasons[0] and "p = 0.312" in d.reasons[0]
-    assert gate.decide(comparison(20, 2), 0.0, 0.05, True, True).promote
+    assert decide(comparison(20, 2), 0.0, 0.05, True, True).promote
 
 
 @pytest.mark.parametrize(
@@ -53,21 +53,21 @@ def test_gate_does_not_promote_two_images_of_noise():
     [(20, 2, 0.0, True), (20, 2, 0.2, False), (2, 20, 0.0, False), (11, 0, 0.0, True), (4, 0, 0.0, False)],
 )
 def test_gate_needs_min_delta_and_significance(wins, losses, min_delta, promote):
-    assert gate.decide(comparison(wins, losses), min_delta, 0.05, True, True).promote is promote
+    assert decide(comparison(wins, losses), min_delta, 0.05, True, True).promote is promote
 
 
 def test_first_model_must_beat_the_trivial_baseline():
     y = np.array([0] * 60 + [1] * 30 + [2] * 30)
     always = np.full(len(y), majority_class(np.array([0, 0, 1, 2])))
     evidence = paired_comparison(y, always, always, "f1_macro", 3) | {"champion_version": None}
-    d = gate.decide(evidence, 0.0, 0.05, True, True)
+    d = decide(evidence, 0.0, 0.05, True, True)
     assert not d.promote and "trivial baseline" in d.reasons[0] and d.champion_version is None
     good = paired_comparison(y, y, always, "f1_macro", 3) | {"champion_version": None}
-    assert gate.decide(good, 0.0, 0.05, True, True).promote
+    assert decide(good, 0.0, 0.05, True, True).promote
 
 
 def test_gate_blocks_on_failed_validation_or_parity_and_says_why():
-    d = gate.decide(comparison(40, 0), 0.0, 0.05, validation_ok=False, parity_ok=False)
+    d = decide(comparison(40, 0), 0.0, 0.05, validation_ok=False, parity_ok=False)
     assert not d.promote
     assert (
         "data validation had critical failures" in d.reasons
@@ -76,7 +76,7 @@ def test_gate_blocks_on_failed_validation_or_parity_and_says_why():
 
 
 def test_gate_without_evidence_waits_and_says_how_to_decide():
-    d = gate.decide(None, 0.0, 0.05, True, True)
+    d = decide(None, 0.0, 0.05, True, True)
     assert not d.promote and "dvc repro --single-item --force register" in d.reasons[0]
 
 
@@ -118,11 +118,11 @@ def test_register_moves_aliases_per_gate_and_champion_is_scored_again(
     info = logged_model
     sealed = record_files(info.run_id, info.model_uri, info.model_id, store / "seal")
     for wins, losses in ((40, 0), (3, 1), (30, 2)):
-        decision = gate.decide(
+        decision = decide(
             comparison(wins, losses, version=registry.champion_version(name)), 0, 0.05, True, True
         )
         version = registry.register_version(logged_model.model_uri, name, sealed, "test")
-        applied = registry.apply_aliases(name, version.version, gate.decision_record(decision))
+        applied = registry.apply_aliases(name, version.version, decision_record(decision))
         versions.append((version.version, applied["promote"]))
     assert [p for _, p in versions] == [True, False, True]
     client = mlflow.MlflowClient()
@@ -179,7 +179,7 @@ def test_a_champion_exported_before_issue_13_is_still_scored(trained, digits_arr
 def test_a_champion_moved_by_another_experiment_is_not_overwritten(store, logged_model):
     uri = logged_model.model_uri
     first = registry.register_version(uri, "m", {}, "test")
-    won = gate.decision_record(gate.decide(comparison(40, 0, version=None), 0, 0.05, True, True))
+    won = decision_record(decide(comparison(40, 0, version=None), 0, 0.05, True, True))
     registry.apply_aliases("m", first.version, won)
     stale = dict(won)  # compared before v1 won
     second = registry.register_version(uri, "m", {}, "test")

@@ -198,7 +198,7 @@ def test_the_checkers_fail_on_a_broken_dvc_yaml():
 def test_editing_the_registry_or_the_gate_reruns_register_only():
     """Issue 16: the promotion gate and the registry are register's alone, so editing them
     never re-trains."""
-    for module in ("tracking/registry.py", "evaluation/gate.py"):
+    for module in ("tracking/registry.py", "gate/decision.py"):
         path = SRC / "visionops" / module
         dependent = {
             stage

@@ -29,7 +29,7 @@ class Registration(_Record):
     hashes: dict[str, str]  # sha256 of model.pt and the ONNX: version tags
     validation_ok: bool
     parity_ok: bool
-    decision: dict[str, Any]  # evaluation/gate.decision_record
+    decision: dict[str, Any]  # gate/decision.decision_record
     pyfunc: dict[str, Any]  # serving/packaging.pyfunc_spec
     source: str  # the data source's name, for the version's description
 

@@ -122,7 +122,7 @@ def find_champion(name: str, into: Path, cfg: TrackingParams) -> tuple[bool, tup
 
 def apply_aliases(name: str, version: str, decision: dict[str, Any]) -> dict[str, Any]:
     """Move `candidate` to the newest version (`version`, unless another is newer); `champion` too when
-    the gate's `decision` (evaluation/gate.decision_record) promotes and the champion it was
+    the gate's `decision` (gate/decision.decision_record) promotes and the champion it was
     compared with still holds the alias (concurrent experiments); tag the decision and its
     paired evidence. Returns the decision as applied."""
     import mlflow

@@ -58,8 +58,8 @@ def gate_evidence(
     """Paired evidence for the gate: `challenger` (predicted class indices on the test split)
     against the champion (version, ONNX file) scored here on the same images or, with no
     champion, against always answering the most frequent training class."""
-    from visionops.evaluation.paired import majority_class, paired_comparison
     from visionops.export.classifier import OnnxClassifier
+    from visionops.gate.paired import majority_class, paired_comparison
 
     if champion is None:
         version = None

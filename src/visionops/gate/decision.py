@@ -1,4 +1,4 @@
-"""The promotion gate: pure logic over the paired evidence (evaluation/paired.py).
+"""The promotion gate: pure logic over the paired evidence (gate/paired.py).
 
 The register stage decides here and hands tracking the decision as a plain record, so the
 gate can change without touching what other stages depend on.
@@ -13,7 +13,7 @@ from typing import Any
 @dataclass
 class GateDecision:
     """Whether the new version becomes champion, and every reason that decided it.
-    `comparison` is the paired evidence (see evaluation/paired.py), None when it is missing."""
+    `comparison` is the paired evidence (see gate/paired.py), None when it is missing."""
 
     promote: bool
     metric: str
