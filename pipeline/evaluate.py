@@ -27,12 +27,11 @@ def main(args) -> None:
     import pandas as pd
 
     from visionops.config import dump, flatten, load_params
-    from visionops.data.loader import ImageBatches
     from visionops.data.prepared import open_prepared
     from visionops.device import resolve_device
     from visionops.evaluation.metrics import classification_metrics
     from visionops.evaluation.plots import plot_confusion_matrix, plot_label_issues
-    from visionops.inference import predict_logits
+    from visionops.export.classifier import EagerClassifier
     from visionops.io import file_sha256, read_json, write_csv, write_json, write_metrics
     from visionops.models.serialize import load_model
     from visionops.tracking.record import StageLog
@@ -44,10 +43,8 @@ def main(args) -> None:
     data = open_prepared(PREPARED)
     setup = resolve_device("auto", amp=False, channels_last=False)
     model, _ = load_model(MODEL, setup.device)
-    test = ImageBatches(
-        data.test.x, data.test.y, data.meta.mean, data.meta.std, setup.device
-    )  # one pass: streamed
-    probs = predict_logits(model, test, cfg.batch_size, setup).softmax(1).cpu().numpy()
+    # the one way visionops predicts, here with the PyTorch model: memory flat in the split size
+    probs = EagerClassifier(model, data.meta.model_meta(), cfg.batch_size).probabilities(data.test.x)
     y_true = data.test.y
     result = classification_metrics(y_true, probs, data.classes, cfg.calibration_bins)
 

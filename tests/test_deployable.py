@@ -15,7 +15,7 @@ from PIL import Image
 from visionops.__main__ import main as visionops
 from visionops.data.decode import RESIZE_METHOD
 from visionops.data.prepared import to_model_input
-from visionops.export.classifier import OnnxClassifier
+from visionops.export.classifier import EagerClassifier, OnnxClassifier
 from visionops.models.zoo import classifier_head
 from visionops.serving.packaging import pyfunc_spec
 
@@ -55,6 +55,28 @@ def test_exported_graph_takes_uint8_nhwc_and_normalises_inside(exported, digits_
     assert model.has_embedding and np.abs(embedding - features).max() < 1e-3
     assert np.allclose(probabilities, model.probabilities(digits_arrays["test_x"]))
     assert not classifier_head(net)._forward_pre_hooks  # the export left no hook behind
+
+
+def test_every_backend_predicts_through_one_classifier(exported, digits_arrays, trained, tmp_path):
+    """Issue 34: evaluate's PyTorch model and the exported graph answer the same images with the
+    same probabilities, batch by batch from a memory map, whatever the batch size."""
+    path, reference = exported
+    model, _, meta = trained
+    images = digits_arrays["test_x"]
+    stored = tmp_path / "test_x.npy"
+    np.save(stored, images)
+    mapped = np.load(stored, mmap_mode="r")
+    eager = EagerClassifier(model, meta, batch=7)
+    probabilities = eager.probabilities(mapped)
+    assert probabilities.shape == (len(images), len(meta["classes"])) and probabilities.dtype == np.float64
+    assert np.allclose(probabilities.sum(1), 1.0)
+    assert np.abs(eager.logits(mapped) - reference).max() < 1e-4  # the normalisation evaluate used
+    assert np.array_equal(EagerClassifier(model, meta, batch=256).labels(images), reference.argmax(1))
+    onnx = OnnxClassifier(path)
+    assert np.abs(onnx.probabilities(mapped) - probabilities).max() < 1e-4
+    assert np.array_equal(onnx.labels(mapped), eager.labels(mapped))
+    assert eager.task == onnx.task and eager.classes == onnx.classes
+    assert eager.probabilities(images[:0]).shape == (0, len(meta["classes"]))
 
 
 def test_predict_cli_classifies_folders_and_lists_unreadable_files(exported, digits_arrays, tmp_path, capsys):

@@ -12,7 +12,7 @@ from visionops.data.prepared import open_prepared, to_model_input
 from visionops.errors import VisionOpsError
 from visionops.export.classifier import OnnxClassifier
 from visionops.export.onnx_export import export_onnx
-from visionops.gate.champion import check_same_task, gate_evidence, predict_labels, predicted_indices
+from visionops.gate.champion import check_same_task, gate_evidence, predicted_indices
 from visionops.gate.decision import decide, decision_record
 from visionops.gate.paired import majority_class, paired_comparison
 from visionops.serving.packaging import pyfunc_spec
@@ -137,7 +137,7 @@ def test_register_moves_aliases_per_gate_and_champion_is_scored_again(
     assert version == str(versions[2][0])
     champion = OnnxClassifier(path)
     assert champion.task == {"classes": trained[2]["classes"], "image_size": 8, "channels": 1}
-    predicted = predict_labels(champion, digits_arrays["test_x"])
+    predicted = champion.labels(digits_arrays["test_x"])
     assert learned((predicted == digits_arrays["test_y"]).mean(), digits_arrays["test_y"])
     assert registry.download_champion("no-such-model", store / "none") is None
 
@@ -172,7 +172,7 @@ def test_a_champion_exported_before_issue_13_is_still_scored(trained, digits_arr
     export_onnx(model, torch.from_numpy(x), path, 20, meta)
     old = OnnxClassifier(path)
     assert not old.takes_uint8
-    accuracy = (predict_labels(old, digits_arrays["test_x"]) == digits_arrays["test_y"]).mean()
+    accuracy = (old.labels(digits_arrays["test_x"]) == digits_arrays["test_y"]).mean()
     assert learned(accuracy, digits_arrays["test_y"])
 
 
@@ -319,7 +319,7 @@ def test_gate_evidence_pairs_with_the_champions_predictions(deployable_onnx, dig
         counts={"train": len(y), "test": len(y)}, mean=[0.0], std=[1.0], copies=0, source="digits",
     )  # fmt: skip
     data = Prepared(Path("."), meta, Split(x, y, np.arange(len(y)), np.zeros(len(y), np.int16)), Split(x, y))
-    champion_labels = predict_labels(OnnxClassifier(deployable_onnx), x)
+    champion_labels = OnnxClassifier(deployable_onnx).labels(x)
     evidence = gate_evidence(data, y, ("4", deployable_onnx), "digits", "accuracy")
     assert evidence["champion_version"] == "4" and evidence["challenger"] == 1.0
     assert evidence["reference"] == pytest.approx(float(np.mean(champion_labels == y)))

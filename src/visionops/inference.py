@@ -1,5 +1,7 @@
-"""Model inference over a split: what evaluate, compress, training's validation and the
-`predict` command share, without depending on the training code."""
+"""Logits over a split the way training feeds it (device-resident or streamed batches, mixed
+precision, channels-last): training's validation each epoch. Predictions that leave the
+pipeline (evaluate's, the gate's, predict's, the served model's) go through
+`export.classifier.Classifier`."""
 
 from __future__ import annotations
 

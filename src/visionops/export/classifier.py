@@ -1,13 +1,16 @@
-"""An exported ONNX classifier with what its metadata says: class names, input size and
-channels, normalisation. One object serves the register gate, `visionops predict` and the
-MLflow pyfunc model, whichever input the graph takes (uint8 NHWC since issue 13, or the
-older float32 NCHW that needs the normalisation applied outside). Needs only onnxruntime,
-numpy and Pillow (no torch), so a serving environment stays small."""
+"""Images to class probabilities, the one way visionops predicts: `Classifier` takes uint8
+NHWC images at the model's size and channels and returns probabilities, a batch at a time
+(a memory map is read batch by batch). Its backends say only how a batch becomes logits:
+`OnnxClassifier` (the exported graph on ONNX Runtime: the register gate, `visionops predict`
+and `monitor`, the MLflow pyfunc, the monitoring reference), `TensorRTClassifier`
+(engine_classifier.py) and `EagerClassifier` (the PyTorch model before export: evaluate).
+ONNX needs only onnxruntime, numpy and Pillow (no torch), so a serving environment stays small."""
 
 from __future__ import annotations
 
 import json
 import os
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +30,47 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(1, keepdims=True)
 
 
-class OnnxClassifier:
-    """ONNX Runtime session + the task recorded in the model's metadata."""
+class Classifier(ABC):
+    """uint8 NHWC images -> class probabilities (float64), in batches of `batch`; `meta` holds
+    the task (classes, image_size, channels) and the normalisation (mean, std)."""
+
+    meta: dict[str, Any]
+    batch: int = 256
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.meta["classes"])
+
+    @property
+    def task(self) -> dict[str, Any]:
+        return {key: self.meta[key] for key in TASK_KEYS}
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """Softmax of the logits."""
+        return softmax(self.logits(images).astype(np.float64))
+
+    def labels(self, images: np.ndarray) -> np.ndarray:
+        """The predicted class index of every image."""
+        return self.logits(images).argmax(1)
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """Logits for uint8 NHWC `images` at the model's size and channels."""
+        out = [self._logits(chunk) for chunk in self._batches(images)]
+        return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
+
+    def _batches(self, images: np.ndarray):
+        for start in range(0, len(images), self.batch):
+            yield np.ascontiguousarray(images[start : start + self.batch], dtype=np.uint8)
+
+    @abstractmethod
+    def _logits(self, batch: np.ndarray) -> np.ndarray:
+        """Logits (float32) for one contiguous uint8 NHWC batch."""
+
+
+class OnnxClassifier(Classifier):
+    """ONNX Runtime session + the task recorded in the model's metadata, whichever input the
+    graph takes (uint8 NHWC since issue 13, or the older float32 NCHW that needs the
+    normalisation applied outside)."""
 
     def __init__(self, path: Path, threads: int = 0, providers: list[str] | None = None):
         import onnxruntime as ort
@@ -59,14 +101,6 @@ class OnnxClassifier:
         self.meta = meta
 
     @property
-    def classes(self) -> list[str]:
-        return list(self.meta["classes"])
-
-    @property
-    def task(self) -> dict[str, Any]:
-        return {key: self.meta[key] for key in TASK_KEYS}
-
-    @property
     def takes_uint8(self) -> bool:
         return self.input.type == "tensor(uint8)"
 
@@ -75,33 +109,45 @@ class OnnxClassifier:
         """Whether the graph also outputs its embedding (models exported before issue 35 do not)."""
         return EMBEDDING in {output.name for output in self.session.get_outputs()}
 
-    def logits(self, images: np.ndarray, batch: int = 256) -> np.ndarray:
-        """Logits for uint8 NHWC `images` at the model's size and channels."""
-        return self._run(images, batch, embedding=False)[0]
-
-    def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """Softmax of the logits."""
-        return softmax(self.logits(images).astype(np.float64))
-
-    def outputs(self, images: np.ndarray, batch: int = 256) -> tuple[np.ndarray, np.ndarray | None]:
+    def outputs(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """(probabilities, embedding) in one pass; the embedding is None for a graph without one."""
-        logits, embedding = self._run(images, batch, embedding=self.has_embedding)
-        return softmax(logits.astype(np.float64)), embedding
+        if not self.has_embedding:
+            return self.probabilities(images), None
+        logits, vectors = [], []
+        for chunk in self._batches(images):
+            got = self._run(chunk, [self.session.get_outputs()[0].name, EMBEDDING])
+            logits.append(got[0])
+            vectors.append(got[1])
+        if not logits:  # no images: no rows, and no embedding to speak of
+            return np.zeros((0, len(self.classes))), None
+        return softmax(np.concatenate(logits).astype(np.float64)), np.concatenate(vectors)
 
-    def _run(self, images: np.ndarray, batch: int, embedding: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    def _logits(self, batch: np.ndarray) -> np.ndarray:
+        return self._run(batch, [self.session.get_outputs()[0].name])[0]
+
+    def _run(self, batch: np.ndarray, names: list[str]) -> list[np.ndarray]:
         from visionops.data.prepared import to_model_input
 
-        names = [self.session.get_outputs()[0].name] + ([EMBEDDING] if embedding else [])
-        logits, vectors = [], []
-        for start in range(0, len(images), batch):
-            chunk = np.ascontiguousarray(images[start : start + batch], dtype=np.uint8)
-            feed = chunk if self.takes_uint8 else to_model_input(chunk, self.meta)
-            got = self.session.run(names, {self.input.name: feed})
-            logits.append(got[0])
-            vectors += got[1:]
-        if not logits:  # no images: no rows, and no embedding to speak of
-            return np.zeros((0, len(self.classes)), np.float32), None
-        return np.concatenate(logits), (np.concatenate(vectors) if vectors else None)
+        feed = batch if self.takes_uint8 else to_model_input(batch, self.meta)
+        return self.session.run(names, {self.input.name: feed})
+
+
+class EagerClassifier(Classifier):
+    """A PyTorch model in memory: evaluate scores models/model.pt before there is an ONNX graph,
+    normalising as a float-input graph is fed (`to_model_input`), on the model's device."""
+
+    def __init__(self, model, meta: dict[str, Any], batch: int = 256):
+        self.model, self.meta, self.batch = model.eval(), meta, batch
+        self.device = next(model.parameters()).device
+
+    def _logits(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        from visionops.data.prepared import to_model_input
+
+        with torch.inference_mode():
+            inputs = torch.from_numpy(to_model_input(batch, self.meta)).to(self.device)
+            return self.model(inputs).float().cpu().numpy()
 
 
 def _json(value: str) -> Any:

@@ -1,4 +1,4 @@
-"""A TensorRT engine behind the same interface as `OnnxClassifier` (meta, classes, task,
+"""A TensorRT engine as a `Classifier` (export/classifier.py: meta, classes, task,
 probabilities), so `visionops predict` can use it in the ONNX model's place. Loading checks
 the engine's sidecar against this machine's TensorRT version and GPU first.
 
@@ -8,17 +8,18 @@ Needs CUDA + TensorRT: not executed on this project's CPU machines (the refusals
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from visionops.errors import VisionOpsError, first_line
 from visionops.export import tensorrt as trt_builder
+from visionops.export.classifier import Classifier
 from visionops.io import file_sha256
 
 
-class TensorRTClassifier:
-    """Deserialized engine + the task recorded beside it by the export stage."""
+class TensorRTClassifier(Classifier):
+    """Deserialized engine + the task recorded beside it by the export stage; batches are the
+    engine's largest profile batch."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -40,30 +41,13 @@ class TensorRTClassifier:
         )
         self.engine = trt_builder.deserialize_engine(self.trt, self.path.read_bytes())
         self.info, self.meta = info, info["model"]
-        self.max_batch = int(info["profile"]["max"][0])
+        self.batch = int(info["profile"]["max"][0])
 
-    @property
-    def classes(self) -> list[str]:
-        return list(self.meta["classes"])
-
-    @property
-    def task(self) -> dict[str, Any]:
-        return {key: self.meta[key] for key in ("classes", "image_size", "channels")}
-
-    def logits(self, images: np.ndarray) -> np.ndarray:
-        """Logits for uint8 NHWC `images`, in chunks of the engine's largest profile batch."""
+    def _logits(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
-        out = []
-        for start in range(0, len(images), self.max_batch):
-            chunk = torch.from_numpy(np.ascontiguousarray(images[start : start + self.max_batch])).cuda()
-            out.append(trt_builder.run_engine(self.trt, self.engine, chunk).float().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
-
-    def probabilities(self, images: np.ndarray) -> np.ndarray:
-        from visionops.export.classifier import softmax
-
-        return softmax(self.logits(images).astype(np.float64))
+        images = torch.from_numpy(batch).cuda()
+        return trt_builder.run_engine(self.trt, self.engine, images).float().cpu().numpy()
 
 
 def engine_for(onnx_path: Path) -> tuple[TensorRTClassifier | None, str]:

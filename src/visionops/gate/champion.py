@@ -16,8 +16,6 @@ if TYPE_CHECKING:
 
     from visionops.data.prepared import Prepared
 
-CHUNK = 512  # test images read and scored at a time: memory stays flat in the split size
-
 
 def check_same_task(
     champion: dict[str, Any], challenger: dict[str, Any], model_name: str, version: str
@@ -34,18 +32,6 @@ def check_same_task(
             f"{len(challenger['classes'])}class-{challenger['image_size']}px'), or retrain on the "
             "champion's classes and input size",
         )
-
-
-def predict_labels(model, images: np.ndarray) -> np.ndarray:
-    """Predicted class indices of an OnnxClassifier for uint8 NHWC `images` (a memory map is
-    read CHUNK rows at a time)."""
-    from visionops.data.prepared import read_rows
-
-    predicted = [
-        model.logits(read_rows(images, np.arange(start, min(start + CHUNK, len(images))))).argmax(1)
-        for start in range(0, len(images), CHUNK)
-    ]
-    return np.concatenate(predicted) if predicted else np.zeros(0, np.int64)
 
 
 def gate_evidence(
@@ -68,7 +54,7 @@ def gate_evidence(
         version, onnx_path = champion
         model = OnnxClassifier(onnx_path)
         check_same_task(model.task, data.meta.model_meta(), model_name, version)
-        reference = predict_labels(model, data.test.x)
+        reference = model.labels(data.test.x)
     comparison = paired_comparison(data.test.y, challenger, reference, gate_metric, len(data.classes))
     return comparison | {"champion_version": version}
 
