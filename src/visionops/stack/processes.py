@@ -26,7 +26,10 @@ def free_port() -> int:
 
 
 def is_free(port: int) -> bool:
+    """Whether a server could bind `port` on 127.0.0.1 now (a port left in TIME_WAIT by a server
+    just stopped counts as free: servers bind with SO_REUSEADDR)."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:

@@ -26,7 +26,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -78,16 +77,12 @@ def free_stack_ports() -> dict[str, int]:
 
 def check_free(ports: dict[str, int]) -> None:
     for name, port in ports.items():
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                raise StackError(
-                    f"port {port} ({name}) on 127.0.0.1 is in use",
-                    f"stop what listens there (`make server-stop` if it is an earlier stack) or "
-                    f"choose other ports (--{name.split()[0]}-port)",
-                ) from None
+        if not is_free(port):
+            raise StackError(
+                f"port {port} ({name}) on 127.0.0.1 is in use",
+                f"stop what listens there (`make server-stop` if it is an earlier stack) or "
+                f"choose other ports (--{name.split()[0]}-port)",
+            )
 
 
 def postgres_bin() -> Path:
