@@ -53,20 +53,20 @@ def main(args) -> None:
         fit(model, train_set, val_set, cfg, setup, progress=False, **resume)
         shutdown()
         return
-    record = _open_run(job, params["tracking"])
-    with ended_on_failure(record):  # a NaN stop, a full disk, Ctrl-C: the run is not left RUNNING
+    run = _open_run(job, params["tracking"])
+    with ended_on_failure(run):  # a NaN stop, a full disk, Ctrl-C: the run is not left RUNNING
         history = fit(
-            model, train_set, val_set, cfg, setup, _epoch_logger(record), extras={"run": record}, **resume
+            model, train_set, val_set, cfg, setup, _epoch_logger(run), extras={"run": run}, **resume
         )
-        summary = _write_outputs(model, spec, data, history, record, setup, train_set.describe())
+        summary = _write_outputs(model, spec, data, history, run, setup, train_set.describe())
         shutdown()
-        _track(params, data, data_id, summary, record, setup)
-    run = record["run_id"] or f"pending {record['pending_id']}"
+        _track(params, data, data_id, summary, run, setup)
+    shown = run["run_id"] or f"pending {run['pending_id']}"
     best = summary.get("best_val_accuracy")
     result = (
         f"best val accuracy {best:.4f}" if best is not None else "no validation split (train.val_fraction: 0)"
     )
-    print(f"train: {result} in {summary['seconds']:.1f}s; MLflow run {run}")
+    print(f"train: {result} in {summary['seconds']:.1f}s; MLflow run {shown}")
 
 
 def _open_run(job: str, tracking) -> dict:
@@ -80,22 +80,22 @@ def _open_run(job: str, tracking) -> dict:
 
     resumed = load_checkpoint(CHECKPOINT, job)
     if resumed is not None:
-        record = resumed["extras"]["run"]
-        print(f"train: resuming MLflow run {record['run_id']} from epoch {resumed['epoch']}")
-        reopen_run(record)
-        return record
+        run = resumed["extras"]["run"]
+        print(f"train: resuming MLflow run {run['run_id']} from epoch {resumed['epoch']}")
+        reopen_run(run)
+        return run
     abandoned = checkpoint_extras(CHECKPOINT).get("run")
-    record = new_run(tracking, run_name=os.environ.get("DVC_EXP_NAME"))
-    if abandoned and abandoned.get("run_id") != record.get("run_id"):
+    run = new_run(tracking, run_name=os.environ.get("DVC_EXP_NAME"))
+    if abandoned and abandoned.get("run_id") != run.get("run_id"):
         end_run(abandoned, "KILLED", "abandoned: training restarted with different params or data")
-    return record
+    return run
 
 
-def _epoch_logger(record: dict):
+def _epoch_logger(run: dict):
     """Per-epoch callback: live MLflow metrics (best effort) and a one-line progress print."""
     from visionops.tracking.live import LiveMetrics
 
-    live = LiveMetrics(record.get("run_id"))
+    live = LiveMetrics(run.get("run_id"))
 
     def on_epoch(row) -> None:
         live.log({k: float(v) for k, v in row.items() if k != "epoch"}, step=row["epoch"])
@@ -107,7 +107,7 @@ def _epoch_logger(record: dict):
     return on_epoch
 
 
-def _write_outputs(model, spec, data, history, record, setup, data_path: str) -> dict:
+def _write_outputs(model, spec, data, history, run, setup, data_path: str) -> dict:
     """models/model.pt, the history CSV and plot, the reports and models/run.json."""
     import pandas as pd
 
@@ -134,12 +134,12 @@ def _write_outputs(model, spec, data, history, record, setup, data_path: str) ->
     write_json(paths.TRAIN_REPORT, summary)
     # the metric worth comparing across experiments; timings stay in train.json and MLflow
     write_metrics(paths.TRAIN_METRICS, {"best_val_acc": summary.get("best_val_accuracy")})
-    write_json(paths.RUN, record | {"model_sha256": file_sha256(MODEL)})  # the chain of custody starts here
+    write_json(paths.RUN, run | {"model_sha256": file_sha256(MODEL)})  # the chain of custody starts here
     CHECKPOINT.unlink(missing_ok=True)  # done: a forced re-run trains from scratch
     return summary
 
 
-def _track(params, data, data_id, summary, record, setup) -> None:
+def _track(params, data, data_id, summary, run, setup) -> None:
     """Params, lineage tags, summary metrics and curves; the training data (a sample and its
     digest) and the model (as a torch.export program), handed to tracking as files."""
     import tempfile
@@ -175,7 +175,7 @@ def _track(params, data, data_id, summary, record, setup) -> None:
                 name=f"{meta.source}-prepared", digest=data_id, source=str(PREPARED), rows=rows
             ),
         )
-        track("train", record, files, values, params["tracking"])
+        track("train", run, files, values, params["tracking"])
 
 
 def _model_and_sample(data, val_fraction: float, seed: int, into: Path) -> tuple[dict, int]:
