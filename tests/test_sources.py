@@ -646,3 +646,6 @@ def test_a_growing_folder_keeps_every_image_on_its_side_of_the_split():
     assert sides(files, seed=1) != before
     tiny = sides({"a/1.jpg": "a/1.jpg", "a/2.jpg": "a/2.jpg", "b/1.jpg": "b/1.jpg", "b/2.jpg": "b/2.jpg"})
     assert sorted(tiny.values()) == ["test", "test", "train", "train"]
+    with pytest.raises(VisionOpsError, match="class 'lonely' has 1 image") as refused:
+        sides({"a/1.jpg": "a/1.jpg", "a/2.jpg": "a/2.jpg", "lonely/1.jpg": "lonely/1.jpg"})
+    assert "at least 2 images" in str(refused.value)

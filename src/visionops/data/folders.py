@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import numpy as np
-
 from visionops.data.listing import Listing, ignored_part, join_path, name_of
 from visionops.data.split import hashed_split
 from visionops.errors import VisionOpsError
@@ -215,7 +213,7 @@ def _split_by_fraction(
     folder (`hashed_split`): an image keeps its side as the folder grows or is relabelled."""
     names = sorted(per_class)
     files = [item for name in names for item in per_class[name]]
-    labels = np.asarray([i for i, name in enumerate(names) for _ in per_class[name]])
+    labels = [name for name in names for _ in per_class[name]]
     try:
         train, test = hashed_split([flat_name for _, flat_name in files], labels, test_fraction, seed)
     except ValueError as exc:  # a class with a single image cannot be on both sides
@@ -224,7 +222,7 @@ def _split_by_fraction(
             "give every class at least 2 images (more is better), or provide train/ and test/ folders",
         ) from exc
     return {
-        split: {name: [files[i] for i in index if labels[i] == k] for k, name in enumerate(names)}
+        split: {name: [files[i] for i in index if labels[i] == name] for name in names}
         for split, index in (("train", train), ("test", test))
     }
 

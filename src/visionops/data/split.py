@@ -24,14 +24,15 @@ def hashed_split(names: Sequence[str], labels: Sequence[str], test_fraction: flo
     `test_fraction`, so it keeps its side while images are added, removed or moved to another
     class. A reshuffle would put the previous model's training images in the new test set and
     flatter it against a candidate. Each class of 2 or more images gets at least one image on
-    each side; the shares are `test_fraction` up to sampling noise, not exactly."""
+    each side; the shares are `test_fraction` up to sampling noise, not exactly. `labels` are
+    class names (a class that cannot be split is named in the error)."""
     draws = np.fromiter((_draw(seed, name) for name in names), dtype=np.float64, count=len(names))
     in_test = draws < test_fraction
     labels = np.asarray(labels)
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
         if len(members) < 2:
-            raise ValueError(f"class {label!r} has {len(members)} image(s): each side of the split needs one")
+            raise ValueError(f"class '{label}' has {len(members)} image(s): each side of the split needs one")
         if in_test[members].all():
             in_test[members[np.argmax(draws[members])]] = False
         elif not in_test[members].any():
