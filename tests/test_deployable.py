@@ -79,6 +79,42 @@ def test_every_backend_predicts_through_one_classifier(exported, digits_arrays, 
     assert eager.probabilities(images[:0]).shape == (0, len(meta["classes"]))
 
 
+def test_a_memory_mapped_split_is_scored_in_flat_memory(tmp_path):
+    """Evaluate and the gate score a whole test split: reading it through the memory map would
+    put every page of it in the process's RSS; the classifier reads batches with pread."""
+    import json
+    import subprocess
+    import sys
+
+    shape = (2048, 128, 128, 3)
+    images = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.uint8, shape=shape)
+    images[:] = 7
+    images.flush()
+    del images
+    script = f"""
+import json, re
+import numpy as np
+import visionops.data.prepared  # imported before the measurement: its code is not the split
+from visionops.export.classifier import Classifier
+def peak():  # VmHWM: unlike ru_maxrss, it counts mapped file pages as soon as they are touched
+    return int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)) * 1024
+class Counting(Classifier):
+    meta = {{"classes": ["a", "b"]}}
+    def _logits(self, batch):
+        return np.zeros((len(batch), 2), np.float32) + batch.mean()
+images = np.load({str(tmp_path / "x.npy")!r}, mmap_mode="r")
+before = peak()
+labels = Counting().labels(images)
+after = peak()
+print(json.dumps({{"growth": after - before, "n": len(labels)}}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["n"] == 2048
+    split = np.prod(shape)  # 96 MB; a batch of 256 rows is 12 MB (mapped: +96-112 MB, read: +24 MB)
+    assert result["growth"] < split / 2, f"peak RSS grew {result['growth'] / 2**20:.0f} MB for a 96 MB split"
+
+
 def test_predict_cli_classifies_folders_and_lists_unreadable_files(exported, digits_arrays, tmp_path, capsys):
     path, reference = exported
     folder = tmp_path / "photos"

@@ -59,8 +59,15 @@ class Classifier(ABC):
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)), np.float32)
 
     def _batches(self, images: np.ndarray):
+        """Contiguous uint8 batches. A memory-mapped split is read with pread (`read_rows`), so
+        its pages never count in this process's memory: flat in the split's size."""
+        mapped = isinstance(images, np.memmap)
+        if mapped:
+            from visionops.data.prepared import read_rows
         for start in range(0, len(images), self.batch):
-            yield np.ascontiguousarray(images[start : start + self.batch], dtype=np.uint8)
+            stop = min(start + self.batch, len(images))
+            chunk = read_rows(images, np.arange(start, stop)) if mapped else images[start:stop]
+            yield np.ascontiguousarray(chunk, dtype=np.uint8)
 
     @abstractmethod
     def _logits(self, batch: np.ndarray) -> np.ndarray:
