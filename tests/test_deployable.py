@@ -96,7 +96,7 @@ import json, re
 import numpy as np
 import visionops.data.prepared  # imported before the measurement: its code is not the split
 from visionops.export.classifier import Classifier
-def peak():  # VmHWM: unlike ru_maxrss, it counts mapped file pages as soon as they are touched
+def peak():  # VmHWM: the peak resident set, mapped file pages included
     return int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)) * 1024
 class Counting(Classifier):
     meta = {{"classes": ["a", "b"]}}
