@@ -34,6 +34,7 @@ def main(args) -> None:
     from visionops.export.classifier import EagerClassifier
     from visionops.io import file_sha256, read_json, write_csv, write_json, write_metrics
     from visionops.models.serialize import load_model
+    from visionops.models.tta import with_tta
     from visionops.tracking.record import StageLog
     from visionops.tracking.track import track
 
@@ -42,7 +43,8 @@ def main(args) -> None:
     run = read_json(RUN)  # before any work: a missing or damaged run.json fails fast
     data = open_prepared(PREPARED)
     setup = resolve_device("auto", amp=False, channels_last=False)
-    model, _ = load_model(MODEL, setup.device)
+    model, payload = load_model(MODEL, setup.device)
+    model = with_tta(model, payload["spec"])  # scored as export will deploy it (model.tta)
     # the one way visionops predicts, here with the PyTorch model: memory flat in the split size
     probs = EagerClassifier(model, data.meta.model_meta(), cfg.batch_size).probabilities(data.test.x)
     y_true = data.test.y

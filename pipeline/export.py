@@ -32,6 +32,7 @@ def main(args) -> None:
     from visionops.export.checks import export_and_check
     from visionops.io import file_sha256, read_json, write_json
     from visionops.models.serialize import load_model
+    from visionops.models.tta import with_tta
     from visionops.tracking.record import StageLog
     from visionops.tracking.track import track
 
@@ -39,6 +40,7 @@ def main(args) -> None:
     cfg = params["export"]
     run = read_json(RUN)  # before any work: a missing or damaged run.json fails fast
     model, payload = load_model(MODEL)
+    model = with_tta(model, payload["spec"])  # model.tta's views go inside the graph
     data = open_prepared(PREPARED)
     images = read_rows(data.test.x, np.arange(min(cfg.parity_images, len(data.test))))
     report = export_and_check(

@@ -25,12 +25,11 @@ def main(args) -> None:
     from visionops.config import dump, load_params
     from visionops.data.prepared import arrays_sha256, open_prepared
     from visionops.device import resolve_device
-    from visionops.models.zoo import create_model
     from visionops.tracking.lifecycle import ended_on_failure
     from visionops.training.checkpoint import job_fingerprint
     from visionops.training.distributed import init_from_env, shutdown, torchrun_command
     from visionops.training.loop import fit
-    from visionops.training.setup import model_spec, train_and_val
+    from visionops.training.setup import build_model, model_spec, train_and_val
 
     params = load_params(args.params, "model", "train", "tracking")
     cfg = params["train"]
@@ -43,7 +42,7 @@ def main(args) -> None:
     train_set, val_set = train_and_val(data, cfg, setup)
     spec = model_spec(params["model"], data.meta)
     torch.manual_seed(cfg.seed)
-    model = create_model(spec)
+    model = build_model(spec, train_set)
     print(f"train: {spec['arch']} on {setup.name}, {len(train_set)} train / {len(val_set)} val images")
     print(f"train: data: {train_set.describe()}")
     data_id = arrays_sha256(PREPARED)

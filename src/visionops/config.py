@@ -106,6 +106,22 @@ class ModelParams(Section):
     width: int = Field(32, ge=4, le=1024)  # base channels of simple_cnn / resnet9
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     pretrained: bool = False  # torchvision weights (backbones only); needs network or the hub cache
+    # the fast-training recipe (airbench): scratch networks only, all off by default
+    logit_scale: float = Field(1.0, gt=0.0)  # multiply the logits (airbench94: 1/9)
+    tta: Literal["none", "flip", "flip_translate"] = "none"  # test-time views averaged (evaluate, ONNX)
+    whiten_init: bool = False  # first conv from the whitening of training-set patches
+    dirac_init: bool = False  # convs start as the identity on their first in_channels filters
+
+    @model_validator(mode="after")
+    def _recipe_needs_a_scratch_net(self) -> ModelParams:
+        recipe = {"logit_scale": 1.0, "whiten_init": False, "dirac_init": False}
+        changed = [key for key, default in recipe.items() if getattr(self, key) != default]
+        if changed and self.arch not in ("simple_cnn", "resnet9"):
+            raise ValueError(
+                f"model.{', model.'.join(changed)} apply to the scratch networks (simple_cnn, resnet9), "
+                f"not to {self.arch}: set model.arch to one of them or leave these at their defaults"
+            )
+        return self
 
 
 class TrainParams(Section):
@@ -122,6 +138,7 @@ class TrainParams(Section):
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     grad_clip: float = Field(0.0, ge=0.0)  # max gradient norm; 0 = off
     ema_decay: float = Field(0.0, ge=0.0, lt=1.0)  # exponential moving average of weights; 0 = off
+    bn_bias_lr_scale: float = Field(1.0, gt=0.0)  # BatchNorm biases learn this many times faster
     early_stopping_patience: int = Field(0, ge=0)  # epochs without val improvement; 0 = off
     deterministic: bool = False  # torch.use_deterministic_algorithms (slower on GPU)
     compile: bool = False  # torch.compile the model
@@ -131,7 +148,7 @@ class TrainParams(Section):
     amp: bool = True
     channels_last: bool = True
     crop_padding: int = Field(1, ge=0, le=16)
-    hflip: bool = False
+    hflip: bool | Literal["alternating"] = False  # alternating: each image flipped every other epoch
     nproc: int = Field(1, ge=1, le=64)  # >1: the stage re-launches itself under torchrun (DDP)
 
 

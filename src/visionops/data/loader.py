@@ -76,23 +76,26 @@ class ImageBatches:
         return (images.float() - self.mean) / self.std
 
     def batches(
-        self, batch_size: int, generator: torch.Generator | None = None, rank: int = 0, world: int = 1
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield (uint8 images [B, C, H, W], labels) on the device; shuffled when a generator is
-        given, in order otherwise. With world > 1, every rank draws the same order and takes
-        its equal-length shard, reading only its own rows."""
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        rank: int = 0,
+        world: int = 1,
+        positions: bool = False,
+    ) -> Iterator[tuple[torch.Tensor, ...]]:
+        """Yield (uint8 images [B, C, H, W], labels) on the device, and with `positions` each
+        image's position in this split (CPU int64); shuffled when a generator is given, in order
+        otherwise. With world > 1, every rank draws the same order and takes its equal-length
+        shard, reading only its own rows."""
         n = len(self)
         order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
         if world > 1:
             order = order[: n - n % world][rank::world]
         order = order.numpy()
         picks = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
-        if self._on_device is not None:
-            for pick in picks:
-                index = torch.from_numpy(pick).to(self.device)
-                yield self._on_device[index].permute(0, 3, 1, 2), self.labels[index]
-        else:
-            yield from self._streamed(picks)
+        batches = self._resident(picks) if self._on_device is not None else self._streamed(picks)
+        for pick, (images, labels) in zip(picks, batches, strict=True):
+            yield (images, labels, torch.from_numpy(pick)) if positions else (images, labels)
 
     def gather(self, positions: np.ndarray) -> np.ndarray:
         """uint8 NHWC rows at `positions` (of this subset), read from the file in ascending order
@@ -104,6 +107,11 @@ class ImageBatches:
         out = np.empty((len(file_rows), *self.images.shape[1:]), dtype=np.uint8)
         out[order] = read_rows(self.images, file_rows[order])
         return out
+
+    def _resident(self, picks: list[np.ndarray]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for pick in picks:
+            index = torch.from_numpy(pick).to(self.device)
+            yield self._on_device[index].permute(0, 3, 1, 2), self.labels[index]
 
     def _streamed(self, picks: list[np.ndarray]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         ready: queue.Queue = queue.Queue(maxsize=self.prefetch)

@@ -37,7 +37,8 @@ class Deployable(nn.Module):
             logits = self.model(x.permute(0, 3, 1, 2).float() * self.scale - self.shift)
         finally:
             hook.remove()  # the hook lives for this call only: the model stays as it was
-        return logits, heard[0].flatten(1)
+        embedding = heard[0] if len(heard) == 1 else torch.stack(heard).mean(0)  # TTA: the views' mean
+        return logits, embedding.flatten(1)
 
 
 def onnx_metadata(meta: dict[str, Any], resize: str) -> dict[str, Any]:

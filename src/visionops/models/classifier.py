@@ -7,16 +7,26 @@ from torch import nn
 
 
 class Classifier(nn.Module):
-    """A feature extractor ending in a flat vector of `feature_dim`, then the class head."""
+    """A feature extractor ending in a flat vector of `feature_dim`, then the class head, whose
+    logits are multiplied by `logit_scale` (a constant, not a weight: airbench94 uses 1/9)."""
 
-    def __init__(self, features: nn.Module, feature_dim: int, num_classes: int, dropout: float):
+    def __init__(
+        self,
+        features: nn.Module,
+        feature_dim: int,
+        num_classes: int,
+        dropout: float,
+        logit_scale: float = 1.0,
+    ):
         super().__init__()
         self.features = features
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(feature_dim, num_classes)
+        self.logit_scale = logit_scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(self.features(x)))
+        logits = self.head(self.dropout(self.features(x)))
+        return logits if self.logit_scale == 1.0 else logits * self.logit_scale
 
 
 class GlobalMaxPool(nn.Module):

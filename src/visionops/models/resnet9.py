@@ -20,7 +20,9 @@ class Residual(nn.Module):
         return x + self.body(x)
 
 
-def resnet9(in_channels: int, num_classes: int, width: int = 64, dropout: float = 0.0) -> Classifier:
+def resnet9(
+    in_channels: int, num_classes: int, width: int = 64, dropout: float = 0.0, logit_scale: float = 1.0
+) -> Classifier:
     w = width
     features = nn.Sequential(
         conv_bn_relu(in_channels, w),
@@ -31,4 +33,4 @@ def resnet9(in_channels: int, num_classes: int, width: int = 64, dropout: float 
         Residual(8 * w),
         GlobalMaxPool(),
     )
-    return Classifier(features, 8 * w, num_classes, dropout)
+    return Classifier(features, 8 * w, num_classes, dropout, logit_scale)

@@ -12,10 +12,13 @@ from torch import nn
 
 from visionops.models.backbones import build_backbone, head_of
 from visionops.models.classifier import Classifier, conv_bn_relu
+from visionops.models.recipe import dirac_init_
 from visionops.models.resnet9 import resnet9
 
 
-def simple_cnn(in_channels: int, num_classes: int, width: int = 32, dropout: float = 0.1) -> Classifier:
+def simple_cnn(
+    in_channels: int, num_classes: int, width: int = 32, dropout: float = 0.1, logit_scale: float = 1.0
+) -> Classifier:
     """Two conv blocks + a small head: fast and accurate enough for tiny inputs (digits)."""
     features = nn.Sequential(
         conv_bn_relu(in_channels, width),
@@ -25,7 +28,7 @@ def simple_cnn(in_channels: int, num_classes: int, width: int = 32, dropout: flo
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
     )
-    return Classifier(features, 2 * width, num_classes, dropout)
+    return Classifier(features, 2 * width, num_classes, dropout, logit_scale)
 
 
 SCRATCH = {"simple_cnn": simple_cnn, "resnet9": resnet9}
@@ -33,14 +36,19 @@ SCRATCH = {"simple_cnn": simple_cnn, "resnet9": resnet9}
 
 def create_model(spec: dict[str, Any]) -> nn.Module:
     """Build the network for spec = {arch, in_channels, num_classes, image_size, width, dropout,
-    pretrained}; unknown archs are rejected by the params schema before this is called."""
-    options = dict(spec)
+    pretrained} and the recipe keys that differ from their defaults (logit_scale, dirac_init,
+    and tta / whiten_init, which evaluate/export and training apply); unknown archs are
+    rejected by the params schema before this is called."""
+    options = {key: value for key, value in spec.items() if key not in ("tta", "whiten_init")}
     arch = options.pop("arch")
     image_size = options.pop("image_size", 32)
     pretrained = options.pop("pretrained", False)
+    dirac = options.pop("dirac_init", False)
     if arch in SCRATCH:
         model = SCRATCH[arch](**options)
         _kaiming_init(model)
+        if dirac:
+            dirac_init_(model)
         return model
     return build_backbone(
         arch,

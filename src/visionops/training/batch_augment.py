@@ -8,9 +8,14 @@ import torch.nn.functional as F
 
 
 def augment_batch(
-    images: torch.Tensor, padding: int, hflip: bool, generator: torch.Generator
+    images: torch.Tensor,
+    padding: int,
+    hflip: bool | str,
+    generator: torch.Generator,
+    flips: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Random translate by up to `padding` px (zero fill) and optional horizontal flip."""
+    """Random translate by up to `padding` px (zero fill), then a horizontal flip: of the rows
+    where `flips` is true when given (alternating flip), else of a random half when hflip."""
     n, _, h, w = images.shape
     if padding > 0:
         padded = F.pad(images, (padding, padding, padding, padding))
@@ -21,7 +26,16 @@ def augment_batch(
                 mask = (shifts[:, 0] == dy) & (shifts[:, 1] == dx)
                 out[mask] = padded[mask, :, dy : dy + h, dx : dx + w]
         images = out
-    if hflip:
-        flip = (torch.rand(n, generator=generator) < 0.5).to(images.device)
-        images = torch.where(flip.view(-1, 1, 1, 1), images.flip(3), images)
+    if flips is None and hflip is True:
+        flips = torch.rand(n, generator=generator) < 0.5
+    if flips is not None:
+        images = torch.where(flips.to(images.device).view(-1, 1, 1, 1), images.flip(3), images)
     return images
+
+
+def alternating_flips(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """Which of `n` images to flip in `epoch` (from 1): a seeded random half in odd epochs, the
+    other half in even ones, so every image is seen both ways in any two epochs in a row
+    (airbench's alternating flip: more variety than flipping at random each epoch)."""
+    half = torch.rand(n, generator=torch.Generator().manual_seed(seed)) < 0.5
+    return half if epoch % 2 == 1 else ~half

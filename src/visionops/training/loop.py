@@ -24,7 +24,7 @@ from visionops.errors import VisionOpsError
 from visionops.inference import autocast, memory_format, predict_logits
 from visionops.interrupts import deferred_interrupts, raise_if_interrupted
 from visionops.timings import mark
-from visionops.training.batch_augment import augment_batch
+from visionops.training.batch_augment import alternating_flips, augment_batch
 from visionops.training.checkpoint import load_checkpoint, restore_rng, rng_state, save_checkpoint
 from visionops.training.distill import Distillation
 from visionops.training.distributed import SINGLE_PROCESS, Dist, all_reduce_sum
@@ -145,7 +145,9 @@ def train_one_epoch(
 
     opt.net.train()
     total_loss, correct, seen, start = 0.0, 0, 0, time.perf_counter()
-    batches = data.batches(batch_size, generator, dist.rank, dist.world)
+    alternating = cfg.hflip == "alternating"
+    plan = alternating_flips(len(data), cfg.seed, epoch) if alternating else None
+    batches = data.batches(batch_size, generator, dist.rank, dist.world, positions=alternating)
     n_batches = math.ceil((len(data) // dist.world) / batch_size)
     bar = tqdm(
         batches,
@@ -155,8 +157,9 @@ def train_one_epoch(
         disable=None if progress else True,
         leave=False,
     )
-    for step, (images, labels) in enumerate(bar, start=1):
-        images = augment_batch(images, cfg.crop_padding, cfg.hflip, generator)
+    for step, (images, labels, *where) in enumerate(bar, start=1):
+        flips = plan[where[0]] if plan is not None else None
+        images = augment_batch(images, cfg.crop_padding, cfg.hflip, generator, flips)
         inputs = data.normalize(images).contiguous(memory_format=memory_format(setup))
         with autocast(setup):
             logits = opt.net(inputs)

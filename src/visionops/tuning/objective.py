@@ -63,16 +63,15 @@ class Objective:
         import torch
 
         from visionops.device import resolve_device
-        from visionops.models.zoo import create_model
         from visionops.training.loop import fit
-        from visionops.training.setup import model_spec, train_and_val
+        from visionops.training.setup import build_model, model_spec, train_and_val
 
         sections = apply(self.plan.sections, values)
         cfg = sections["train"]
         setup = resolve_device(cfg.device, cfg.amp, cfg.channels_last)
         train_set, val_set = train_and_val(self.data, cfg, setup)
         torch.manual_seed(cfg.seed)
-        model = create_model(model_spec(sections["model"], self.data.meta))
+        model = build_model(model_spec(sections["model"], self.data.meta), train_set)
         client = mlflow.MlflowClient()
 
         def on_epoch(row: dict[str, Any]) -> None:
