@@ -34,10 +34,10 @@ SECTIONS = ("throughput", "time_to_94", "ddp", "export_parity", "tensorrt")
 AIRBENCH94_A100_S = 3.83  # airbench94's published time to 94 % on one A100
 
 
-def bootstrap() -> None:
+def bootstrap(extra: tuple[str, ...] = ()) -> None:
     """Make `import visionops` work from a bare CUDA image: stop early, naming the fix, when the
     package cannot be found, and install the small pure-Python (or per-Python-version) wheels
-    the image lacks from .gpu-wheels/."""
+    the image lacks (and the `extra` ones a benchmark needs) from .gpu-wheels/."""
     if importlib.util.find_spec("visionops") is None:
         raise SystemExit(
             "the visionops package is not importable here: from the repository root run "
@@ -45,7 +45,9 @@ def bootstrap() -> None:
             "or install the project first (`pip install -e .`)"
         )
     missing = [
-        name for name in ("pydantic", "onnxscript", "onnx_ir") if importlib.util.find_spec(name) is None
+        name
+        for name in ("pydantic", "onnxscript", "onnx_ir", *extra)
+        if importlib.util.find_spec(name) is None
     ]
     if missing and WHEELS.is_dir():
         packages = [name.replace("_", "-") for name in missing]
@@ -136,18 +138,15 @@ def batches(prepared, split: str, setup, resident: bool):
     return ImageBatches(data.x, data.y, mean, std, setup.device, resident=resident)
 
 
-def build(model_cfg: dict, prepared) -> object:
+def build(model_cfg: dict, prepared, train=None) -> object:
+    """The preset's network as the train stage builds it (`training.setup.build_model`: with
+    `train` batches, its whitening init too)."""
+    from visionops.config import ModelParams
     from visionops.models.zoo import create_model
+    from visionops.training.setup import build_model, model_spec
 
-    spec = {
-        "arch": model_cfg["arch"],
-        "in_channels": prepared.meta.channels,
-        "num_classes": len(prepared.classes),
-        "image_size": prepared.meta.image_size,
-        "width": model_cfg["width"],
-        "dropout": model_cfg.get("dropout", 0.0),
-    }
-    return create_model(spec)
+    spec = model_spec(ModelParams(**model_cfg), prepared.meta)
+    return build_model(spec, train) if train is not None else create_model(spec)
 
 
 def throughput(prepared, args) -> dict:
@@ -197,19 +196,21 @@ def time_to_94(prepared, args) -> dict:
     from visionops.config import TrainParams
     from visionops.device import resolve_device
     from visionops.inference import predict_logits
+    from visionops.models.tta import with_tta
     from visionops.training.loop import fit
 
     model_cfg, train_cfg = preset(args.cpu_smoke)
     setup = resolve_device("cpu" if args.cpu_smoke else "cuda")
     cfg = TrainParams(**(train_cfg | {"val_fraction": 0.0}))
-    torch.manual_seed(0)
-    model = build(model_cfg, prepared)
     resident = not args.cpu_smoke
     train, test = batches(prepared, "train", setup, resident), batches(prepared, "test", setup, resident)
     curve, start = [], time.perf_counter()
+    torch.manual_seed(0)
+    model = build(model_cfg, prepared, train)
+    scored = with_tta(model, {"tta": model_cfg.get("tta", "none")})  # as evaluate scores it
 
     def on_epoch(row) -> None:
-        correct = (predict_logits(model, test, 1024, setup).argmax(1) == test.labels).float().mean().item()
+        correct = (predict_logits(scored, test, 1024, setup).argmax(1) == test.labels).float().mean().item()
         curve.append(
             {
                 "epoch": row["epoch"],

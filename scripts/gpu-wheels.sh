@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The few wheels benchmarks/gpu_check.py needs that a bare CUDA image lacks (pydantic, onnxscript,
-# onnx-ir and their small dependencies), for CPython 3.10-3.13 on x86_64 Linux, into .gpu-wheels/
-# (git-ignored, ~20 MB): carry that folder to the GPU machine with the working tree.
+# The few wheels benchmarks/gpu_check.py and vs_airbench.py need that a bare CUDA image lacks
+# (pydantic, onnxscript, onnx-ir and their small dependencies; airbench), for CPython 3.10-3.13
+# on x86_64 Linux, into .gpu-wheels/ (git-ignored, ~20 MB): carry that folder to the GPU machine
+# with the working tree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=.gpu-wheels
@@ -13,4 +14,8 @@ for version in 3.10 3.11 3.12 3.13; do
         --python-version "$version" --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
         --platform manylinux_2_28_x86_64 $pins
 done
+# airbench (benchmarks/vs_airbench.py's baseline) is an sdist on PyPI: built here into a
+# pure-Python wheel, so the GPU machine installs it without a network or a build backend
+pin=$(grep -E '^airbench==' constraints.txt)
+"$python" -m pip wheel --quiet --no-deps --wheel-dir "$out" "$pin"
 du -sh "$out"

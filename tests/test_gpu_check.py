@@ -38,3 +38,64 @@ def test_cpu_smoke_runs_every_section_and_says_what_it_skipped(tmp_path):
     assert report["tensorrt"]["status"] == "skipped" and "tensorrt" in report["tensorrt"]["reason"]
     markdown = (tmp_path / "report.md").read_text()
     assert "## tensorrt: skipped" in markdown and "| amp | channels_last |" in markdown
+
+
+CIFAR = ROOT.parent / "shared" / "datasets" / "cifar10_jpg.tar.gz"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CIFAR.is_file(), reason=f"needs the CIFAR-10 archive at {CIFAR}")
+def test_vs_airbench_smoke_hands_airbench_our_data_and_trains_both_variants(tmp_path):
+    """Issue 36's side-by-side at tiny size on the CPU: airbench cannot train here (CUDA only),
+    but its own loader must read back exactly our pixels and labels; both visionops variants
+    train every seed, with a curve the time-to-accuracy is read from."""
+    done = subprocess.run(
+        [sys.executable, "benchmarks/vs_airbench.py", "--cpu-smoke", "--seeds", "2", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    airbench = report["sides"]["airbench94"]
+    assert airbench["status"] == "skipped" and "CUDA" in airbench["reason"]
+    assert airbench["handoff"] == {
+        "train": report["data"]["train"],
+        "test": report["data"]["test"],
+        "identical": True,
+    }
+    for name in ("visionops preset", "visionops plain"):
+        side = report["sides"][name]
+        assert [run["seed"] for run in side["runs"]] == [0, 1] and all(run["curve"] for run in side["runs"])
+        assert side["versus_airbench"] == {"verdict": "no airbench runs to compare with"}
+    assert report["variants"]["plain"]["model.tta"] == "none" and report["variants"]["preset"] == {}
+    assert "| visionops plain | 2 |" in (tmp_path / "report.md").read_text()
+
+
+def test_vs_airbench_verdict_reads_time_to_airbenchs_mean_accuracy():
+    """The comparison itself, on made-up runs: within 2x of airbench's mean time is met, a seed
+    that never reaches airbench's mean accuracy is named."""
+    code = """
+import json, vs_airbench as vs
+airbench = {"mean_accuracy": 0.94, "mean_seconds": 4.0}
+curve = lambda *points: [{"test_accuracy": a, "seconds": s} for a, s in points]
+fast = {"runs": [{"curve": curve((0.9, 3), (0.941, 6))}, {"curve": curve((0.95, 8))}]}
+slow = {"runs": [{"curve": curve((0.93, 5), (0.945, 9))}]}
+never = {"runs": [{"curve": curve((0.95, 5))}, {"curve": curve((0.939, 5))}]}
+print(json.dumps([vs.compare(side, airbench) for side in (fast, slow, never)]))
+print(json.dumps(vs.compare(fast, {"status": "skipped"})))
+"""
+    done = subprocess.run(
+        [str(Path(sys.executable).absolute()), "-c", code],
+        cwd=ROOT / "benchmarks",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    verdicts, skipped = (json.loads(line) for line in done.stdout.splitlines())
+    assert verdicts[0] == {"seconds_to_airbench_accuracy": 7.0, "ratio": 1.75, "verdict": "met"}
+    assert verdicts[1] == {"seconds_to_airbench_accuracy": 9.0, "ratio": 2.25, "verdict": "not met"}
+    assert verdicts[2] == {"verdict": "airbench's mean accuracy 0.94 not reached in 1 of 2 seeds"}
+    assert skipped == {"verdict": "no airbench runs to compare with"}

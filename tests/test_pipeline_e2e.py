@@ -473,3 +473,27 @@ def test_train_label_search_through_the_stage(pipeline_template, tmp_path):
     assert learned(report["train_judge_accuracy"], train_labels)
     judged = f"{report['train_judge_accuracy']:.0%} right out of fold"
     assert f"{report['train_label_issues']} likely label error(s) in train" in said and judged in said
+
+
+def test_test_time_augmentation_is_scored_and_deployed_alike(pipeline_template, tmp_path):
+    """Issue 36: with model.tta, evaluate scores the mirrored views' average and export puts the
+    same views inside the ONNX graph: the deployed model predicts what evaluate scored, and
+    an image and its mirror get the same probabilities. A clone of its own (it re-trains)."""
+    import numpy as np
+    import torch
+
+    from visionops.data.prepared import open_prepared
+    from visionops.export.classifier import OnnxClassifier
+
+    repo = clone_repo(pipeline_template[0], tmp_path / "repo")
+    edit_params(repo, {"model": {"tta": "flip"}})
+    out = run(["dvc", "repro"], repo).stdout
+    assert {"train", "evaluate", "export", "register"} <= set(stages_run(out))
+    assert torch.load(repo / "models/model.pt", weights_only=True)["spec"]["tta"] == "flip"
+    test = open_prepared(repo / "data/prepared").test
+    onnx = OnnxClassifier(repo / "models/model.onnx")
+    scored = pd.read_csv(repo / "reports/predictions.csv", dtype=str)["predicted"]
+    deployed = np.array(onnx.classes)[onnx.labels(np.asarray(test.x))]
+    assert (deployed == scored.to_numpy()).mean() >= 0.99  # eager vs ONNX Runtime: float noise only
+    images = np.asarray(test.x[:64])
+    assert np.allclose(onnx.probabilities(images), onnx.probabilities(images[:, :, ::-1]), atol=1e-4)
