@@ -304,3 +304,21 @@ def test_training_learns_on_either_cpu_precision_path(digits_arrays, monkeypatch
     result = evaluate(model, nn.CrossEntropyLoss(), test, 256, setup)
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert learned(result["accuracy"], digits_arrays["test_y"])
+
+
+def test_reading_the_loss_every_few_steps_changes_no_number(digits_arrays, monkeypatch):
+    """Issue 36: on a GPU the loop reads its loss and accuracy sums every CUDA_SYNC_EVERY steps
+    instead of every step (each read stalls the GPU's queue). Same history either way; a
+    diverged loss is still caught before the next update is applied, naming the step checked."""
+    from visionops.training import loop
+
+    _, every_step, _ = _fit_digits(digits_arrays, epochs=2)
+    monkeypatch.setattr(loop, "sync_interval", lambda device: 4)
+    _, every_fourth, _ = _fit_digits(digits_arrays, epochs=2)
+    timing = ("images_per_s", "seconds")
+    assert [{k: v for k, v in row.items() if k not in timing} for row in every_step] == [
+        {k: v for k, v in row.items() if k not in timing} for row in every_fourth
+    ]
+    train, _ = _datasets(digits_arrays)
+    with pytest.raises(VisionOpsError, match=r"loss is nan at epoch 1, by step 4 \(checked every 4 steps"):
+        fit(_Exploding(), train, None, TrainParams(epochs=1), resolve_device("cpu"), progress=False)

@@ -128,6 +128,9 @@ def fit(
     return history
 
 
+CUDA_SYNC_EVERY = 25  # steps between the host reading the loss on a GPU (each read waits for it)
+
+
 def train_one_epoch(
     opt: Optimization,
     data: ImageBatches,
@@ -140,11 +143,16 @@ def train_one_epoch(
     dist: Dist = SINGLE_PROCESS,
 ) -> dict[str, float]:
     """One pass over this rank's shard with on-device augmentation; stops on a non-finite
-    loss. Loss, accuracy and images/s are summed over ranks."""
+    loss. Loss and accuracy are summed on the device and read every step on a CPU, every
+    CUDA_SYNC_EVERY steps on a GPU (a read makes the host wait for the GPU to drain its
+    queue). Loss, accuracy and images/s are summed over ranks."""
     from tqdm import tqdm
 
     opt.net.train()
-    total_loss, correct, seen, start = 0.0, 0, 0, time.perf_counter()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=setup.device)
+    correct_sum = torch.zeros((), dtype=torch.int64, device=setup.device)
+    seen, start = 0, time.perf_counter()
+    sync_every = sync_interval(setup.device)
     alternating = cfg.hflip == "alternating"
     plan = alternating_flips(len(data), cfg.seed, epoch) if alternating else None
     batches = data.batches(batch_size, generator, dist.rank, dist.world, positions=alternating)
@@ -166,24 +174,22 @@ def train_one_epoch(
             loss = opt.criterion(logits, labels)
             if opt.distill is not None:
                 loss = opt.distill(loss, logits, inputs)
-        if not torch.isfinite(loss):
-            raise VisionOpsError(
-                f"training diverged: loss is {loss.item()} at epoch {epoch}, step {step} "
-                f"(lr {opt.optimizer.param_groups[0]['lr']:.3g})",
-                "lower train.lr (or set train.grad_clip); the previous model file is untouched",
-            )
+        if step % sync_every == 0 or step == n_batches:
+            _stop_if_diverged(loss_sum + loss.detach().double(), opt, epoch, step, sync_every)
         _step(opt, loss)
         mark("first_step", "train")  # benchmarks/first_epoch.py: time to the first training step
         raise_if_interrupted()
-        total_loss += loss.item() * len(labels)
-        correct += (logits.argmax(1) == labels).sum().item()
+        loss_sum += loss.detach().double() * len(labels)
+        correct_sum += (logits.argmax(1) == labels).sum()
         seen += len(labels)
-        bar.set_postfix(
-            loss=f"{total_loss / seen:.4f}",
-            acc=f"{correct / seen:.3f}",
-            lr=f"{opt.optimizer.param_groups[0]['lr']:.2e}",
-            img_s=f"{seen / (time.perf_counter() - start):.0f}",
-        )
+        if step % sync_every == 0:
+            bar.set_postfix(
+                loss=f"{loss_sum.item() / seen:.4f}",
+                acc=f"{correct_sum.item() / seen:.3f}",
+                lr=f"{opt.optimizer.param_groups[0]['lr']:.2e}",
+                img_s=f"{seen / (time.perf_counter() - start):.0f}",
+            )
+    total_loss, correct = loss_sum.item(), correct_sum.item()  # waits for the epoch's last step
     seconds = time.perf_counter() - start
     total_loss, correct, seen = all_reduce_sum([total_loss, correct, seen], setup.device)
     return {
@@ -192,6 +198,24 @@ def train_one_epoch(
         "images_per_s": seen / seconds,
         "seconds": seconds,
     }
+
+
+def sync_interval(device: torch.device) -> int:
+    """Steps between reads of the loss: on a CPU a read costs nothing, on a GPU it stalls."""
+    return CUDA_SYNC_EVERY if device.type == "cuda" else 1
+
+
+def _stop_if_diverged(running: torch.Tensor, opt: Optimization, epoch: int, step: int, every: int) -> None:
+    """Raise when the running loss sum (this step's loss included) is not finite: a non-finite
+    loss since the last check. Checked before the step's update."""
+    if torch.isfinite(running):
+        return
+    where = f"step {step}" if every == 1 else f"by step {step} (checked every {every} steps on the GPU)"
+    raise VisionOpsError(
+        f"training diverged: loss is {running.item()} at epoch {epoch}, {where} "
+        f"(lr {opt.optimizer.param_groups[0]['lr']:.3g})",
+        "lower train.lr (or set train.grad_clip); the previous model file is untouched",
+    )
 
 
 def _step(opt: Optimization, loss: torch.Tensor) -> None:
