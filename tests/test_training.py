@@ -322,3 +322,17 @@ def test_reading_the_loss_every_few_steps_changes_no_number(digits_arrays, monke
     train, _ = _datasets(digits_arrays)
     with pytest.raises(VisionOpsError, match=r"loss is nan at epoch 1, by step 4 \(checked every 4 steps"):
         fit(_Exploding(), train, None, TrainParams(epochs=1), resolve_device("cpu"), progress=False)
+
+
+def test_translate_takes_each_image_from_its_own_shifted_window():
+    """The batched translate (one gather, no masked copies) equals the definition: image i is
+    the padded image i cut at its drawn shift, with the draws the generator gives."""
+    import torch.nn.functional as F
+
+    images = torch.randint(0, 256, (50, 3, 7, 9), dtype=torch.uint8)
+    moved = augment_batch(images, 2, False, torch.Generator().manual_seed(5))
+    shifts = torch.randint(0, 5, (50, 2), generator=torch.Generator().manual_seed(5))
+    padded = F.pad(images, (2, 2, 2, 2))
+    for i, (dy, dx) in enumerate(shifts.tolist()):
+        assert torch.equal(moved[i], padded[i, :, dy : dy + 7, dx : dx + 9])
+    assert len({tuple(s) for s in shifts.tolist()}) > 10  # many different shifts were drawn

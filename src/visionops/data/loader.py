@@ -26,6 +26,15 @@ from visionops.data.prepared import read_rows
 RESIDENT_CHUNK_BYTES = 64 * 2**20  # host memory used while copying a split onto the GPU
 
 
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small host tensor (indices, random draws) on `device` without stalling a GPU: a copy
+    from pageable memory waits until the GPU has drained its queue, one from pinned memory is
+    queued behind the work already there (the pinned block is kept until it has been read)."""
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 def choose_resident(nbytes: int, device: torch.device, budget_mb: int) -> bool:
     """Whether a split goes onto the GPU whole: CUDA, and it fits the budget (0 = no limit)."""
     return device.type == "cuda" and (budget_mb == 0 or nbytes <= budget_mb * 2**20)
@@ -110,7 +119,7 @@ class ImageBatches:
 
     def _resident(self, picks: list[np.ndarray]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for pick in picks:
-            index = torch.from_numpy(pick).to(self.device)
+            index = to_device(torch.from_numpy(pick), self.device)
             yield self._on_device[index].permute(0, 3, 1, 2), self.labels[index]
 
     def _streamed(self, picks: list[np.ndarray]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -143,7 +152,7 @@ class ImageBatches:
                     raise item
                 pick, host = item
                 images = host.to(self.device, non_blocking=pin).permute(0, 3, 1, 2)
-                yield images, self.labels[torch.from_numpy(pick).to(self.device)]
+                yield images, self.labels[to_device(torch.from_numpy(pick), self.device)]
         finally:
             stop.set()
             while worker.is_alive():

@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from visionops.data.loader import to_device
+
 
 def augment_batch(
     images: torch.Tensor,
@@ -16,20 +18,24 @@ def augment_batch(
 ) -> torch.Tensor:
     """Random translate by up to `padding` px (zero fill), then a horizontal flip: of the rows
     where `flips` is true when given (alternating flip), else of a random half when hflip."""
-    n, _, h, w = images.shape
-    if padding > 0:
+    n, c, h, w = images.shape
+    device = images.device
+    if padding > 0:  # one gather, no boolean masks: a masked copy makes a GPU wait for its count
         padded = F.pad(images, (padding, padding, padding, padding))
-        shifts = torch.randint(0, 2 * padding + 1, (n, 2), generator=generator).to(images.device)
-        out = torch.empty_like(images)
-        for dy in range(2 * padding + 1):
-            for dx in range(2 * padding + 1):
-                mask = (shifts[:, 0] == dy) & (shifts[:, 1] == dx)
-                out[mask] = padded[mask, :, dy : dy + h, dx : dx + w]
-        images = out
+        shifts = to_device(torch.randint(0, 2 * padding + 1, (n, 2), generator=generator), device)
+        rows = shifts[:, :1] + torch.arange(h, device=device)  # [n, h]: the source row of each row
+        cols = shifts[:, 1:] + torch.arange(w, device=device)
+        batch, channel = torch.arange(n, device=device), torch.arange(c, device=device)
+        images = padded[
+            batch[:, None, None, None],
+            channel[None, :, None, None],
+            rows[:, None, :, None],
+            cols[:, None, None, :],
+        ]
     if flips is None and hflip is True:
         flips = torch.rand(n, generator=generator) < 0.5
     if flips is not None:
-        images = torch.where(flips.to(images.device).view(-1, 1, 1, 1), images.flip(3), images)
+        images = torch.where(to_device(flips, device).view(-1, 1, 1, 1), images.flip(3), images)
     return images
 
 
