@@ -371,14 +371,18 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def kit_parser(doc: str) -> argparse.ArgumentParser:
+    """The command line the GPU kit's scripts share: --out and --cifar."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="folder for report.md and report.json")
     parser.add_argument(
         "--cifar", type=Path, default=CIFAR, help="CIFAR-10 JPEG archive (default: ../shared)"
     )
+    return parser
+
+
+def main() -> None:
+    parser = kit_parser(__doc__)
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny sizes on the CPU: proves the kit runs")
     parser.add_argument(
         "--sections",

@@ -25,7 +25,6 @@ its side is `skipped` with the reason, after the handoff check.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -34,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gpu_check import CIFAR, bootstrap, preset
+from gpu_check import bootstrap, kit_parser, preset
 
 TARGET_RATIO = 2.0  # issue 36: airbench94's mean accuracy within 2x its time
 AIRBENCH_EPOCHS = 9.9  # train94's default
@@ -300,13 +299,7 @@ def markdown(report: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--out", type=Path, required=True, help="folder for report.md and report.json")
-    parser.add_argument(
-        "--cifar", type=Path, default=CIFAR, help="CIFAR-10 JPEG archive (default: ../shared)"
-    )
+    parser = kit_parser(__doc__)
     parser.add_argument("--seeds", type=int, default=3, help="runs per side (default 3; the issue asks >= 3)")
     parser.add_argument(
         "--variants",

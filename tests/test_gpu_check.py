@@ -13,18 +13,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def run_script(script: str, out: Path, *options: str) -> dict:
+    """benchmarks/<script> --cpu-smoke --out out: its report.json, after a clean exit."""
+    command = [sys.executable, f"benchmarks/{script}", "--cpu-smoke", "--out", str(out), *options]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads((out / "report.json").read_text())
+
+
 @pytest.mark.slow
 def test_cpu_smoke_runs_every_section_and_says_what_it_skipped(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "benchmarks/gpu_check.py", "--cpu-smoke", "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    report = json.loads((tmp_path / "report.json").read_text())
+    report = run_script("gpu_check.py", tmp_path)
     assert report["environment"]["mode"] == "cpu-smoke" and report["data"]["train"] > 0
     rows = report["throughput"]["rows"]
     assert {(r["amp"] != "off", r["channels_last"]) for r in rows} >= {(True, True), (False, False)}
@@ -49,16 +48,7 @@ def test_vs_airbench_smoke_hands_airbench_our_data_and_trains_both_variants(tmp_
     """Issue 36's side-by-side at tiny size on the CPU: airbench cannot train here (CUDA only),
     but its own loader must read back exactly our pixels and labels; both visionops variants
     train every seed, with a curve the time-to-accuracy is read from."""
-    done = subprocess.run(
-        [sys.executable, "benchmarks/vs_airbench.py", "--cpu-smoke", "--seeds", "2", "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    report = json.loads((tmp_path / "report.json").read_text())
+    report = run_script("vs_airbench.py", tmp_path, "--seeds", "2")
     airbench = report["sides"]["airbench94"]
     assert airbench["status"] == "skipped" and "CUDA" in airbench["reason"]
     assert airbench["handoff"] == {
