@@ -131,6 +131,23 @@ def test_build_model_whitens_from_the_training_split_only_when_asked(digits_arra
     assert changed.sum() == 16  # 9 patch dimensions for grey 3x3: 16 of 16 filters (8 pairs)
 
 
+def test_whitening_samples_every_class_of_a_split_stored_class_by_class(monkeypatch):
+    """Prepared splits are stored class by class: the sample must span the split, not be the
+    first 5,000 images (all one class on CIFAR-10)."""
+    from visionops.training import setup
+
+    labels = np.repeat(np.arange(4), 50)  # 200 images, class by class
+    images = np.repeat(labels.astype(np.uint8)[:, None, None, None] * 60, 8, axis=1).repeat(8, 2)
+    train = ImageBatches(images, labels, [0.5], [0.5], torch.device("cpu"))
+    sampled = []
+    monkeypatch.setattr(setup, "WHITENING_IMAGES", 20)
+    monkeypatch.setattr("visionops.models.recipe.whiten_first_conv_", lambda model, x: sampled.append(x) or 0)
+    spec = {"arch": "simple_cnn", "in_channels": 1, "num_classes": 4, "width": 8, "dropout": 0.0}
+    setup.build_model(spec | {"whiten_init": True}, train)
+    values = torch.unique(sampled[0][:, 0, 0, 0])
+    assert len(sampled[0]) == 20 and len(values) == 4  # all four classes' pixels are in the sample
+
+
 @pytest.mark.parametrize("schedule", ["onecycle", "cosine"])
 def test_batchnorm_biases_learn_faster_by_their_scale(schedule):
     from visionops.training.optim import build_optimizer, build_scheduler

@@ -39,7 +39,8 @@ WHITENING_IMAGES = 5000  # airbench94 whitens from 5,000 training images
 
 def build_model(spec: dict[str, Any], train: ImageBatches) -> nn.Module:
     """The network to train: `create_model(spec)`, then, with whiten_init, its first conv set
-    from the patches of (up to) the first 5,000 training images."""
+    from the patches of up to 5,000 training images, evenly spaced over the split (prepared
+    splits are stored class by class: the first 5,000 could all be one class)."""
     import numpy as np
     import torch
 
@@ -48,7 +49,8 @@ def build_model(spec: dict[str, Any], train: ImageBatches) -> nn.Module:
 
     model = create_model(spec)
     if spec.get("whiten_init"):
-        sample = torch.from_numpy(train.gather(np.arange(min(WHITENING_IMAGES, len(train)))))
+        rows = np.unique(np.linspace(0, len(train) - 1, min(WHITENING_IMAGES, len(train))).astype(int))
+        sample = torch.from_numpy(train.gather(rows))
         images = train.normalize(sample.to(train.device).permute(0, 3, 1, 2)).cpu()
         set_filters = whiten_first_conv_(model, images)
         print(f"train: first conv whitened from {len(images)} images ({set_filters} filters)")
