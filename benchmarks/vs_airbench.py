@@ -64,19 +64,23 @@ def parse_sets(pairs: list[str]) -> dict[str, object]:
 def variants(names: list[str], sets: dict[str, object]) -> dict[str, dict[str, object]]:
     """The visionops configurations to run, each as dotted overrides of the preset: `preset`
     as it is, `plain` = the preset without the recipe, `without:SECTION.KEY` = the preset with
-    that one recipe option back at its plain value (a leave-one-out ablation)."""
+    that one recipe option back at its plain value (a leave-one-out ablation). Any of them
+    `+SECTION.KEY=VALUE` (repeatable) adds an override of its own: `preset+train.epochs=10`
+    beside `preset+train.epochs=16` compares schedules in one invocation."""
     chosen: dict[str, dict[str, object]] = {}
     for name in names:
-        key = name.removeprefix("without:")
-        if name == "preset":
-            chosen[name] = dict(sets)
-        elif name == "plain":
-            chosen[name] = WITHOUT_RECIPE | sets
-        elif name.startswith("without:") and key in WITHOUT_RECIPE:
-            chosen[name] = {key: WITHOUT_RECIPE[key]} | sets
+        base, *extra = name.split("+")
+        key = base.removeprefix("without:")
+        if base == "preset":
+            overrides: dict[str, object] = {}
+        elif base == "plain":
+            overrides = dict(WITHOUT_RECIPE)
+        elif base.startswith("without:") and key in WITHOUT_RECIPE:
+            overrides = {key: WITHOUT_RECIPE[key]}
         else:
             options = ", ".join(f"without:{option}" for option in WITHOUT_RECIPE)
             raise SystemExit(f"unknown variant {name!r}: choose preset, plain or {options}")
+        chosen[name] = overrides | sets | parse_sets(extra)
     return chosen
 
 
@@ -304,7 +308,8 @@ def main() -> None:
     parser.add_argument(
         "--variants",
         default="preset,plain",
-        help="comma-separated: preset, plain, without:SECTION.KEY (default: preset,plain)",
+        help="comma-separated: preset, plain, without:SECTION.KEY, each optionally +SECTION.KEY=VALUE "
+        "(default: preset,plain)",
     )
     parser.add_argument(
         "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override, every variant"

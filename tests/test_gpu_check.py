@@ -66,7 +66,7 @@ def test_vs_airbench_smoke_hands_airbench_our_data_and_trains_both_variants(tmp_
 
 def test_vs_airbench_verdict_reads_time_to_airbenchs_mean_accuracy():
     """The comparison itself, on made-up runs: within 2x of airbench's mean time is met, a seed
-    that never reaches airbench's mean accuracy is named."""
+    that never reaches airbench's mean accuracy is named; variant names carry their overrides."""
     code = """
 import json, vs_airbench as vs
 airbench = {"mean_accuracy": 0.94, "mean_seconds": 4.0}
@@ -76,6 +76,8 @@ slow = {"runs": [{"curve": curve((0.93, 5), (0.945, 9))}]}
 never = {"runs": [{"curve": curve((0.95, 5))}, {"curve": curve((0.939, 5))}]}
 print(json.dumps([vs.compare(side, airbench) for side in (fast, slow, never)]))
 print(json.dumps(vs.compare(fast, {"status": "skipped"})))
+names = ["preset+train.epochs=10", "plain+model.width=32", "without:model.tta"]
+print(json.dumps(vs.variants(names, {"train.lr": 0.2})))
 """
     done = subprocess.run(
         [str(Path(sys.executable).absolute()), "-c", code],
@@ -84,8 +86,14 @@ print(json.dumps(vs.compare(fast, {"status": "skipped"})))
         text=True,
         check=True,
     )
-    verdicts, skipped = (json.loads(line) for line in done.stdout.splitlines())
+    verdicts, skipped, chosen = (json.loads(line) for line in done.stdout.splitlines())
     assert verdicts[0] == {"seconds_to_airbench_accuracy": 7.0, "ratio": 1.75, "verdict": "met"}
     assert verdicts[1] == {"seconds_to_airbench_accuracy": 9.0, "ratio": 2.25, "verdict": "not met"}
     assert verdicts[2] == {"verdict": "airbench's mean accuracy 0.94 not reached in 1 of 2 seeds"}
     assert skipped == {"verdict": "no airbench runs to compare with"}
+    assert chosen["preset+train.epochs=10"] == {"train.lr": 0.2, "train.epochs": 10}
+    assert (
+        chosen["plain+model.width=32"]["model.width"] == 32
+        and chosen["plain+model.width=32"]["model.tta"] == "none"
+    )
+    assert chosen["without:model.tta"] == {"model.tta": "none", "train.lr": 0.2}
