@@ -494,6 +494,7 @@ def test_test_time_augmentation_is_scored_and_deployed_alike(pipeline_template, 
     onnx = OnnxClassifier(repo / "models/model.onnx")
     scored = pd.read_csv(repo / "reports/predictions.csv", dtype=str)["predicted"]
     deployed = np.array(onnx.classes)[onnx.labels(np.asarray(test.x))]
-    assert (deployed == scored.to_numpy()).mean() >= 0.99  # eager vs ONNX Runtime: float noise only
+    agreement = float(np.mean(deployed == scored.to_numpy()))
+    assert agreement >= 0.99  # the same predictions, up to eager vs ONNX Runtime float noise at a tie
     images = np.asarray(test.x[:64])
     assert np.allclose(onnx.probabilities(images), onnx.probabilities(images[:, :, ::-1]), atol=1e-4)
