@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gpu_check import bootstrap, kit_parser, preset
+from gpu_check import bootstrap, curve_run, kit_parser, prepare_data, preset
 
 TARGET_RATIO = 2.0  # issue 36: airbench94's mean accuracy within 2x its time
 AIRBENCH_EPOCHS = 9.9  # train94's default
@@ -94,71 +94,23 @@ def sections_for(overrides: dict[str, object], smoke: bool) -> tuple[dict, dict]
     return sections["model"], sections["train"]
 
 
-def prepare_data(workdir: Path, archive: Path, per_class: int, smoke: bool):
-    """CIFAR-10 (`per_class` train images a class, a fifth as many test) decoded once by the
-    augment stage's code; a smoke run uses 16 px."""
-    from common import prepare_folders, write_images
-
-    if not archive.is_file():
-        raise SystemExit(f"the CIFAR-10 archive is needed: --cifar PATH ({archive} not found)")
-    info = write_images(workdir / "images", archive, per_class)
-    size = 16 if smoke else info["size"]
-    return prepare_folders(workdir / "images", workdir / "prepared", size, info["channels"])
-
-
 def visionops_run(
     prepared, overrides: dict, seed: int, device: str, smoke: bool = False, epochs: int | None = None
 ) -> dict:
-    """One training of the variant on `device`; its TTA test accuracy after every epoch and the
-    clock. `smoke`: the preset shrunk to a tiny size (gpu_check.preset)."""
-    import torch
-
-    from visionops.config import ModelParams, TrainParams
-    from visionops.data.loader import ImageBatches
-    from visionops.device import resolve_device
-    from visionops.inference import predict_logits
-    from visionops.models.tta import with_tta
-    from visionops.training.loop import fit
-    from visionops.training.setup import build_model, model_spec
-
+    """One training of the variant on `device` (gpu_check.curve_run): its TTA test accuracy
+    after every epoch and the clock. `smoke`: the preset shrunk to a tiny size."""
     model_cfg, train_cfg = sections_for(overrides, smoke)
-    train_cfg |= {"val_fraction": 0.0, "seed": seed} | ({"epochs": epochs} if epochs else {})
+    train_cfg |= {"epochs": epochs} if epochs else {}
     if device == "cpu":
         train_cfg["compile"] = False  # compiling costs minutes a graph on a CPU
-    cfg = TrainParams(**train_cfg)
-    setup = resolve_device(device, cfg.amp, cfg.channels_last)
-    meta = prepared.meta
-    train, test = (
-        ImageBatches(split.x, split.y, meta.mean, meta.std, setup.device, resident=device == "cuda")
-        for split in (prepared.train, prepared.test)
-    )
-    spec = model_spec(ModelParams(**model_cfg), meta)
-    synchronize = torch.cuda.synchronize if setup.device.type == "cuda" else (lambda: None)
-    torch.manual_seed(seed)
-    synchronize()
-    start = time.perf_counter()
-    model = build_model(spec, train)
-    synchronize()
-    clock = [time.perf_counter() - start]  # model building, then each epoch's training seconds
-    curve: list[dict] = []
-
-    def on_epoch(row: dict) -> None:
-        clock.append(row["seconds"])
-        logits = predict_logits(with_tta(model, spec), test, 1024, setup)
-        accuracy = (logits.argmax(1) == test.labels).float().mean().item()
-        curve.append({"epoch": row["epoch"], "test_accuracy": round(accuracy, 4), "seconds": sum(clock)})
-        model.train()
-
-    history = fit(model, train, None, cfg, setup, on_epoch, progress=False)
-    final = predict_logits(with_tta(model, spec), test, 1024, setup)  # the weights fit kept
-    accuracy = (final.argmax(1) == test.labels).float().mean().item()
-    images = len(train) * len(history)
+    run = curve_run(prepared, model_cfg, train_cfg, device, seed)
+    history = run["history"]
     return {
         "seed": seed,
-        "test_accuracy": round(accuracy, 4),
-        "seconds": round(sum(clock), 2),
-        "images_per_s": round(images / sum(row["seconds"] for row in history)),
-        "curve": curve,
+        "test_accuracy": run["test_accuracy"],
+        "seconds": round(run["seconds"], 2),
+        "images_per_s": round(len(prepared.train) * len(history) / sum(row["seconds"] for row in history)),
+        "curve": [{key: row[key] for key in ("epoch", "test_accuracy", "seconds")} for row in run["curve"]],
     }
 
 
@@ -332,8 +284,9 @@ def main() -> None:
     report: dict = {"seeds": seeds, "device": device, "variants": chosen, "sides": {}}
     with tempfile.TemporaryDirectory(prefix="visionops-vs-airbench-") as tmp:
         workdir = Path(tmp)
-        per_class = 30 if args.cpu_smoke else args.per_class
-        prepared = prepare_data(workdir, args.cifar, per_class, args.cpu_smoke)
+        if not args.cifar.is_file():  # airbench's loader takes 3-channel CIFAR images only
+            raise SystemExit(f"the CIFAR-10 archive is needed: --cifar PATH ({args.cifar} not found)")
+        prepared, _ = prepare_data(args, workdir, None if args.cpu_smoke else args.per_class)
         report["data"] = {"train": len(prepared.train), "test": len(prepared.test)}
         print("--- airbench94", flush=True)
         airbench = airbench_runs(prepared, workdir, seeds)

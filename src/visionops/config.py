@@ -114,8 +114,9 @@ class ModelParams(Section):
 
     @model_validator(mode="after")
     def _recipe_needs_a_scratch_net(self) -> ModelParams:
-        recipe = {"logit_scale": 1.0, "whiten_init": False, "dirac_init": False}
-        changed = [key for key, default in recipe.items() if getattr(self, key) != default]
+        fields = type(self).model_fields
+        recipe = ("logit_scale", "whiten_init", "dirac_init")  # tta wraps any network
+        changed = [key for key in recipe if getattr(self, key) != fields[key].default]
         if changed and self.arch not in ("simple_cnn", "resnet9"):
             raise ValueError(
                 f"model.{', model.'.join(changed)} apply to the scratch networks (simple_cnn, resnet9), "
