@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,17 +11,27 @@ from pathlib import Path
 from visionops.stack.processes import StackError, answers, wait_until
 
 
-def start(store: Path, port: int, timeout_s: float = 90.0, artifacts: Path | None = None) -> subprocess.Popen:
-    """Start the server on `port` over store/mlflow.db and `artifacts` (default store/artifacts);
-    wait for /health."""
+def start(
+    store: Path,
+    port: int,
+    timeout_s: float = 90.0,
+    artifacts: Path | None = None,
+    app_name: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen:
+    """Start the server on `port` over store/mlflow.db and `artifacts` (default store/artifacts),
+    as `app_name` (an `mlflow.app` entry point) with `env` added; wait for /health."""
     store.mkdir(parents=True, exist_ok=True)
     mlflow = Path(sys.executable).with_name("mlflow")
     command = [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     command += ["--backend-store-uri", f"sqlite:///{store / 'mlflow.db'}"]
     command += ["--artifacts-destination", str(artifacts or store / "artifacts")]
+    command += ["--app-name", app_name] if app_name else []
     log = store / "server.log"
     with open(log, "ab") as out:
-        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=out)
+        server = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=out, env=os.environ | (env or {})
+        )
     try:
         wait_until(answers(f"http://127.0.0.1:{port}/health"), "mlflow server", log, timeout_s, server)
     except StackError:

@@ -1,5 +1,6 @@
 """Promotion gate logic, and the registry on a real SQLite MLflow store."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -144,24 +145,87 @@ def test_register_moves_aliases_per_gate_and_champion_is_scored_again(
 
 def test_a_version_whose_files_changed_after_registration_is_refused_naming_the_file(store, logged_model):
     """Issue 32: the model's files live under the experiment's artifacts, writable by any
-    editor; a consumer checks them against the manifest the version was sealed with."""
+    editor; a consumer checks them against the manifest the version was sealed with. Issue 47:
+    whatever form of models:/ URI names the version (MLflow's own reading of it)."""
+    import mlflow
+
     info = logged_model
     sealed = record_files(info.run_id, info.model_uri, info.model_id, store / "seal")
     version = registry.register_version(info.model_uri, "sealed", sealed, "test").version
-    local, warnings = download_verified(f"models:/sealed/{version}", store / "ok")
-    assert warnings == [] and sorted(local.rglob("*.onnx"))
+    mlflow.MlflowClient().set_registered_model_alias("sealed", "champion", version)
+    fetched = download_verified(f"models:/sealed/{version}", store / "ok")
+    assert (
+        fetched.warnings == [] and sorted(fetched.local.rglob("*.onnx")) and fetched.version == str(version)
+    )
     stored = {
         p.relative_to(store / "mlartifacts"): p for p in (store / "mlartifacts").rglob("*") if p.is_file()
     }
     code = next(p for rel, p in stored.items() if rel.name == "pyfunc_model.py" and info.model_id in str(rel))
     code.write_text(code.read_text() + "\nimport os  # someone's payload\n")
-    with pytest.raises(
-        VisionOpsError, match=r"sealed v\d+ is not what was registered: changed: .*pyfunc_model\.py"
-    ):
-        download_verified(f"models:/sealed/{version}", store / "bad")
+    forms = ["models:/sealed/{v}", "models:/sealed@champion", "models:/sealed/latest",
+             "models:/sealed/LATEST", "models:///sealed@champion", "models:///sealed/{v}"]  # fmt: skip
+    for i, form in enumerate(forms):
+        with pytest.raises(
+            VisionOpsError, match=r"sealed v\d+ is not what was registered: changed: .*pyfunc_model\.py"
+        ):
+            download_verified(form.format(v=version), store / f"bad-{i}")
+
+
+def test_a_uri_that_names_no_sealed_version_is_refused_before_any_download(store, logged_model, tmp_path):
+    """runs:/, a logged model's id, a stage name, another registry, a local folder: nothing
+    sealed their files, so nothing is downloaded or loaded from them."""
+    info = logged_model
+    registry.register_version(info.model_uri, "staged", {}, "test")
+    local = tmp_path / "folder"
+    local.mkdir()
+    refused = {
+        f"runs:/{info.run_id}/model": "is not a registered version",
+        info.model_uri: "is a logged model, not a registered version",
+        "models:/staged/Production": "names the stage 'Production'",
+        "models://other-profile/staged/1": "names another registry",
+        str(local): "is not a registered version",
+        f"file://{local}": "is not a registered version",
+        "models:/": "is not a model URI MLflow can read",
+        "models:/staged@champion/": "is not a model URI MLflow can read",
+    }
+    for uri, message in refused.items():
+        with pytest.raises(VisionOpsError, match=message):
+            download_verified(uri, store / "never")
+    assert not (store / "never").exists()
+
+
+def test_a_version_without_a_file_manifest_never_runs_its_own_code(store, logged_model, tmp_path):
+    """Issue 47 row 5: anyone may register a version that carries only `onnx.sha256`; its ONNX is
+    checked for the consumers that load nothing else, and serve refuses it."""
+    import argparse
+
+    from visionops.cli import serve
+
+    info = logged_model
+    files = record_files(info.run_id, info.model_uri, info.model_id, store / "seal")
+    onnx_sha = next(v for k, v in json.loads(mlflow_text(files)).items() if k.endswith(".onnx"))
+    legacy = registry.register_version(info.model_uri, "legacy", {"onnx.sha256": onnx_sha}, "test").version
+    fetched = download_verified(f"models:/legacy/{legacy}", store / "onnx-only")
+    assert "only its ONNX file was checked" in fetched.warnings[0]
+    with pytest.raises(VisionOpsError, match="carries no file manifest") as refused:
+        download_verified(f"models:/legacy/{legacy}", store / "whole", onnx_only_ok=False)
+    assert "dvc repro -f register" in str(refused.value)
+    args = argparse.Namespace(
+        model=f"models:/legacy/{legacy}", host="127.0.0.1", port=1, workers=1, request_log=None
+    )
+    with pytest.raises(VisionOpsError, match="carries no file manifest"):
+        serve.run(args)  # refused before any server starts
     unsealed = registry.register_version(info.model_uri, "unsealed", {}, "test").version
     with pytest.raises(VisionOpsError, match="no recorded file hashes"):
         download_verified(f"models:/unsealed/{unsealed}", store / "none")
+
+
+def mlflow_text(sealed: dict[str, str]) -> str:
+    import mlflow
+
+    from visionops.tracking.version_files import MANIFEST_TAG
+
+    return mlflow.artifacts.load_text(sealed[MANIFEST_TAG])
 
 
 def test_a_champion_exported_before_issue_13_is_still_scored(trained, digits_arrays, tmp_path):

@@ -185,9 +185,11 @@ def open_model_and_reference(model_uri: str, reference_dir: Path | None, into: P
 
     version = None
     if ":/" in model_uri:
-        from visionops.tracking.version_files import fetch_announced, onnx_file, registered_version
+        from visionops.tracking.version_files import fetch_announced, onnx_file
 
-        local = fetch_announced(model_uri, into, "monitor")
+        # the reference is read too: only a version whose every file is sealed
+        fetched = fetch_announced(model_uri, into, "monitor", onnx_only_ok=False)
+        local, version = fetched.local, (fetched.name, fetched.version)
         found = sorted(local.rglob("reference.json")) if local.is_dir() else []
         if reference_dir is None and not found:
             raise VisionOpsError(
@@ -197,8 +199,6 @@ def open_model_and_reference(model_uri: str, reference_dir: Path | None, into: P
             )
         reference_dir = reference_dir or found[0].parent
         onnx_path = onnx_file(local, model_uri)
-        registered = registered_version(model_uri)  # after fetch: the store is configured
-        version = (registered.name, str(registered.version)) if registered else None
     else:
         onnx_path = Path(model_uri)
         if not onnx_path.is_file():

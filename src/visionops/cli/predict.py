@@ -2,9 +2,9 @@
 same code as the pipeline (`data/decode.load_resized`), batched through ONNX Runtime.
 
 MODEL is a local .onnx or TensorRT .engine file (a matching engine that the export stage
-built beside a local .onnx is used in its place), or an MLflow URI (`models:/NAME@champion`,
-`models:/NAME/3`, `runs:/RUN_ID/model`) resolved against $MLFLOW_TRACKING_URI or the
-project's mlflow.db.
+built beside a local .onnx is used in its place), or a registered version (`models:/NAME@champion`,
+`models:/NAME/3`, `models:/NAME/latest`) resolved against $MLFLOW_TRACKING_URI or the project's
+mlflow.db, every file of it checked against the hashes sealed when it was registered.
 Unreadable files are listed with their reason and skipped; the exit status is non-zero only
 when nothing could be classified, and then --out is left as it was. --out is written
 atomically; it may be a folder (then FOLDER/predictions.csv is written), never one of the
@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         required=True,
-        help="a .onnx or .engine file, or models:/NAME@ALIAS, models:/NAME/N, runs:/ID/model",
+        help="a .onnx or .engine file, or a registered version: models:/NAME@ALIAS, models:/NAME/N",
     )
     parser.add_argument("paths", nargs="+", type=Path, help="image files or folders (searched recursively)")
     parser.add_argument(
@@ -117,7 +117,7 @@ def resolve_model(model: str, into: Path) -> Path:
         return path
     from visionops.tracking.version_files import fetch_announced, onnx_file
 
-    return onnx_file(fetch_announced(model, into, "predict"), model)  # every file checked first
+    return onnx_file(fetch_announced(model, into, "predict").local, model)  # every file checked first
 
 
 def open_model(path: Path):

@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from visionops.tracking.version_files import fetch_announced
 
     with tempfile.TemporaryDirectory(prefix="visionops-serve-") as tmp:
-        local = fetch_announced(args.model, Path(tmp), "serve")
+        # serving runs the version's own Python code: only a version whose every file is sealed
+        local = fetch_announced(args.model, Path(tmp), "serve", onnx_only_ok=False).local
         print(f"serve: {args.model}: every file matches its registration; serving on {args.host}:{args.port}")
         command = [
             str(Path(sys.executable).with_name("mlflow")),

@@ -94,12 +94,12 @@ def download_champion(name: str, into: Path) -> tuple[str, Path] | None:
     version = champion_version(name)
     if version is None:
         return None
-    local, warnings = download_verified(f"models:/{name}/{version}", into)
-    for warning in warnings:
+    fetched = download_verified(f"models:/{name}/{version}", into)  # the gate loads its ONNX file only
+    for warning in fetched.warnings:
         print(f"register: warning: {warning}")
-    found = sorted(local.rglob("*.onnx"))
+    found = sorted(fetched.local.rglob("*.onnx"))
     if not found:
-        raise FileNotFoundError(f"champion v{version} of '{name}' has no ONNX file in {local}")
+        raise FileNotFoundError(f"champion v{version} of '{name}' has no ONNX file in {fetched.local}")
     return version, found[0]
 
 
@@ -144,11 +144,12 @@ def apply_aliases(name: str, version: str, decision: dict[str, Any]) -> dict[str
             )
         else:
             _move_champion(client, name, version, decision)
-    client.set_model_version_tag(name, version, "gate.promoted", str(decision["promote"]).lower())
-    client.set_model_version_tag(name, version, "gate.reasons", "; ".join(decision["reasons"]))
-    client.set_model_version_tag(name, version, "gate.decision", json.dumps(decision))
     for key, value in (decision["comparison"] or {}).items():
         client.set_model_version_tag(name, version, f"gate.{key}", str(value))
+    client.set_model_version_tag(name, version, "gate.promoted", str(decision["promote"]).lower())
+    client.set_model_version_tag(name, version, "gate.reasons", "; ".join(decision["reasons"]))
+    # last: on the team server a decision with its comparison seals every gate.* tag
+    client.set_model_version_tag(name, version, "gate.decision", json.dumps(decision))
     return decision
 
 

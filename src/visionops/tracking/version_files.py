@@ -12,6 +12,7 @@ checks each file against the list, and only then loads anything from that local,
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from visionops.errors import VisionOpsError
@@ -47,11 +48,19 @@ def record_files(run_id: str, model_uri: str, model_id: str, into: Path) -> dict
     return {FILES_TAG: hashlib.sha256(text).hexdigest(), MANIFEST_TAG: f"runs:/{run_id}/{artifact}"}
 
 
-def verify(name: str, version: str, tags: dict[str, str], local: Path) -> list[str]:
+def verify(name: str, version: str, tags: dict[str, str], local: Path, onnx_only_ok: bool) -> list[str]:
     """Check the downloaded files of `name` v`version` in `local` against the manifest its tags
-    seal; raises naming every file that changed, appeared or went missing. Returns warnings (a
-    version registered before manifests: only its ONNX file can be checked)."""
+    seal; raises naming every file that changed, appeared or went missing. A version registered
+    before manifests (or made by hand with only `onnx.sha256`) has only its ONNX file checked,
+    and only where `onnx_only_ok` (the caller loads nothing else); then a warning is returned."""
     if FILES_TAG not in tags:
+        if not onnx_only_ok:
+            raise VisionOpsError(
+                f"{name} v{version} carries no file manifest ({FILES_TAG}): its Python code and other "
+                "files cannot be checked, so none of it is loaded",
+                "re-register the model with visionops's register stage (`dvc repro -f register`), which "
+                "seals every file, and use that version",
+            )
         return _verify_onnx_only(name, version, tags, local)
     recorded = _recorded_manifest(name, version, tags)
     found = manifest(local)
@@ -104,40 +113,77 @@ def _tampered(name: str, version: str, what: str) -> VisionOpsError:
     )
 
 
-def download_verified(model_uri: str, into: Path) -> tuple[Path, list[str]]:
-    """(local folder, warnings): a registered version (`models:/NAME@ALIAS`, `models:/NAME/N`)
-    downloaded by its number and checked file by file; any other URI downloaded as it is, with
-    a warning that nothing recorded its files."""
+@dataclass
+class Fetched:
+    """A registered version downloaded and checked: where, which, and what could not be checked."""
+
+    local: Path
+    name: str
+    version: str
+    warnings: list[str]
+
+
+def download_verified(model_uri: str, into: Path, onnx_only_ok: bool = True) -> Fetched:
+    """A registered version, named any way MLflow reads a models:/ URI, downloaded by its number
+    and checked file by file. Any other URI (runs:/, a logged model, a folder) is refused:
+    nothing recorded its files."""
     import mlflow
 
     version = registered_version(model_uri)
-    if version is None:
-        local = Path(mlflow.artifacts.download_artifacts(model_uri, dst_path=str(into)))
-        return local, [
-            f"{model_uri} is not a registered version: no recorded hashes to check its files against"
-        ]
-    local = Path(
-        mlflow.artifacts.download_artifacts(f"models:/{version.name}/{version.version}", dst_path=str(into))
-    )
-    return local, verify(version.name, str(version.version), dict(version.tags), local)
+    name, number = version.name, str(version.version)
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{number}", dst_path=str(into)))
+    return Fetched(local, name, number, verify(name, number, dict(version.tags), local, onnx_only_ok))
+
+
+USE_A_VERSION = (
+    "pass a registered version: models:/NAME@champion or models:/NAME/N (or a local .onnx file where "
+    "one is accepted)"
+)
 
 
 def registered_version(model_uri: str):
-    """The ModelVersion that models:/NAME@ALIAS or models:/NAME/N names (an alias resolved to
-    its number now); None for any other URI."""
-    import re
+    """The ModelVersion a models:/ URI names, read by MLflow's own parser (the reading its download
+    would make): NAME@ALIAS, NAME/N, NAME/latest, also spelt models:///...; resolved to its number
+    now. Stage names (deprecated; anyone with EDIT moves them), logged-model ids, another registry
+    (models://profile/...) and every other scheme are refused."""
+    from urllib.parse import urlparse
 
     import mlflow
+    from mlflow.store.artifact.utils.models import _parse_model_uri, get_model_name_and_version
 
-    found = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/(\d+))/?", model_uri)
-    if found is None:
-        return None
-    name, alias, number = found.groups()
+    if urlparse(model_uri).scheme != "models":
+        raise VisionOpsError(
+            f"{model_uri} is not a registered version: nothing recorded its files, so they cannot be "
+            "checked before they are loaded",
+            USE_A_VERSION,
+        )
+    if urlparse(model_uri).netloc:
+        raise VisionOpsError(
+            f"{model_uri} names another registry ({urlparse(model_uri).netloc})", USE_A_VERSION
+        )
+    try:
+        parsed = _parse_model_uri(model_uri)
+    except mlflow.exceptions.MlflowException as exc:
+        raise VisionOpsError(
+            f"{model_uri} is not a model URI MLflow can read ({exc.message[:160]})", USE_A_VERSION
+        ) from None
+    if parsed.model_id is not None:
+        raise VisionOpsError(
+            f"{model_uri} is a logged model, not a registered version: nothing sealed its files",
+            USE_A_VERSION,
+        )
+    if parsed.stage is not None:
+        raise VisionOpsError(
+            f"{model_uri} names the stage '{parsed.stage}': MLflow's stages are deprecated and anyone who "
+            "may edit the model moves them, so they say nothing about who approved a version",
+            f"use the alias the gate moves (models:/{parsed.name}@champion) or a version number",
+        )
     client = mlflow.MlflowClient()
-    return client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, number)
+    name, number = get_model_name_and_version(client, model_uri)
+    return client.get_model_version(name, number)
 
 
-def fetch(model_uri: str, into: Path) -> tuple[Path, list[str]]:
+def fetch(model_uri: str, into: Path, onnx_only_ok: bool = True) -> Fetched:
     """`download_verified` against the project's tracking store, with every failure as one
     message that names its cause: a missing client package, a refused login, a server or
     storage that is down (found in seconds: MLflow's own retries would take minutes), or a
@@ -153,7 +199,7 @@ def fetch(model_uri: str, into: Path) -> tuple[Path, list[str]]:
     if "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ:
         apply_http_settings(TrackingParams())
     try:
-        return download_verified(model_uri, into)
+        return download_verified(model_uri, into, onnx_only_ok)
     except VisionOpsError:
         raise
     except ModuleNotFoundError as exc:  # s3://, gs://, ... need their client library
@@ -177,14 +223,14 @@ def fetch(model_uri: str, into: Path) -> tuple[Path, list[str]]:
         ) from None
 
 
-def fetch_announced(model_uri: str, into: Path, who: str) -> Path:
-    """`fetch`, each warning printed to stderr as `<who>: warning: ...`; the local copy."""
+def fetch_announced(model_uri: str, into: Path, who: str, onnx_only_ok: bool = True) -> Fetched:
+    """`fetch`, each warning printed to stderr as `<who>: warning: ...`."""
     import sys
 
-    local, warnings = fetch(model_uri, into)
-    for warning in warnings:
+    fetched = fetch(model_uri, into, onnx_only_ok)
+    for warning in fetched.warnings:
         print(f"{who}: warning: {warning}", file=sys.stderr)
-    return local
+    return fetched
 
 
 def onnx_file(local: Path, model_uri: str) -> Path:
