@@ -150,8 +150,8 @@ def push_and_pull(repo: Path, work: Path) -> dict[str, dict]:
 
     timed([*stack, "start", "--dir", str(state), *flags], ROOT)
     try:
-        secret = json.loads((state / "secrets.json").read_text())
-        for line in dvc_remote_commands(ports, secret):
+        key = state / "keys/dvc.credentials"  # the team's DVC key, as `start` prints it
+        for line in dvc_remote_commands(ports, key):
             timed(line.split(), repo)
         unpack(repo / "data" / "raw", repo / AS_FILES)
         timed(["dvc", "add", AS_FILES], repo)
@@ -161,7 +161,7 @@ def push_and_pull(repo: Path, work: Path) -> dict[str, dict]:
         pushed = {name: timed(["dvc", "push", target], repo) for name, target in targets.items()}
         teammate = work / "teammate"
         timed(["git", "clone", "-q", str(repo), str(teammate)], work)
-        for line in dvc_remote_commands(ports, secret)[2:]:
+        for line in dvc_remote_commands(ports, key)[2:]:
             timed(line.split(), teammate)
         pulled = {name: timed(["dvc", "pull", target], teammate) for name, target in targets.items()}
     finally:

@@ -9,7 +9,6 @@ server/SQLite ratio (goal <= 1.15). Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -46,11 +45,15 @@ def main() -> None:
         port_args = port_flags(ports)
         started = sh([*stack, "start", "--dir", str(state), *port_args], ROOT)
         try:
-            secret = json.loads((state / "secrets.json").read_text())
-            team = dict(
-                line.removeprefix("export ").split("=", 1)
-                for line in (state / "team.env").read_text().splitlines()
-            )
+            key = state / "keys/dvc.credentials"  # the team's DVC key, as `start` prints it
+            team = {  # the admin's login on top of what a teammate exports
+                name: value
+                for file in ("team.env", "admin.env")
+                for name, value in (
+                    line.removeprefix("export ").split("=", 1)
+                    for line in (state / file).read_text().splitlines()
+                )
+            }
             times: dict[str, list[float]] = {"sqlite": [], "server": []}
             for repeat in range(args.repeats):
                 for store in ("sqlite", "server"):  # alternate, so background load hits both
@@ -60,14 +63,14 @@ def main() -> None:
                     times[store].append(sh(["dvc", "repro"], clone, env))
                     print(f"{store} run {repeat + 1}: {times[store][-1]:.1f} s", flush=True)
             source = work / "server-0"
-            for line in dvc_remote_commands(ports, secret):
+            for line in dvc_remote_commands(ports, key):
                 sh(line.split(), source)
             sh(["git", "add", "-A"], source)
             sh(["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "baseline"], source)
             pushed = sh(["dvc", "push"], source)
             teammate = work / "teammate"
             sh(["git", "clone", "-q", str(source), str(teammate)], ROOT)
-            for line in dvc_remote_commands(ports, secret)[2:]:
+            for line in dvc_remote_commands(ports, key)[2:]:
                 sh(line.split(), teammate)
             pulled = sh(["dvc", "pull"], teammate)
             files = sum(1 for p in (teammate / "data").rglob("*") if p.is_file())

@@ -3,7 +3,8 @@
 Writes data/validated/ (manifest.csv, meta.json, and descriptions.json: what was learnt about
 each image, by content, so that the next run decodes only new or changed images),
 reports/validation/ (summary.json,
-results.json, quarantine.csv, Data Docs HTML, and gallery.html: thumbnails of every flagged
+results.json, quarantine.csv, data_docs/index.html: every expectation's outcome on one
+self-contained page, and gallery.html: thumbnails of every flagged
 image) and reports/metrics/validate.json (the metric: failed check counts), and fails on any
 critical check, after writing everything. With validate.on_bad_image: quarantine,
 undecodable files, every copy of a picture filed under two labels and test copies of train
@@ -41,11 +42,10 @@ def main(args) -> None:
         write_json,
         write_metrics,
     )
-    from visionops.validation import descriptions
+    from visionops.validation import data_docs, descriptions
     from visionops.validation.gallery import write_gallery
     from visionops.validation.report import check_details, failure_message, summarize
     from visionops.validation.run import validate_dataset
-    from visionops.validation.suite import copy_data_docs
 
     params = load_params(args.params, "validate")
     source = read_json(RAW / "source.json")
@@ -55,7 +55,7 @@ def main(args) -> None:
         outcome = validate_dataset(
             raw, params["validate"], classes, Path(workdir), known=descriptions.load(VALIDATED)
         )
-        docs = copy_data_docs(outcome.data_docs, VALIDATION_DOCS)
+    docs = data_docs.write(outcome.gx_results, outcome.results, VALIDATION_DOCS)
     results, manifest = outcome.results, outcome.manifest
     summary = summarize(results, manifest) | {"quarantined": len(outcome.quarantine)}
     staging = staging_dir_for(VALIDATED)

@@ -71,6 +71,36 @@ def test_predict_into_a_folder_it_cannot_write_is_a_message_before_any_work(depl
     assert "cannot be written: /proc is not a writable folder" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("victim", ["params.yaml", "dvc.yaml", ".dvc/config", "data/raw/index.csv", "notes"])
+def test_predict_replaces_only_its_own_earlier_csv(deployable_onnx, photos, tmp_path, capsys, victim):
+    """Issue 47 row 7: `--out params.yaml` (or dvc.yaml, .dvc/config, index.csv) exited 0 and
+    replaced the file with a CSV. An existing --out is replaced only when predict wrote it, or
+    with --force."""
+    target = tmp_path / victim
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(
+        "path,split,label\ntrain/0/a.png,train,0\n" if victim.endswith(".csv") else "train:\n  lr: 1\n"
+    )
+    before = target.read_bytes()
+    assert predict("--model", str(deployable_onnx), str(photos), "--out", str(target)) == 1
+    err = capsys.readouterr().err
+    assert "exists and is not a CSV that predict wrote" in err and "--force" in err, err
+    assert target.read_bytes() == before
+    assert predict("--model", str(deployable_onnx), str(photos), "--out", str(target), "--force") == 0
+    assert pd.read_csv(target).shape[0] == 5
+
+
+def test_predict_replaces_its_own_csv_and_caps_top_k_at_the_class_count(
+    deployable_onnx, photos, tmp_path, capsys
+):
+    out = tmp_path / "p.csv"
+    assert predict("--model", str(deployable_onnx), str(photos), "--out", str(out), "--top-k", "3") == 0
+    assert predict("--model", str(deployable_onnx), str(photos), "--out", str(out), "--top-k", "50") == 0
+    assert "--top-k 50 is more than the model's 10 classes: writing all 10" in capsys.readouterr().out
+    written = pd.read_csv(out)
+    assert list(written.columns)[-2:] == ["label_10", "probability_10"] and written.notna().all().all()
+
+
 def test_predict_into_a_folder_writes_predictions_csv_inside(deployable_onnx, photos, tmp_path):
     out = tmp_path / "results"
     out.mkdir()

@@ -433,6 +433,43 @@ def test_a_labels_csv_that_is_missing_or_wrong_is_named(tmp_path):
     assert read_labels(tmp_path / "ok.csv") == {"a.png": "007"}  # class names stay text
 
 
+def test_monitor_replaces_only_its_own_report_and_plot(monitored_model, deployable_onnx, tmp_path, capsys):
+    """Issue 47 row 8: `--out reports/evaluate.json` overwrote it, and `--out imgs/7.json`
+    replaced the input image imgs/7.png with the plot. Both files are replaced only when monitor
+    wrote them (its report's format key, its plot's PNG text), or with --force."""
+    from visionops.__main__ import main
+
+    images = monitored_model / "clean"
+    victim_image = sorted(images.rglob("*.png"))[0]
+    evaluate = tmp_path / "evaluate.json"
+    evaluate.write_text('{"accuracy": 0.99}')
+    base = ["monitor", str(images), "--model", str(deployable_onnx), "--no-progress", "--no-track"]
+    base += ["--reference", str(monitored_model / "reference")]
+    for out in (evaluate, victim_image.with_suffix(".json")):
+        kept = {p: p.read_bytes() for p in (out, out.with_suffix(".png")) if p.exists()}
+        assert main([*base, "--out", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert "exists and is not a" in err and "--force" in err, err
+        assert {p: p.read_bytes() for p in kept} == kept
+    assert not victim_image.with_suffix(".json").exists()
+    out = tmp_path / "checks" / "monitor.json"
+    assert main([*base, "--out", str(out)]) in (0, 3, 4)
+    assert json.loads(out.read_text())["report"] == "visionops-monitor/1"
+    assert main([*base, "--out", str(out)]) in (0, 3, 4)  # its own report and plot: replaced
+    assert main([*base, "--out", str(evaluate), "--force"]) in (0, 3, 4)
+    assert json.loads(evaluate.read_text())["report"] == "visionops-monitor/1"
+
+
+def test_a_labels_csv_that_gives_one_image_two_labels_is_refused(tmp_path):
+    from visionops.cli.monitor import read_labels
+
+    (tmp_path / "torn.csv").write_text("path,label\na.png,cat\nb.png,dog\na.png,dog\nb.png,dog\n")
+    with pytest.raises(VisionOpsError, match=r"gives 1 image\(s\) two different labels \(a.png: cat / dog\)"):
+        read_labels(tmp_path / "torn.csv")
+    (tmp_path / "twice.csv").write_text("path,label\na.png,cat\na.png,cat\n")
+    assert read_labels(tmp_path / "twice.csv") == {"a.png": "cat"}
+
+
 def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path):
     from visionops.cli.monitor import check_out
 
@@ -442,3 +479,27 @@ def test_an_out_that_cannot_be_written_is_refused_before_any_work(tmp_path):
         check_out(Path("/proc/monitor.json"))
     check_out(tmp_path / "new" / "monitor.json")
     assert (tmp_path / "new").is_dir()
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "../../escape.png",
+        "/etc/cron.d/x.png",
+        "a/../../../b.png",
+        "..",
+        "x/..\\..\\y.png",
+        "a/b/.hidden.png",
+        "served/2026/12/07/<img src=x>.jpg",
+        "k" * 500 + ".png",
+    ],
+)
+def test_an_object_key_is_confined_to_the_scratch_folder(tmp_path, key):
+    """Issue 47 row 9: an s3:// window whose keys hold `../` or start with `/` was written
+    outside the scratch folder (AWS accepts such keys; SeaweedFS refuses them)."""
+    from visionops.monitoring.s3_window import local_path
+
+    local = local_path(tmp_path, 7, key)
+    assert local.parent == tmp_path and local.name.startswith("000007-")
+    assert set(local.name) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+    assert len(local.name) <= 127

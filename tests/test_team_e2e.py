@@ -75,18 +75,24 @@ def stack(tmp_path_factory):
     team = Stack(state, ports, {}, {})
     team.start()
     team.secret = json.loads((state / "secrets.json").read_text())
-    team.env = dict(
-        line.removeprefix("export ").split("=", 1) for line in (state / "team.env").read_text().splitlines()
-    )
+    team.env = {  # the admin's login on top of what every teammate exports
+        key: value
+        for name in ("team.env", "admin.env")
+        for key, value in (
+            line.removeprefix("export ").split("=", 1) for line in (state / name).read_text().splitlines()
+        )
+    }
     yield team
     team.kill_object_store()  # its data is removed next: a graceful stop would guard nothing
     run([*STACK, "stop", "--purge", "--dir", str(state)], ROOT, check=False)
 
 
-def add_remote(repo: Path, stack: Stack, first: bool) -> None:
+def add_remote(repo: Path, stack: Stack, first: bool, credentials: Path | None = None) -> None:
+    """The DVC remote as `start` prints it, with the team's DVC key or a person's."""
     from visionops.stack.team import dvc_remote_commands
 
-    for line in dvc_remote_commands(stack.ports, stack.secret)[0 if first else 2 :]:
+    key = credentials or stack.state / "keys/dvc.credentials"
+    for line in dvc_remote_commands(stack.ports, key)[0 if first else 2 :]:
         run(line.split(), repo)
 
 
@@ -107,10 +113,12 @@ def first(pipeline_template, stack, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def second(first, stack, tmp_path_factory):
-    """A teammate's clone: git clone, the remote's keys in .dvc/config.local, dvc pull."""
+    """A teammate's clone: git clone, their own DVC key (from `grant`) in .dvc/config.local, dvc pull."""
     repo = tmp_path_factory.mktemp("team") / "second"
     run(["git", "clone", "-q", str(first[0]), str(repo)], ROOT)
-    add_remote(repo, stack, first=False)
+    granted = run([*STACK, "grant", "teammate", "--dir", str(stack.state)], ROOT)
+    key = Path(granted.stdout.split("nothing else): ", 1)[1].split()[0])
+    add_remote(repo, stack, first=False, credentials=key)
     pulled = run(["dvc", "pull"], repo)
     return repo, pulled
 
@@ -504,7 +512,7 @@ def test_only_the_gate_moves_champion_and_custody_tags_are_written_once(first, s
         client.set_registered_model_alias(MODEL, "champion", forged.version)
         assert champion(stack) == str(forged.version)
         client.set_registered_model_alias(MODEL, "champion", held)
-        with pytest.raises(mlflow.exceptions.MlflowException, match="custody record"):
+        with pytest.raises(mlflow.exceptions.MlflowException, match=r"record \(custody or evidence\)"):
             client.set_model_version_tag(MODEL, held, "onnx.sha256", "0" * 64)
 
 
@@ -536,13 +544,67 @@ def test_a_champion_whose_file_changed_is_refused_by_predict_and_serve(second, s
              *PREDICT],
             repo, check=False, **stack.env,
         )  # fmt: skip
-        served = run(
-            [sys.executable, "-m", "visionops", "serve", "--model", f"models:/{MODEL}@champion"],
-            repo, check=False, **stack.env,
-        )  # fmt: skip
+        served = [  # issue 47 row 4: every spelling of the version is the same checked version
+            run([sys.executable, "-m", "visionops", "serve", "--model", uri], repo, check=False, **stack.env)
+            for uri in (f"models:/{MODEL}@champion", f"models:///{MODEL}@champion", f"models:/{MODEL}/{held}")
+        ]
+        # row 2: the editor then re-seals the version with the payload's hash: refused however sent
+        reseal = {"name": MODEL, "version": held, "key": "files.sha256", "value": "0" * 64}
+        set_tag = f"{stack.url}/api/2.0/mlflow/model-versions/set-tag"
+        resealed = [
+            requests.post(set_tag, params=query, json=reseal, auth=EDITOR, timeout=10).status_code
+            for query in ({"key": "note"}, {})
+        ]
     finally:
         requests.put(target, data=original.content, auth=EDITOR, timeout=10)
-    for done in (predicted, served):
+    for done in (predicted, *served):
         assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
         assert f"{MODEL} v{held} is not what was registered: changed: pyfunc_model.py" in done.stderr
+    assert resealed == [400, 403]
     assert not Path("/tmp/visionops-pwned").exists()
+
+
+def test_round_five_split_requests_and_admin_keys_are_refused_on_the_stack(first, stack):
+    """Issue 47 rows 1, 3, 6, 18, 19 on the real stack: the guard reads a request as MLflow's
+    handler does (test_server_guard.py probes every route on a SQLite server); the DVC key that
+    `start` prints reaches the DVC bucket only."""
+    import botocore.exceptions
+
+    grant(stack, EDITOR)
+    grant(stack, VIEWER, "--read-only")
+    held, api = champion(stack), f"{stack.url}/api/2.0/mlflow"
+    move = {"name": MODEL, "alias": "champion", "version": held}
+    assert requests.post(f"{api}/registered-models/alias", params={"alias": "x"}, json=move, auth=EDITOR,
+                         timeout=10).status_code == 400  # fmt: skip
+    delete = json.dumps({"name": MODEL})
+    split = requests.delete(f"{api}/registered-models/delete", params={"name": "viewer-own"}, data=delete,
+                            headers={"Content-Type": "text/plain"}, auth=VIEWER, timeout=10)  # fmt: skip
+    assert split.status_code == 400 and "refused:" in split.text, split.text
+    forged = {"name": MODEL, "version": held, "key": "validation.success", "value": "true"}
+    assert (
+        requests.post(f"{api}/model-versions/set-tag", json=forged, auth=EDITOR, timeout=10).status_code
+        == 403
+    )
+    assert requests.get(f"{api}/users/list", auth=VIEWER, timeout=10).status_code == 403
+    assert stack.sql(f"select count(*) from registered_models where name = '{MODEL}'") == [(1,)]
+    assert champion(stack) == held
+    from visionops.stack.team import s3_client
+
+    key = dict(
+        line.split(" = ", 1) for line in (stack.state / "keys/dvc.credentials").read_text().splitlines()[1:]
+    )
+    dvc = s3_client(stack.ports["s3"], {"s3_access_key": key["aws_access_key_id"],
+                                        "s3_secret_key": key["aws_secret_access_key"]})  # fmt: skip
+    assert dvc.list_objects_v2(Bucket="dvc", Prefix="store/", MaxKeys=1)["KeyCount"] == 1
+    artifacts = stack.s3().list_objects_v2(Bucket="mlflow", Prefix="artifacts/", MaxKeys=1)["Contents"][0][
+        "Key"
+    ]
+    for attempt in (
+        lambda: dvc.list_objects_v2(Bucket="mlflow"),
+        lambda: dvc.get_object(Bucket="mlflow", Key=artifacts),
+        lambda: dvc.delete_object(Bucket="mlflow", Key=artifacts),
+        lambda: dvc.create_bucket(Bucket="taken"),
+    ):
+        with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
+            attempt()
+    assert stack.s3().head_object(Bucket="mlflow", Key=artifacts)

@@ -43,12 +43,46 @@ def test_main_reports_a_stack_error_as_one_message(capsys, monkeypatch, tmp_path
 def test_generated_secrets_never_look_like_an_option():
     """A secret starting with '-' (1 in 64 of token_urlsafe's) broke `dvc remote modify --local
     team secret_access_key -x2X…`: argparse took it for an option (found by first_epoch.py)."""
-    from visionops.stack.team import dvc_remote_commands, new_secret
+    from visionops.stack.team import new_secret
 
     made = [new_secret(30) for _ in range(2000)]
     assert not [s for s in made if s.startswith("-")] and len(set(made)) == 2000
-    line = dvc_remote_commands({"s3": 1}, {"s3_access_key": "vo1", "s3_secret_key": made[0]})[-2]
-    assert line.split()[-1] == made[0]
+
+
+def test_the_dvc_commands_carry_a_credentials_file_never_a_key(tmp_path):
+    """Issue 47 row 20: the printed DVC commands put the S3 secret on a command line."""
+    from visionops.stack.team import credentials_file, dvc_remote_commands
+
+    path = credentials_file(tmp_path, "dvc", "vdKEY", "the-secret-itself")
+    lines = dvc_remote_commands({"s3": 1}, path)
+    assert not [line for line in lines if "vdKEY" in line or "the-secret-itself" in line]
+    assert f"credentialpath {path}" in lines[2]
+    assert path.read_text().endswith("aws_secret_access_key = the-secret-itself\n")
+    assert path.stat().st_mode & 0o077 == 0 and path.parent.stat().st_mode & 0o077 == 0
+
+
+def test_each_s3_key_reaches_its_own_bucket_only(tmp_path):
+    """Issue 47 row 6: DVC's key was the store's admin identity. Now only the stack's own setup
+    holds that one; MLflow's server, the team's DVC key and each person's are scoped."""
+    from visionops.stack.team import SECRETS, s3_identities, write_s3_config
+
+    secret = {name: make() for name, make in SECRETS.items()}
+    people = {"alice": {"access": "vpA", "secret": "sA", "read_only": False},
+              "bob": {"access": "vpB", "secret": "sB", "read_only": True}}  # fmt: skip
+    found = {i["name"]: i["actions"] for i in s3_identities(secret, people)}
+    assert found == {
+        "stack-admin": ["Admin", "Read", "Write", "List", "Tagging"],
+        "mlflow-server": ["Read:mlflow", "Write:mlflow", "List:mlflow", "Tagging:mlflow"],
+        "dvc": ["Read:dvc", "Write:dvc", "List:dvc", "Tagging:dvc"],
+        "dvc-alice": ["Read:dvc", "Write:dvc", "List:dvc", "Tagging:dvc"],
+        "dvc-bob": ["Read:dvc", "List:dvc"],
+    }
+    (tmp_path / "s3").mkdir()
+    config = write_s3_config(tmp_path, secret, people)
+    assert json.loads(config.read_text())["identities"][3]["credentials"] == [
+        {"accessKey": "vpA", "secretKey": "sA"}
+    ]
+    assert config.stat().st_mode & 0o077 == 0 and (tmp_path / "s3/people.json").stat().st_mode & 0o077 == 0
 
 
 def test_a_state_folder_from_an_older_stack_gains_the_new_secrets_and_keeps_its_own(tmp_path):

@@ -9,9 +9,9 @@ from digits_data import pack_tree
 
 from visionops.config import ValidateParams
 from visionops.io import read_json
+from visionops.validation import data_docs
 from visionops.validation.report import failure_message, summarize
 from visionops.validation.run import validate_dataset
-from visionops.validation.suite import copy_data_docs
 
 DEFAULT_NEAR = ValidateParams().near_duplicate_distance
 DEFAULT_Z = ValidateParams().quality_outlier_z
@@ -25,7 +25,7 @@ def validate(raw: Path, workdir: Path, **overrides):
     overrides.setdefault("quality_outlier_z", 1000.0)
     classes = read_json(raw / "source.json")["classes"]
     outcome = validate_dataset(pack_tree(raw), ValidateParams(**overrides), classes, workdir, progress=False)
-    return outcome.results, summarize(outcome.results, outcome.manifest), outcome.data_docs
+    return outcome.results, summarize(outcome.results, outcome.manifest), outcome.gx_results
 
 
 def failed(results) -> dict[str, str]:
@@ -276,12 +276,50 @@ def test_a_split_named_otherwise_is_critical_without_gx_printing_a_traceback(dig
 
 def test_data_docs_list_the_suites_and_the_failure(digit_tree, tmp_path):
     (digit_tree / "test" / "5" / "notes.png").write_text("not an image")
-    _, _, site = validate(digit_tree, tmp_path / "gx")
-    index = copy_data_docs(site, tmp_path / "docs")
-    html = index.read_text()
-    assert "manifest_suite" in html and "class_counts_suite" in html
-    pages = "".join(p.read_text() for p in (tmp_path / "docs" / "validations").rglob("*.html"))
-    assert "decode_ok" in pages and "notes.png" in pages
+    results, _, gx_results = validate(digit_tree, tmp_path / "gx")
+    index = data_docs.write(gx_results, results, tmp_path / "docs")
+    page = index.read_text()
+    assert "manifest_suite" in page and "class_counts_suite" in page
+    assert "decode_ok" in page and "test/5/notes.png" in page and "failed" in page
+
+
+def test_data_docs_escape_file_names_are_the_same_bytes_every_run_and_load_nothing(digit_tree, tmp_path):
+    """Issue 47 rows 10 and 27: a file named `<img src=x onerror=...>.png` put live elements into
+    GX's Data Docs (logged to the MLflow run); GX's pages held a timestamp and a random context id,
+    and loaded a logo and scripts from outside the machine."""
+    evil = "<img src=x onerror=alert(document.domain)>.png"
+    (digit_tree / "test" / "5" / evil).write_text("not an image")  # flagged: its name is on the page
+    pages = []
+    for run in range(2):
+        results, _, gx_results = validate(digit_tree, tmp_path / f"gx-{run}")
+        pages.append(data_docs.write(gx_results, results, tmp_path / f"docs-{run}").read_bytes())
+    assert pages[0] == pages[1]
+    page = pages[0].decode()
+    assert "&lt;img src=x onerror=alert(document.domain)&gt;.png" in page
+    tags = elements(page)
+    allowed = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "small", "table", "tr"}
+    allowed |= {"th", "td", "span", "br", "code", "ul", "li"}
+    assert {tag for tag, _ in tags} <= allowed
+    attributes = {name for _, attrs in tags for name, _ in attrs}
+    assert attributes <= {"lang", "charset", "http-equiv", "content", "class"}, (
+        attributes
+    )  # no src, href, on*
+    assert "http://" not in page and "https://" not in page
+    assert "default-src 'none'" in page  # a browser loads nothing else, whatever a value holds
+
+
+def elements(page: str) -> list[tuple[str, list[tuple[str, str | None]]]]:
+    """Every start tag of `page` with its attributes, as a browser's parser sees them."""
+    from html.parser import HTMLParser
+
+    found = []
+
+    class Collect(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            found.append((tag, attrs))
+
+    Collect().feed(page)
+    return found
 
 
 def test_rerun_in_same_gx_project_is_idempotent(digit_tree, tmp_path):
@@ -335,7 +373,7 @@ def test_known_images_are_not_decoded_again_and_changed_ones_are(digit_tree, cou
 
     first, known = build_manifest(pack_tree(digit_tree), progress=False)
     second, again = build_manifest(pack_tree(digit_tree), progress=False, known=known)
-    assert count_described == [1797, 0] and second.equals(first) and again == known
+    assert count_described == [1797, 36, 0] and second.equals(first) and again == known  # 36: the audit
     victim = sorted((digit_tree / "test" / "9").iterdir())[0]
     victim.write_bytes(victim.read_bytes()[:40])
     third, _ = build_manifest(pack_tree(digit_tree), progress=False, known=known)
@@ -355,11 +393,60 @@ def test_a_relabelled_image_keeps_its_description_and_its_label_is_checked_again
     outcome = validate_dataset(
         pack_tree(digit_tree), ValidateParams(), classes, tmp_path / "gx", progress=False, known=known
     )
-    assert count_described[-1] == 0  # its content was described before, under its first label
+    assert max(count_described[1:]) < 100  # its content was described before: checked, not rebuilt
     rows = outcome.manifest.set_index("path")
     assert rows.loc["train/5/copy-of-a-three.png", "label"] == "5"
     assert rows.loc["train/5/copy-of-a-three.png", "label_conflict"]
     assert failed(outcome.results)["label conflict"] == "critical"
+
+
+def test_a_cache_edited_and_resealed_is_caught_and_rebuilt(digit_tree, tmp_path, capsys, count_described):
+    """Issue 47 row 11: descriptions.json edited and its sha256 written into meta.json was trusted
+    ("1797 described before, 0 to describe") and invented a quality warning. A sample of what
+    would be reused, and every image a check flags, is described again; one mismatch and every
+    image is described again: the result is a scratch run's."""
+    from visionops.validation.descriptions import audit_sample
+    from visionops.validation.manifest import build_manifest
+
+    classes = read_json(digit_tree / "source.json")["classes"]
+    raw = pack_tree(digit_tree)
+
+    def outcome(known):
+        return validate_dataset(raw, ValidateParams(), classes, tmp_path / "gx", progress=False, known=known)
+
+    scratch = outcome(None)
+    known = scratch.descriptions
+    invented = {key: dict(row) for key, row in known.items()}  # one image made "very blurry"
+
+    def sampled(k: str) -> bool:
+        return k in audit_sample({**invented, k: {**invented[k], "blur": 0.0}}, sorted(invented))
+
+    key = next(k for k in sorted(invented) if not sampled(k))
+    invented[key]["blur"] = 0.0  # not in the random sample: the flag it raises is what is checked
+    rebuilt = outcome(invented)
+    assert "is not what the cache says when described again" in capsys.readouterr().err
+    assert rebuilt.manifest.equals(scratch.manifest) and failed(rebuilt.results) == failed(scratch.results)
+    poisoned = {key: dict(row) for key, row in known.items()}  # a quarter of the rows, quietly
+    for key in sorted(poisoned)[::4]:
+        poisoned[key]["brightness"] = round(poisoned[key]["brightness"] + 0.5, 6)
+    second, _ = build_manifest(raw, progress=False, known=poisoned)
+    assert "differ from their images" in capsys.readouterr().err
+    assert count_described[-1] == 1797 and second.equals(build_manifest(raw, progress=False)[0])
+
+
+@pytest.mark.parametrize("content", ["[]", '{"version": 4, "rows": []}', '{"version": 4, "rows": {"a": 1}}'])
+def test_a_resealed_cache_that_is_not_descriptions_is_set_aside(tmp_path, capsys, content):
+    """Issue 47 row 14: `[]` with a re-sealed meta.json ended in an AttributeError."""
+    from visionops.io import write_json
+    from visionops.validation import descriptions
+
+    (tmp_path / descriptions.NAME).write_text(content)
+    write_json(
+        tmp_path / "meta.json",
+        {descriptions.META_KEY: descriptions.file_sha256(tmp_path / descriptions.NAME)},
+    )
+    assert descriptions.load(tmp_path) == {}
+    assert "every image is described again" in capsys.readouterr().err
 
 
 def test_descriptions_that_do_not_match_their_checksum_are_described_again(tmp_path, capsys):

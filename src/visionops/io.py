@@ -8,7 +8,7 @@ import errno
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +48,12 @@ def write_csv(path: Path, frame) -> None:
         frame.to_csv(tmp, index=False)
 
 
-def save_figure(fig, path: Path, dpi: int = 100) -> None:
-    """Save a matplotlib figure atomically (the format comes from `path`'s suffix)."""
+def save_figure(fig, path: Path, dpi: int = 100, metadata: dict[str, str] | None = None) -> None:
+    """Save a matplotlib figure atomically (the format comes from `path`'s suffix), with
+    `metadata` (PNG text chunks) when given."""
     path = Path(path)
     with atomic_path(path, suffix=path.suffix) as tmp:
-        fig.savefig(tmp, dpi=dpi)
+        fig.savefig(tmp, dpi=dpi, metadata=metadata)
 
 
 def write_torch(path: Path, obj: Any) -> None:
@@ -218,3 +219,22 @@ def writable_output(path: Path, option: str, fix: str) -> None:
             f"({exc.strerror or exc})",
             fix,
         ) from None
+
+
+def replaceable(path: Path, option: str, ours: Callable[[Path], bool], what: str, force: bool) -> None:
+    """A command replaces an existing `path` only when it is its own earlier output (`ours`
+    recognises it) or the user passed --force: anything else is refused before any work."""
+    path = Path(path)
+    if not path.exists() or (force and path.is_file()):
+        return
+    if not path.is_file():
+        raise VisionOpsError(f"{option} {path} exists and is not a file", f"pass a file path for {option}")
+    try:
+        own = ours(path)
+    except (OSError, ValueError):
+        own = False
+    if not own:
+        raise VisionOpsError(
+            f"{option} {path} exists and is not {what}: writing there would destroy it",
+            f"choose another path for {option}, or pass --force to replace that file",
+        )

@@ -63,6 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_OUT,
         help="report to write; its plot goes beside it (default: %(default)s)",
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --out (or the plot beside it) that monitor did not write",
+    )
     parser.add_argument("--no-track", action="store_true", help="do not log the check to MLflow")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -79,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if args.labels and args.requests:
         raise VisionOpsError("--labels names image files; a request log holds none", "drop --labels")
     policy = monitor_policy(args.params)
-    check_out(args.out)  # cheap mistakes before any work
+    check_out(args.out, args.force)  # cheap mistakes before any work
     labels = read_labels(args.labels) if args.labels else None
     with (
         tempfile.TemporaryDirectory(prefix="visionops-monitor-") as tmp,
@@ -133,14 +138,38 @@ def logged_window(folder: Path, reference, size: int):
     return Window([], logged.probabilities, logged.stats, embeddings=logged.embeddings)
 
 
-def check_out(out: Path) -> None:
-    """--out is a .json file in a folder that can be written."""
+REPORT_FORMAT = "visionops-monitor/1"  # monitor.json's first key: how monitor knows its own report
+PLOT_MARK = {"Software": "visionops monitor"}  # the plot's PNG text chunk, for the same reason
+
+
+def check_out(out: Path, force: bool = False) -> None:
+    """--out is a .json file in a folder that can be written; it and the plot beside it
+    (--out with .png) are replaced only when monitor wrote them, or with `force`."""
     from visionops.errors import VisionOpsError
-    from visionops.io import writable_output
+    from visionops.io import replaceable, writable_output
 
     if out.suffix != ".json" or out.is_dir():
         raise VisionOpsError(f"--out {out} is not a .json file path", "pass e.g. --out reports/monitor.json")
+    replaceable(out, "--out", is_monitor_report, "a report that monitor wrote", force)
+    replaceable(
+        out.with_suffix(".png"), "the plot beside --out,", is_monitor_plot, "a plot that monitor drew", force
+    )
     writable_output(out, "--out", "pass an --out in a folder you can write, e.g. --out reports/monitor.json")
+
+
+def is_monitor_report(path: Path) -> bool:
+    import json
+
+    with open(path, "rb") as file:
+        found = json.loads(file.read(64 * 1024 * 1024))
+    return isinstance(found, dict) and found.get("report") == REPORT_FORMAT
+
+
+def is_monitor_plot(path: Path) -> bool:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.format == "PNG" and image.text.get("Software") == PLOT_MARK["Software"]
 
 
 def monitor_policy(params: Path | None):
@@ -159,13 +188,14 @@ def check_and_report(args, policy, reference, version, window, labels, tmp: Path
     from visionops.monitoring.check import check
     from visionops.monitoring.plots import plot_check
 
-    result = check(reference, window, policy, labels)
+    result = {"report": REPORT_FORMAT} | check(reference, window, policy, labels)
     result["model"] = (
         {"uri": args.model, "name": version[0], "version": version[1]} if version else {"uri": args.model}
     )
     staged_json, staged_png = tmp / "monitor.json", tmp / "monitor.png"
     write_json(staged_json, result)
-    plot_check(reference, window, result["verdict"], result["accuracy"]["estimated"]["value"], staged_png)
+    estimated = result["accuracy"]["estimated"]["value"]
+    plot_check(reference, window, result["verdict"], estimated, staged_png, PLOT_MARK)
     if not args.no_track:
         result["mlflow_run_id"] = track(policy, result, version, [staged_json, staged_png])
     out, plot = args.out, args.out.with_suffix(".png")
@@ -229,7 +259,18 @@ def read_labels(path: Path) -> dict[str, str]:
         raise VisionOpsError(f"--labels {path} cannot be read ({first_line(exc)})", fix) from None
     if not {"path", "label"} <= set(frame.columns):
         raise VisionOpsError(f"--labels {path} has no 'path' and 'label' columns", fix)
-    return dict(zip(frame["path"], frame["label"], strict=True))
+    pairs = frame[["path", "label"]].drop_duplicates()
+    torn = pairs[pairs["path"].duplicated(keep=False)].sort_values(["path", "label"])
+    if len(torn):
+        shown = "; ".join(
+            f"{name}: {' / '.join(group['label'])}"
+            for name, group in list(torn.groupby("path", sort=True))[:3]
+        )
+        raise VisionOpsError(
+            f"--labels {path} gives {torn['path'].nunique()} image(s) two different labels ({shown})",
+            "keep one row per image, with its true label",
+        )
+    return dict(zip(pairs["path"], pairs["label"], strict=True))
 
 
 def track(policy, result: dict, version, files: list[Path]) -> str:

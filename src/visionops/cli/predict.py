@@ -8,12 +8,13 @@ mlflow.db, every file of it checked against the hashes sealed when it was regist
 Unreadable files are listed with their reason and skipped; the exit status is non-zero only
 when nothing could be classified, and then --out is left as it was. --out is written
 atomically; it may be a folder (then FOLDER/predictions.csv is written), never one of the
-input images.
+input images, and an existing file is replaced only when predict wrote it (or with --force).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -40,7 +41,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"CSV to write, replaced only when at least one image was classified; a folder gets "
         f"FOLDER/{DEFAULT_OUT} (default: %(default)s)",
     )
-    parser.add_argument("--top-k", type=int, default=1, help="also write the k best labels and probabilities")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing --out that is not an earlier predict CSV (refused otherwise)",
+    )
+    parser.add_argument(
+        "--top-k",
+        type=int,
+        default=1,
+        help="also write the k best labels and probabilities (at most all classes)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -56,17 +67,22 @@ def run(args: argparse.Namespace) -> int:
             f"no image files under {', '.join(map(str, args.paths))}",
             "pass image files or folders holding .jpg/.png/.webp/... files",
         )
-    out = output_path(args.out, files, args.model)  # before any work: a bad --out costs nothing
+    out = output_path(args.out, files, args.model, args.force)  # before any work: a bad --out costs nothing
     with tempfile.TemporaryDirectory(prefix="visionops-predict-") as tmp:
         model = open_model(resolve_model(args.model, Path(tmp)))
-        rows, failed = classify(model, files, args.top_k, progress=not args.no_progress)
+        top_k = min(args.top_k, len(model.classes))
+        if top_k < args.top_k:
+            print(
+                f"predict: --top-k {args.top_k} is more than the model's {top_k} classes: writing all {top_k}"
+            )
+        rows, failed = classify(model, files, top_k, progress=not args.no_progress)
     for path, reason in failed:
         print(f"predict: skipped {path}: {reason}", file=sys.stderr)
     if not rows:
         kept = f"{out} was left as it was" if out.exists() else f"{out} was not written"
         print(f"predict: no image could be classified; {kept}", file=sys.stderr)
         return 1
-    write_predictions(rows, out, args.top_k)
+    write_predictions(rows, out, top_k)
     print(
         f"predict: {len(rows)} image(s) classified -> {out}" + (f"; {len(failed)} skipped" if failed else "")
     )
@@ -76,12 +92,23 @@ def run(args: argparse.Namespace) -> int:
 MODEL_SUFFIXES = (".onnx", ".engine", ".pt", ".pth", ".data", ".json")
 
 
-def output_path(out: Path, inputs: list[Path], model: str = "") -> Path:
+HEADER = re.compile(r"path,label,index,probability(,label_\d+,probability_\d+)*\r?")
+
+
+def is_predictions_csv(path: Path) -> bool:
+    """Is `path` a CSV that predict wrote (its header line)?"""
+    with open(path, "rb") as file:
+        first = file.readline(4096).decode("utf-8", errors="replace").rstrip("\n")
+    return HEADER.fullmatch(first) is not None
+
+
+def output_path(out: Path, inputs: list[Path], model: str = "", force: bool = False) -> Path:
     """Where the CSV goes: `out`, or `out`/predictions.csv for a folder. Refused when it would
-    overwrite one of the input images, the model, any image or model file, or cannot be
-    written at all (checked by creating a file beside it)."""
+    overwrite one of the input images, the model, any image or model file, an existing file that
+    is not an earlier predict CSV (unless `force`), or cannot be written at all (checked by
+    creating a file beside it)."""
     from visionops.data.folders import IMAGE_SUFFIXES
-    from visionops.io import writable_output
+    from visionops.io import replaceable, writable_output
 
     if out.is_dir():
         out = out / DEFAULT_OUT
@@ -100,8 +127,7 @@ def output_path(out: Path, inputs: list[Path], model: str = "") -> Path:
             f"--out {out} is {what}: writing the CSV there would destroy it",
             f"pass a .csv path for --out, e.g. --out {DEFAULT_OUT}",
         )
-    if out.exists() and not out.is_file():
-        raise VisionOpsError(f"--out {out} exists and is not a file", "pass a .csv path for --out")
+    replaceable(out, "--out", is_predictions_csv, "a CSV that predict wrote", force)
     writable_output(out, "--out", "pass an --out path in a folder you can write, e.g. --out predictions.csv")
     return out
 

@@ -13,8 +13,16 @@ from visionops.monitoring.stats import STATS
 from visionops.monitoring.window import Window
 
 
-def plot_check(reference: Reference, window: Window, verdict: str, estimated: float, path: Path) -> None:
-    """A 2x2 PNG: confidence histograms, class shares, brightness and sharpness histograms."""
+def plot_check(
+    reference: Reference,
+    window: Window,
+    verdict: str,
+    estimated: float,
+    path: Path,
+    metadata: dict[str, str] | None = None,
+) -> None:
+    """A 2x2 PNG: confidence histograms, class shares, brightness and sharpness histograms;
+    `metadata` goes into its text chunks (how monitor recognises its own plot)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -56,5 +64,5 @@ def plot_check(reference: Reference, window: Window, verdict: str, estimated: fl
         f"accuracy estimated {estimated:.3f} (reference {reference.accuracy:.3f})"
     )
     fig.tight_layout()
-    save_figure(fig, path)
+    save_figure(fig, path, metadata=metadata)
     plt.close(fig)

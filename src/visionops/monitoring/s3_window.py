@@ -37,8 +37,8 @@ def download_newest(uri: str, size: int, into: Path) -> list[Path]:
                     entry = (item["LastModified"].timestamp(), item["Key"])
                     (heapq.heappush if len(newest) < size else heapq.heappushpop)(newest, entry)
         files = []
-        for modified, key in sorted(newest):
-            local = into / bucket / key
+        for index, (modified, key) in enumerate(sorted(newest)):
+            local = local_path(into, index, key)
             local.parent.mkdir(parents=True, exist_ok=True)
             client.download_file(bucket, key, str(local))
             os.utime(local, (modified, modified))
@@ -51,6 +51,19 @@ def download_newest(uri: str, size: int, into: Path) -> list[Path]:
             "point monitor at the prefix where the served model's recent images are kept",
         )
     return files
+
+
+def local_path(into: Path, index: int, key: str) -> Path:
+    """Where object `key` (the `index`-th of the window) is kept: directly in `into`, named by its
+    position and the key's last part with anything but letters, digits, '.', '-' and '_' replaced.
+    An object key is the store's data, not a path: `../x.png` or `/etc/x.png` stay inside."""
+    import re
+
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", PurePosixPath(key.replace("\\", "/")).name)[-120:]
+    local = into / f"{index:06d}-{name.lstrip('.') or 'object'}"
+    if local.resolve().parent != into.resolve():
+        raise VisionOpsError(f"object key {key!r} maps outside the scratch folder", "rename the object")
+    return local
 
 
 def _split(uri: str) -> tuple[str, str]:

@@ -8,13 +8,16 @@ visionops-auth app (MLflow's basic-auth plus the registry rules) and proxied art
     python scripts/team_stack.py stop  [--dir .server] [--purge]
     python scripts/team_stack.py grant USER [--password P] [--read-only | --gate]   (as the admin)
 
-State (data, logs, pids, generated secrets, the object store's certificates) lives in --dir
-(git-ignored, 0700). `start` waits until every service answers, then prints what a teammate
-exports and the `dvc remote` commands (also written to --dir/team.env). A port in use or a
+State (data, logs, pids, generated secrets, the object store's certificates and keys) lives in
+--dir (git-ignored, 0700). `start` waits until every service answers, then prints what a teammate
+exports (also in --dir/team.env) and the `dvc remote` commands with the team's DVC key (a
+credentials file, never a command-line argument); the admin's login stays in --dir/admin.env.
+S3 keys are least-privilege: the store's admin key never leaves the stack, MLflow's server has its
+bucket, DVC (and each person `grant` makes) the remote's bucket. A port in use or a
 missing binary is an error with the fix. Starting again reuses the data and secrets and
 starts only what is not running. Logins: MLflow's default permission is READ; `grant` creates
 a teammate's login with EDIT on the experiment and the registered model (--read-only: READ on
-both; --gate: MANAGE on the model, which moves @champion).
+both; --gate: MANAGE on the model, which moves @champion) and their own DVC key.
 """
 
 from __future__ import annotations
@@ -110,8 +113,12 @@ def require(binary: str) -> str:
 SECRETS = {  # generated once per state folder, never a default
     "pg_password": lambda: new_secret(18),  # MLflow's role (owns MLflow's two databases, nothing more)
     "pg_superuser_password": lambda: new_secret(24),  # PostgreSQL's `postgres`: the stack's own setup only
-    "s3_access_key": lambda: "vo" + secrets.token_hex(9),
+    "s3_access_key": lambda: "vo" + secrets.token_hex(9),  # the store's admin: the stack's own setup only
     "s3_secret_key": lambda: new_secret(30),
+    "mlflow_s3_access_key": lambda: "vm" + secrets.token_hex(9),  # MLflow's server: its bucket only
+    "mlflow_s3_secret_key": lambda: new_secret(30),
+    "dvc_s3_access_key": lambda: "vd" + secrets.token_hex(9),  # the team's DVC remote (CI): its bucket only
+    "dvc_s3_secret_key": lambda: new_secret(30),
     "admin_password": lambda: new_secret(18),  # MLflow's admin login
     "flask_secret_key": lambda: new_secret(32),  # CSRF protection of the auth app
     "tuner_password": lambda: new_secret(18),  # the `tuner` role: Optuna studies only
@@ -272,14 +279,7 @@ def start_object_store(state: Path, port: int, secret: dict[str, str]) -> None:
         private.chmod(0o700)
     write_security_config(folder)
     write_master_config(folder)
-    config = folder / "s3.json"
-    identity = {
-        "name": "visionops",
-        "credentials": [{"accessKey": secret["s3_access_key"], "secretKey": secret["s3_secret_key"]}],
-        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-    }
-    config.write_text(json.dumps({"identities": [identity]}))
-    config.chmod(0o600)
+    config = write_s3_config(state, secret)
     s3, master, volume, filer = weed_ports(port)[:4]
     command = [
         weed,
@@ -317,6 +317,62 @@ def start_object_store(state: Path, port: int, secret: dict[str, str]) -> None:
         return True
 
     wait_until(ready, "SeaweedFS (S3)", log, proc=proc)
+
+
+BUCKET_ACTIONS = ("Read", "Write", "List", "Tagging")
+
+
+def s3_identities(secret: dict[str, str], people: dict[str, dict]) -> list[dict]:
+    """Least privilege: the store's admin key (the stack's own setup, never handed out), MLflow's
+    server on its bucket, the team's DVC key on the remote's bucket, and one DVC key per person
+    (`grant`: read-only people may read and list only)."""
+
+    def identity(name: str, key: str, secret_key: str, actions: list[str]) -> dict:
+        return {
+            "name": name,
+            "credentials": [{"accessKey": key, "secretKey": secret_key}],
+            "actions": actions,
+        }
+
+    def on(bucket: str, actions=BUCKET_ACTIONS) -> list[str]:
+        return [f"{action}:{bucket}" for action in actions]
+
+    found = [
+        identity("stack-admin", secret["s3_access_key"], secret["s3_secret_key"], ["Admin", *BUCKET_ACTIONS]),
+        identity(
+            "mlflow-server", secret["mlflow_s3_access_key"], secret["mlflow_s3_secret_key"], on(MLFLOW_BUCKET)
+        ),
+        identity("dvc", secret["dvc_s3_access_key"], secret["dvc_s3_secret_key"], on(DVC_BUCKET)),
+    ]
+    for person, key in sorted(people.items()):
+        actions = ("Read", "List") if key["read_only"] else BUCKET_ACTIONS
+        found.append(identity(f"dvc-{person}", key["access"], key["secret"], on(DVC_BUCKET, actions)))
+    return found
+
+
+def s3_people(state: Path) -> dict[str, dict]:
+    """Each person's DVC key, made by `grant` (state/s3/people.json, the owner's alone)."""
+    path = state / "s3" / "people.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_s3_config(state: Path, secret: dict[str, str], people: dict[str, dict] | None = None) -> Path:
+    """state/s3/s3.json (SeaweedFS's identities) and state/s3/people.json, both private."""
+    people = s3_people(state) if people is None else people
+    folder = state / "s3"
+    write_private(folder / "people.json", json.dumps(people, indent=1))
+    write_private(folder / "s3.json", json.dumps({"identities": s3_identities(secret, people)}, indent=1))
+    return folder / "s3.json"
+
+
+def credentials_file(state: Path, name: str, key: str, secret_key: str) -> Path:
+    """An AWS shared-credentials file for DVC (`dvc remote modify --local team credentialpath
+    FILE`), so no secret goes on a command line; state/keys/NAME.credentials, the owner's alone."""
+    folder = state / "keys"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / f"{name}.credentials"
+    write_private(path, f"[default]\naws_access_key_id = {key}\naws_secret_access_key = {secret_key}\n")
+    return path
 
 
 def write_master_config(folder: Path) -> None:
@@ -374,8 +430,8 @@ def start_mlflow(state: Path, ports: dict[str, int], secret: dict[str, str]) -> 
         "MLFLOW_AUTH_ADMIN_PASSWORD": secret["admin_password"],
         "MLFLOW_FLASK_SERVER_SECRET_KEY": secret["flask_secret_key"],
         "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{ports['s3']}",
-        "AWS_ACCESS_KEY_ID": secret["s3_access_key"],
-        "AWS_SECRET_ACCESS_KEY": secret["s3_secret_key"],
+        "AWS_ACCESS_KEY_ID": secret["mlflow_s3_access_key"],  # its bucket, nothing else
+        "AWS_SECRET_ACCESS_KEY": secret["mlflow_s3_secret_key"],
         "AWS_DEFAULT_REGION": "us-east-1",
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "MLFLOW_BACKEND_STORE_URI": f"{db}/mlflow",  # the environment, never argv: `ps` shows argv
@@ -405,32 +461,42 @@ def start_mlflow(state: Path, ports: dict[str, int], secret: dict[str, str]) -> 
 
 
 def client_settings(ports: dict[str, int], secret: dict[str, str]) -> dict[str, str]:
-    """What a teammate exports: MLflow's server and login, and where shared studies live."""
+    """What every teammate exports: MLflow's server and where shared studies live. Their own
+    login (and DVC key) comes from `grant`; the admin's stays in admin.env."""
     optuna = f"postgresql+psycopg://tuner:{secret['tuner_password']}@127.0.0.1:{ports['pg']}/optuna"
-    return {
-        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['mlflow']}",
-        "MLFLOW_TRACKING_USERNAME": ADMIN,
-        "MLFLOW_TRACKING_PASSWORD": secret["admin_password"],
-        "VISIONOPS_TUNE_STORAGE": optuna,
-    }
+    return {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{ports['mlflow']}", "VISIONOPS_TUNE_STORAGE": optuna}
+
+
+def admin_settings(ports: dict[str, int], secret: dict[str, str]) -> dict[str, str]:
+    """The admin's settings: the client's and the admin login (for `grant`, never handed out)."""
+    login = {"MLFLOW_TRACKING_USERNAME": ADMIN, "MLFLOW_TRACKING_PASSWORD": secret["admin_password"]}
+    return client_settings(ports, secret) | login
 
 
 def new_secret(nbytes: int) -> str:
-    """secrets.token_urlsafe, never starting with '-': the secrets go into command lines
-    (`dvc remote modify --local team secret_access_key SECRET`), which read one as an option."""
+    """secrets.token_urlsafe, never starting with '-' (a value read as an option if one ever goes
+    on a command line)."""
     while (token := secrets.token_urlsafe(nbytes)).startswith("-"):
         pass
     return token
 
 
-def dvc_remote_commands(ports: dict[str, int], secret: dict[str, str]) -> list[str]:
+def dvc_remote_commands(ports: dict[str, int], credentials: Path) -> list[str]:
+    """The DVC remote for a clone: the bucket and endpoint (committed), and where its key is
+    (`--local`: .dvc/config.local, never committed); the key itself stays in the file."""
     return [
         f"dvc remote add -d team s3://{DVC_BUCKET}/store",
         f"dvc remote modify team endpointurl http://127.0.0.1:{ports['s3']}",
-        f"dvc remote modify --local team access_key_id {secret['s3_access_key']}",
-        f"dvc remote modify --local team secret_access_key {secret['s3_secret_key']}",
+        f"dvc remote modify --local team credentialpath {credentials}",
         "chmod 600 .dvc/config.local",  # DVC writes it world-readable
     ]
+
+
+def write_private(path: Path, text: str) -> None:
+    """`text` into `path`, readable by its owner only (before any byte is written)."""
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(text)
 
 
 def running(pidfile: Path) -> bool:
@@ -484,14 +550,23 @@ def start(args: argparse.Namespace) -> None:
         if not up[key]:
             begin()
     settings = client_settings(ports, secret)
-    env_file = state / "team.env"
-    env_file.touch(mode=0o600)
-    env_file.write_text("".join(f"export {k}={v}\n" for k, v in settings.items()))
+    env_file, admin_file = state / "team.env", state / "admin.env"
+    write_private(env_file, "".join(f"export {k}={v}\n" for k, v in settings.items()))
+    write_private(admin_file, "".join(f"export {k}={v}\n" for k, v in admin_settings(ports, secret).items()))
+    dvc_key = credentials_file(state, "dvc", secret["dvc_s3_access_key"], secret["dvc_s3_secret_key"])
     print("\nThe team stack is up. A teammate (or CI) exports:\n")
     print("".join(f"  export {k}={v}\n" for k, v in settings.items()))
-    print("and adds the DVC remote once per clone (keys go to .dvc/config.local, never committed):\n")
-    print("".join(f"  {line}\n" for line in dvc_remote_commands(ports, secret)))
-    print(f"(also in {env_file}; secrets in {state / 'secrets.json'}; stop with `make server-stop`)")
+    print(
+        "with a login of their own, which the admin makes: `python scripts/team_stack.py grant NAME` "
+        "(CI's, which moves @champion: `grant ci --gate`; a reader's: `--read-only`). It prints the "
+        "login and the person's own DVC key.\n"
+    )
+    print("The DVC remote, once per clone (the team's DVC key, its bucket only; CI's):\n")
+    print("".join(f"  {line}\n" for line in dvc_remote_commands(ports, dvc_key)))
+    print(
+        f"(settings in {env_file}; the admin's login in {admin_file}, for the admin alone; secrets in "
+        f"{state / 'secrets.json'}; stop with `make server-stop`)"
+    )
 
 
 MIN_PASSWORD = 12
@@ -542,10 +617,35 @@ def grant(args: argparse.Namespace) -> None:
     on_experiment, on_model = ROLES_GRANTED[role]
     _set_permission(admin, args.user, "experiment", experiment_id, on_experiment)
     _set_permission(admin, args.user, "registered_model", args.model, on_model)
+    key = grant_dvc_key(args.dir.resolve(), args.user, read_only=args.read_only)
     print(
         f"user '{args.user}' (password: {password}): {on_experiment} on experiment '{args.experiment}', "
         f"{on_model} on '{args.model}'"
     )
+    access = "read and list" if args.read_only else "read, write and list"
+    print(
+        f"DVC key for '{args.user}' ({access} on the DVC remote's bucket, nothing else): {key}\n"
+        f"  hand them that file; in their clone: dvc remote modify --local team credentialpath FILE"
+    )
+
+
+def grant_dvc_key(state: Path, person: str, read_only: bool) -> Path:
+    """Give `person` a DVC key of their own (kept across grants; the scope follows the latest),
+    have SeaweedFS reload its identities (SIGHUP) and wait until the key works; its
+    credentials file."""
+    secret, people = load_secrets(state), s3_people(state)
+    key = people.get(person) or {"access": "vp" + secrets.token_hex(9), "secret": new_secret(30)}
+    people[person] = key | {"read_only": read_only}
+    write_s3_config(state, secret, people)
+    os.kill(int((state / "s3/weed.pid").read_text()), signal.SIGHUP)
+    ports = json.loads((state / "ports.json").read_text())
+    client = s3_client(ports["s3"], {"s3_access_key": key["access"], "s3_secret_key": key["secret"]})
+
+    def works() -> bool:
+        return bool(client.list_objects_v2(Bucket=DVC_BUCKET, MaxKeys=1))
+
+    wait_until(works, "SeaweedFS taking the new DVC key", state / "s3/weed.log", timeout=30)
+    return credentials_file(state, f"dvc-{person}", key["access"], key["secret"])
 
 
 def _running_stack_settings(state: Path) -> dict[str, str]:
@@ -554,7 +654,7 @@ def _running_stack_settings(state: Path) -> dict[str, str]:
         raise StackError(f"no team stack in {state}", f"start one first: team_stack.py start --dir {state}")
     if not running(state / "mlflow/mlflow.pid"):
         raise StackError(f"the team stack in {state} is not running", f"team_stack.py start --dir {state}")
-    return client_settings(json.loads((state / "ports.json").read_text()), load_secrets(state))
+    return admin_settings(json.loads((state / "ports.json").read_text()), load_secrets(state))
 
 
 def _registered_model(client, name: str) -> None:

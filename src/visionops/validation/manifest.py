@@ -11,7 +11,7 @@ import pandas as pd
 
 from visionops.data.decode import open_image
 from visionops.data.shards import Member, RawImages
-from visionops.validation.descriptions import Descriptions
+from visionops.validation.descriptions import Descriptions, audit_sample, canonical
 from visionops.validation.near import NONE, closest_in_other_group
 from visionops.validation.quality import quality_stats
 
@@ -34,7 +34,7 @@ def build_manifest(
     """
     entries = list(raw)
     keys = [hashlib.sha256(entry.member.read()).hexdigest() for entry in entries]
-    known = dict(known or {})
+    known = checked_cache(entries, keys, dict(known or {}), workers)
     todo = sorted({key: i for i, key in enumerate(keys) if key not in known}.values())
     if known and progress:
         print(f"manifest: {len(entries) - len(todo)} image(s) described before, {len(todo)} to describe")
@@ -48,6 +48,53 @@ def build_manifest(
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame = frame.astype({"width": "Int64", "height": "Int64", "channels": "Int64"})
     return frame, {key: known[key] for key in keys}
+
+
+def checked_cache(entries: list, keys: list[str], known: Descriptions, workers: int | None) -> Descriptions:
+    """`known`, when a sample of the images it describes comes out the same described again
+    (descriptions.audit_sample); {} with the reason on stderr when one differs."""
+    import sys
+
+    first = {key: i for i, key in reversed(list(enumerate(keys))) if key in known}
+    audit = audit_sample(known, sorted(first))
+    if not audit:
+        return known
+    again = describe_many([entries[first[key]].member for key in audit], workers, progress=False)
+    differ = [key for key, info in zip(audit, again, strict=True) if canonical(info) != canonical(known[key])]
+    if not differ:
+        return known
+    print(
+        f"validate: not reusing the cached descriptions: {len(differ)} of the {len(audit)} checked again "
+        f"differ from their images (e.g. {entries[first[differ[0]]].path}); every image is described again",
+        file=sys.stderr,
+    )
+    return {}
+
+
+FLAGS = ("leaked", "dup_in_split", "near_leaked", "label_conflict", "too_dark_or_bright", "nearly_blank",
+         "very_blurry")  # fmt: skip
+
+
+def flags_hold(
+    flagged: pd.DataFrame, raw: RawImages, descriptions: Descriptions, workers: int | None = None
+) -> bool:
+    """Do the images behind every flag (and every undecodable one) come out as described, when
+    described again? A cached description never decides a warning or a refusal on its own;
+    False, with the first that differs on stderr, when one does not."""
+    import sys
+
+    rows = flagged[flagged[list(FLAGS)].any(axis=1) | ~flagged["decode_ok"].astype(bool)]
+    rows = rows.drop_duplicates("file_sha256")
+    again = describe_many([raw.member(path) for path in rows["path"]], workers, progress=False)
+    for path, key, info in zip(rows["path"], rows["file_sha256"], again, strict=True):
+        if canonical(info) != canonical(descriptions[key]):
+            print(
+                f"validate: not reusing the cached descriptions: {path}, flagged by a check, is not what "
+                "the cache says when described again; every image is described again",
+                file=sys.stderr,
+            )
+            return False
+    return True
 
 
 def describe_many(

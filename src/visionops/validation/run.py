@@ -18,6 +18,7 @@ from visionops.validation.manifest import (
     class_counts,
     flag_duplicates,
     flag_label_conflicts,
+    flags_hold,
 )
 from visionops.validation.quality import flag_quality
 from visionops.validation.suite import EXAMPLES, CheckResult, run_suites
@@ -26,14 +27,13 @@ from visionops.validation.suite import EXAMPLES, CheckResult, run_suites
 @dataclass
 class Outcome:
     """Everything validation produced: the manifest (with `quarantined`), the quarantine
-    list, per-check results, GX's full results, the Data Docs site folder, and the
-    descriptions of these images by content (see validation/descriptions.py)."""
+    list, per-check results, GX's full results (the Data Docs page is rendered from them), and
+    the descriptions of these images by content (see validation/descriptions.py)."""
 
     manifest: pd.DataFrame
     quarantine: pd.DataFrame
     results: list[CheckResult]
     gx_results: dict[str, Any]
-    data_docs: Path
     descriptions: Descriptions
 
 
@@ -45,18 +45,22 @@ def validate_dataset(
     progress: bool = True,
     known: Descriptions | None = None,
 ) -> Outcome:
-    """Describe every image of `raw` (those in `known` are not decoded again), quarantine bad
-    ones if configured, and run the suites."""
+    """Describe every image of `raw` (those in `known` are not decoded again, but a sample of
+    them and every flagged one are, to check the cache), quarantine bad ones if configured, and
+    run the suites."""
     described, descriptions = build_manifest(raw, progress, known)
     manifest = flag_all(described, cfg)
+    if known and not flags_hold(manifest, raw, descriptions):  # the cache decided no flag alone
+        described, descriptions = build_manifest(raw, progress)
+        manifest = flag_all(described, cfg)
     quarantine = quarantine_rows(manifest) if cfg.on_bad_image == "quarantine" else _no_quarantine()
     manifest["quarantined"] = manifest["path"].isin(quarantine["path"])
     checked = manifest.drop(columns="quarantined")
     if len(quarantine):  # flags of what remains can change (a leak's other copy left): again
         checked = flag_all(manifest[~manifest["quarantined"]][list(COLUMNS)], cfg)
-    results, gx_results, site = run_suites(checked, class_counts(checked, classes), cfg, classes, workdir)
+    results, gx_results = run_suites(checked, class_counts(checked, classes), cfg, classes, workdir)
     name_conflict_pairs(results, checked)
-    return Outcome(manifest, quarantine, results, gx_results, site, descriptions)
+    return Outcome(manifest, quarantine, results, gx_results, descriptions)
 
 
 def flag_all(manifest: pd.DataFrame, cfg: ValidateParams) -> pd.DataFrame:

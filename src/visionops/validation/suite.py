@@ -5,10 +5,6 @@ Each expectation carries meta {check, severity, fix}; the stage fails only on `c
 
 from __future__ import annotations
 
-import logging
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +12,6 @@ from typing import Any
 import pandas as pd
 
 from visionops.config import ValidateParams
-from visionops.io import publish_dir, staging_dir_for
 
 MANIFEST_SUITE = "manifest_suite"
 COUNTS_SUITE = "class_counts_suite"
@@ -221,10 +216,11 @@ def run_suites(
     cfg: ValidateParams,
     classes: list[str],
     workdir: Path,
-) -> tuple[list[CheckResult], dict[str, Any], Path]:
+) -> tuple[list[CheckResult], dict[str, Any]]:
     """Run both suites, each through its own checkpoint, in a GX file context under `workdir`.
 
-    Returns (check results, GX's full JSON results per asset, the Data Docs site folder).
+    Returns (check results, GX's full JSON results per asset); validation/data_docs.py renders
+    the page from them (GX's own site is not built: see that module).
     """
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -240,12 +236,11 @@ def run_suites(
     full: dict[str, Any] = {}
     for asset_name, suite_name, expectations, frame in plan:
         checkpoint = _checkpoint(ctx, source, asset_name, suite_name, expectations)
-        with _quiet_renderer():
-            outcome = checkpoint.run(batch_parameters={"dataframe": frame})
+        outcome = checkpoint.run(batch_parameters={"dataframe": frame})
         for run in outcome.run_results.values():
             results.extend(_check_result(r) for r in run.results)
             full[asset_name] = without_run_identity(run.to_json_dict())
-    return results, full, Path(workdir) / "gx" / "uncommitted" / "data_docs" / "local_site"
+    return results, full
 
 
 VOLATILE_KEYS = {"id", "run_id", "validation_id", "checkpoint_id", "validation_time", "ge_load_time"}
@@ -259,20 +254,6 @@ def without_run_identity(value: Any) -> Any:
     if isinstance(value, list):
         return [without_run_identity(v) for v in value]
     return value
-
-
-@contextmanager
-def _quiet_renderer() -> Iterator[None]:
-    """GX's Data Docs renderer logs its own failures with a traceback (a failed set expectation
-    has no `unexpected_percent` to print: a split named TEST printed one before our message).
-    The check's result is ours to report; that page section is only left plainer."""
-    renderer = logging.getLogger("great_expectations.render")
-    level = renderer.level
-    renderer.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        renderer.setLevel(level)
 
 
 def _checkpoint(ctx, source, asset_name: str, suite_name: str, expectations: list[Any]):
@@ -303,7 +284,6 @@ def _checkpoint(ctx, source, asset_name: str, suite_name: str, expectations: lis
             gx.Checkpoint(
                 name=f"validate_{asset_name}",
                 validation_definitions=[definition],
-                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
                 result_format={
                     "result_format": "COMPLETE",
                     "unexpected_index_column_names": ["path"],
@@ -344,11 +324,3 @@ def _check_result(result) -> CheckResult:
         fix=meta.get("fix", ""),
         observed=detail.get("observed_value"),
     )
-
-
-def copy_data_docs(site: Path, destination: Path) -> Path:
-    """Copy the Data Docs static site into `destination`, swapped in whole; return its index.html."""
-    staging = staging_dir_for(destination)
-    shutil.copytree(site, staging, dirs_exist_ok=True)
-    publish_dir(staging, destination)
-    return destination / "index.html"
