@@ -140,3 +140,59 @@ def test_a_registered_model_name_longer_than_mlflow_stores_is_refused_with_the_p
     with pytest.raises(VisionOpsError, match=r"register\.model_name") as err:
         load_params(path, "register")
     assert "256" in str(err.value) and "Traceback" not in str(err.value)
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+    f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+    for i in range(9)
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"train:\n  lr: 0.1\n{BOMB}", r"an alias \(\*a\)"),  # billion laughs: 9^10 items if expanded
+        ("train: &t {lr: 0.1}\nmodel: *t\n", r"an alias \(\*t\)"),
+        ("train:\n  lr: 0.1\ntrain:\n  lr: 0.2\n", "'train' is given twice"),
+        ("train:\n  lr: 0.1\n  lr: 0.2\n", "'lr' is given twice"),
+    ],
+)
+def test_an_alias_or_a_key_twice_is_refused_before_anything_is_expanded(tmp_path, text, expected):
+    """Issue 47 rows 17 and 25: an alias bomb grew by ~60 MB/s until killed; a section given twice
+    was accepted (the last won)."""
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(VisionOpsError, match=expected) as refused:
+        load_params(path, "train")
+    assert "is not valid YAML" in str(refused.value) and "fix:" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "cause", "fix"),
+    [
+        ("model", {"logit_scale": float("inf")}, "model.logit_scale = inf is invalid", "'model.logit_scale'"),
+        ("train", {"lr": float("inf")}, "train.lr = inf is invalid", "'train.lr' to a number > 0"),
+        ("train", {"lr": float("nan")}, "train.lr = nan is invalid", "'train.lr' to a number > 0"),
+        (
+            "model",
+            {"arch": "resnet18", "whiten_init": True},
+            "model.whiten_init apply to the scratch",
+            "model.arch",
+        ),
+    ],
+)
+def test_infinities_and_section_rules_name_the_key_not_the_section(tmp_path, section, values, cause, fix):
+    """Issue 47 rows 23 and 24: `.inf` was accepted (then "diverged ... lower train.lr" for the
+    logit scale); a rule over the section named `model.` and printed the whole section."""
+    path = write(tmp_path, {section: values})
+    with pytest.raises(VisionOpsError) as refused:
+        load_params(path, section)
+    text = str(refused.value)
+    assert cause in text and fix in text.split("fix:")[1], text
+    assert "model. " not in text and "{" not in text, text
+
+
+def test_a_folder_passed_as_params_is_named_as_a_folder(tmp_path):
+    with pytest.raises(VisionOpsError, match="is a folder, not a params file"):
+        load_params(tmp_path, "train")

@@ -294,7 +294,10 @@ def test_no_validation_split_says_so_instead_of_a_zero_accuracy(repo):
 
 def test_params_rewritten_by_a_refused_exp_run_stop_the_running_repro(repo):
     """DVC's order: `dvc exp run -S` rewrites params.yaml, then finds the repository locked by a
-    running `dvc repro`, whose next stage would use the new value. That stage must refuse."""
+    running `dvc repro`. Issue 47 row 12: the stage that was running when it landed fails at its
+    end (DVC would record the new value for what the old one made), so dvc.lock keeps what ran;
+    the next stage would refuse too."""
+    lock = (repo / "dvc.lock").read_bytes()
     log = repo / "repro.log"
     with open(log, "w") as out:
         repro = subprocess.Popen(
@@ -311,8 +314,12 @@ def test_params_rewritten_by_a_refused_exp_run_stop_the_running_repro(repo):
     assert repro.wait(timeout=600) != 0
     output = log.read_text()
     assert refused.returncode != 0 and "lock" in refused.stderr + refused.stdout
-    assert "train.lr: 0.004 -> 0.01" in output and "[export] error: params.yaml changed while" in output
-    assert "dvc exp run --queue" in output
+    assert (
+        "[compress] error: params.yaml changed while the compress stage ran (train.lr: 0.004 -> 0.01)"
+        in output
+    )
+    assert "dvc exp run --queue" in output and "Running stage 'export'" not in output
+    assert (repo / "dvc.lock").read_bytes() == lock  # nothing recorded with a value it did not use
 
 
 # --- issue 22: nothing wrong reaches the registry; outputs depend only on their inputs -------

@@ -330,15 +330,85 @@ def test_the_request_log_keeps_the_newest_records_of_its_model(tmp_path, monkeyp
     assert len(list(tmp_path.glob("requests-*.jsonl.*"))) > 1  # rotated, none lost
     with open(next(tmp_path.glob("requests-*.jsonl")), "a") as torn:
         torn.write('{"time": 1e12, "model_sha256": "mine", "proba')  # a crash mid-line
-    newest = request_log.read_newest(tmp_path, "mine", 25)
-    assert newest.others == 3 and len(newest.probabilities) == 25
+    shape = request_log.Shape(5, stats.shape[1], 4)
+    newest = request_log.read_newest(tmp_path, "mine", 25, shape)
+    assert newest.others == 3 and len(newest.probabilities) == 25 and newest.malformed == 1
     assert np.allclose(newest.probabilities, probs[35:]) and np.allclose(newest.stats, stats[35:])
     assert np.allclose(newest.embeddings, vectors[35:], atol=2e-3)  # float16 in the log
-    assert np.allclose(request_log.read_newest(tmp_path, "mine", 1000).probabilities, probs)
+    assert np.allclose(request_log.read_newest(tmp_path, "mine", 1000, shape).probabilities, probs)
     request_log.RequestLog(tmp_path, "mine").append(probs[:1], stats[:1], None)  # an older server
-    assert request_log.read_newest(tmp_path, "mine", 1000).embeddings is None
+    assert request_log.read_newest(tmp_path, "mine", 1000, shape).embeddings is None
     with pytest.raises(VisionOpsError, match="holds no request log"):
-        request_log.read_newest(tmp_path / "empty", "mine", 10)
+        request_log.read_newest(tmp_path / "empty", "mine", 10, shape)
+
+
+RECORD = {"time": 1, "seq": 0, "model_sha256": "mine", "probabilities": [0.2, 0.3, 0.5], "stats": "S"}
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        (b"[1, 2, 3]", "a JSON list, not a record"),
+        (b'{"time": 1, "model_sha256": "mine"}', "no seq, probabilities, stats"),
+        ({"probabilities": [0.5, 0.5]}, "probabilities has 2 values, the model's has 3"),
+        ({"probabilities": [float("nan"), 0.5, 0.5]}, "not a finite number"),
+        ({"probabilities": [0.9, 0.5, 0.5]}, "not a distribution"),
+        ({"stats": [1]}, "stats has 1 values"),
+        ({"embedding": "AAAAAAAA"}, "embedding has 3 values, the model's has 4"),
+        ({"embedding": "**"}, "embedding is not base64"),
+        (b"\xff\xfe not utf-8", "not UTF-8 text"),
+    ],
+)
+def test_a_request_log_line_that_is_not_a_record_of_this_model_is_left_out_and_named(tmp_path, line, why):
+    """Issue 47 row 15: a non-object line, a record missing keys, a wrong-length embedding or
+    probabilities, non-UTF-8 bytes: five tracebacks; NaN probabilities were accepted silently."""
+    from visionops.monitoring import request_log
+
+    rng = np.random.default_rng(7)
+    stats = stats_like(rng, 3)
+    request_log.RequestLog(tmp_path, "mine").append(rng.dirichlet(np.ones(3), 2), stats[:2], None)
+    if isinstance(line, dict):
+        line = json.dumps(RECORD | {"stats": stats[2].tolist()} | line).encode()  # NaN as json writes it
+    with open(next(tmp_path.glob("requests-*.jsonl")), "ab") as log:
+        log.write(line + b"\n")
+    logged = request_log.read_newest(tmp_path, "mine", 10, request_log.Shape(3, stats.shape[1], 4))
+    assert len(logged.probabilities) == 2 and logged.malformed == 1
+    assert why in logged.first_problem and "line 3" in logged.first_problem, logged.first_problem
+
+
+def test_serve_refuses_a_request_log_that_is_a_file_before_anything_starts(tmp_path):
+    """Issue 47 row 16: `serve --request-log EXISTING_FILE` started, then answered every request
+    400 with a stack trace holding server paths."""
+    import argparse
+
+    from visionops.cli import serve
+
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine")
+    args = argparse.Namespace(model="models:/none/1", host="127.0.0.1", port=1, workers=1, request_log=taken)
+    with pytest.raises(VisionOpsError, match="is a file: the log is a folder") as refused:
+        serve.run(args)
+    assert "--request-log" in refused.value.fix and taken.read_text() == "mine"
+
+
+def test_a_request_log_that_cannot_be_written_never_fails_a_prediction(tmp_path, capsys):
+    from visionops.monitoring import request_log
+
+    blocked = tmp_path / "full"
+    blocked.mkdir()
+    log = request_log.RequestLog(blocked, "mine")
+    rng = np.random.default_rng(8)
+    blocked.chmod(0o500)  # a full disk or a folder taken away behaves the same to the handler
+    try:
+        if os.geteuid() == 0:  # root writes anywhere: take the folder away instead
+            blocked.chmod(0o700)
+            log.folder = tmp_path / "full" / "gone" / "deeper"
+            (tmp_path / "full" / "gone").write_text("a file where the folder should be")
+        for _ in range(3):
+            log.append(rng.dirichlet(np.ones(3), 2), stats_like(rng, 2), None)
+    finally:
+        blocked.chmod(0o700)
+    assert capsys.readouterr().err.count("request log: cannot write to") == 1
 
 
 def test_concurrent_first_requests_log_each_image_once(tmp_path):
@@ -364,7 +434,8 @@ def test_concurrent_first_requests_log_each_image_once(tmp_path):
             worker.start()
         for worker in workers:
             worker.join()
-        assert len(request_log.read_newest(folder, "mine", 100).probabilities) == threads, attempt
+        shape = request_log.Shape(3, stats.shape[1], None)
+        assert len(request_log.read_newest(folder, "mine", 100, shape).probabilities) == threads, attempt
 
 
 @pytest.fixture

@@ -59,3 +59,27 @@ def test_visionops_preset_writes_the_values_and_keeps_the_comments(tmp_path, cap
     )
     assert loaded["tune"].trials == load_params(ROOT / "params.yaml", "tune")["tune"].trials  # kept
     assert "# visionops parameters: one section per stage" in params.read_text()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "train:\n  lr: &l [1, 1]\n  batch_size: *l\n",
+        "augment:\n  policy:\n    - name: HorizontalFlip\n      params: &p {p: 0.5}\n"
+        "    - name: HorizontalFlip\n      params: *p\n",
+        "train:\n  lr: 0.1\ntrain:\n  lr: 0.2\n",
+    ],
+)
+def test_a_preset_with_an_alias_or_a_section_twice_changes_nothing(tmp_path, capsys, text):
+    """Issue 47 rows 17 and 25: an alias inside augment.policy[].params was written into
+    params.yaml, where `dvc status` then grew without bound."""
+    params = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", params)
+    before = params.read_bytes()
+    (tmp_path / "bad.yaml").write_text(text)
+    assert visionops(["preset", str(tmp_path / "bad.yaml"), "--params", str(params)]) == 1
+    err = capsys.readouterr().err
+    assert "is not valid YAML" in err and "Traceback" not in err, err
+    assert params.read_bytes() == before
+    assert visionops(["preset", str(tmp_path), "--params", str(params)]) == 1
+    assert "is a folder, not a params file" in capsys.readouterr().err

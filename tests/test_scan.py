@@ -168,3 +168,30 @@ def test_a_folder_that_cannot_be_listed_is_named(tmp_path):
     with pytest.raises(VisionOpsError, match=r"cannot read the folder .*photos") as err:
         walk_folder(not_a_folder)
     assert "data.path" in err.value.fix
+
+
+def test_a_link_to_itself_and_a_name_that_is_not_utf8_are_named(tree, tmp_path):
+    """Issue 47 row 13: `ln -s self 2/self` ended in an ELOOP traceback, a non-UTF-8 file name in
+    a UnicodeEncodeError from the listing's digest."""
+    loop = tree / "cat" / "self"
+    loop.symlink_to("self")
+    with pytest.raises(VisionOpsError, match=r"cat/self cannot be followed: Too many levels") as err:
+        rescan(tree, tmp_path)
+    assert "remove that link" in err.value.fix
+    loop.unlink()
+    latin1 = os.fsencode(tree / "dog") + b"/caf\xe9.png"
+    Image.new("RGB", (12, 10)).save(latin1.decode(errors="surrogateescape"), format="PNG")
+    with pytest.raises(VisionOpsError, match=r"the file name 'dog/caf.\.png' is not UTF-8 text") as err:
+        rescan(tree, tmp_path)
+    assert "rename it" in err.value.fix and not (tmp_path / "listing.csv").exists()
+
+
+@pytest.mark.parametrize("row", ["/tmp/cat/0.png", "../outside/0.png", "cat/../../0.png", "cat//0.png"])
+def test_a_listing_row_outside_the_folder_is_named_as_such(tmp_path, row):
+    """Issue 47 row 21: a hand-edited row with an absolute path said "class folder .../tmp has no
+    images"."""
+    listing = tmp_path / "listing.csv"
+    listing.write_text(f"path,size,sha256\ncat/1.png,3,{'a' * 64}\n{row},3,{'b' * 64}\n")
+    with pytest.raises(VisionOpsError, match=r"is damaged .*is not a path inside data.path") as err:
+        read_listing(listing)
+    assert "dvc repro" in err.value.fix

@@ -21,13 +21,15 @@ from pydantic.fields import FieldInfo
 from visionops.errors import VisionOpsError
 
 Severity = Literal["critical", "warning", "info"]
+FIX_MARK = "; fix: "  # a section-wide rule's message: "cause; fix: what to do"
 
 
 class Section(BaseModel):
     """Base for a params section: unknown keys are errors, and types are strict (`epochs: true`
-    or `epochs: 3.5` is refused rather than read as 1 or 3; an integer is a valid number)."""
+    or `epochs: 3.5` is refused rather than read as 1 or 3; an integer is a valid number; `.inf`
+    and `.nan` are no numbers any key takes)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class DataParams(Section):
@@ -120,7 +122,8 @@ class ModelParams(Section):
         if changed and self.arch not in ("simple_cnn", "resnet9"):
             raise ValueError(
                 f"model.{', model.'.join(changed)} apply to the scratch networks (simple_cnn, resnet9), "
-                f"not to {self.arch}: set model.arch to one of them or leave these at their defaults"
+                f"not to {self.arch}{FIX_MARK}set model.arch to one of them, or leave "
+                f"model.{', model.'.join(changed)} at the default"
             )
         return self
 
@@ -373,7 +376,31 @@ def load_params(path: Path | str, *sections: str) -> dict[str, Any]:
 
 class _Yaml12Loader(yaml.SafeLoader):
     """PyYAML's safe loader, but `1e-3` is a float as in YAML 1.2 (and in DVC, which writes
-    params.yaml with ruamel); YAML 1.1 reads it as the string '1e-3'."""
+    params.yaml with ruamel); YAML 1.1 reads it as the string '1e-3'. Params are data from
+    outside: an alias (`*name`) is refused before it is expanded (a billion-laughs file grew by
+    60 MB/s), and a key given twice in one mapping is refused rather than the last one winning."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"an alias (*{event.anchor}): params take plain values, not references",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"'{key}' is given twice in the same mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Yaml12Loader.add_implicit_resolver(
@@ -384,8 +411,10 @@ _Yaml12Loader.add_implicit_resolver(
 
 
 def read_params_file(path: Path) -> dict[str, Any]:
-    """Parse params.yaml into a dict, with a clear error when it is missing, binary, empty or
-    malformed."""
+    """Parse params.yaml into a dict, with a clear error when it is missing, a folder, binary,
+    empty, malformed, or holds an alias or a key twice."""
+    if path.is_dir():
+        raise VisionOpsError(f"{path} is a folder, not a params file", "pass a .yaml file")
     if not path.is_file():
         raise VisionOpsError(f"params file not found: {path}", "run from the project root, or pass --params")
     try:
@@ -426,6 +455,9 @@ def validate_section(name: str, values: Any, path: Path | str = "params.yaml") -
 def _explain(exc: ValidationError, section: str, model: type[Section], path: Path | str):
     """Turn the first pydantic error into (cause, fix) naming section, key and allowed values."""
     err = exc.errors()[0]
+    if not err["loc"]:  # a rule over the whole section (a model validator): its own words
+        cause, _, fix = str(err["msg"]).removeprefix("Value error, ").partition(FIX_MARK)
+        return f"{path}: {cause}", fix or f"see the comments in the project's params.yaml for '{section}'"
     key = ".".join(str(part) for part in err["loc"])
     dotted = f"{section}.{key}"
     if err["type"] == "extra_forbidden":

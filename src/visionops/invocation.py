@@ -6,6 +6,11 @@ later stages read the rewritten file and would train, record and promote a model
 params nobody ran it with. The first stage of each DVC invocation keeps a snapshot of the
 parsed params (keyed by the `dvc` process, per workspace); every later stage of the same
 invocation compares and stops with the changed keys named.
+
+The same rewrite can land while a stage runs: DVC records the params it finds *after* the stage
+ends, so dvc.lock would name values the stage never used (and the MLflow run the ones it did).
+So a stage also compares the file when it ends with what it read at its start
+(`check_params_kept`), and fails, so that DVC records nothing, when they differ.
 """
 
 from __future__ import annotations
@@ -82,3 +87,25 @@ def _prune() -> None:
         pid = int(old.name.split("-", 1)[0]) if old.name.split("-", 1)[0].isdigit() else 0
         if not psutil.pid_exists(pid):
             old.unlink(missing_ok=True)
+
+
+def params_now(params_path: Path) -> dict[str, Any]:
+    """The parsed params, flattened: what a stage compares at its end."""
+    from visionops.config import flatten, read_params_file
+
+    return flatten(read_params_file(params_path))
+
+
+def check_params_kept(params_path: Path, at_start: dict[str, Any], stage: str) -> None:
+    """Raise when params.yaml no longer holds what the stage read at its start."""
+    now = params_now(params_path)
+    changed = changed_keys(at_start, now)
+    if changed:
+        shown = "; ".join(f"{k}: {at_start.get(k)!r} -> {now.get(k)!r}" for k in changed[:5])
+        raise VisionOpsError(
+            f"params.yaml changed while the {stage} stage ran ({shown}): DVC would record the new values "
+            "for outputs made with the old ones. Most likely another command wrote it (`dvc exp run -S` "
+            "rewrites params.yaml even when the repository lock then refuses it)",
+            "this stage's outputs are not recorded; check `git diff params.yaml`, then re-run `dvc repro`. "
+            "To run experiments while another one runs, queue them: `dvc exp run --queue -S ...`",
+        )

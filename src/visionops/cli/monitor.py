@@ -129,12 +129,20 @@ def observe_files(model, files: list[Path], progress: bool):
 
 def logged_window(folder: Path, reference, size: int):
     """The newest `size` records of this model in the request log."""
-    from visionops.monitoring.request_log import read_newest
+    from visionops.monitoring.request_log import Shape, read_newest
     from visionops.monitoring.window import Window
 
-    logged = read_newest(folder, reference.model_sha256, size)
+    width = None if reference.embeddings is None else reference.embeddings.shape[1]
+    shape = Shape(len(reference.classes), reference.stats.shape[1], width)
+    logged = read_newest(folder, reference.model_sha256, size, shape)
     if logged.others:
         print(f"monitor: {logged.others} logged request(s) of other models left out", file=sys.stderr)
+    if logged.malformed:
+        print(
+            f"monitor: {logged.malformed} line(s) of the log are not records of this model, left out "
+            f"(first: {logged.first_problem})",
+            file=sys.stderr,
+        )
     return Window([], logged.probabilities, logged.stats, embeddings=logged.embeddings)
 
 

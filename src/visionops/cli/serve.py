@@ -36,8 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Check, then serve until interrupted; MLflow's exit status."""
+    from visionops.monitoring.request_log import check_folder
     from visionops.tracking.version_files import fetch_announced
 
+    log = check_folder(args.request_log) if args.request_log is not None else None  # before any work
     with tempfile.TemporaryDirectory(prefix="visionops-serve-") as tmp:
         # serving runs the version's own Python code: only a version whose every file is sealed
         local = fetch_announced(args.model, Path(tmp), "serve", onnx_only_ok=False).local
@@ -58,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
             str(args.workers),
         ]
         env = dict(os.environ)
-        if args.request_log is not None:
-            env["VISIONOPS_REQUEST_LOG"] = str(args.request_log.resolve())  # read by serving/pyfunc_model.py
+        if log is not None:
+            env["VISIONOPS_REQUEST_LOG"] = str(log)  # read by serving/pyfunc_model.py
         server = subprocess.Popen(command, env=env)
         signal.signal(signal.SIGTERM, lambda *_: server.terminate())  # stop it too, then clean up
         try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from visionops.errors import VisionOpsError
 from visionops.interrupts import handle_sigterm, quiet_forked_workers
-from visionops.invocation import check_params_unchanged
+from visionops.invocation import check_params_kept, check_params_unchanged, params_now
 from visionops.timings import mark
 
 
@@ -47,7 +47,9 @@ def run_stage(
     quiet_forked_workers()
     try:
         check_params_unchanged(args.params, name)
+        at_start = params_now(args.params)
         main(args)
+        check_params_kept(args.params, at_start, name)  # what DVC records is what this stage read
         mark("end", name)
     except VisionOpsError as exc:
         print(f"\n[{name}] error: {exc}", file=sys.stderr)

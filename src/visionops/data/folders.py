@@ -72,14 +72,21 @@ def walk_folder(source: Path, follow_links: bool = False) -> list[FoundFile]:
             for entry in entries:
                 if ignored_part(entry.name):
                     continue
-                path = relative + entry.name
+                path = relative + _utf8_name(entry, relative)
                 if entry.is_symlink():
                     target = os.path.realpath(entry.path)
                     if os.path.commonpath([top, target]) != top:
                         leaving.append((path, target))
-                if entry.is_dir():
+                try:
+                    is_dir, is_file = entry.is_dir(), entry.is_file()  # is_file: not a dangling link
+                except OSError as exc:  # a link to itself (ELOOP), and the like
+                    raise VisionOpsError(
+                        f"{Path(source) / path} cannot be followed: {exc.strerror}",
+                        "remove that link (or point it at an image), then run again",
+                    ) from None
+                if is_dir:
                     pending.append((entry.path, path + "/"))
-                elif entry.is_file():  # not a dangling link
+                elif is_file:
                     st = entry.stat()
                     stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
                     found.append(FoundFile(path, entry.path, *stamp))
@@ -87,6 +94,20 @@ def walk_folder(source: Path, follow_links: bool = False) -> list[FoundFile]:
         refuse_links_leaving(source, sorted(leaving))
     found.sort()  # by path first: paths are unique
     return found
+
+
+def _utf8_name(entry: os.DirEntry, relative: str) -> str:
+    """The entry's name; a name that is not UTF-8 (the listing, the shards' index and every
+    report are UTF-8 text) is an error naming it."""
+    try:
+        entry.name.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(entry.name).decode("utf-8", errors="replace")
+        raise VisionOpsError(
+            f"the file name {relative + shown!r} is not UTF-8 text (a byte the listing cannot hold)",
+            "rename it with UTF-8 characters (e.g. `convmv -f latin1 -t utf8 --notest -r FOLDER`)",
+        ) from None
+    return entry.name
 
 
 def _opened(folder: str) -> Any:  # os.scandir's iterator (a context manager)

@@ -169,7 +169,12 @@ def _parse_listing(lines: Iterable[str]) -> list[SourceFile]:
     rows = csv.reader(lines)
     if (header := next(rows, None)) != LISTING_COLUMNS:
         raise ValueError(f"columns {header}, expected {LISTING_COLUMNS}")
-    return [SourceFile(path, int(size), sha256) for path, size, sha256 in rows]
+    found = [SourceFile(path, int(size), sha256) for path, size, sha256 in rows]
+    for row in found:
+        parts = row.path.split("/")
+        if any(part in ("", ".", "..") for part in parts):  # also a leading "/" (an empty first part)
+            raise ValueError(f"the row for {row.path!r} is not a path inside data.path")
+    return found
 
 
 def describe_change(old: dict[str, str], new: dict[str, str]) -> str:

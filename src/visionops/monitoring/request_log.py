@@ -13,7 +13,9 @@ import itertools
 import json
 import logging
 import logging.handlers
+import math
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -37,8 +39,22 @@ class RequestLog:
         self._pid, self._logger = None, None
         self._opening = threading.Lock()  # one handler per process, however many first calls
         self._sequence = itertools.count()  # orders one process's records logged at the same time
+        self._warned = False
 
     def append(self, probabilities: np.ndarray, stats: np.ndarray, embeddings: np.ndarray | None) -> None:
+        """Log one record per image; a log that cannot be written is said once on stderr and
+        never fails the prediction it records."""
+        try:
+            self._append(probabilities, stats, embeddings)
+        except OSError as exc:
+            if not self._warned:
+                self._warned = True
+                print(
+                    f"request log: cannot write to {self.folder} ({exc.strerror}); predictions go on",
+                    file=sys.stderr,
+                )
+
+    def _append(self, probabilities: np.ndarray, stats: np.ndarray, embeddings: np.ndarray | None) -> None:
         logger = self._open()
         now = time.time()
         for row, (p, s) in enumerate(zip(probabilities.tolist(), stats.tolist(), strict=True)):
@@ -68,8 +84,12 @@ class RequestLog:
         for old in list(logger.handlers):
             logger.removeHandler(old)
         handler = logging.handlers.RotatingFileHandler(
-            self.folder / f"requests-{os.getpid()}.jsonl", maxBytes=MAX_BYTES, backupCount=BACKUPS
+            self.folder / f"requests-{os.getpid()}.jsonl",
+            maxBytes=MAX_BYTES,
+            backupCount=BACKUPS,
+            delay=False,
         )
+        handler.handleError = _raise  # logging's default prints a traceback and goes on
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
         return logger
@@ -81,6 +101,41 @@ def from_environment(model_sha256: str) -> RequestLog | None:
     return RequestLog(Path(folder), model_sha256) if folder else None
 
 
+def _raise(record) -> None:
+    """The handler's handleError, which logging calls inside its `except`: re-raise what failed,
+    so that `append` decides (logging's default prints a traceback and carries on)."""
+    raise
+
+
+def check_folder(folder: Path) -> Path:
+    """The request log's folder, made if needed and checked writable before serving starts."""
+    from visionops.io import probe_writable
+
+    folder = Path(folder).resolve()
+    if folder.exists() and not folder.is_dir():
+        raise VisionOpsError(
+            f"the request log {folder} is a file: the log is a folder of requests-*.jsonl files",
+            "pass a folder (new or existing) for --request-log",
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe_writable(folder)
+    except OSError as exc:
+        raise VisionOpsError(
+            f"the request log {folder} cannot be written ({exc.strerror})", "pass a folder you can write"
+        ) from None
+    return folder
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a record of this model holds: its class count, image statistics and embedding width."""
+
+    classes: int
+    stats: int
+    embedding: int | None
+
+
 @dataclass(frozen=True)
 class Logged:
     """The newest records of one model, oldest first."""
@@ -89,11 +144,15 @@ class Logged:
     stats: np.ndarray  # [N, len(STATS)]
     embeddings: np.ndarray | None  # [N, D]; None when any of them was logged without one
     others: int  # records of other models, left out
+    malformed: int = 0  # lines that are not a record of this model's shape, left out
+    first_problem: str = ""  # where the first of them is, and why
 
 
-def read_newest(folder: Path, model_sha256: str, count: int) -> Logged:
+def read_newest(folder: Path, model_sha256: str, count: int, shape: Shape) -> Logged:
     """The `count` newest records of this model in `folder`; memory holds `count` records,
-    whatever the log's size."""
+    whatever the log's size. A line that is not such a record (cut short by a crash, not JSON,
+    not UTF-8, missing a field, numbers that are not finite, lengths of another model) is left
+    out and counted."""
     files = sorted(Path(folder).glob("requests-*.jsonl*"))
     if not files:
         raise VisionOpsError(
@@ -101,16 +160,20 @@ def read_newest(folder: Path, model_sha256: str, count: int) -> Logged:
             f"serve the model with {ENV}={folder} set (`visionops serve` passes it on), then check again",
         )
     newest: list[tuple[float, int, list, list, str | None]] = []
-    others = 0
+    others = malformed = 0
+    first_problem = ""
     for path in files:
-        with open(path, encoding="utf-8") as lines:
-            for line in lines:
+        with open(path, "rb") as lines:
+            for number, line in enumerate(lines, 1):
                 try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut short by a crash: the rest of the log still counts
-                if record.get("model_sha256") != model_sha256:
-                    others += 1
+                    record = _parsed(line)
+                    if record["model_sha256"] != model_sha256:
+                        others += 1
+                        continue
+                    _check(record, shape)
+                except ValueError as exc:
+                    malformed += 1
+                    first_problem = first_problem or f"{path.name} line {number}: {exc}"
                     continue
                 item = (
                     record["time"],
@@ -132,4 +195,56 @@ def read_newest(folder: Path, model_sha256: str, count: int) -> Logged:
         np.asarray([item[3] for item in newest], dtype=np.float64),
         embeddings,
         others,
+        malformed,
+        first_problem,
     )
+
+
+def _parsed(line: bytes) -> dict:
+    """One line as a record naming its model; ValueError saying what is wrong."""
+    try:
+        record = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    except json.JSONDecodeError:
+        raise ValueError("not JSON (a line cut short?)") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"a JSON {type(record).__name__}, not a record")
+    missing = [key for key in ("time", "seq", "model_sha256", "probabilities", "stats") if key not in record]
+    if missing:
+        raise ValueError(f"no {', '.join(missing)}")
+    if not isinstance(record["model_sha256"], str):
+        raise ValueError("model_sha256 is not text")
+    return record
+
+
+def _check(record: dict, shape: Shape) -> None:
+    """A record of this model holds finite numbers of this model's lengths; ValueError if not."""
+    _numbers(record, "time", None)
+    if not isinstance(record["seq"], int) or isinstance(record["seq"], bool):
+        raise ValueError("seq is not an integer")
+    probabilities = _numbers(record, "probabilities", shape.classes)
+    if min(probabilities) < 0 or abs(sum(probabilities) - 1) > 1e-3:
+        raise ValueError("probabilities are not a distribution (negative, or their sum is not 1)")
+    _numbers(record, "stats", shape.stats)
+    if "embedding" in record and record["embedding"] is not None:
+        try:
+            raw = base64.b64decode(record["embedding"], validate=True)
+        except (ValueError, TypeError):
+            raise ValueError("embedding is not base64") from None
+        if shape.embedding is not None and len(raw) != 2 * shape.embedding:
+            raise ValueError(f"embedding has {len(raw) // 2} values, the model's has {shape.embedding}")
+        if not np.isfinite(np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<f2")).all():
+            raise ValueError("embedding holds a value that is not finite")
+
+
+def _numbers(record: dict, key: str, length: int | None) -> list[float]:
+    value = record[key]
+    values = [value] if length is None else value
+    if not isinstance(values, list) or (length is not None and len(values) != length):
+        raise ValueError(
+            f"{key} has {len(values) if isinstance(values, list) else 'no'} values, the model's has {length}"
+        )
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+        raise ValueError(f"{key} holds a value that is not a finite number")
+    return values
