@@ -4,7 +4,9 @@ export parity passed, and on this run's test images the model beats the champion
 after checking it solves the same task) or, with no champion yet, the trivial baseline, by
 register.min_delta with an exact McNemar p-value <= register.max_p_value. Also attaches the
 data reports (validation summary, Data Docs and flagged-image gallery, augmentation preview)
-to the run; the version carries the ONNX model and its monitoring reference (models/reference).
+to the run; the version carries the ONNX model, its monitoring reference (models/reference) and
+the reports the gate decided on (evaluation, export, validation summary), all sealed by its file
+manifest.
 Writes reports/register.json and reports/metrics/register.json (the metric: promoted 0/1,
 the gate metric's difference and its p-value). Reads params: register, tracking.
 """
@@ -74,6 +76,8 @@ def main(args) -> None:
         **{path.name: path for path in PIPELINE_FILES if path.is_file()},  # how to reproduce it
         "onnx": ONNX,
         "reference": REFERENCE,  # inside the model version: what `visionops monitor` compares against
+        "evaluation": EVALUATE_REPORT,  # the evidence, sealed inside the version with the summary
+        "export_report": EXPORT_REPORT,
     }
     values = StageLog(
         params=flatten(dump({"register": cfg})),

@@ -376,6 +376,17 @@ def test_a_registered_version_carries_the_hashes_of_its_model_files(repo):
     run_json = json.loads((repo / "models/run.json").read_text())
     assert tags["model.sha256"] == run_json["model_sha256"]
     assert tags["onnx.sha256"] == hashlib.sha256((repo / "models/model.onnx").read_bytes()).hexdigest()
+    # issue 47 row 19: the evidence the gate decided on is inside the version, sealed by its manifest
+    version = json.loads((repo / "reports/register.json").read_text())["version"]
+    query = f"select value from model_version_tags where key = 'files.manifest' and version = {version}"
+    manifest_uri = mlflow_rows(repo, query)[0][0]
+    code = "from visionops.tracking.runs import configure, project_root; configure(project_root())"
+    code += f"; import mlflow; print(mlflow.artifacts.load_text({manifest_uri!r}))"
+    done = run([sys.executable, "-c", code], repo)
+    sealed = json.loads(done.stdout)
+    for report in ("reports/evaluate.json", "reports/export.json", "reports/validation/summary.json"):
+        name = f"artifacts/{Path(report).name}"
+        assert sealed[name] == hashlib.sha256((repo / report).read_bytes()).hexdigest(), name
 
 
 def test_training_twice_with_the_same_inputs_writes_the_same_model_bytes(repo):

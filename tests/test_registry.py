@@ -1,9 +1,11 @@
 """Promotion gate logic, and the registry on a real SQLite MLflow store."""
 
+import base64
 import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from invariants import learned
@@ -157,6 +159,10 @@ def test_a_version_whose_files_changed_after_registration_is_refused_naming_the_
     assert (
         fetched.warnings == [] and sorted(fetched.local.rglob("*.onnx")) and fetched.version == str(version)
     )
+    from visionops.serving.load import load_model
+
+    image = base64.b64decode(pyfunc_spec(np.zeros((8, 8, 1), np.uint8))["example_png_b64"])
+    assert len(load_model("models:/sealed@champion").predict(pd.DataFrame({"image": [image]}))) == 1
     stored = {
         p.relative_to(store / "mlartifacts"): p for p in (store / "mlartifacts").rglob("*") if p.is_file()
     }
@@ -169,6 +175,8 @@ def test_a_version_whose_files_changed_after_registration_is_refused_naming_the_
             VisionOpsError, match=r"sealed v\d+ is not what was registered: changed: .*pyfunc_model\.py"
         ):
             download_verified(form.format(v=version), store / f"bad-{i}")
+    with pytest.raises(VisionOpsError, match="is not what was registered"):
+        load_model("models:/sealed@champion")  # Python's way in is checked too
 
 
 def test_a_uri_that_names_no_sealed_version_is_refused_before_any_download(store, logged_model, tmp_path):

@@ -20,6 +20,10 @@ CHAMPION = "champion"
 
 
 MODEL_ARTIFACTS = ("onnx", "reference")  # files the model version carries (register's keys)
+# the reports the gate decided on: carried inside the version too, so its file manifest seals them
+# (the run's copies stay writable by anyone with EDIT on the experiment)
+EVIDENCE = ("evaluation", "export_report", "summary")
+LOGGED_BY_THEIR_STAGES = ("evaluation", "export_report")  # already in the run: not logged again
 
 
 def log_image_model(artifacts: dict[str, Path], spec: dict[str, Any]) -> Any:
@@ -202,8 +206,11 @@ def log_register(run_id: str, files: dict[str, Path], values: StageLog) -> dict[
     from visionops.tracking.runs import log_plain
 
     # the ONNX model is required; the reference is absent from journal entries made before it
-    carried = {"onnx": files["onnx"]} | {key: files[key] for key in MODEL_ARTIFACTS if key in files}
-    log_plain(run_id, {key: path for key, path in files.items() if key not in MODEL_ARTIFACTS}, values)
+    carried = {"onnx": files["onnx"]} | {
+        key: files[key] for key in MODEL_ARTIFACTS + EVIDENCE if key in files
+    }
+    plain = {key: path for key, path in files.items() if key not in MODEL_ARTIFACTS + LOGGED_BY_THEIR_STAGES}
+    log_plain(run_id, plain, values)
     reg = values.registration
     cfg, metrics, decision = reg.settings, reg.evaluation, reg.decision
     existing = version_of_run(cfg["model_name"], run_id)
