@@ -110,7 +110,9 @@ def test_predict_into_a_folder_writes_predictions_csv_inside(deployable_onnx, ph
 
 def test_a_run_that_classifies_nothing_keeps_the_previous_csv(deployable_onnx, tmp_path, capsys):
     out = tmp_path / "preds.csv"
-    previous = pd.DataFrame({"path": [f"{i}.png" for i in range(5000)], "label": "1"})
+    previous = pd.DataFrame(
+        {"path": [f"{i}.png" for i in range(5000)], "label": "1", "index": 1, "probability": 0.9}
+    )
     previous.to_csv(out, index=False)
     before = out.read_bytes()
     typo = tmp_path / "photoz"
