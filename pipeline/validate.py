@@ -1,7 +1,8 @@
 """validate: manifest of every image in data/raw (its shards) + Great Expectations suites over it.
 
-Writes data/validated/ (manifest.csv, meta.json, and descriptions.json: what was learnt about
-each image, by content, so that the next run decodes only new or changed images),
+Writes data/validated/ (manifest.csv, meta.json, and descriptions/: what was learnt about each
+image, by content, so that the next run decodes only new or changed images; a version adds a
+part and never rewrites one),
 reports/validation/ (summary.json,
 results.json, quarantine.csv, data_docs/index.html: every expectation's outcome on one
 self-contained page, and gallery.html: thumbnails of every flagged
@@ -51,16 +52,15 @@ def main(args) -> None:
     source = read_json(RAW / "source.json")
     classes = source["classes"]
     raw = RawImages(RAW)
+    cache = descriptions.load(VALIDATED)
     with tempfile.TemporaryDirectory(prefix="visionops-gx-") as workdir:
-        outcome = validate_dataset(
-            raw, params["validate"], classes, Path(workdir), known=descriptions.load(VALIDATED)
-        )
+        outcome = validate_dataset(raw, params["validate"], classes, Path(workdir), known=cache.rows)
     docs = data_docs.write(outcome.gx_results, outcome.results, VALIDATION_DOCS)
     results, manifest = outcome.results, outcome.manifest
     summary = summarize(results, manifest) | {"quarantined": len(outcome.quarantine)}
     staging = staging_dir_for(VALIDATED)
     write_csv(staging / "manifest.csv", manifest)
-    descriptions_sha256 = descriptions.save(staging / descriptions.NAME, outcome.descriptions)
+    parts = descriptions.save(staging, outcome.descriptions, cache)  # unchanged parts carried as they are
     write_json(
         staging / "meta.json",
         {
@@ -68,7 +68,7 @@ def main(args) -> None:
             "source": source,
             "params": source["params"] | dump(params),
             "manifest_sha256": file_sha256(staging / "manifest.csv"),  # augment checks it
-            descriptions.META_KEY: descriptions_sha256,  # the next validate checks it
+            descriptions.META_KEY: parts,  # the next validate checks each
         },
     )
     publish_dir(staging, VALIDATED)

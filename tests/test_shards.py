@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 
-from visionops.data.shards import INDEX, RawImages, ShardWriter, pack_tree, unpack
+from visionops.data.shards import INDEX, RawImages, ShardWriter, dead_share, pack_tree, unpack
 from visionops.errors import VisionOpsError
 
 IMAGES = {
@@ -160,56 +160,105 @@ def test_an_index_of_random_bytes_is_named(tmp_path):
 LONG = "n" * 150 + ".jpg"  # past ustar's 100 characters: its header holds a PAX record
 
 
-def pack(root, images: dict, previous=None) -> list[str]:
-    """Pack `images` with `add_known`; the paths whose bytes were read (not copied)."""
+def pack(root, images: dict, previous=None, shard_bytes=4096, **options) -> list[str]:
+    """Pack `images` with `add_known`, in path order; the paths whose bytes were read."""
     read = []
 
     def load(key):
         read.append("/".join(key))
         return images[key]
 
-    with ShardWriter(root, 4096, previous) as shards:
+    with ShardWriter(root, shard_bytes, previous, **options) as shards:
         for key in sorted(images):
             shards.add_known(*key, hashlib.sha256(images[key]).hexdigest(), lambda key=key: load(key))
     return read
 
 
-def test_a_repack_copies_unchanged_images_and_writes_the_bytes_of_a_fresh_pack(tmp_path):
-    """Issue 33: after a change to the source, an image the previous data/raw holds under the
-    same path with the same bytes is copied from its shard, not read again, and the result is
-    byte for byte what a pack from nothing writes (shards and index)."""
-    before = IMAGES | {("train", "dog", LONG): b"long" * 300}
-    previous = tmp_path / "previous"
-    assert len(pack(previous, before)) == len(before)
-    after = {key: data for key, data in before.items() if key != ("train", "cat", "b.png")}
-    after[("train", "cat", "new.jpg")] = b"\xff\xd8new"
-    after[("train", "dog", "c.jpg")] = b"\xff\xd8edited"
-    read = pack(tmp_path / "repacked", after, RawImages(previous))
+def shard_files(root) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((root / "shards").iterdir())}
+
+
+def contents(root) -> dict[str, bytes]:
+    return {e.path: e.member.read() for e in RawImages(root)}
+
+
+BEFORE = IMAGES | {("train", "dog", LONG): b"long" * 300}
+
+
+def test_a_new_version_adds_shards_and_never_rewrites_one(tmp_path):
+    """Issue 48: an added image goes into a new shard; a removed one leaves the index; a
+    relabelled one is a new row pointing at the same bytes; an edited one is new bytes. Every
+    previous shard a live image uses is carried over unchanged (the same file: a hard link),
+    and only new bytes are read."""
+    previous = tmp_path / "v1"
+    assert len(pack(previous, BEFORE)) == len(BEFORE)
+    after = {key: data for key, data in BEFORE.items() if key != ("train", "cat", "b.png")}  # removed
+    after[("train", "dog", "a.jpg")] = after.pop(("train", "cat", "a.jpg"))  # relabelled: moved to dog
+    after[("train", "cat", "new.jpg")] = b"\xff\xd8new"  # added
+    after[("train", "dog", "c.jpg")] = b"\xff\xd8edited"  # edited
+    read = pack(tmp_path / "v2", after, RawImages(previous))
     assert sorted(read) == ["train/cat/new.jpg", "train/dog/c.jpg"]
-    pack(tmp_path / "fresh", after)
-    for name in [INDEX, *(p.name for p in (tmp_path / "fresh" / "shards").iterdir())]:
-        folder = "" if name == INDEX else "shards"
-        fresh = (tmp_path / "fresh" / folder / name).read_bytes()
-        assert (tmp_path / "repacked" / folder / name).read_bytes() == fresh, name
-    raw = RawImages(tmp_path / "repacked")
-    assert all(raw.member("/".join(key)).read() == data for key, data in after.items())
-    assert {e.sha256 for e in raw} == {hashlib.sha256(data).hexdigest() for data in after.values()}
+    old, new = shard_files(previous), shard_files(tmp_path / "v2")
+    carried = set(old) & set(new)
+    assert carried and all(new[name] == old[name] for name in carried)  # not one byte rewritten
+    assert all(
+        (tmp_path / "v2/shards" / name).stat().st_ino == (previous / "shards" / name).stat().st_ino
+        for name in carried
+    )
+    added = sorted(set(new) - set(old))
+    assert added and min(added) > max(old)  # numbered after the previous shards
+    assert sum(len(new[name]) for name in added) < 4 * 4096  # the two new images, not a re-pack
+    assert contents(tmp_path / "v2") == {"/".join(key): data for key, data in after.items()}
+    pack(tmp_path / "scratch", after)  # the same images from nothing: another layout, the same index rows
+    rows = {e.path: (e.split, e.label, e.sha256) for e in RawImages(tmp_path / "v2")}
+    assert rows == {e.path: (e.split, e.label, e.sha256) for e in RawImages(tmp_path / "scratch")}
+    unpack(tmp_path / "v2", tmp_path / "files")  # as the index names them, relabelled ones included
+    assert (tmp_path / "files/train/dog/a.jpg").read_bytes() == IMAGES[("train", "cat", "a.jpg")]
+    assert (
+        not (tmp_path / "files/train/cat/a.jpg").exists()
+        and not (tmp_path / "files/train/cat/b.png").exists()
+    )
 
 
-def test_a_damaged_previous_shard_is_read_afresh_never_copied(tmp_path):
-    """A previous image whose bytes no longer match its recorded SHA-256, or whose tar header
-    was damaged, is read from the source again: the damage never reaches the new data/raw."""
+def test_the_same_bytes_under_two_paths_are_stored_once(tmp_path):
+    twins = {("train", "cat", "x.jpg"): b"same" * 100, ("test", "dog", "y.jpg"): b"same" * 100}
+    pack(tmp_path / "raw", twins)
+    raw = RawImages(tmp_path / "raw")
+    assert raw.member("train/cat/x.jpg").offset == raw.member("test/dog/y.jpg").offset
+    assert len(shard_files(tmp_path / "raw")["raw-000.tar"]) < 2 * 512 + 400 + 10240 + 1
+
+
+def test_removed_images_are_reclaimed_past_the_threshold_or_on_request(tmp_path):
+    """Dead bytes stay in carried shards until they pass max_dead_fraction; then (or with
+    `compact`) every live image is packed afresh in path order: the bytes of a fresh pack."""
+    big = {("train", "cat", f"{i:02d}.jpg"): bytes([i]) * 30_000 for i in range(12)}
+    layout = {"shard_bytes": 150_000}  # four images a shard: a removal leaves its shard in use
+    pack(tmp_path / "v1", big, **layout)
+    kept = {key: data for key, data in big.items() if int(key[2][:2]) % 4}  # a quarter removed
+    pack(tmp_path / "v2", kept, RawImages(tmp_path / "v1"), max_dead_fraction=0.5, **layout)
+    share, _ = dead_share(RawImages(tmp_path / "v2"))
+    assert 0.15 < share < 0.35 and shard_files(tmp_path / "v2") == shard_files(tmp_path / "v1")
+    fewer = {key: data for key, data in kept.items() if int(key[2][:2]) % 2}  # half of all removed
+    pack(tmp_path / "v3", fewer, RawImages(tmp_path / "v2"), max_dead_fraction=0.4, **layout)
+    assert dead_share(RawImages(tmp_path / "v3"))[0] == 0.0  # compacted
+    pack(tmp_path / "scratch", fewer, **layout)
+    assert shard_files(tmp_path / "v3") == shard_files(tmp_path / "scratch")
+    assert contents(tmp_path / "v3") == {"/".join(key): data for key, data in fewer.items()}
+    assert pack(tmp_path / "v4", kept, RawImages(tmp_path / "v2"), compact=True, **layout) == []  # none read
+    pack(tmp_path / "scratch-kept", kept, **layout)
+    assert shard_files(tmp_path / "v4") == shard_files(tmp_path / "scratch-kept")
+
+
+def test_a_damaged_previous_shard_is_not_carried_and_its_images_are_read_again(tmp_path):
+    """A previous shard whose audited images (its first, its last and a sample) no longer match
+    their recorded SHA-256 is left behind: the damage never reaches the new data/raw."""
     pack(tmp_path / "previous", IMAGES)
     raw = RawImages(tmp_path / "previous")
-    member = raw.member("train/cat/a.jpg")
-    with open(member.shard, "r+b") as shard:
-        shard.seek(member.offset + 10)
+    first = min(raw, key=lambda e: (e.member.shard.name, e.member.offset))
+    with open(first.member.shard, "r+b") as shard:
+        shard.seek(first.member.offset + 1)
         shard.write(b"!")
-    header = raw.member("train/dog/c.jpg")
-    with open(header.shard, "r+b") as shard:  # inside c.jpg's own tar header: its name field
-        shard.seek(header.offset - tarfile.BLOCKSIZE + 3)
-        shard.write(b"!")
-    assert pack(tmp_path / "repacked", IMAGES, raw) == ["train/cat/a.jpg", "train/dog/c.jpg"]
-    assert (
-        RawImages(tmp_path / "repacked").member("train/cat/a.jpg").read() == IMAGES[("train", "cat", "a.jpg")]
-    )
+    damaged = {e.path for e in raw if e.member.shard == first.member.shard}
+    read = pack(tmp_path / "repacked", IMAGES, raw)
+    assert set(read) == damaged
+    assert contents(tmp_path / "repacked") == {"/".join(key): data for key, data in IMAGES.items()}

@@ -1,5 +1,6 @@
 """The GX suites on real digits: clean data passes; each broken case fires the named check."""
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -434,41 +435,94 @@ def test_a_cache_edited_and_resealed_is_caught_and_rebuilt(digit_tree, tmp_path,
     assert count_described[-1] == 1797 and second.equals(build_manifest(raw, progress=False)[0])
 
 
-@pytest.mark.parametrize("content", ["[]", '{"version": 4, "rows": []}', '{"version": 4, "rows": {"a": 1}}'])
-def test_a_resealed_cache_that_is_not_descriptions_is_set_aside(tmp_path, capsys, content):
-    """Issue 47 row 14: `[]` with a re-sealed meta.json ended in an AttributeError."""
+def stored(folder: Path, rows: dict, cache=None) -> list[dict]:
+    """Save `rows` as validate does into `folder` (meta.json too); the parts listed."""
     from visionops.io import write_json
     from visionops.validation import descriptions
 
-    (tmp_path / descriptions.NAME).write_text(content)
+    parts = descriptions.save(folder, rows, cache or descriptions.Cache())
+    write_json(folder / "meta.json", {descriptions.META_KEY: parts})
+    return parts
+
+
+@pytest.mark.parametrize("content", ["[]", '{"version": 4, "rows": []}', '{"version": 4, "rows": {"a": 1}}'])
+def test_a_resealed_part_that_is_not_descriptions_is_set_aside(tmp_path, capsys, content):
+    """Issue 47 row 14: `[]` with a re-sealed meta.json ended in an AttributeError."""
+    from visionops.io import file_sha256, write_json
+    from visionops.validation import descriptions
+
+    part = tmp_path / descriptions.FOLDER / "part-0000.json"
+    part.parent.mkdir()
+    part.write_text(content)
     write_json(
-        tmp_path / "meta.json",
-        {descriptions.META_KEY: descriptions.file_sha256(tmp_path / descriptions.NAME)},
+        tmp_path / "meta.json", {descriptions.META_KEY: [{"part": part.name, "sha256": file_sha256(part)}]}
     )
-    assert descriptions.load(tmp_path) == {}
-    assert "every image is described again" in capsys.readouterr().err
+    assert descriptions.load(tmp_path).rows == {}
+    assert "its images are described again" in capsys.readouterr().err
 
 
 def test_descriptions_that_do_not_match_their_checksum_are_described_again(tmp_path, capsys):
-    from visionops.io import write_json
+    from visionops.io import file_sha256, write_json
     from visionops.validation import descriptions
 
     rows = {"ab" * 32: {"decode_ok": True, "width": 8}}
-    write_json(
-        tmp_path / "meta.json", {descriptions.META_KEY: descriptions.save(tmp_path / descriptions.NAME, rows)}
-    )
-    assert descriptions.load(tmp_path) == rows
-    stored = tmp_path / descriptions.NAME
-    stored.write_text(stored.read_text().replace('"width":8', '"width":9'))  # edited, still valid JSON
-    assert descriptions.load(tmp_path) == {}
+    stored(tmp_path, rows)
+    assert descriptions.load(tmp_path).rows == rows
+    part = tmp_path / descriptions.FOLDER / "part-0000.json"
+    part.write_text(part.read_text().replace('"width":8', '"width":9'))  # edited, still valid JSON
+    assert descriptions.load(tmp_path).rows == {}
     assert "its sha256 is not the one" in capsys.readouterr().err
-    stored.write_text('{"version": 1, "rows": {}}')  # an older version, recorded as if current
-    write_json(tmp_path / "meta.json", {descriptions.META_KEY: descriptions.file_sha256(stored)})
-    assert descriptions.load(tmp_path) == {}
+    part.write_text('{"version": 1, "rows": {}}')  # an older version, recorded as if current
+    write_json(
+        tmp_path / "meta.json", {descriptions.META_KEY: [{"part": part.name, "sha256": file_sha256(part)}]}
+    )
+    assert descriptions.load(tmp_path).rows == {}
     assert "another version" in capsys.readouterr().err
     (tmp_path / "meta.json").write_text("[1")  # a torn meta.json
-    assert descriptions.load(tmp_path) == {}
+    assert descriptions.load(tmp_path).rows == {}
     assert "cannot be read" in capsys.readouterr().err
+    write_json(tmp_path / "meta.json", {descriptions.META_KEY: [{"part": "../../etc/passwd"}]})
+    assert descriptions.load(tmp_path).rows == {} and "does not name a part" in capsys.readouterr().err
+
+
+def test_a_new_version_adds_a_part_and_never_rewrites_one(tmp_path):
+    """Issue 48: descriptions of new images go into a new part; the parts before are carried as
+    they are (the same file); descriptions of removed images are dropped once they pass MAX_DEAD,
+    by merging every part into one."""
+    from visionops.validation import descriptions
+
+    rows = {f"{i:064x}": {"decode_ok": True, "width": i} for i in range(100)}
+    first = stored(tmp_path / "v1", rows)
+    cache = descriptions.load(tmp_path / "v1")
+    grown = rows | {f"{i:064x}": {"decode_ok": True, "width": i} for i in range(100, 103)}  # +3 %
+    second = stored(tmp_path / "v2", grown, cache)
+    assert [p["part"] for p in second] == ["part-0000.json", "part-0001.json"] and second[0] == first[0]
+    old, new = (tmp_path / f"{v}/descriptions/part-0000.json" for v in ("v1", "v2"))
+    assert old.stat().st_ino == new.stat().st_ino  # carried: not one byte written again
+    assert len(json.loads((tmp_path / "v2/descriptions/part-0001.json").read_text())["rows"]) == 3
+    assert descriptions.load(tmp_path / "v2").rows == grown
+    shrunk = {key: row for key, row in grown.items() if int(key, 16) % 10}  # 10 % removed: kept as dead rows
+    third = stored(tmp_path / "v3", shrunk, descriptions.load(tmp_path / "v2"))
+    assert [p["part"] for p in third] == ["part-0000.json", "part-0001.json"]
+    fewer = {key: row for key, row in shrunk.items() if int(key, 16) % 3}  # ~40 % removed: merged
+    fourth = stored(tmp_path / "v4", fewer, descriptions.load(tmp_path / "v3"))
+    assert len(fourth) == 1 and descriptions.load(tmp_path / "v4").rows == fewer
+    edited = fewer | {next(iter(fewer)): {"decode_ok": False, "width": -1}}  # a row the cache has otherwise
+    fifth = stored(tmp_path / "v5", edited, descriptions.load(tmp_path / "v4"))
+    assert fifth[0]["part"] != fourth[0]["part"] and descriptions.load(tmp_path / "v5").rows == edited
+
+
+def test_the_single_file_of_earlier_versions_is_read_once_and_written_as_parts(tmp_path, capsys):
+    from visionops.io import file_sha256, write_json
+    from visionops.validation import descriptions
+
+    rows = {"cd" * 32: {"decode_ok": True, "width": 8}}
+    (tmp_path / "descriptions.json").write_text(json.dumps({"version": descriptions.VERSION, "rows": rows}))
+    write_json(tmp_path / "meta.json", {"descriptions_sha256": file_sha256(tmp_path / "descriptions.json")})
+    cache = descriptions.load(tmp_path)
+    assert cache.rows == rows and "is written again as descriptions/ parts" in capsys.readouterr().out
+    stored(tmp_path / "next", rows, cache)
+    assert descriptions.load(tmp_path / "next").rows == rows
 
 
 def test_parallel_manifest_equals_serial(digit_tree):

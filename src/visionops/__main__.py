@@ -64,6 +64,7 @@ COMMANDS = {
     "serve": "serve a registered model over HTTP (mlflow models serve), its files checked first",
     "preset": "put a preset's values (params/*.yaml) into params.yaml, comments kept",
     "tune": "search hyperparameters (Optuna) on the prepared data; trials in MLflow",
+    "compact": "re-pack data/raw now, reclaiming the bytes removed images hold (then `dvc repro`)",
 }
 
 

@@ -52,6 +52,9 @@ class DataParams(Section):
     max_members: int = Field(2_000_000, ge=1)  # cap on archive entries
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)  # for sources without a test split
     seed: int = 42
+    # data/raw grows by new shards; removed images' bytes are reclaimed (every shard re-packed)
+    # once they exceed this share of all shard bytes
+    max_dead_fraction: float = Field(0.25, ge=0.0, le=1.0)
 
 
 class ValidateParams(Section):

@@ -238,3 +238,12 @@ def replaceable(path: Path, option: str, ours: Callable[[Path], bool], what: str
             f"{option} {path} exists and is not {what}: writing there would destroy it",
             f"choose another path for {option}, or pass --force to replace that file",
         )
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """`target` as the same file as `source`: a hard link (no byte copied; DVC sees the same
+    inode and hashes nothing again), else a copy. How a new version carries a file unchanged."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)

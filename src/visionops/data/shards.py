@@ -1,15 +1,24 @@
-"""data/raw as a few tar shards and an index, instead of one file per image.
+"""data/raw as a few tar shards and an index, instead of one file per image; a new version of
+the data adds shards and never rewrites one.
 
 DVC hashes, caches, pushes and pulls every file of an output one by one: at 60,000 images
 that was most of the time before training (and a minute each way to a remote). Packed, it
-handles a few files of up to SHARD_BYTES each. Every image keeps its path (`train/cat/x.jpg`):
-it is the member's name inside its shard (`tar -tf data/raw/shards/raw-000.tar` lists them, `tar -x`
-unpacks them) and the key of `index.csv`, which gives each path's split, label, shard and
-byte range and the SHA-256 of its bytes, so that readers fetch one image without scanning a
-shard (as WebDataset's and FFCV's readers do). Shards are plain ustar/PAX tar with fixed
-metadata (mtime 0, uid 0, no owner names): the same images in the same order give the same
-bytes. That is what lets a re-pack copy an unchanged image's tar blocks from the previous
-data/raw instead of reading its file and building its header again (`ShardWriter.add_known`).
+handles a few files of up to SHARD_BYTES each. `index.csv` is the map: each image's path
+(`train/cat/x.jpg`), split, label, shard and byte range and the SHA-256 of its bytes, so that
+readers fetch one image without scanning a shard (as WebDataset's and FFCV's readers do).
+
+**A version costs what it adds** (issue 48). DVC stores and moves a file once, whatever number
+of versions use it, so a shard, once written, is never rewritten by a later version: an image
+whose bytes the previous data/raw holds (under any path) stays where it is, and the new index
+points there; new images go into new shards, numbered after the previous ones. A removed image
+is a row the index no longer has; a relabelled or moved one, a row with another path pointing at
+the same bytes. Shards no live image uses are dropped; the bytes of removed images that still
+share a shard with live ones are reclaimed by compaction, when they exceed `max_dead_fraction`
+of all shard bytes: every live image is then packed afresh, in path order (`visionops compact`
+asks for it now). Shards are plain ustar/PAX tar with fixed metadata (mtime 0, uid 0, no owner
+names): `tar -tf` lists what a shard holds, under the path each image had when it was packed;
+the index says what each is now (`unpack` writes the images as the index names them). The same
+images packed from nothing give the same bytes.
 """
 
 from __future__ import annotations
@@ -18,20 +27,22 @@ import csv
 import hashlib
 import io
 import re
+import shutil
 import sys
 import tarfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from visionops.errors import VisionOpsError
+from visionops.io import link_or_copy
 
 SHARD_BYTES = 256 * 2**20  # a shard is closed once it holds this much
 INDEX = "index.csv"
 SHARDS = "shards"
 INDEX_COLUMNS = ["path", "split", "label", "shard", "offset", "size", "sha256"]
-MAX_HEADER = 64 * 2**10  # a member's tar header blocks (PAX records for a long name) at most
+COMPACT_ENV = "VISIONOPS_COMPACT"  # "1": the download stage re-packs every image (`visionops compact`)
 REBUILD = "re-create it with `dvc repro -f -s download` (or `dvc checkout data/raw` for the recorded version)"
 
 
@@ -75,69 +86,63 @@ class Entry:
 
 
 class ShardWriter:
-    """Write images into root/shards/raw-NNN.tar, then root/index.csv on close (use `with`).
-    Given the `previous` data/raw, an image it already holds under the same path with the same
-    bytes is copied from there (`add_known`): the result is the bytes a fresh pack writes."""
+    """Write a version of data/raw into `root`: `add` an image's bytes, or `add_known` its SHA-256
+    and a way to read it (never called when the bytes are stored already); `root`/index.csv and
+    the shards are complete on a clean exit of the `with` block. Given the `previous` data/raw,
+    an image it holds is not written again: its shard is carried into `root` as it is (a hard
+    link, else a copy). Identical bytes under two paths are stored once."""
 
-    def __init__(self, root: Path, shard_bytes: int = SHARD_BYTES, previous: RawImages | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        shard_bytes: int = SHARD_BYTES,
+        previous: RawImages | None = None,
+        max_dead_fraction: float = 1.0,
+        compact: bool = False,
+    ) -> None:
         self.root, self.shard_bytes = Path(root), shard_bytes
         (self.root / SHARDS).mkdir(parents=True, exist_ok=True)
-        self.rows: dict[str, tuple[str, int, int, str]] = {}
+        self.rows: dict[str, tuple[str, int, int, str]] = {}  # path -> shard, offset, size, sha256
+        self._stored: dict[str, tuple[str, int, int]] = {}  # sha256 -> where this version holds it
+        self._previous = _trusted(previous) if previous is not None else {}
+        self._previous_root = previous.root if previous is not None else None
+        self._max_dead, self._compact = max_dead_fraction, compact
         self._tar: tarfile.TarFile | None = None
         self._name = ""
-        self._count = 0
-        self._previous = _header_starts(previous) if previous is not None else {}
-        self._opened: dict[Path, io.BufferedReader] = {}
+        self._count = self._first_number = _next_number(previous)
+        self.report = PackReport()
 
     def add(self, split: str, label: str, name: str, data: bytes) -> None:
         """Store one image file as split/label/name; a path given twice is an error."""
+        self.add_known(split, label, name, hashlib.sha256(data).hexdigest(), lambda: data)
+
+    def add_known(self, split: str, label: str, name: str, sha256: str, load: Callable[[], bytes]) -> bool:
+        """`add(split, label, name, load())` for an image whose SHA-256 is known beforehand; when
+        this version or the previous one holds these bytes already, `load` is never called and
+        nothing is written. True when nothing was read."""
         path = self._new_path(split, label, name)
+        where = self._stored.get(sha256) or self._previous.get(sha256)
+        if where is None:
+            where = self._write(path, load())
+            self.report.packed += 1
+        elif sha256 not in self._stored:
+            self.report.kept += 1
+        found = sha256 in self._stored or where[0] not in self._written
+        self._stored[sha256] = where
+        self.rows[path] = (*where, sha256)
+        return found
+
+    @property
+    def _written(self) -> set[str]:
+        """The shards this version wrote (the others are the previous version's)."""
+        return {f"raw-{n:03d}.tar" for n in range(self._first_number, self._count)}
+
+    def _write(self, path: str, data: bytes) -> tuple[str, int, int]:
         tar = self._shard_for(len(data))
         info = tarfile.TarInfo(path)
         info.size, info.mode, info.mtime = len(data), 0o644, 0
         tar.addfile(info, io.BytesIO(data))
-        offset = tar.offset - _padded(len(data))
-        self.rows[path] = (self._name, offset, len(data), hashlib.sha256(data).hexdigest())
-
-    def add_known(self, split: str, label: str, name: str, sha256: str, load: Callable[[], bytes]) -> bool:
-        """`add(split, label, name, load())` for an image whose SHA-256 is known beforehand:
-        when the previous data/raw holds this path with these bytes (checked), its tar blocks
-        are copied and `load` is never called. True when copied."""
-        blocks = self._previous_blocks(f"{split}/{label}/{name}", sha256)
-        if blocks is None:
-            self.add(split, label, name, load())
-            return False
-        blob, header_bytes, size = blocks
-        path = self._new_path(split, label, name)
-        tar = self._shard_for(size)
-        self.rows[path] = (self._name, tar.offset + header_bytes, size, sha256)
-        tar.fileobj.write(blob)  # what tar.addfile writes: header, data, zero padding
-        tar.offset += len(blob)
-        return True
-
-    def _previous_blocks(self, path: str, sha256: str) -> tuple[bytes, int, int] | None:
-        """(header + data + padding, header bytes, data bytes) of `path` in the previous
-        data/raw when its data has this SHA-256 and its header is a plain one for this path
-        and size; None otherwise (the image is then packed afresh)."""
-        known = self._previous.get(path)
-        if known is None or known[0].sha256 != sha256:
-            return None
-        entry, start = known
-        member = entry.member
-        header_bytes = member.offset - start
-        if not 0 < header_bytes <= MAX_HEADER or header_bytes % tarfile.BLOCKSIZE:
-            return None
-        handle = self._opened.get(member.shard)
-        if handle is None:
-            handle = self._opened[member.shard] = open(member.shard, "rb")  # noqa: SIM115 (closed in exit)
-        handle.seek(start)
-        blob = handle.read(header_bytes + _padded(member.size))
-        data = blob[header_bytes : header_bytes + member.size]
-        if len(data) != member.size or hashlib.sha256(data).hexdigest() != sha256:
-            return None
-        if not _plain_header(blob[:header_bytes], path, member.size):
-            return None
-        return blob, header_bytes, member.size
+        return self._name, tar.offset - _padded(len(data)), len(data)
 
     def counts(self, classes: list[str]) -> dict[str, dict[str, int]]:
         """Images per class per split of what was added (zero for a class with none), from the
@@ -174,12 +179,44 @@ class ShardWriter:
         return self
 
     def __exit__(self, kind, *_) -> None:
-        for handle in self._opened.values():
-            handle.close()
         if self._tar is not None:
             self._tar.close()
+            self._tar = None
         if kind is None:
+            self._carry_previous_shards()
+            if self._compact or self.report.dead_fraction > self._max_dead:
+                self._compact_now()
             self._write_index()
+
+    def _carry_previous_shards(self) -> None:
+        """Bring every previous shard a live image still uses into this version, unchanged, and
+        count the bytes of removed images they hold."""
+        used = {shard for shard, *_ in self.rows.values()} - self._written
+        for shard in sorted(used):
+            link_or_copy(self._previous_root / SHARDS / shard, self.root / SHARDS / shard)
+            self.report.carried.append(shard)
+        located = {(shard, offset): (path, size) for path, (shard, offset, size, _) in self.rows.items()}
+        live = _live_bytes((shard, path, size) for (shard, _), (path, size) in located.items())
+        for shard in [*used, *self._written]:
+            total = (self.root / SHARDS / shard).stat().st_size
+            self.report.shard_bytes += total
+            self.report.dead_bytes += _dead(total, live[shard])
+
+    def _compact_now(self) -> None:
+        """Pack every live image afresh, in path order, into shards numbered from 0, then drop the
+        old ones: no byte of a removed image is left."""
+        old = {name: self.root / SHARDS / name for name in {shard for shard, *_ in self.rows.values()}}
+        fresh = self.root / ".compacting"
+        shutil.rmtree(fresh, ignore_errors=True)
+        with ShardWriter(fresh, self.shard_bytes) as packed:
+            for path in sorted(self.rows, key=sort_key):
+                shard, offset, size, _ = self.rows[path]
+                packed.add(*path.split("/", 2), Member(path, old[shard], offset, size).read())
+        shutil.rmtree(self.root / SHARDS)
+        (fresh / SHARDS).rename(self.root / SHARDS)
+        shutil.rmtree(fresh)
+        self.rows = packed.rows
+        self.report = PackReport(self.report.kept, self.report.packed, [], packed.report.shard_bytes, 0, True)
 
     def _write_index(self) -> None:
         with open(self.root / INDEX, "w", newline="", encoding="utf-8") as handle:
@@ -190,37 +227,101 @@ class ShardWriter:
                 writer.writerow([path, split, label, *self.rows[path]])
 
 
-def _plain_header(header: bytes, path: str, size: int) -> bool:
-    """Whether `header` (a member's header blocks) ends in an intact tar header block for
-    `size` bytes and names `path` (in that block, or in the PAX record before it). Checks the
-    two fields tarfile's own reader checks first, without parsing every field (frombuf took
-    two thirds of the time to copy 60,000 images)."""
-    last = header[-tarfile.BLOCKSIZE :]
+@dataclass
+class PackReport:
+    """What a pack did: images kept where the previous data/raw had them, images packed, the
+    previous shards carried over unchanged, and the bytes of removed images still in them."""
+
+    kept: int = 0
+    packed: int = 0
+    carried: list[str] = field(default_factory=list)
+    shard_bytes: int = 0
+    dead_bytes: int = 0
+    compacted: bool = False
+
+    @property
+    def dead_fraction(self) -> float:
+        return self.dead_bytes / self.shard_bytes if self.shard_bytes else 0.0
+
+    def summary(self) -> str:
+        done = f"{self.kept} image(s) kept where they were, {self.packed} packed"
+        if self.compacted:
+            return f"{done}; compacted: every image packed afresh ({self.shard_bytes / 1e6:.1f} MB)"
+        return (
+            f"{done}; {len(self.carried)} shard(s) carried unchanged; removed images hold "
+            f"{self.dead_fraction:.1%} of {self.shard_bytes / 1e6:.1f} MB"
+        )
+
+
+def _live_bytes(members: Iterator[tuple[str, str, int]]) -> dict[str, int]:
+    """shard -> bytes its live images take: each image's header blocks (three for a name
+    past ustar's 100 bytes: PAX) and its data, once per stored copy."""
+    live: dict[str, int] = defaultdict(int)
+    for shard, path, size in members:
+        live[shard] += tarfile.BLOCKSIZE * (1 if len(path.encode()) <= 100 else 3) + _padded(size)
+    return live
+
+
+def _dead(total: int, live: int) -> int:
+    """A shard's bytes that no live image uses (beyond the archive's end padding)."""
+    return max(0, total - live - tarfile.RECORDSIZE)
+
+
+def dead_share(raw: RawImages) -> tuple[float, int]:
+    """(share of the shard bytes that removed images hold, all shard bytes) of a data/raw."""
+    located = {(e.member.shard, e.member.offset): e for e in raw}
+    live = _live_bytes((shard.name, e.path, e.member.size) for (shard, _), e in located.items())
+    sizes = {shard.name: shard.stat().st_size for shard, _ in located}
+    total = sum(sizes.values())
+    return (sum(_dead(size, live[name]) for name, size in sizes.items()) / total if total else 0.0), total
+
+
+AUDIT_SHARE = 0.02  # of a previous shard's images, read back before the shard is carried
+
+
+def _trusted(previous: RawImages) -> dict[str, tuple[str, int, int]]:
+    """sha256 -> (shard, offset, size) of the previous images whose shard can be carried: each
+    shard's first and last image and a content-seeded sample of the rest read back and checked
+    against their SHA-256. A shard that fails is left behind (its images are read from the
+    source again), with a message."""
+    by_shard: dict[Path, list[Entry]] = defaultdict(list)
+    for entry in previous:
+        by_shard[entry.member.shard].append(entry)
+    found: dict[str, tuple[str, int, int]] = {}
+    for shard, entries in sorted(by_shard.items()):
+        entries.sort(key=lambda e: e.member.offset)
+        if not all(_intact(e) for e in _audited(entries)):
+            print(
+                f"download: {shard} does not hold what the previous index says: its images are packed again"
+            )
+            continue
+        for entry in entries:
+            found.setdefault(entry.sha256, (shard.name, entry.member.offset, entry.member.size))
+    return found
+
+
+def _audited(entries: list[Entry]) -> list[Entry]:
+    """A shard's first and last image and AUDIT_SHARE of the rest, chosen by their SHA-256."""
+    chosen = [e for e in entries[1:-1] if int(e.sha256[:8], 16) < AUDIT_SHARE * 2**32]
+    return [entries[0], *chosen, entries[-1]] if len(entries) > 1 else entries
+
+
+def _intact(entry: Entry) -> bool:
     try:
-        intact = tarfile.nti(last[148:156]) in tarfile.calc_chksums(last)
-        return intact and tarfile.nti(last[124:136]) == size and path.encode() in header
-    except tarfile.HeaderError:  # a field that is no number
+        return hashlib.sha256(entry.member.read()).hexdigest() == entry.sha256
+    except (OSError, VisionOpsError):
         return False
+
+
+def _next_number(previous: RawImages | None) -> int:
+    """The number the next new shard gets: after every previous shard's."""
+    names = {entry.member.shard.name for entry in previous} if previous is not None else set()
+    return max((int(name[4:-4]) for name in names), default=-1) + 1
 
 
 def _padded(size: int) -> int:
     """Bytes a member's data takes in a tar: whole 512-byte blocks."""
     return -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
-
-
-def _header_starts(raw: RawImages) -> dict[str, tuple[Entry, int]]:
-    """path -> (its entry, where its tar header starts). Members lie back to back in a shard,
-    so a member's header begins where the one before it ends (data padded to a block)."""
-    by_shard: dict[Path, list[Entry]] = defaultdict(list)
-    for entry in raw:
-        by_shard[entry.member.shard].append(entry)
-    starts = {}
-    for entries in by_shard.values():
-        end = 0
-        for entry in sorted(entries, key=lambda e: e.member.offset):
-            starts[entry.path] = (entry, end)
-            end = entry.member.offset + _padded(entry.member.size)
-    return starts
 
 
 def sort_key(path: str) -> tuple[str, ...]:
@@ -300,13 +401,14 @@ def pack_tree(tree: Path, root: Path) -> RawImages:
 
 
 def unpack(root: Path, dest: Path, split: str | None = None) -> Path:
-    """The images of the data/raw at root as files under dest/<split>/<class>/ (what `tar -xf`
-    of each shard gives; only `split` if given): to look at them, edit them, or predict on them.
-    The inverse of `pack_tree`; returns dest."""
-    for shard in sorted((Path(root) / "shards").glob("raw-*.tar")):
-        with tarfile.open(shard) as tar:
-            members = [m for m in tar if split is None or m.name.startswith(f"{split}/")]
-            tar.extractall(dest, members=members, filter="data")
+    """The images of the data/raw at root as files under dest/<split>/<class>/, as its index
+    names them (only `split` if given): to look at them, edit them, or predict on them. The
+    inverse of `pack_tree`; returns dest."""
+    for entry in RawImages(root):
+        if split is None or entry.split == split:
+            target = Path(dest) / entry.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(entry.member.read())
     return Path(dest)
 
 

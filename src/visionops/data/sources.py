@@ -40,17 +40,20 @@ def materialize(
     progress: bool = True,
     listing: list[SourceFile] | None = None,
     previous: RawImages | None = None,
+    compact: bool = False,
 ) -> dict[str, Any]:
     """Write the dataset named by `cfg.source` under `root` and return its source record; a
-    folder source packs the files of `listing` (data/listing.csv) when given, copying the
-    images that `previous` (the last data/raw) holds unchanged instead of reading them.
+    folder source packs the files of `listing` (data/listing.csv) when given. Images that
+    `previous` (the last data/raw) holds stay in its shards, which are carried over unchanged
+    (data/shards.py); `compact` packs every image afresh.
 
     The record holds no timestamp: the same data must hash the same, so that DVC can
     skip downstream stages when a re-download produced identical files.
     """
     root.mkdir(parents=True, exist_ok=True)
     scratch_dir = tempfile.TemporaryDirectory(prefix=".unpack-", dir=root.parent)
-    with scratch_dir as scratch, ShardWriter(root, previous=previous) as shards:
+    writer = ShardWriter(root, previous=previous, max_dead_fraction=cfg.max_dead_fraction, compact=compact)
+    with scratch_dir as scratch, writer as shards:
         if cfg.source == "digits":
             record = _digits(cfg, shards)
         elif cfg.source in ("cifar10", "cifar100"):
@@ -61,6 +64,7 @@ def materialize(
             record = _url(cfg, shards, progress)
         else:
             record = _folder(cfg, shards, progress, listing)
+    print(f"download: {shards.report.summary()}")
     return record | {"counts": shards.counts(record["classes"])}
 
 
@@ -205,18 +209,16 @@ def _folder(
 def _pack_listed(
     shards: ShardWriter, placements: list[Placement], expected: dict[str, str], progress: bool, where: str
 ) -> None:
-    """Store every planned file of the listing: an image the previous data/raw holds with the
-    listed bytes is copied from there, any other is read and checked against its listed
-    SHA-256, so that data/raw always holds exactly what DVC recorded as the scan's listing."""
+    """Store every planned file of the listing: an image whose listed bytes data/raw holds already
+    is not read at all; any other is read and checked against its listed SHA-256, so that
+    data/raw always holds exactly what DVC recorded as the scan's listing."""
     from tqdm import tqdm
 
-    copied = 0
     for placement in tqdm(placements, desc=f"pack {where}", unit="img", disable=None if progress else True):
         path, sha256 = placement.handle, expected[placement.handle]
-        load = partial(_read_checked, path, sha256)
-        copied += shards.add_known(placement.split, placement.label, placement.name, sha256, load)
-    if copied:
-        print(f"download: {copied} of {len(placements)} image(s) copied from the previous data/raw")
+        shards.add_known(
+            placement.split, placement.label, placement.name, sha256, partial(_read_checked, path, sha256)
+        )
 
 
 def _read_files(paths: list[str]) -> Iterator[tuple[str, bytes]]:

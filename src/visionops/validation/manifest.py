@@ -33,7 +33,7 @@ def build_manifest(
     image keeps its description, and its label is checked again by the dataset-wide checks.
     """
     entries = list(raw)
-    keys = [hashlib.sha256(entry.member.read()).hexdigest() for entry in entries]
+    keys = [entry.sha256 for entry in entries]  # the index's: hashed when packed, never re-read here
     known = checked_cache(entries, keys, dict(known or {}), workers)
     todo = sorted({key: i for i, key in enumerate(keys) if key not in known}.values())
     if known and progress:
