@@ -1,14 +1,17 @@
-"""Issue 25: data/raw as tar shards + index.csv. Every image keeps its path, reads back byte for
-byte (by index and with plain `tar`), the same images give the same bytes, and a damaged or
-pre-shard data/raw is named with its fix."""
+"""Issues 25 and 48: data/raw as tar shards + an index. Every image keeps its path, reads back
+byte for byte (by index and with plain `tar`), the same images give the same bytes, a damaged or
+pre-shard data/raw is named with its fix, and a new version adds shards and index fragments
+without rewriting any."""
 
 import hashlib
 import tarfile
 
 import pytest
 
-from visionops.data.shards import INDEX, RawImages, ShardWriter, dead_share, pack_tree, unpack
+from visionops.data.shards import RawImages, ShardWriter, dead_share, pack_tree, unpack
 from visionops.errors import VisionOpsError
+
+INDEX = "index/0000.csv"  # the first fragment: every row of a first pack
 
 IMAGES = {
     ("train", "cat", "a.jpg"): b"\xff\xd8" + bytes(range(256)) * 3,
@@ -89,13 +92,13 @@ def test_a_path_given_twice_is_refused(tmp_path):
         shards.add("train", "cat", "a__b.jpg", b"1")
         shards.add("train", "cat", "a__b.jpg", b"2")
     assert "'__'" in err.value.fix
-    assert not (tmp_path / "raw" / INDEX).exists()  # a failed pack publishes no index
+    assert not (tmp_path / "raw" / "index").exists()  # a failed pack publishes no index
 
 
 def test_class_folders_from_an_older_visionops_are_named_with_the_fix(tmp_path):
     (tmp_path / "raw" / "train" / "cat").mkdir(parents=True)
     (tmp_path / "raw" / "train" / "cat" / "a.jpg").write_bytes(b"x")
-    with pytest.raises(VisionOpsError, match=r"has no index\.csv") as err:
+    with pytest.raises(VisionOpsError, match=r"has no index \(index/ or index\.csv\)") as err:
         RawImages(tmp_path / "raw")
     assert "dvc repro -f -s download" in err.value.fix
 
@@ -108,7 +111,7 @@ def test_a_truncated_shard_or_damaged_index_is_named(tmp_path):
         raw.member("train/cat/b.png").read()
     index = tmp_path / "raw" / INDEX
     index.write_text(index.read_text().rsplit(",", 1)[0])  # torn inside its last row
-    with pytest.raises(VisionOpsError, match=r"index\.csv is damaged"):
+    with pytest.raises(VisionOpsError, match=r"0000\.csv is damaged"):
         RawImages(tmp_path / "raw")
     with pytest.raises(VisionOpsError, match="not in"):
         write(tmp_path / "raw2").member("train/cat/nope.jpg")
@@ -153,7 +156,7 @@ def test_an_index_row_pointing_elsewhere_is_refused_before_any_read(tmp_path, ch
 def test_an_index_of_random_bytes_is_named(tmp_path):
     write(tmp_path / "raw")
     (tmp_path / "raw" / INDEX).write_bytes(bytes(range(256)) * 4)
-    with pytest.raises(VisionOpsError, match=r"index\.csv is damaged|does not have the columns"):
+    with pytest.raises(VisionOpsError, match=r"0000\.csv is damaged|does not have the columns"):
         RawImages(tmp_path / "raw")
 
 
@@ -262,3 +265,62 @@ def test_a_damaged_previous_shard_is_not_carried_and_its_images_are_read_again(t
     read = pack(tmp_path / "repacked", IMAGES, raw)
     assert set(read) == damaged
     assert contents(tmp_path / "repacked") == {"/".join(key): data for key, data in IMAGES.items()}
+
+
+def fragment(root, name: str) -> list[str]:
+    """The paths a fragment of root's index holds."""
+    import csv
+
+    with open(root / "index" / name, newline="") as handle:
+        return [row["path"] for row in csv.DictReader(handle)]
+
+
+def test_a_version_writes_the_index_rows_it_adds_and_takes_back_the_ones_it_removes(tmp_path):
+    """Issue 48: the index is append-only fragments and a removed.csv: a version that adds images
+    writes their rows alone; one that removes or moves images writes removed.csv's entries (and a
+    moved image's new row); the earlier fragments are carried as they are."""
+    pack(tmp_path / "v1", BEFORE)
+    added = BEFORE | {("train", "cat", "new.jpg"): b"\xff\xd8new"}
+    pack(tmp_path / "v2", added, RawImages(tmp_path / "v1"))
+    assert fragment(tmp_path / "v2", "0001.csv") == ["train/cat/new.jpg"]
+    assert (tmp_path / "v2/index/0000.csv").stat().st_ino == (tmp_path / "v1/index/0000.csv").stat().st_ino
+    assert (tmp_path / "v2/removed.csv").read_text() == "fragment,path\n"
+    moved = {key: data for key, data in added.items() if key != ("train", "cat", "b.png")}
+    moved[("test", "dog", "a.jpg")] = moved.pop(("train", "cat", "a.jpg"))  # moved to test, relabelled
+    pack(tmp_path / "v3", moved, RawImages(tmp_path / "v2"))
+    assert fragment(tmp_path / "v3", "0002.csv") == ["test/dog/a.jpg"]
+    assert (tmp_path / "v3/removed.csv").read_text().splitlines()[1:] == [
+        "0000.csv,train/cat/a.jpg",
+        "0000.csv,train/cat/b.png",
+    ]
+    raw = RawImages(tmp_path / "v3")
+    assert contents(tmp_path / "v3") == {"/".join(key): data for key, data in moved.items()}
+    assert raw.member("test/dog/a.jpg").offset == RawImages(tmp_path / "v1").member("train/cat/a.jpg").offset
+    gone = {
+        key: data for key, data in moved.items() if key[:2] != ("train", "cat")
+    }  # 0001.csv has no live row
+    pack(tmp_path / "v4", gone, RawImages(tmp_path / "v3"))
+    assert sorted(p.name for p in (tmp_path / "v4/index").iterdir()) == ["0000.csv", "0002.csv"]
+    assert "0001.csv" not in (tmp_path / "v4/removed.csv").read_text()
+
+
+def test_the_single_index_of_earlier_versions_is_read_and_written_as_a_fragment(tmp_path):
+    import shutil
+
+    pack(tmp_path / "v1", BEFORE)
+    legacy = tmp_path / "legacy"
+    shutil.copytree(tmp_path / "v1", legacy)
+    (legacy / "index/0000.csv").rename(legacy / "index.csv")
+    (legacy / "index").rmdir()
+    (legacy / "removed.csv").unlink()
+    assert contents(legacy) == contents(tmp_path / "v1")
+    assert pack(tmp_path / "v2", BEFORE, RawImages(legacy)) == []  # nothing read again
+    assert sorted(fragment(tmp_path / "v2", "0000.csv")) == sorted(contents(tmp_path / "v1"))
+
+
+def test_a_removed_list_naming_a_fragment_that_is_not_there_is_named(tmp_path):
+    pack(tmp_path / "raw", IMAGES)
+    (tmp_path / "raw/removed.csv").write_text("fragment,path\n0009.csv,train/cat/a.jpg\n")
+    with pytest.raises(VisionOpsError, match=r"names fragment 0009\.csv") as err:
+        RawImages(tmp_path / "raw")
+    assert "dvc repro -f -s download" in err.value.fix

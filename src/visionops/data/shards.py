@@ -23,27 +23,24 @@ images packed from nothing give the same bytes.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import re
 import shutil
 import sys
 import tarfile
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from visionops.data.raw_index import REBUILD, IndexState, read_index, sort_key, write_index
 from visionops.errors import VisionOpsError
 from visionops.io import link_or_copy
 
 SHARD_BYTES = 256 * 2**20  # a shard is closed once it holds this much
-INDEX = "index.csv"
 SHARDS = "shards"
-INDEX_COLUMNS = ["path", "split", "label", "shard", "offset", "size", "sha256"]
 COMPACT_ENV = "VISIONOPS_COMPACT"  # "1": the download stage re-packs every image (`visionops compact`)
-REBUILD = "re-create it with `dvc repro -f -s download` (or `dvc checkout data/raw` for the recorded version)"
 
 
 @dataclass(frozen=True)
@@ -106,6 +103,12 @@ class ShardWriter:
         self._stored: dict[str, tuple[str, int, int]] = {}  # sha256 -> where this version holds it
         self._previous = _trusted(previous) if previous is not None else {}
         self._previous_root = previous.root if previous is not None else None
+        self._previous_index: IndexState | None = previous.index if previous is not None else None
+        self._previous_rows = {  # path -> its previous location, where it may stay
+            entry.path: (entry.member.shard.name, entry.member.offset, entry.member.size, entry.sha256)
+            for entry in previous or []
+            if self._previous.get(entry.sha256) is not None
+        }
         self._max_dead, self._compact = max_dead_fraction, compact
         self._tar: tarfile.TarFile | None = None
         self._name = ""
@@ -121,14 +124,18 @@ class ShardWriter:
         this version or the previous one holds these bytes already, `load` is never called and
         nothing is written. True when nothing was read."""
         path = self._new_path(split, label, name)
-        where = self._stored.get(sha256) or self._previous.get(sha256)
+        same = self._previous_rows.get(path)
+        where = (
+            same[:3] if same is not None and same[3] == sha256 else None
+        )  # an unchanged row stays as it is
+        where = where or self._stored.get(sha256) or self._previous.get(sha256)
         if where is None:
             where = self._write(path, load())
             self.report.packed += 1
         elif sha256 not in self._stored:
             self.report.kept += 1
         found = sha256 in self._stored or where[0] not in self._written
-        self._stored[sha256] = where
+        self._stored.setdefault(sha256, where)
         self.rows[path] = (*where, sha256)
         return found
 
@@ -216,15 +223,15 @@ class ShardWriter:
         (fresh / SHARDS).rename(self.root / SHARDS)
         shutil.rmtree(fresh)
         self.rows = packed.rows
+        self._previous_index = None  # every row into one fragment again
         self.report = PackReport(self.report.kept, self.report.packed, [], packed.report.shard_bytes, 0, True)
 
     def _write_index(self) -> None:
-        with open(self.root / INDEX, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow(INDEX_COLUMNS)
-            for path in sorted(self.rows, key=sort_key):
-                split, label, _ = path.split("/", 2)
-                writer.writerow([path, split, label, *self.rows[path]])
+        rows = {
+            path: (path, *path.split("/", 2)[:2], shard, str(offset), str(size), sha256)
+            for path, (shard, offset, size, sha256) in self.rows.items()
+        }
+        self.report.index = write_index(self.root, rows, self._previous_index, self._previous_root)
 
 
 @dataclass
@@ -238,6 +245,7 @@ class PackReport:
     shard_bytes: int = 0
     dead_bytes: int = 0
     compacted: bool = False
+    index: str = ""  # what the index's fragments say of the version (raw_index.write_index)
 
     @property
     def dead_fraction(self) -> float:
@@ -246,10 +254,10 @@ class PackReport:
     def summary(self) -> str:
         done = f"{self.kept} image(s) kept where they were, {self.packed} packed"
         if self.compacted:
-            return f"{done}; compacted: every image packed afresh ({self.shard_bytes / 1e6:.1f} MB)"
+            return f"{done}; compacted: all packed afresh ({self.shard_bytes / 1e6:.1f} MB); {self.index}"
         return (
             f"{done}; {len(self.carried)} shard(s) carried unchanged; removed images hold "
-            f"{self.dead_fraction:.1%} of {self.shard_bytes / 1e6:.1f} MB"
+            f"{self.dead_fraction:.1%} of {self.shard_bytes / 1e6:.1f} MB; {self.index}"
         )
 
 
@@ -324,38 +332,27 @@ def _padded(size: int) -> int:
     return -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
 
 
-def sort_key(path: str) -> tuple[str, ...]:
-    """Split, then class, then file name: the order of a walk through class folders."""
-    return tuple(path.split("/", 2))
-
-
 class RawImages:
-    """Read data/raw: the images in index order, and any one image's bytes by path."""
+    """Read data/raw: the images in path order (split, class, file), and any one image's bytes by
+    path. `index` is what the index's fragments say (data/raw_index.py)."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        index = self.root / INDEX
-        if not index.is_file():
-            raise VisionOpsError(
-                f"{self.root} has no {INDEX}: it is not packed raw data (a folder of class "
-                "folders from an older visionops, or a half-restored checkout)",
-                REBUILD,
-            )
+        self.index = read_index(self.root)
         self._shards: dict[str, tuple[Path, int]] = {}  # one Path (and size) per shard, shared
-        self.entries = [self._entry(number, row, index) for number, row in enumerate(_read_index(index), 2)]
+        rows = sorted(self.index.rows.items(), key=lambda item: sort_key(item[0]))
+        self.entries = [self._entry(row, fragment, line) for _, (row, fragment, line) in rows]
         self._by_path = {entry.path: entry for entry in self.entries}
-        if len(self._by_path) != len(self.entries):  # one image would silently replace another
-            twice = Counter(entry.path for entry in self.entries).most_common(1)[0][0]
-            raise VisionOpsError(f"{index} is damaged: {twice} is listed twice", REBUILD)
 
-    def _entry(self, number: int, row: dict[str, str], index: Path) -> Entry:
+    def _entry(self, row: tuple[str, ...], fragment: str, line: int) -> Entry:
         """One checked row: a shard of this data/raw (never a path elsewhere), a byte range inside
         it, and a path whose split and class folder are the row's."""
+        where = f"{self.root / 'index' / fragment}" if fragment else f"{self.root / 'index.csv'}"
+        path, split, label, name, offset_text, size_text, sha256 = row
         try:
-            path, split, label, name = row["path"], row["split"], row["label"], row["shard"]
-            offset, size, sha256 = int(row["offset"]), int(row["size"]), row["sha256"]
-        except (KeyError, TypeError, ValueError):
-            raise VisionOpsError(f"{index} is damaged (line {number}: {row})", REBUILD) from None
+            offset, size = int(offset_text), int(size_text)
+        except ValueError:
+            raise VisionOpsError(f"{where} is damaged (line {line}: {row})", REBUILD) from None
         problem = _row_problem(path, split, label, name, offset, size) or _sha256_problem(sha256)
         if problem is None:
             shard, shard_size = self._shard(name)
@@ -364,7 +361,7 @@ class RawImages:
             elif offset + size > shard_size:
                 problem = f"bytes {offset}-{offset + size} lie beyond the end of {name} ({shard_size} bytes)"
         if problem is not None:
-            raise VisionOpsError(f"{index} is damaged (line {number}, {path!r}): {problem}", REBUILD)
+            raise VisionOpsError(f"{where} is damaged (line {line}, {path!r}): {problem}", REBUILD)
         return Entry(sys.intern(split), sys.intern(label), Member(path, shard, offset, size), sha256)
 
     def _shard(self, name: str) -> tuple[Path, int]:
@@ -385,7 +382,7 @@ class RawImages:
         try:
             return self._by_path[path].member
         except KeyError:
-            raise VisionOpsError(f"{path} is not in {self.root / INDEX}", REBUILD) from None
+            raise VisionOpsError(f"{path} is not in {self.root}'s index", REBUILD) from None
 
 
 def pack_tree(tree: Path, root: Path) -> RawImages:
@@ -433,14 +430,3 @@ def _sha256_problem(sha256: str | None) -> str | None:
     if not isinstance(sha256, str) or len(sha256) != 64 or sha256.strip("0123456789abcdef"):
         return f"sha256 {sha256!r} is not 64 lowercase hex digits"
     return None
-
-
-def _read_index(index: Path) -> list[dict[str, str]]:
-    try:
-        with open(index, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            if reader.fieldnames != INDEX_COLUMNS:
-                raise VisionOpsError(f"{index} does not have the columns {INDEX_COLUMNS}", REBUILD)
-            return list(reader)
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise VisionOpsError(f"{index} is damaged: not a CSV index ({type(exc).__name__})", REBUILD) from None

@@ -25,8 +25,9 @@ from visionops.data import digits
 from visionops.data.archive import Limits, archive_listing, extract, read_members
 from visionops.data.fetch import Checksum, FetchSettings, default_cache_dir, fetch
 from visionops.data.folders import Placement, listing_of, plan_splits, walk_folder
+from visionops.data.raw_index import has_index
 from visionops.data.scan import RESCAN, SourceFile, check_folder
-from visionops.data.shards import INDEX, RawImages, ShardWriter
+from visionops.data.shards import RawImages, ShardWriter
 from visionops.data.split import stratified_split
 from visionops.errors import VisionOpsError
 from visionops.io import file_digest
@@ -71,7 +72,7 @@ def materialize(
 def previous_raw(root: Path) -> RawImages | None:
     """The last data/raw, to copy unchanged images from; None when there is none, or when it
     cannot be read (an older format, a damaged index: it is then re-packed in full)."""
-    if not (root / INDEX).is_file():
+    if not has_index(root):
         return None
     try:
         return RawImages(root)
