@@ -25,6 +25,7 @@ import tarfile
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -138,7 +139,7 @@ def data_path_ratios(repo: Path) -> dict:
     import pandas as pd
     import torch
 
-    from visionops.augment.pack import PackSpec, pack_images
+    from visionops.augment.pack import PackSpec, chunk_images, in_chunks, pack_chunk
     from visionops.config import TrainParams
     from visionops.data.decode import load_image
     from visionops.data.loader import ImageBatches
@@ -168,6 +169,8 @@ def data_path_ratios(repo: Path) -> dict:
     raw = RawImages(repo / "data/raw")
     members = [raw.member(p) for p in files["path"]]
     resize = A.Compose([A.Resize(height=32, width=32)])  # the old augment: serial, full decode
+    spec = PackSpec(32, 3)
+    decode = partial(pack_chunk, spec)
     serial = chunked = 0.0
     for _ in range(ROUNDS):
         start = time.perf_counter()
@@ -175,7 +178,7 @@ def data_path_ratios(repo: Path) -> dict:
         serial = max(serial, len(members) / (time.perf_counter() - start))
         del stacked
         start = time.perf_counter()
-        pack_images(members, PackSpec(32, 3), lambda chunk: None, progress=False)
+        in_chunks(members, decode, lambda *_: None, chunk_images(spec, 32), progress=False)
         chunked = max(chunked, len(members) / (time.perf_counter() - start))
     return {
         "train_streamed_img_s": speed["streamed"],

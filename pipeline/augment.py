@@ -1,9 +1,12 @@
 """augment: decode + resize every validated image once, apply the albumentations policy, and
-write data/prepared/ as memory-mappable uint8 arrays (chunk by chunk, in parallel threads: memory is
-bounded by augment.chunk_mb, not by the dataset), with meta.json, policy.json and files.csv,
-plus a preview grid in reports/augment_preview.png. The previous data/prepared stays intact
-until the new one is complete. Reads params: augment.
+write data/prepared/ as memory-mappable uint8 chunks (chunk by chunk, in parallel threads: memory
+is bounded by augment.chunk_mb, not by the dataset), with the view of each split, meta.json,
+policy.json and files.csv.gz, plus a preview grid in reports/augment_preview.png. A new version
+references the previous chunks that hold its images and writes only what they lack. The previous
+data/prepared stays intact until the new one is complete. Reads params: augment.
 """
+
+import os
 
 from visionops.cli.stage import run_stage
 from visionops.paths import AUGMENT_PREVIEW, PREPARED, RAW, VALIDATED
@@ -16,11 +19,11 @@ def main(args) -> None:
     from visionops.augment.policy import build_policy, serialize
     from visionops.augment.prepare import check_manifest, usable_files, write_prepared
     from visionops.augment.preview import preview_rows, save_preview
-    from visionops.augment.reuse import decoder_id, kept_rows
+    from visionops.augment.reuse import decoder_id, policy_id, previous_chunks
     from visionops.config import dump, load_params
     from visionops.data.decode import RESIZE_METHOD
-    from visionops.data.prepared import PreparedMeta, arrays_sha256, open_prepared, write_meta
-    from visionops.data.shards import RawImages
+    from visionops.data.prepared import PreparedMeta, open_prepared, write_meta
+    from visionops.data.shards import COMPACT_ENV, RawImages
     from visionops.io import publish_dir, read_csv, read_json, staging_dir_for, write_json
 
     params = load_params(args.params, "augment")
@@ -32,14 +35,19 @@ def main(args) -> None:
     policy = serialize(
         build_policy(cfg.policy, cfg.seed), cfg.seed, cfg.image_size
     )  # checked before any work
+    policy_key = policy_id(policy, cfg.copies)
     spec = PackSpec(cfg.image_size, cfg.channels, cfg.copies, cfg.seed, tuple(cfg.policy))
-    kept = kept_rows(PREPARED, cfg.image_size, cfg.channels)
-    reused = int(files["file_sha256"].isin(kept).sum())
+    raw = RawImages(RAW)
+    previous = previous_chunks(PREPARED, spec, policy_key, raw)
+    reused = int(files["file_sha256"].isin(previous.originals).sum())
     if reused:
-        print(f"augment: {reused} of {len(files)} images resized before (kept from {PREPARED})")
+        print(f"augment: {reused} of {len(files)} images resized before (their chunks kept as they are)")
+    max_dead = upstream["params"].get("data", {}).get("max_dead_fraction", 1.0)  # data.max_dead_fraction
+    max_dead = -1.0 if os.environ.get(COMPACT_ENV) == "1" else max_dead  # `visionops compact`: now
     staging = staging_dir_for(PREPARED)
     try:
-        written = write_prepared(staging, files, RawImages(RAW), spec, cfg.chunk_mb, cfg.workers, kept=kept)
+        written = write_prepared(staging, files, raw, spec, cfg.chunk_mb, cfg.workers, previous=previous,
+                                 policy=policy_key, max_dead_fraction=max_dead)  # fmt: skip
         meta = PreparedMeta(
             classes=classes,
             image_size=cfg.image_size,
@@ -50,14 +58,14 @@ def main(args) -> None:
             source=upstream["source"]["source"],
             params=upstream["params"] | dump(params),
             decoder=decoder_id(),
-            arrays_sha256=arrays_sha256(staging),
+            policy=policy_key,
         )
         write_meta(staging, meta)
         write_json(staging / "policy.json", policy)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # the previous data/prepared stays as it was
         raise
-    del kept  # its memory maps of the previous arrays, before they are replaced
+    del previous  # its memory maps of the previous chunks, before they are replaced
     publish_dir(staging, PREPARED)
     prepared = open_prepared(PREPARED)
     save_preview(*preview_rows(prepared.train, classes, cfg.preview_images), AUGMENT_PREVIEW)

@@ -115,9 +115,8 @@ def _label_issues(data, probs, train_too: bool):
         out_of_fold_probabilities,
         thumbnail_features,
     )
-    from visionops.io import read_csv
 
-    files = read_csv(PREPARED / "files.csv")
+    files = data.files()
     paths = {split: rows.set_index("index")["path"] for split, rows in files.groupby("split")}
     test = find_label_issues(data.test.y, probs, data.classes)
     test = test.assign(path=paths["test"].loc[test["row"].to_numpy(int)].to_numpy())

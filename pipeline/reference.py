@@ -20,7 +20,7 @@ def main(args) -> None:
 
     data = open_prepared(PREPARED)
     model = OnnxClassifier(ONNX)
-    sizes = test_file_sizes(read_csv(PREPARED / "files.csv"), read_csv(VALIDATED / "manifest.csv"))
+    sizes = test_file_sizes(data.files(), read_csv(VALIDATED / "manifest.csv"))
     rows = np.arange(len(data.test))
     batches = (
         (read_rows(data.test.x, rows[i : i + 256]), sizes[i : i + 256]) for i in range(0, len(rows), 256)

@@ -23,7 +23,7 @@ def main(args) -> None:
     import torch
 
     from visionops.config import dump, load_params
-    from visionops.data.prepared import arrays_sha256, open_prepared
+    from visionops.data.prepared import open_prepared
     from visionops.device import resolve_device
     from visionops.tracking.lifecycle import ended_on_failure
     from visionops.training.checkpoint import job_fingerprint
@@ -45,7 +45,7 @@ def main(args) -> None:
     model = build_model(spec, train_set)
     print(f"train: {spec['arch']} on {setup.name}, {len(train_set)} train / {len(val_set)} val images")
     print(f"train: data: {train_set.describe()}")
-    data_id = arrays_sha256(PREPARED)
+    data_id = data.meta.content_sha256  # what the splits hold: the same whatever the chunks' layout
     job = job_fingerprint(dump(params), spec, data_id)
     resume = {"checkpoint": CHECKPOINT, "job": job, "dist": dist}
     if not dist.main:  # other DDP ranks only train; rank 0 writes files and talks to MLflow

@@ -13,6 +13,7 @@ images are excluded (listed, never deleted).
 Reads params: validate.
 """
 
+import os
 from pathlib import Path
 
 from visionops.cli.stage import run_stage
@@ -32,7 +33,7 @@ def main(args) -> None:
     import tempfile
 
     from visionops.config import dump, load_params
-    from visionops.data.shards import RawImages
+    from visionops.data.shards import COMPACT_ENV, RawImages
     from visionops.errors import VisionOpsError
     from visionops.io import (
         file_sha256,
@@ -60,7 +61,12 @@ def main(args) -> None:
     summary = summarize(results, manifest) | {"quarantined": len(outcome.quarantine)}
     staging = staging_dir_for(VALIDATED)
     write_csv(staging / "manifest.csv", manifest)
-    parts = descriptions.save(staging, outcome.descriptions, cache)  # unchanged parts carried as they are
+    max_dead = (
+        -1.0 if os.environ.get(COMPACT_ENV) == "1" else source["params"]["data"].get("max_dead_fraction", 1.0)
+    )
+    parts = descriptions.save(
+        staging, outcome.descriptions, cache, max_dead
+    )  # unchanged parts carried as they are
     write_json(
         staging / "meta.json",
         {

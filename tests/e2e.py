@@ -141,7 +141,7 @@ def agreement_with_evaluate(repo: Path, predictions: Path, raw_root: Path) -> tu
 
     got = pd.read_csv(predictions, dtype={"label": str})
     truth = got["path"].map(lambda p: Path(p).parent.name)
-    files = pd.read_csv(repo / "data/prepared/files.csv")
+    files = pd.read_csv(repo / "data/prepared/files.csv.gz")
     test = files[files["split"] == "test"].sort_values("index")
     evaluated = pd.read_csv(repo / "reports/predictions.csv", dtype=str)["predicted"].to_numpy()
     by_path = dict(zip((str(raw_root) + "/" + test["path"]).tolist(), evaluated, strict=True))

@@ -1,9 +1,11 @@
 """albumentations policy from params, seeded packing, and the leak-free validation split."""
 
+import hashlib
+
 import numpy as np
 import pytest
 
-from visionops.augment.pack import PackSpec, pack_chunk, pixel_sums
+from visionops.augment.pack import PackSpec, copies_chunk, pack_chunk, pixel_sums
 from visionops.augment.policy import build_policy, serialize
 from visionops.config import AugmentStep
 from visionops.data.prepared import Split, to_model_input, train_val_split
@@ -18,25 +20,32 @@ def ones(raw: RawImages, count: int) -> list[Member]:
     return [e.member for e in raw if e.split == "train" and e.label == "1"][:count]
 
 
-def packed(raw_digits, seed: int, copies: int = 2):
-    images, _ = pack_chunk(PackSpec(16, 1, copies, seed, tuple(POLICY)), 0, ones(raw_digits, 6))
-    return images
+def packed(raw_digits, seed: int, copies: int = 2, count: int = 6):
+    """The first `count` ones resized, and `copies` augmented copies of each."""
+    members = ones(raw_digits, count)
+    originals = pack_chunk(PackSpec(16, 1), members)
+    keys = [hashlib.sha256(m.read()).hexdigest() for m in members]
+    return originals, copies_chunk(PackSpec(16, 1, copies, seed, tuple(POLICY)), originals, keys)
 
 
-def test_pack_shapes_originals_first_then_their_copies(raw_digits):
-    images = packed(raw_digits, seed=1)
-    assert images.shape == (18, 16, 16, 1) and images.dtype == np.uint8
-    originals = packed(raw_digits, seed=1, copies=0)
-    assert np.array_equal(images[::3], originals)  # row 3i is image i resized, 3i+1, 3i+2 its copies
+def test_copies_follow_each_other_image_by_image(raw_digits):
+    originals, copies = packed(raw_digits, seed=1)
+    assert originals.shape == (6, 16, 16, 1) and copies.shape == (12, 16, 16, 1) and copies.dtype == np.uint8
+    assert not np.array_equal(copies[0], originals[0])  # Affine rotates every copy
 
 
-def test_same_seed_reproduces_different_seed_differs(raw_digits):
-    a = packed(raw_digits, seed=7)
-    b = packed(raw_digits, seed=7)
-    c = packed(raw_digits, seed=8)
-    assert np.array_equal(a, b)
-    assert not np.array_equal(a, c)
-    assert np.array_equal(a[::3], c[::3])  # originals are resized only, never augmented
+def test_same_seed_reproduces_different_seed_differs_and_content_alone_decides(raw_digits):
+    """Issue 48: an image's copies are seeded by its file's sha256, not its place: the same image
+    gets the same copies whatever else the dataset holds."""
+    a, b, c = packed(raw_digits, 7)[1], packed(raw_digits, 7)[1], packed(raw_digits, 8)[1]
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    fewer = packed(raw_digits, 7, count=3)[1]  # a chunk of three: the first three images' copies alike
+    assert np.array_equal(fewer, a[:6])
+    members = ones(raw_digits, 6)[::-1]  # another order
+    originals = pack_chunk(PackSpec(16, 1), members)
+    keys = [hashlib.sha256(m.read()).hexdigest() for m in members]
+    reversed_copies = copies_chunk(PackSpec(16, 1, 2, 7, tuple(POLICY)), originals, keys)
+    assert np.array_equal(reversed_copies[-2:], a[:2])
 
 
 def test_unknown_transform_suggests_the_right_name():
@@ -59,7 +68,9 @@ def test_serialized_policy_records_seed_and_transforms():
 def test_a_policy_that_changes_the_image_size_is_refused(raw_digits):
     crop = (AugmentStep(name="CenterCrop", params={"height": 8, "width": 8}),)
     with pytest.raises(VisionOpsError, match=r"turned a \(16, 16, 1\) image into \(8, 8, 1\)"):
-        pack_chunk(PackSpec(16, 1, 1, 0, crop), 0, ones(raw_digits, 2))
+        copies_chunk(
+            PackSpec(16, 1, 1, 0, crop), pack_chunk(PackSpec(16, 1), ones(raw_digits, 2)), ["ab" * 32] * 2
+        )
 
 
 def test_channel_stats_and_model_input_normalise():
@@ -85,15 +96,20 @@ def test_val_split_keeps_all_copies_of_an_original_on_one_side():
     assert len(train_val_split(train, 0.0, 0)[1]) == 0
 
 
-def _write_with_meta(root, files, raw, spec, kept=None):
-    """What the augment stage writes: the arrays, and a meta.json naming the decoder and the
-    arrays' sha256 (what the next run checks before reusing them)."""
+def write_version(root, files, raw, spec, previous=None, max_dead_fraction=1.0):
+    """What the augment stage writes: the chunks and view, and a meta.json naming the decoder
+    and the policy (what the next run checks before reusing chunks); opened."""
+    from visionops.augment.policy import build_policy, serialize
     from visionops.augment.prepare import write_prepared
-    from visionops.augment.reuse import decoder_id
+    from visionops.augment.reuse import decoder_id, policy_id
     from visionops.data.decode import RESIZE_METHOD
-    from visionops.data.prepared import PreparedMeta, arrays_sha256, write_meta
+    from visionops.data.prepared import PreparedMeta, open_prepared, write_meta
 
-    written = write_prepared(root, files, raw, spec, chunk_mb=0.05, workers=1, progress=False, kept=kept)
+    policy = policy_id(
+        serialize(build_policy(list(spec.steps), spec.seed), spec.seed, spec.image_size), spec.copies
+    )
+    options = {"previous": previous, "policy": policy, "max_dead_fraction": max_dead_fraction}
+    written = write_prepared(root, files, raw, spec, chunk_mb=0.05, workers=1, progress=False, **options)
     meta = PreparedMeta(
         classes=[str(i) for i in range(10)],
         image_size=spec.image_size,
@@ -102,74 +118,117 @@ def _write_with_meta(root, files, raw, spec, kept=None):
         copies=spec.copies,
         source="digits",
         decoder=decoder_id(),
-        arrays_sha256=arrays_sha256(root),
+        policy=policy,
         **written,
     )
     write_meta(root, meta)
+    return open_prepared(root), policy
 
 
-def test_unchanged_images_are_copied_from_the_previous_arrays_with_the_same_bytes(
+def splits(prepared) -> dict:
+    return {
+        name: (np.asarray(split.x), split.y)
+        for name, split in (("train", prepared.train), ("test", prepared.test))
+    }
+
+
+def test_a_version_references_the_previous_chunks_and_decodes_only_what_is_new(
     raw_digits, tmp_path, monkeypatch
 ):
-    """A re-run after images were added and relabelled decodes only those, and writes exactly
-    what a run from scratch writes."""
-    import hashlib
-
+    """Issue 48: images the previous version's chunks hold are referenced (the chunk files
+    carried as they are), only new ones are decoded and augmented; the splits read exactly what
+    a build from scratch gives (so a model trained on either is the same bytes)."""
     from digits_data import digit_files
 
     from visionops.augment import pack
-    from visionops.augment.reuse import kept_rows
+    from visionops.augment.reuse import previous_chunks
 
     files = digit_files(raw_digits, per_class=20)
-    files["file_sha256"] = [hashlib.sha256(raw_digits.member(p).read()).hexdigest() for p in files["path"]]
     spec = PackSpec(16, 1, copies=1, seed=0, steps=tuple(POLICY))
     before = files.drop(index=files.index[::7])  # 1 image in 7 not there yet
-    _write_with_meta(tmp_path / "previous", before, raw_digits, spec)
+    first, policy = write_version(tmp_path / "v1", before, raw_digits, spec)
     files.loc[files.index[3], "label"] = 9  # relabelled: the same file, another class
     decoded = []
     original = pack._decode
     monkeypatch.setattr(
-        pack, "_decode", lambda member, *a: decoded.append(member.path) or original(member, *a)
+        pack, "_decode", lambda member, *a: decoded.append(member.member.path) or original(member, *a)
     )
-    kept = kept_rows(tmp_path / "previous", 16, 1)
-    assert len(kept) == len(before)
-    _write_with_meta(tmp_path / "again", files, raw_digits, spec, kept)
+    previous = previous_chunks(tmp_path / "v1", spec, policy, raw_digits)
+    decoded.clear()  # the audit's sample
+    again, _ = write_version(tmp_path / "v2", files, raw_digits, spec, previous)
     assert sorted(decoded) == sorted(files["path"][::7])
+    carried = {p.name for p in (tmp_path / "v1/chunks").iterdir()}
+    assert carried <= {p.name for p in (tmp_path / "v2/chunks").iterdir()}
+    assert all(
+        (tmp_path / "v2/chunks" / n).stat().st_ino == (tmp_path / "v1/chunks" / n).stat().st_ino
+        for n in carried
+    )
     monkeypatch.setattr(pack, "_decode", original)
-    _write_with_meta(tmp_path / "scratch", files, raw_digits, spec)
-    for path in sorted((tmp_path / "scratch").iterdir()):
-        assert path.read_bytes() == (tmp_path / "again" / path.name).read_bytes(), path.name
+    scratch, _ = write_version(tmp_path / "scratch", files, raw_digits, spec)
+    for name, (x, y) in splits(scratch).items():
+        assert np.array_equal(splits(again)[name][0], x) and np.array_equal(splits(again)[name][1], y), name
+    assert again.meta.content_sha256 == scratch.meta.content_sha256 and again.meta.mean == scratch.meta.mean
+    assert again.meta.content_sha256 != first.meta.content_sha256
 
 
-def test_previous_arrays_that_were_damaged_or_made_otherwise_are_not_reused(raw_digits, tmp_path, capsys):
+def test_unused_chunk_rows_past_the_threshold_are_written_afresh(raw_digits, tmp_path):
     from digits_data import digit_files
 
-    from visionops.augment.reuse import kept_rows
+    from visionops.augment.reuse import previous_chunks
 
-    files = digit_files(raw_digits, per_class=5).assign(file_sha256=lambda f: f["path"])
-    _write_with_meta(tmp_path / "p", files, raw_digits, PackSpec(16, 1))
-    assert len(kept_rows(tmp_path / "p", 16, 1)) == len(files)
-    assert kept_rows(tmp_path / "p", 16, 3) == {}  # another channel count: nothing to reuse
+    files = digit_files(raw_digits, per_class=20)
+    spec = PackSpec(16, 1, copies=1, seed=0, steps=tuple(POLICY))
+    _, policy = write_version(tmp_path / "v1", files, raw_digits, spec)
+    fewer = files.iloc[::2]  # half removed
+    previous = previous_chunks(tmp_path / "v1", spec, policy, raw_digits)
+    kept, _ = write_version(tmp_path / "v2", fewer, raw_digits, spec, previous, max_dead_fraction=0.9)
+    assert {p.name for p in (tmp_path / "v2/chunks").iterdir()} == {
+        p.name for p in (tmp_path / "v1/chunks").iterdir()
+    }
+    previous = previous_chunks(tmp_path / "v1", spec, policy, raw_digits)
+    compacted, _ = write_version(tmp_path / "v3", fewer, raw_digits, spec, previous, max_dead_fraction=0.25)
+    scratch, _ = write_version(tmp_path / "scratch", fewer, raw_digits, spec)
+    for name in ("v3", "scratch"):  # the same layout as a build from scratch
+        assert sorted(p.name for p in (tmp_path / name / "chunks").iterdir()) == sorted(
+            p.name for p in (tmp_path / "scratch/chunks").iterdir()
+        )
+    assert all(
+        (tmp_path / "v3/chunks" / p.name).read_bytes() == p.read_bytes()
+        for p in (tmp_path / "scratch/chunks").iterdir()
+    )
+    for name, (x, _) in splits(scratch).items():
+        assert np.array_equal(splits(kept)[name][0], x) and np.array_equal(splits(compacted)[name][0], x)
+
+
+def test_previous_chunks_that_were_damaged_or_made_otherwise_are_not_reused(raw_digits, tmp_path, capsys):
+    from digits_data import digit_files
+
+    from visionops.augment.reuse import previous_chunks
+
+    files = digit_files(raw_digits, per_class=5)
+    spec = PackSpec(16, 1)
+    _, policy = write_version(tmp_path / "p", files, raw_digits, spec)
+    assert len(previous_chunks(tmp_path / "p", spec, policy, raw_digits).originals) == len(files)
+    assert previous_chunks(tmp_path / "p", PackSpec(16, 3), policy, raw_digits).originals == {}
     assert "not 16 px x3" in capsys.readouterr().err
-    images = tmp_path / "p" / "train_x.npy"
-    damaged = bytearray(images.read_bytes())
-    damaged[-1] ^= 0xFF
-    images.write_bytes(bytes(damaged))
-    assert kept_rows(tmp_path / "p", 16, 1) == {}
-    assert "damaged or edited" in capsys.readouterr().err
-    assert kept_rows(tmp_path / "nothing-here", 16, 1) == {}
+    chunk = next((tmp_path / "p/chunks").glob("*.npy"))
+    images = np.load(chunk)
+    images[:] = 255 - images  # every row: whatever the audit draws differs
+    np.save(chunk, images)
+    assert previous_chunks(tmp_path / "p", spec, policy, raw_digits).originals == {}
+    assert "differs from what it makes again" in capsys.readouterr().err
+    assert previous_chunks(tmp_path / "nothing-here", spec, policy, raw_digits).originals == {}
 
 
-def test_a_kept_row_refuses_an_image_whose_bytes_changed_after_validation(raw_digits):
-    import hashlib
-
-    from visionops.augment.reuse import KeptRow
+def test_an_image_whose_bytes_changed_after_validation_is_refused_when_decoded(raw_digits):
+    from visionops.augment.reuse import RawImage
 
     member = next(iter(raw_digits)).member
-    row = KeptRow(np.zeros((1, 16, 16, 1), np.uint8), 0)
-    row.for_image(member, hashlib.sha256(member.read()).hexdigest()).check()  # the bytes validate saw
+    pack_chunk(
+        PackSpec(16, 1), [RawImage(member, hashlib.sha256(member.read()).hexdigest())]
+    )  # the bytes validate saw
     with pytest.raises(VisionOpsError, match="changed after validation"):
-        row.for_image(member, "0" * 64).check()
+        pack_chunk(PackSpec(16, 1), [RawImage(member, "0" * 64)])
 
 
 def test_building_and_serialising_the_policy_does_not_load_torch():

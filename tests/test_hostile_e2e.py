@@ -101,16 +101,20 @@ def test_a_stage_refusing_its_params_under_dvc_keeps_every_previous_output(repo)
 
 
 def test_a_failed_augment_keeps_the_previous_prepared_data(repo):
-    """Issue 12: the previous data/prepared stays whole until the new one is complete."""
-    before = {p.name: p.read_bytes() for p in (repo / "data/prepared").iterdir()}
+    """Issue 12: the previous data/prepared stays whole until the new one is complete. Issue 48: an
+    image is decoded (and its bytes checked against the index) only when no chunk holds it: at
+    another size every image is, and the one damaged after validation is named."""
+    before = {p.relative_to(repo): p.read_bytes() for p in (repo / "data/prepared").rglob("*") if p.is_file()}
     victim = raw_paths(repo, "train", "5")[-1]
     kept = damage_raw_image(repo, victim, keep=40)  # validated, then damaged in its shard
+    resized = params_file(repo, "size.yaml", augment={"image_size": 12})
     try:
-        # its resized original is kept from the last run, but its bytes are checked first
-        assert_clean_error(stage(repo, "augment"), "augment", f"{victim}", "changed after validation")
+        failed = stage(repo, "augment", "--params", str(resized))
+        assert_clean_error(failed, "augment", f"{victim}", "changed after validation")
     finally:
         write_raw_image(repo, victim, kept)
-    assert {p.name: p.read_bytes() for p in (repo / "data/prepared").iterdir()} == before
+    after = {p.relative_to(repo): p.read_bytes() for p in (repo / "data/prepared").rglob("*") if p.is_file()}
+    assert after == before
     assert not list((repo / "data").glob(".prepared*"))  # no staging folder left behind
 
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -339,11 +340,13 @@ def test_exp_run_on_a_local_folder_of_mixed_size_jpegs_and_pngs(repo, first_repr
         if "twin" in change:  # one re-run for the three
             out = run(["dvc", "repro", "augment"], repo).stdout
             assert "described before, 1 to describe" in out and "resized before" in out, out
-            assert re.search(r"download: \d+ of \d+ image\(s\) copied from the previous data/raw", out), out
+            assert re.search(r"download: \d+ image\(s\) kept where they were, 2 packed", out), out
             _assert_manifest_and_reports_follow(repo)
             _assert_same_bytes_as_from_scratch(repo)
     run(["dvc", "repro", "--single-item", "download"], repo)
-    assert not pd.read_csv(repo / "data/raw/index.csv")["path"].str.endswith("4/new.png").any()
+    from visionops.data.shards import RawImages
+
+    assert not [e for e in RawImages(repo / "data/raw") if e.path.endswith("4/new.png")]
     twin.unlink()  # the module's later tests run validate with on_bad_image: fail again
     (repo / "params.yaml").write_text(params)
 
@@ -361,19 +364,42 @@ def _assert_manifest_and_reports_follow(repo: Path) -> None:
 
 
 def _assert_same_bytes_as_from_scratch(repo: Path) -> None:
-    """data/raw, data/validated and data/prepared of a run that copied images, reused
-    descriptions and pixels are the bytes of a run that had nothing to reuse."""
-    outputs = [repo / "data/raw", repo / "data/validated", repo / "data/prepared"]
+    """Issue 48: data/raw, data/validated and data/prepared of a run that kept shards, reused
+    descriptions and chunks hold what a run with nothing to reuse holds: the same images under
+    the same paths and labels, the same manifest, and splits that read the same pixels in the
+    same order (their files may be laid out otherwise: each version added its own)."""
+    from visionops.data.prepared import open_prepared
+    from visionops.data.shards import RawImages
+    from visionops.validation.descriptions import load
 
-    def files() -> dict[Path, bytes]:
-        return {p: p.read_bytes() for folder in outputs for p in sorted(folder.rglob("*")) if p.is_file()}
+    def held() -> dict:
+        data = open_prepared(repo / "data/prepared")
+        return {
+            "raw": {
+                e.path: (e.split, e.label, e.sha256, e.member.read()) for e in RawImages(repo / "data/raw")
+            },
+            "manifest": (repo / "data/validated/manifest.csv").read_bytes(),
+            "descriptions": {k: v for k, v in load(repo / "data/validated").rows.items()},
+            "splits": [(np.asarray(s.x).tobytes(), s.y.tobytes()) for s in (data.train, data.test)],
+            "meta": (data.meta.content_sha256, data.meta.mean, data.meta.std, data.meta.counts),
+        }
 
-    kept = files()
-    for folder in outputs:
-        shutil.rmtree(folder)
+    kept = held()
+    for folder in ("data/raw", "data/validated", "data/prepared"):
+        shutil.rmtree(repo / folder)
     out = run(["dvc", "repro", "augment"], repo).stdout
-    assert "copied from" not in out and "described before" not in out and "resized before" not in out
-    assert files() == kept
+    assert (
+        " 0 image(s) kept where they were" in out
+        and "described before" not in out
+        and "resized before" not in out
+    )
+    again = held()
+    assert {k: v for k, v in again["descriptions"].items() if k in kept["descriptions"]} == {
+        k: v for k, v in kept["descriptions"].items() if k in again["descriptions"]
+    }
+    assert {k: again[k] for k in ("raw", "manifest", "splits", "meta")} == {
+        k: kept[k] for k in ("raw", "manifest", "splits", "meta")
+    }
 
 
 def test_mlflow_server_killed_mid_run_then_sync_loses_nothing(repo, first_repro, tmp_path):
@@ -468,7 +494,7 @@ def test_train_label_search_through_the_stage(pipeline_template, tmp_path):
     assert all(line.split(",")[-1].startswith("train/") for line in suspects[1:])
     # the scale printed beside the judge is the train originals' most frequent class, and the
     # judge learnt (tests/invariants.py), whatever score it reaches on this CPU
-    train_labels = pd.read_csv(repo / "data/prepared/files.csv").query("split == 'train'")["label"]
+    train_labels = pd.read_csv(repo / "data/prepared/files.csv.gz").query("split == 'train'")["label"]
     assert report["train_majority_share"] == pytest.approx(majority_share(train_labels))
     assert learned(report["train_judge_accuracy"], train_labels)
     judged = f"{report['train_judge_accuracy']:.0%} right out of fold"

@@ -9,22 +9,45 @@ import subprocess
 import sys
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from digits_data import POLICY, digit_files
 
-from visionops.augment.pack import PackSpec, pack_images, pixel_sums
+from visionops.augment.pack import (
+    PackSpec,
+    chunk_images,
+    copies_chunk,
+    in_chunks,
+    pack_chunk,
+    pixel_sums,
+    row_sums,
+    sums_of,
+)
 from visionops.data.loader import ImageBatches, choose_resident
-from visionops.data.prepared import ArrayWriter, open_prepared, train_val_split
+from visionops.data.prepared import ArrayWriter, ChunkedImages, open_prepared, train_val_split
 from visionops.data.shards import RawImages
 from visionops.errors import VisionOpsError
 
 
 def packed(raw: RawImages, spec: PackSpec, chunk_mb: float, workers: int) -> np.ndarray:
+    """Each train image's original then its copies, made chunk by chunk as the augment stage does."""
+    import hashlib
+
     members = [raw.member(p) for p in digit_files(raw, 40).query("split == 'train'")["path"]]
+    keys = [hashlib.sha256(m.read()).hexdigest() for m in members]
     out: list[np.ndarray] = []
-    pack_images(members, spec, out.append, chunk_mb, workers, progress=False)
+
+    def make(chunk: list[int]) -> np.ndarray:
+        originals = pack_chunk(spec, [members[i] for i in chunk])
+        copies = copies_chunk(spec, originals, [keys[i] for i in chunk]).reshape(
+            len(chunk), spec.copies, *originals.shape[1:]
+        )
+        return np.concatenate([originals[:, None], copies], axis=1).reshape(-1, *originals.shape[1:])
+
+    per_chunk = chunk_images(spec, chunk_mb)
+    in_chunks(
+        list(range(len(members))), make, lambda images, _: out.append(images), per_chunk, workers, False
+    )
     return np.concatenate(out)
 
 
@@ -63,6 +86,7 @@ def test_exact_mean_and_std_from_chunk_sums():
     total = pixel_sums(images[:20])
     total.add(pixel_sums(images[20:]))
     mean, std = total.mean_std()
+    assert sums_of(row_sums(images), 36).mean_std() == (mean, std)  # per image, as chunks keep them
     scaled = images.reshape(-1, 3).astype(np.float64) / 255
     assert np.allclose(mean, scaled.mean(0), atol=1e-6) and np.allclose(std, scaled.std(0), atol=1e-6)
 
@@ -79,10 +103,10 @@ def test_rows_are_read_without_mapping_and_equal_indexing(prepared_digits):
 
 def test_write_prepared_layout_and_files_list(prepared_digits):
     data = open_prepared(prepared_digits)
-    assert isinstance(data.train.x, np.memmap) and data.train.x.shape == (1437 * 2, 16, 16, 1)
+    assert isinstance(data.train.x, ChunkedImages) and data.train.x.shape == (1437 * 2, 16, 16, 1)
     assert data.train.copy.tolist()[:4] == [0, 1, 0, 1] and data.train.source.tolist()[:4] == [0, 0, 1, 1]
     assert data.test.x.shape == (360, 16, 16, 1) and data.test.copy is None
-    files = pd.read_csv(prepared_digits / "files.csv")
+    files = data.files()
     test = files[files["split"] == "test"]
     assert test["index"].tolist() == list(range(360)) and (test["label"].to_numpy() == data.test.y).all()
     assert data.meta.counts == {"train": 2874, "test": 360} and len(data.meta.mean) == 1
@@ -186,6 +210,6 @@ print(json.dumps({{"growth": after - before}}))
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     growth = json.loads(done.stdout.strip().splitlines()[-1])["growth"]
-    written = sum(p.stat().st_size for p in (tmp_path / "p").glob("*_x.npy"))
+    written = sum(p.stat().st_size for p in (tmp_path / "p/chunks").glob("*.npy") if ".sums" not in p.name)
     assert written > 80 * 2**20  # 1,797 images x 128 x 128 x 3
     assert growth < written / 4, f"peak RSS grew {growth / 2**20:.0f} MB for {written / 2**20:.0f} MB written"

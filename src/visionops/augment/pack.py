@@ -1,6 +1,6 @@
-"""Decode, resize and augment images chunk by chunk (a thread pool over chunks when images are
-costly enough) and hand each chunk, in order, to a writer; per-channel pixel sums of the
-originals are accumulated exactly (integers) on the way, for the normalisation mean and std.
+"""Decode and resize images, and make their augmented copies, chunk by chunk (a thread pool over
+chunks when images are costly enough), handing each chunk, in order, to a writer; per-channel
+pixel sums of each original are exact integers, for the normalisation mean and std.
 
 Threads, not processes: Pillow's decoders and OpenCV's resize release the GIL, and measured on
 2 cores threads beat spawned workers in every case (2.0x serial on photos at 224 px); worker
@@ -8,8 +8,9 @@ processes pay seconds of start-up (albumentations imports torch) and forked ones
 locks held by the parent's threads. Tiny images stay serial (see THREADS_FROM_S).
 
 Memory is bounded by the chunk size times the chunks in flight, never by the dataset.
-Each image's augmentation is seeded from (seed, image number), so the result depends on
-neither the chunk size nor the number of worker processes.
+Each image's augmentation is seeded from (seed, the image file's sha256): its copies depend on
+its content alone, not on the chunk size, the number of threads or which other images the
+dataset holds (issue 48: a version built step by step gives the same copies as one built at once).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from visionops.augment.reuse import CHANGED_SINCE_VALIDATION, KeptRow
+from visionops.augment.reuse import CHANGED_SINCE_VALIDATION, RawImage, StoredRow
 from visionops.config import AugmentStep
 from visionops.data.decode import load_resized
 from visionops.data.shards import Member
@@ -83,6 +84,22 @@ def pixel_sums(images: np.ndarray) -> PixelSums:
     return PixelSums(counts @ values, counts @ (values * values), len(flat))
 
 
+def row_sums(images: np.ndarray) -> np.ndarray:
+    """int64 [N, 2, C]: each image's per-channel sum of pixel values and of their squares."""
+    out = np.empty((len(images), 2, images.shape[-1]), dtype=np.int64)
+    for i, image in enumerate(images):
+        flat = image.reshape(-1, image.shape[-1]).astype(np.int64)
+        out[i, 0], out[i, 1] = flat.sum(0), (flat * flat).sum(0)
+    return out
+
+
+def sums_of(rows: np.ndarray, pixels_per_image: int) -> PixelSums:
+    """The PixelSums of images whose `row_sums` are `rows` (exact: integers)."""
+    if not len(rows):
+        return PixelSums()
+    return PixelSums(rows[:, 0].sum(0), rows[:, 1].sum(0), len(rows) * pixels_per_image)
+
+
 MAX_CHUNK_IMAGES = 256  # small images still make enough chunks to keep every thread busy
 
 
@@ -91,103 +108,95 @@ def chunk_images(spec: PackSpec, chunk_mb: float) -> int:
     return max(1, min(MAX_CHUNK_IMAGES, int(chunk_mb * 2**20 // spec.row_bytes)))
 
 
-def pack_chunk(
-    spec: PackSpec, first: int, members: Sequence[Member | KeptRow]
-) -> tuple[np.ndarray, PixelSums]:
-    """Each image resized once (or its resized original copied from the previous prepared
-    data, for a KeptRow), then `copies` augmented variants of it, in that order:
-    uint8 [len(members) * (1 + copies), H, W, C], and the pixel sums of the resized originals.
-    `first` is the number of the chunk's first image in its split (for the per-image seeds)."""
-    side, per_image = spec.image_size, 1 + spec.copies
-    augment = None
-    if spec.copies:
-        from visionops.augment.policy import build_policy
+def pack_chunk(spec: PackSpec, members: Sequence[Member | RawImage | StoredRow]) -> np.ndarray:
+    """Each image resized once (its bytes checked first, for a RawImage), or read where an
+    earlier version stored it (a StoredRow): uint8 [len(members), H, W, C]."""
+    return _originals(members, spec.channels, spec.image_size)
 
-        augment = build_policy(list(spec.steps), spec.seed)
-    out = np.empty((len(members) * per_image, side, side, spec.channels), dtype=np.uint8)
-    out[::per_image] = _originals(members, spec.channels, side)
-    for i in range(len(members)):
-        original = out[i * per_image]
-        if augment is not None:
-            augment.set_random_seed(image_seed(spec.seed, first + i))
-        for k in range(1, per_image):
-            out[i * per_image + k] = _same_shape(
+
+def copies_chunk(spec: PackSpec, originals: np.ndarray, keys: Sequence[str]) -> np.ndarray:
+    """`spec.copies` augmented variants of each original, seeded by its file's sha256 (`keys`):
+    uint8 [len(originals) * copies, H, W, C], an image's copies one after another."""
+    from visionops.augment.policy import build_policy
+
+    augment = build_policy(list(spec.steps), spec.seed)
+    out = np.empty((len(originals) * spec.copies, *originals.shape[1:]), dtype=np.uint8)
+    for i, (original, key) in enumerate(zip(originals, keys, strict=True)):
+        augment.set_random_seed(image_seed(spec.seed, key))
+        for k in range(spec.copies):
+            out[i * spec.copies + k] = _same_shape(
                 _as_hwc(augment(image=original)["image"], spec.channels), original
             )
-    return out, pixel_sums(out[::per_image])
+    return out
 
 
-def _originals(members: Sequence[Member | KeptRow], channels: int, side: int) -> np.ndarray:
-    """The resized originals: decoded, or read from the previous arrays (sorted rows per
+def _originals(members: Sequence[Member | RawImage | StoredRow], channels: int, side: int) -> np.ndarray:
+    """The resized originals: decoded, or read from where they are stored (sorted rows per
     array, one read per run of consecutive rows)."""
     from visionops.data.prepared import read_rows
 
     out = np.empty((len(members), side, side, channels), dtype=np.uint8)
-    kept: dict[int, list[tuple[int, int]]] = {}
+    stored: dict[int, list[tuple[int, int]]] = {}
     arrays = {}
     for i, member in enumerate(members):
-        if isinstance(member, KeptRow):
-            member.check()
-            kept.setdefault(id(member.images), []).append((member.row, i))
+        if isinstance(member, StoredRow):
+            stored.setdefault(id(member.images), []).append((member.row, i))
             arrays[id(member.images)] = member.images
         else:
             out[i] = _decode(member, channels, side)
-    for key, rows in kept.items():
+    for key, rows in stored.items():
         rows.sort()
         out[[i for _, i in rows]] = read_rows(arrays[key], np.array([row for row, _ in rows]))
     return out
 
 
-def _decode(member: Member, channels: int, size: int) -> np.ndarray:
+def _decode(member: Member | RawImage, channels: int, size: int) -> np.ndarray:
+    import io
+
+    path = member.member.path if isinstance(member, RawImage) else member.path
     try:
-        return load_resized(member.open(), channels, size, member.path)
+        return load_resized(io.BytesIO(member.read()), channels, size, path)
     except VisionOpsError:
         raise
     except Exception as exc:  # validation decoded it: the file changed since
         raise VisionOpsError(
-            f"{member.path} cannot be decoded ({type(exc).__name__}: {exc}); it changed after validation",
+            f"{path} cannot be decoded ({type(exc).__name__}: {exc}); it changed after validation",
             CHANGED_SINCE_VALIDATION,
         ) from None
 
 
-def image_seed(seed: int, number: int) -> int:
-    """The augmentation seed of image `number`: independent streams per image."""
-    return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
+def image_seed(seed: int, key: str) -> int:
+    """The augmentation seed of the image whose file sha256 is `key`: independent streams per
+    image content."""
+    return int(np.random.SeedSequence([seed, int(key[:32], 16)]).generate_state(1)[0])
 
 
-def pack_images(
-    members: Sequence[Member | KeptRow],
-    spec: PackSpec,
-    write: Callable[[np.ndarray], None],
-    chunk_mb: float = 32,
+def in_chunks(
+    items: Sequence,
+    make: Callable[[Sequence], np.ndarray],
+    write: Callable[[np.ndarray, Sequence], None],
+    per_chunk: int,
     workers: int = 0,
     progress: bool = True,
     desc: str = "augment",
-) -> PixelSums:
-    """Pack every image (see `pack_chunk`) and pass the chunks to `write` in order; returns the
-    pixel sums of the originals. workers 0 = one thread per CPU core, used only when one image
-    takes at least THREADS_FROM_S (timed on the first chunk)."""
+) -> None:
+    """`make` over `items` a chunk of `per_chunk` at a time, each result handed to `write` with its
+    items, in order. workers 0 = one thread per CPU core, used only when one item takes at least
+    THREADS_FROM_S (timed on the first chunk)."""
     from tqdm import tqdm
 
-    size = chunk_images(spec, chunk_mb)
-    chunks = [(spec, start, list(members[start : start + size])) for start in range(0, len(members), size)]
-    sums = PixelSums()
-    with tqdm(total=len(members), desc=desc, unit="img", disable=None if progress else True) as bar:
-
-        def take(images: np.ndarray, chunk_sums: PixelSums) -> None:
-            write(images)
-            sums.add(chunk_sums)
-            bar.update(len(images) // (1 + spec.copies))
-
+    chunks = [list(items[start : start + per_chunk]) for start in range(0, len(items), per_chunk)]
+    with tqdm(total=len(items), desc=desc, unit="img", disable=None if progress else True) as bar:
         if not chunks:
-            return sums
+            return
         started = time.perf_counter()
-        take(*_pack_chunk_args(chunks[0]))  # serially: it tells what one image costs here
-        per_image = (time.perf_counter() - started) / len(chunks[0][2])
-        workers = (workers or os.cpu_count() or 1) if per_image >= THREADS_FROM_S else 1
-        for result in ordered_map(_pack_chunk_args, chunks[1:], workers):
-            take(*result)
-    return sums
+        write(make(chunks[0]), chunks[0])  # serially: it tells what one item costs here
+        bar.update(len(chunks[0]))
+        per_item = (time.perf_counter() - started) / len(chunks[0])
+        workers = (workers or os.cpu_count() or 1) if per_item >= THREADS_FROM_S else 1
+        for chunk, images in zip(chunks[1:], ordered_map(make, chunks[1:], workers), strict=True):
+            write(images, chunk)
+            bar.update(len(chunk))
 
 
 def ordered_map(fn: Callable, items: Iterable, workers: int) -> Iterator:
@@ -206,10 +215,6 @@ def ordered_map(fn: Callable, items: Iterable, workers: int) -> Iterator:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
-
-
-def _pack_chunk_args(args: tuple) -> tuple[np.ndarray, PixelSums]:
-    return pack_chunk(*args)
 
 
 def _same_shape(augmented: np.ndarray, original: np.ndarray) -> np.ndarray:

@@ -1,11 +1,14 @@
-"""`visionops compact`: reclaim now the bytes that removed images still hold in data/raw.
+"""`visionops compact`: reclaim now the bytes that removed images still hold in the data stages'
+outputs.
 
-A new version of the data adds shards and never rewrites one (data/shards.py), so the bytes of
-removed images stay in their shards, beside live ones, until they exceed
-data.max_dead_fraction of data/raw; then the download stage packs every image afresh. This
-asks for that now: `dvc repro --force --single-item download` with the re-pack on. The images,
-their paths and labels are the same afterwards (so is everything trained on them); only the
-shards change. Run `dvc repro` after it, and commit dvc.lock.
+A new version of the data adds files and never rewrites one (data/raw's shards and index
+fragments, validate's description parts, data/prepared's chunks), so what removed images took
+stays there, beside what live ones use, until it passes data.max_dead_fraction of the output;
+then the stage writes everything afresh. This asks for that now, in all three: `dvc repro
+--force augment` (scan, download, validate, augment) with the re-pack on. The images, their
+paths and labels are the same afterwards, and so is a model trained on them (the next `dvc
+repro` trains again, since data/prepared's files changed, and writes the same model.pt); only the
+files change. Commit dvc.lock after it.
 """
 
 from __future__ import annotations
@@ -30,5 +33,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"compact: removed images hold {share:.1%} of data/raw's {total / 1e6:.1f} MB of shards")
     if args.dry_run:
         return 0
-    command = ["dvc", "repro", "--force", "--single-item", "download"]
+    command = ["dvc", "repro", "--force", "augment"]  # download, validate and augment each compact
     return subprocess.run(command, env=os.environ | {COMPACT_ENV: "1"}, check=False).returncode

@@ -1,29 +1,35 @@
-"""The prepared-data format between augment and the model stages: memory-mappable .npy files.
+"""The prepared-data format between augment and the model stages: images in immutable chunk
+files, and per version a small view that says which rows each split is made of.
 
     data/prepared/
-      train_x.npy       uint8 [N, H, W, C]  each original (copy 0) followed by its augmented copies
-      train_y.npy       int64 [N]
-      train_source.npy  int64 [N]  the original image a row came from (its row in files.csv)
-      train_copy.npy    int16 [N]  0 = the resized original, k = the k-th augmented copy
-      test_x.npy, test_y.npy       the resized test images, in files.csv order
-      files.csv         split, index, path, label, file_sha256: every original image, by split
-                        and index (file_sha256: the file's content, what the next run reuses by)
-      meta.json         format, classes, image size, channels, per-channel mean/std, counts
+      chunks/NNNN.npy       uint8 [rows, H, W, C], never rewritten once written: "original" chunks
+                            hold resized originals (one row per image content), "copies" chunks
+                            each image's augmented copies (`copies` rows per image)
+      chunks/NNNN.keys      the file sha256 of each original row, or of each image's copies
+      chunks/NNNN.sums.npy  int64 [rows, 2, C]: per original row, its pixel values' sum and sum of
+                            squares per channel (the normalisation's exact integers)
+      view/{split}_original.npy  int32 [n, 2]: (chunk, row) of each image's resized original
+      view/train_copies.npy      int32 [n, 2]: (chunk, first row) of its copies (copies > 0)
+      view/{split}_label.npy     int32 [n]: its class index
+      files.csv.gz          split, index, path, label of every image (gzip, no timestamp)
+      meta.json             format, classes, size, channels, mean/std, counts, copies, the chunks
 
-Images are written chunk by chunk with plain file writes and read back by rows with
-`pread` (`read_rows`): the OS page cache holds the data, no process does. A memory map is
-opened for its shape and offset only; the pages a process touches through a map count as
-its own memory, and reading an epoch through one grew train's RSS with the dataset.
+A split reads as one array (`ChunkedImages`): image i of train is rows i*(1+copies) to
+(i+1)*(1+copies)-1, its original then its copies, in the canonical order: split, then class,
+then file name (the path order of data/raw's index), whatever order the chunks were written in.
+So a model trained on a version built step by step is the same bytes as one trained on the same
+images built at once. DVC stores and moves each chunk once: a version adds chunks for the images
+it adds and rewrites only the view (issue 48). Rows are read with `pread` (`read_rows`): the OS
+page cache holds the data, no process does; a memory map is opened for its shape and offset only.
 """
 
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -31,8 +37,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from visionops.errors import VisionOpsError, first_invalid_field
 from visionops.io import read_json, write_json
 
-FORMAT = "visionops-prepared/2"
-ARRAYS = {"train": ("x", "y", "source", "copy"), "test": ("x", "y")}
+FORMAT = "visionops-prepared/3"
+CHUNKS, VIEW, FILES = "chunks", "view", "files.csv.gz"
+ORIGINAL, COPIES = "original", "copies"
 
 
 class ArrayWriter:
@@ -68,6 +75,22 @@ class ArrayWriter:
             raise ValueError(f"{self.path}: {self.rows} rows written, {self.shape[0]} declared")
 
 
+class ChunkInfo(BaseModel):
+    """One chunk file of the prepared data: what its rows are."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    number: int
+    kind: Literal["original", "copies"]
+    rows: int
+    copies: int = 0  # "copies" chunks: rows per image
+    policy: str = ""  # "copies" chunks: the augmentation that made them (augment/reuse.policy_id)
+
+    @property
+    def name(self) -> str:
+        return f"{self.number:04d}.npy"
+
+
 class PreparedMeta(BaseModel):
     """meta.json of the prepared data: what every model stage reads about it. Written and read
     only through `write_meta` / `open_prepared`."""
@@ -79,14 +102,16 @@ class PreparedMeta(BaseModel):
     image_size: int
     channels: int
     resize: str  # how images were brought to image_size (data/decode.RESIZE_METHOD)
-    counts: dict[str, int]  # images per split (train counts every augmented copy)
-    mean: list[float]  # per channel, of the train pixels scaled to [0, 1]
+    counts: dict[str, int]  # rows per split (train counts every augmented copy)
+    mean: list[float]  # per channel, of the train originals' pixels scaled to [0, 1]
     std: list[float]
     copies: int  # augmented copies per train original
     source: str  # the data source's name (data.source)
     params: dict[str, Any] = {}  # the data stages' params that made it
     decoder: str = ""  # what else the resized pixels depend on (augment/reuse.decoder_id)
-    arrays_sha256: str = ""  # `arrays_sha256()` of the arrays as written: the next augment checks it
+    policy: str = ""  # what the copies depend on (augment/reuse.policy_id)
+    chunks: list[ChunkInfo] = []
+    content_sha256: str = ""  # of what the splits hold (image contents, labels, order, decoder, policy)
 
     def model_meta(self) -> dict[str, Any]:
         """What a model trained on this data records about its input (saved with it, and in
@@ -100,9 +125,9 @@ def write_meta(root: Path, meta: PreparedMeta) -> None:
 
 @dataclass
 class Split:
-    """One split: images (memory-mapped, NHWC uint8) and the small per-row arrays, in memory."""
+    """One split: images (`ChunkedImages`, uint8 NHWC) and the small per-row arrays, in memory."""
 
-    x: np.ndarray
+    x: Any
     y: np.ndarray
     source: np.ndarray | None = None
     copy: np.ndarray | None = None
@@ -129,14 +154,76 @@ class Prepared:
     def classes(self) -> list[str]:
         return list(self.meta.classes)
 
+    def files(self):
+        """split, index, path, label of every image (files.csv.gz), a DataFrame."""
+        import pandas as pd
+
+        return pd.read_csv(self.root / FILES, dtype={"path": str, "split": str})
+
+    def file_sha256(self, split: str) -> list[str]:
+        """The file sha256 of each image of `split`, in its order (from the chunks' keys)."""
+        located = np.load(self.root / VIEW / f"{split}_original.npy")
+        keys = {
+            info.number: chunk_keys(self.root, info.number)
+            for info in self.meta.chunks
+            if info.kind == ORIGINAL
+        }
+        return [keys[int(chunk)][int(row)] for chunk, row in located]
+
+
+class ChunkedImages:
+    """A split's images as one read-only array whose rows lie in several chunk files: `len`,
+    `shape`, `dtype`, `nbytes`, and indexing by an int, a slice or an array of rows return numpy
+    arrays read with `pread` (nothing is mapped into the process)."""
+
+    def __init__(self, chunks: dict[int, np.ndarray], chunk: np.ndarray, row: np.ndarray):
+        self._chunks, self._chunk, self._row = chunks, chunk, row
+        first = next(iter(chunks.values()))
+        self.dtype, self.shape = first.dtype, (len(chunk), *first.shape[1:])
+        self.ndim = len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * self.dtype.itemsize
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        """The images at `rows`, in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), *self.shape[1:]), dtype=self.dtype)
+        chunk, inner = self._chunk[rows], self._row[rows]
+        for number in np.unique(chunk).tolist():
+            picked = np.flatnonzero(chunk == number)
+            order = picked[np.argsort(inner[picked], kind="stable")]
+            out[order] = read_rows(self._chunks[number], inner[order])
+        return out
+
+    def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, int | np.integer):
+            return self.read(np.array([key if key >= 0 else len(self) + key]))[0]
+        if isinstance(key, slice):
+            return self.read(np.arange(len(self))[key])
+        return self.read(np.arange(len(self))[np.asarray(key)])
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        whole = self.read(np.arange(len(self)))
+        return whole if dtype is None else whole.astype(dtype)
+
+
+def chunk_keys(root: Path, number: int) -> list[str]:
+    """The file sha256 lines of chunk `number` (one per original row, or per image's copies)."""
+    return (Path(root) / CHUNKS / f"{number:04d}.keys").read_text(encoding="ascii").split()
+
 
 def array_path(root: Path, split: str, name: str) -> Path:
-    return Path(root) / f"{split}_{name}.npy"
+    return Path(root) / VIEW / f"{split}_{name}.npy"
 
 
 def open_prepared(root: Path) -> Prepared:
-    """Memory-map the images and load the small arrays; a clear error when the augment stage
-    has not run or wrote an older format."""
+    """The splits as arrays over the chunks; a clear error when the augment stage has not run,
+    wrote an older format, or a file is missing or damaged."""
     root = Path(root)
     if not (root / "meta.json").is_file():
         raise VisionOpsError(f"no prepared data in {root}", "run `dvc repro augment` first")
@@ -153,25 +240,48 @@ def open_prepared(root: Path) -> Prepared:
             f"{root / 'meta.json'} is not prepared data's record ({first_invalid_field(exc)})",
             "re-run the augment stage: `dvc repro -f augment`",
         ) from None
-    splits = {}
-    for split, names in ARRAYS.items():
-        loaded = {}
-        for name in names:
-            path = array_path(root, split, name)
-            try:
-                loaded[name] = np.load(path, mmap_mode="r" if name == "x" else None)
-            except (OSError, ValueError) as exc:
-                raise VisionOpsError(
-                    f"{path} is missing or damaged ({exc})", "re-run `dvc repro -f augment`"
-                ) from None
-        splits[split] = Split(**loaded)
-    return Prepared(root, meta, splits["train"], splits["test"])
+    try:
+        chunks = {info.number: np.load(root / CHUNKS / info.name, mmap_mode="r") for info in meta.chunks}
+        train, test = (_split(root, split, meta, chunks) for split in ("train", "test"))
+    except (OSError, ValueError, KeyError, IndexError) as exc:
+        raise VisionOpsError(
+            f"{root}: a chunk or view file is missing or damaged ({type(exc).__name__}: {exc})",
+            "re-run `dvc repro -f augment`",
+        ) from None
+    return Prepared(root, meta, train, test)
+
+
+def _split(root: Path, split: str, meta: PreparedMeta, chunks: dict[int, np.ndarray]) -> Split:
+    located = np.load(array_path(root, split, "original")).astype(np.int64)
+    labels = np.load(array_path(root, split, "label")).astype(np.int64)
+    per_image = 1 + meta.copies if split == "train" else 1
+    chunk = np.repeat(located[:, 0], per_image)
+    row = np.repeat(located[:, 1], per_image)
+    if per_image > 1:
+        copied = np.load(array_path(root, split, "copies")).astype(np.int64)
+        for k in range(1, per_image):
+            chunk[k::per_image], row[k::per_image] = copied[:, 0], copied[:, 1] + k - 1
+    if len(chunk) and (set(np.unique(chunk).tolist()) - chunks.keys()):
+        raise KeyError(f"{split} names a chunk meta.json does not list")
+    if len(chunk) and any(row[chunk == n].max() >= len(chunks[n]) for n in np.unique(chunk).tolist()):
+        raise IndexError(f"{split} names a row beyond its chunk's end")
+    x = (
+        ChunkedImages(chunks, chunk, row)
+        if chunks
+        else np.zeros((0, meta.image_size, meta.image_size, meta.channels), np.uint8)
+    )
+    if split != "train":
+        return Split(x, labels)
+    return Split(x, np.repeat(labels, per_image), np.repeat(np.arange(len(labels)), per_image),
+                 np.tile(np.arange(per_image, dtype=np.int16), len(labels)))  # fmt: skip
 
 
 def read_rows(images: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """`images[rows]` for ascending `rows`. From a memory-mapped .npy they are read with pread,
-    one call per run of consecutive rows, so nothing is mapped into the process; any other
-    array is indexed."""
+    """`images[rows]` for ascending `rows`. From a memory-mapped .npy (or `ChunkedImages` over
+    them) they are read with pread, one call per run of consecutive rows, so nothing is mapped
+    into the process; any other array is indexed."""
+    if isinstance(images, ChunkedImages):
+        return images.read(rows)
     if not isinstance(images, np.memmap) or images.filename is None:
         return np.asarray(images[rows])
     rows = np.asarray(rows, dtype=np.int64)
@@ -225,14 +335,3 @@ def to_model_input(images: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
     std = np.asarray(meta["std"], np.float32).reshape(1, -1, 1, 1)
     scaled = np.asarray(images).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
     return np.ascontiguousarray((scaled - mean) / std, dtype=np.float32)
-
-
-def arrays_sha256(root: Path) -> str:
-    """sha256 over the array files: identifies the exact data a model was trained on."""
-    digest = hashlib.sha256()
-    for split, names in ARRAYS.items():
-        for name in names:
-            with open(array_path(root, split, name), "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 22), b""):
-                    digest.update(block)
-    return digest.hexdigest()

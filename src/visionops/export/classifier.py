@@ -61,9 +61,9 @@ class Classifier(ABC):
     def _batches(self, images: np.ndarray):
         """Contiguous uint8 batches. A memory-mapped split is read with pread (`read_rows`), so
         its pages never count in this process's memory: flat in the split's size."""
-        mapped = isinstance(images, np.memmap)
-        if mapped:
-            from visionops.data.prepared import read_rows
+        from visionops.data.prepared import ChunkedImages, read_rows
+
+        mapped = isinstance(images, np.memmap | ChunkedImages)
         for start in range(0, len(images), self.batch):
             stop = min(start + self.batch, len(images))
             chunk = read_rows(images, np.arange(start, stop)) if mapped else images[start:stop]

@@ -146,7 +146,7 @@ def load_reference(folder: Path) -> Reference:
 
 def test_file_sizes(files, manifest) -> np.ndarray:
     """[n_test, 2] (width, height) of the test images' files, in test order: prepared data's
-    files.csv joined with validate's manifest by path."""
+    files (files.csv.gz) joined with validate's manifest by path."""
     test = files[files["split"] == "test"].sort_values("index")
     sizes = test.merge(manifest[["path", "width", "height"]], on="path", how="left", validate="one_to_one")
     missing = sizes["width"].isna()

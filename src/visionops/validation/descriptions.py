@@ -31,7 +31,7 @@ VERSION = 4  # bump when manifest.describe_image changes what it records (4: fix
 FOLDER = "descriptions"  # data/validated/descriptions/part-NNNN.json
 META_KEY = "descriptions"  # meta.json: [{"part": name, "sha256": hex}, ...]
 OLD_NAME, OLD_META_KEY = "descriptions.json", "descriptions_sha256"  # before issue 48: one file
-MAX_DEAD = 0.25  # share of kept rows that describe removed images, past which the parts are merged
+MAX_DEAD = 0.25  # data.max_dead_fraction's default: the share of kept rows that describe removed images
 
 Descriptions = dict[str, dict[str, Any]]
 
@@ -97,10 +97,12 @@ def _part(path: Path, recorded: Any) -> Descriptions | None:
     return stored["rows"]
 
 
-def save(folder: Path, rows: Descriptions, cache: Cache) -> list[dict[str, str]]:
+def save(folder: Path, rows: Descriptions, cache: Cache, max_dead: float = MAX_DEAD) -> list[dict[str, str]]:
     """Write `rows` (the descriptions of this version's images) into `folder`/descriptions: the
     cache's parts whose every still-used row is what `rows` says are carried over as they are (a
-    hard link), the rest of `rows` goes into one new part; returns meta.json's list of parts."""
+    hard link), the rest of `rows` goes into one new part; when descriptions of removed images
+    would pass `max_dead` of the rows kept (data.max_dead_fraction), every row goes into one part
+    again. Returns meta.json's list of parts."""
     target = Path(folder) / FOLDER
     target.mkdir(parents=True, exist_ok=True)
     carried = {
@@ -110,7 +112,7 @@ def save(folder: Path, rows: Descriptions, cache: Cache) -> list[dict[str, str]]
         and all(canonical(cache.rows[k]) == canonical(rows[k]) for k in keys & rows.keys())
     }
     kept = set().union(*carried.values())
-    if kept and len(kept - rows.keys()) > MAX_DEAD * len(kept | rows.keys()):
+    if kept and len(kept - rows.keys()) > max_dead * len(kept | rows.keys()):
         carried, kept = {}, set()  # merged again into one part
     for part in carried:
         link_or_copy(part, target / part.name)
