@@ -20,6 +20,7 @@ from visionops.cli.stage import run_stage
 from visionops.paths import (
     RAW,
     VALIDATE_METRICS,
+    VALIDATE_STAMPS,
     VALIDATED,
     VALIDATION_DOCS,
     VALIDATION_GALLERY,
@@ -46,6 +47,7 @@ def main(args) -> None:
     )
     from visionops.validation import data_docs, descriptions
     from visionops.validation.gallery import write_gallery
+    from visionops.validation.manifest import file_keys
     from visionops.validation.report import check_details, failure_message, summarize
     from visionops.validation.run import validate_dataset
 
@@ -54,8 +56,13 @@ def main(args) -> None:
     classes = source["classes"]
     raw = RawImages(RAW)
     cache = descriptions.load(VALIDATED)
+    checked = read_json(VALIDATE_STAMPS) if VALIDATE_STAMPS.is_file() else {}
+    keys, stamps = file_keys(raw, checked)  # a shard checked before is trusted; others are read
+    write_json(VALIDATE_STAMPS, stamps)
     with tempfile.TemporaryDirectory(prefix="visionops-gx-") as workdir:
-        outcome = validate_dataset(raw, params["validate"], classes, Path(workdir), known=cache.rows)
+        outcome = validate_dataset(
+            raw, params["validate"], classes, Path(workdir), known=cache.rows, keys=keys
+        )
     docs = data_docs.write(outcome.gx_results, outcome.results, VALIDATION_DOCS)
     results, manifest = outcome.results, outcome.manifest
     summary = summarize(results, manifest) | {"quarantined": len(outcome.quarantine)}

@@ -656,3 +656,30 @@ def test_hashes_piled_onto_one_value_are_compared_pair_by_pair():
     assert near._candidate_pairs(piled, 2) is None
     nearest, distance = near.closest_in_other_group(piled, np.arange(3000) % 2, 2)
     assert distance.max() == 0 and nearest[0] == 1 and nearest[1] == 0
+
+
+def test_a_shard_checked_before_is_trusted_and_one_edited_in_place_is_read_again(digit_tree, monkeypatch):
+    """Issue 48: validate does not read every image again to hash it: the index's SHA-256 holds
+    for a shard validate checked before and that is still the same file (size, mtime, inode: a
+    new version carries it unchanged). A shard edited in place is read, and an image whose bytes
+    no longer match the index keys its real bytes (and its shard is never trusted)."""
+    import os
+
+    from visionops.data.shards import Member
+    from visionops.validation.manifest import file_keys
+
+    raw = pack_tree(digit_tree)
+    keys, stamps = file_keys(raw, {})  # nothing checked yet: every shard read once
+    assert keys == [e.sha256 for e in raw] and set(stamps) == {e.member.shard.name for e in raw}
+    reads = []
+    original = Member.read
+    monkeypatch.setattr(Member, "read", lambda self: reads.append(self.path) or original(self))
+    assert file_keys(raw, stamps) == (keys, stamps) and reads == []
+    victim = next(iter(raw))
+    with open(victim.member.shard, "r+b") as shard:  # damaged in place, same size
+        shard.seek(victim.member.offset)
+        shard.write(b"\x00" * 8)
+    os.utime(victim.member.shard, ns=(1, 1))
+    again, trusted = file_keys(raw, stamps)
+    assert again[0] != victim.sha256 and again[1:] == keys[1:] and victim.member.shard.name not in trusted
+    assert len(reads) == sum(e.member.shard == victim.member.shard for e in raw)

@@ -63,6 +63,9 @@ REGISTER_METRICS = Path("reports/metrics/register.json")
 ENGINE = Path("models/model.engine")
 # scan's stamps (size, mtime, ctime, inode -> SHA-256): this machine's own, like DVC's state
 SCAN_STAMPS = Path(".visionops/scan-stamps")  # NUL-separated records, not CSV
+# validate's stamps of the data/raw shards whose images it checked against the index (size, mtime,
+# inode): a shard that still has them is trusted, any other is read and hashed (data/raw edited)
+VALIDATE_STAMPS = Path(".visionops/validated-shards.json")
 # train's resume checkpoint: DVC would delete an out before re-running the stage.
 CHECKPOINT = Path("models/checkpoints/last.pt")
 # what register attaches to the model's run so that it can be reproduced (not deps: DVC

@@ -22,18 +22,46 @@ COLUMNS = [
 PARALLEL_FROM = 256  # below this many files a process pool costs more than it saves
 
 
+def file_keys(raw: RawImages, checked: dict[str, list[int]]) -> tuple[list[str], dict[str, list[int]]]:
+    """Each image's file sha256, and the stamps (size, mtime, inode) of the shards whose images
+    all match the index now. The index's sha256 is trusted for a shard whose stamp is in
+    `checked` (it was read and matched before, and is the same file: a new version carries it
+    unchanged); any other shard's images are read and hashed (a new shard, or data/raw edited in
+    place: a changed image then keys its real bytes)."""
+    stamps: dict[str, list[int]] = {}
+    keys, verified = [], {}
+    for entry in raw:
+        shard = entry.member.shard
+        if shard.name not in stamps:
+            stat = shard.stat()
+            stamps[shard.name] = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+            verified[shard.name] = checked.get(shard.name) == stamps[shard.name]
+        if verified[shard.name] is True:
+            keys.append(entry.sha256)
+            continue
+        key = hashlib.sha256(entry.member.read()).hexdigest()
+        verified[shard.name] = verified[shard.name] if key == entry.sha256 else None  # None: never trusted
+        keys.append(key)
+    return keys, {name: stamp for name, stamp in stamps.items() if verified[name] is not None}
+
+
 def build_manifest(
-    raw: RawImages, progress: bool = True, known: Descriptions | None = None, workers: int | None = None
+    raw: RawImages,
+    progress: bool = True,
+    known: Descriptions | None = None,
+    workers: int | None = None,
+    keys: list[str] | None = None,
 ) -> tuple[pd.DataFrame, Descriptions]:
     """Describe every image of `raw` (in its index order; paths as split/class/name), and
-    return the descriptions by file content (sha256 of the bytes) of exactly these images.
+    return the descriptions by file content (sha256 of the bytes: `keys`, default the index's)
+    of exactly these images.
 
     Images are decoded in parallel across `workers` processes (default: all cores). Those whose
     content is in `known` (what an earlier run described) are not decoded again: a relabelled
     image keeps its description, and its label is checked again by the dataset-wide checks.
     """
     entries = list(raw)
-    keys = [entry.sha256 for entry in entries]  # the index's: hashed when packed, never re-read here
+    keys = keys if keys is not None else [entry.sha256 for entry in entries]  # see file_keys
     known = checked_cache(entries, keys, dict(known or {}), workers)
     todo = sorted({key: i for i, key in enumerate(keys) if key not in known}.values())
     if known and progress:

@@ -44,14 +44,15 @@ def validate_dataset(
     workdir: Path,
     progress: bool = True,
     known: Descriptions | None = None,
+    keys: list[str] | None = None,
 ) -> Outcome:
-    """Describe every image of `raw` (those in `known` are not decoded again, but a sample of
-    them and every flagged one are, to check the cache), quarantine bad ones if configured, and
-    run the suites."""
-    described, descriptions = build_manifest(raw, progress, known)
+    """Describe every image of `raw`, known by `keys` (its file sha256: `manifest.file_keys`;
+    default the index's); those in `known` are not decoded again, but a sample of them and every
+    flagged one are, to check the cache. Quarantine bad ones if configured, and run the suites."""
+    described, descriptions = build_manifest(raw, progress, known, keys=keys)
     manifest = flag_all(described, cfg)
     if known and not flags_hold(manifest, raw, descriptions):  # the cache decided no flag alone
-        described, descriptions = build_manifest(raw, progress)
+        described, descriptions = build_manifest(raw, progress, keys=keys)
         manifest = flag_all(described, cfg)
     quarantine = quarantine_rows(manifest) if cfg.on_bad_image == "quarantine" else _no_quarantine()
     manifest["quarantined"] = manifest["path"].isin(quarantine["path"])
