@@ -136,7 +136,6 @@ def data_path_ratios(repo: Path) -> dict:
     (train img/s, one epoch each), and the parallel packer vs a serial np.stack (augment img/s)."""
     import albumentations as A
     import numpy as np
-    import pandas as pd
     import torch
 
     from visionops.augment.pack import PackSpec, chunk_images, in_chunks, pack_chunk
@@ -165,9 +164,8 @@ def data_path_ratios(repo: Path) -> dict:
             speed[name] = max(speed[name], history[0]["images_per_s"])
     del sources
 
-    files = pd.read_csv(repo / "data/validated/manifest.csv")
     raw = RawImages(repo / "data/raw")
-    members = [raw.member(p) for p in files["path"]]
+    members = [entry.member for entry in raw]
     resize = A.Compose([A.Resize(height=32, width=32)])  # the old augment: serial, full decode
     spec = PackSpec(32, 3)
     decode = partial(pack_chunk, spec)

@@ -17,27 +17,29 @@ def main(args) -> None:
 
     from visionops.augment.pack import PackSpec
     from visionops.augment.policy import build_policy, serialize
-    from visionops.augment.prepare import check_manifest, usable_files, write_prepared
+    from visionops.augment.prepare import usable_files, write_prepared
     from visionops.augment.preview import preview_rows, save_preview
     from visionops.augment.reuse import decoder_id, policy_id, previous_chunks
     from visionops.config import dump, load_params
     from visionops.data.decode import RESIZE_METHOD
     from visionops.data.prepared import PreparedMeta, open_prepared, write_meta
     from visionops.data.shards import COMPACT_ENV, RawImages
-    from visionops.io import publish_dir, read_csv, read_json, staging_dir_for, write_json
+    from visionops.io import publish_dir, read_json, staging_dir_for, write_json
+    from visionops.validation import descriptions
+    from visionops.validation.validated import read_manifest
 
     params = load_params(args.params, "augment")
     cfg = params["augment"]
     upstream = read_json(VALIDATED / "meta.json")
-    manifest = read_csv(check_manifest(VALIDATED / "manifest.csv", upstream.get("manifest_sha256")))
+    raw = RawImages(RAW)
+    manifest = read_manifest(raw, VALIDATED, upstream, descriptions.load(VALIDATED))
     classes = upstream["classes"]
-    files = usable_files(manifest, classes, VALIDATED / "manifest.csv")
+    files = usable_files(manifest, classes, VALIDATED)
     policy = serialize(
         build_policy(cfg.policy, cfg.seed), cfg.seed, cfg.image_size
     )  # checked before any work
     policy_key = policy_id(policy, cfg.copies)
     spec = PackSpec(cfg.image_size, cfg.channels, cfg.copies, cfg.seed, tuple(cfg.policy))
-    raw = RawImages(RAW)
     previous = previous_chunks(PREPARED, spec, policy_key, raw)
     reused = int(files["file_sha256"].isin(previous.originals).sum())
     if reused:

@@ -1,7 +1,7 @@
 """reference: what monitoring compares the served model against: models/model.onnx (the model
 that is registered and served) on the held-out test images: its softmax outputs and embedding
 (of up to 1,000 evenly spaced images), the labels,
-each image's brightness/contrast/sharpness and original size (from validate's manifest), and
+each image's brightness/contrast/sharpness and original size (from validate's descriptions), and
 the threshold for estimating accuracy without labels. Writes models/reference/, which register
 ships inside the model version. Reads no params.
 """
@@ -15,12 +15,13 @@ def main(args) -> None:
 
     from visionops.data.prepared import open_prepared, read_rows
     from visionops.export.classifier import OnnxClassifier
-    from visionops.io import file_sha256, read_csv
+    from visionops.io import file_sha256
     from visionops.monitoring.reference import build_reference, save_reference, test_file_sizes
+    from visionops.validation import descriptions
 
     data = open_prepared(PREPARED)
     model = OnnxClassifier(ONNX)
-    sizes = test_file_sizes(data.files(), read_csv(VALIDATED / "manifest.csv"))
+    sizes = test_file_sizes(data.file_sha256("test"), descriptions.load(VALIDATED).rows)
     rows = np.arange(len(data.test))
     batches = (
         (read_rows(data.test.x, rows[i : i + 256]), sizes[i : i + 256]) for i in range(0, len(rows), 256)

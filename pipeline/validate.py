@@ -1,8 +1,8 @@
 """validate: manifest of every image in data/raw (its shards) + Great Expectations suites over it.
 
-Writes data/validated/ (manifest.csv, meta.json, and descriptions/: what was learnt about each
-image, by content, so that the next run decodes only new or changed images; a version adds a
-part and never rewrites one),
+Writes data/validated/ (descriptions/: what was learnt about each image, by content, so that the
+next run decodes only new or changed images, a part per version, never rewritten; flags.csv: the
+flagged images; meta.json; see validation/validated.py),
 reports/validation/ (summary.json,
 results.json, quarantine.csv, data_docs/index.html: every expectation's outcome on one
 self-contained page, and gallery.html: thumbnails of every flagged
@@ -45,7 +45,7 @@ def main(args) -> None:
         write_json,
         write_metrics,
     )
-    from visionops.validation import data_docs, descriptions
+    from visionops.validation import data_docs, descriptions, validated
     from visionops.validation.gallery import write_gallery
     from visionops.validation.manifest import file_keys
     from visionops.validation.report import check_details, failure_message, summarize
@@ -67,20 +67,18 @@ def main(args) -> None:
     results, manifest = outcome.results, outcome.manifest
     summary = summarize(results, manifest) | {"quarantined": len(outcome.quarantine)}
     staging = staging_dir_for(VALIDATED)
-    write_csv(staging / "manifest.csv", manifest)
-    max_dead = (
-        -1.0 if os.environ.get(COMPACT_ENV) == "1" else source["params"]["data"].get("max_dead_fraction", 1.0)
-    )
-    parts = descriptions.save(
-        staging, outcome.descriptions, cache, max_dead
-    )  # unchanged parts carried as they are
+    write_csv(staging / validated.FLAGS_FILE, validated.flagged(manifest))  # the flagged rows only
+    max_dead = source["params"]["data"].get("max_dead_fraction", 1.0)
+    max_dead = -1.0 if os.environ.get(COMPACT_ENV) == "1" else max_dead  # `visionops compact`: now
+    parts = descriptions.save(staging, outcome.descriptions, cache, max_dead)  # unchanged parts carried
     write_json(
         staging / "meta.json",
         {
             "classes": classes,
             "source": source,
             "params": source["params"] | dump(params),
-            "manifest_sha256": file_sha256(staging / "manifest.csv"),  # augment checks it
+            "index_sha256": validated.index_sha256(raw),  # augment checks both
+            "flags_sha256": file_sha256(staging / validated.FLAGS_FILE),
             descriptions.META_KEY: parts,  # the next validate checks each
         },
     )

@@ -214,7 +214,7 @@ def test_a_binary_params_file(repo):
     ("name", "victim", "damage", "expected"),
     [
         ("augment", "data/validated/meta.json", "remove", "data/validated/meta.json is missing"),
-        ("augment", "data/validated/manifest.csv", "truncate", "data/validated/manifest.csv changed after"),
+        ("augment", "data/validated/flags.csv", "truncate", "data/validated/flags.csv changed after"),
         ("register", "reports/export.json", "remove", "reports/export.json is missing"),
         ("register", "reports/evaluate.json", "truncate", "reports/evaluate.json is damaged or truncated"),
         ("evaluate", "models/run.json", "truncate", "models/run.json is damaged or truncated"),

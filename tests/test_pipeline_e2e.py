@@ -351,9 +351,22 @@ def test_exp_run_on_a_local_folder_of_mixed_size_jpegs_and_pngs(repo, first_repr
     (repo / "params.yaml").write_text(params)
 
 
+def validated_manifest(repo: Path) -> pd.DataFrame:
+    """The manifest validate built, as augment reads it (issue 48: no longer one file)."""
+    import json
+
+    from visionops.data.shards import RawImages
+    from visionops.validation.descriptions import load
+    from visionops.validation.validated import read_manifest
+
+    folder = repo / "data/validated"
+    meta = json.loads((folder / "meta.json").read_text())
+    return read_manifest(RawImages(repo / "data/raw"), folder, meta, load(folder))
+
+
 def _assert_manifest_and_reports_follow(repo: Path) -> None:
     """After adding 4/new.png, moving 4/0.png to 5/ and copying 4/2.png into 5/ as a twin."""
-    manifest = pd.read_csv(repo / "data/validated/manifest.csv")
+    manifest = validated_manifest(repo)
     for name in ("4/new.png", "5/0.moved", "twin-of-a-four"):
         assert manifest["path"].str.contains(name, regex=False).any(), name
     moved = manifest[manifest["path"].str.contains("0.moved", regex=False)]
@@ -378,7 +391,7 @@ def _assert_same_bytes_as_from_scratch(repo: Path) -> None:
             "raw": {
                 e.path: (e.split, e.label, e.sha256, e.member.read()) for e in RawImages(repo / "data/raw")
             },
-            "manifest": (repo / "data/validated/manifest.csv").read_bytes(),
+            "manifest": validated_manifest(repo).to_csv(index=False),
             "descriptions": {k: v for k, v in load(repo / "data/validated").rows.items()},
             "splits": [(np.asarray(s.x).tobytes(), s.y.tobytes()) for s in (data.train, data.test)],
             "meta": (data.meta.content_sha256, data.meta.mean, data.meta.std, data.meta.counts),

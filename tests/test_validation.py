@@ -5,10 +5,12 @@ import logging
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from digits_data import pack_tree
 
 from visionops.config import ValidateParams
+from visionops.errors import VisionOpsError
 from visionops.io import read_json
 from visionops.validation import data_docs
 from visionops.validation.report import failure_message, summarize
@@ -683,3 +685,37 @@ def test_a_shard_checked_before_is_trusted_and_one_edited_in_place_is_read_again
     again, trusted = file_keys(raw, stamps)
     assert again[0] != victim.sha256 and again[1:] == keys[1:] and victim.member.shard.name not in trusted
     assert len(reads) == sum(e.member.shard == victim.member.shard for e in raw)
+
+
+def test_the_manifest_is_read_back_from_the_index_the_descriptions_and_the_flags(digit_tree, tmp_path):
+    """Issue 48: data/validated holds the descriptions (by content), a row per flagged image and
+    meta.json, not a table of every image; `read_manifest` joins them with data/raw's index into
+    the manifest validate built, and refuses data/raw or flags.csv changed since."""
+    from visionops.io import file_sha256, write_csv
+    from visionops.validation import descriptions
+    from visionops.validation.validated import FLAGS_FILE, flagged, index_sha256, read_manifest
+
+    raw = pack_tree(digit_tree)
+    classes = read_json(digit_tree / "source.json")["classes"]
+    outcome = validate_dataset(raw, ValidateParams(), classes, tmp_path / "gx", progress=False)
+    folder = tmp_path / "validated"
+    cache = descriptions.Cache()
+    parts = descriptions.save(folder, outcome.descriptions, cache)
+    marks = flagged(outcome.manifest)
+    assert 0 < len(marks) < len(outcome.manifest) / 20  # the near-duplicate pair, the least sharp "1"s
+    write_csv(folder / FLAGS_FILE, marks)
+    meta = {
+        "index_sha256": index_sha256(raw),
+        "flags_sha256": file_sha256(folder / FLAGS_FILE),
+        "descriptions": parts,
+    }
+    back = read_manifest(raw, folder, meta, descriptions.Cache(outcome.descriptions))
+    expected = outcome.manifest[list(back.columns)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(back, expected, check_dtype=False)
+    (folder / FLAGS_FILE).write_text((folder / FLAGS_FILE).read_text()[:40])
+    with pytest.raises(VisionOpsError, match=r"flags\.csv changed after validate wrote it"):
+        read_manifest(raw, folder, meta, descriptions.Cache(outcome.descriptions))
+    with pytest.raises(VisionOpsError, match="data/raw changed after validate checked it"):
+        read_manifest(
+            raw, folder, meta | {"index_sha256": "0" * 64}, descriptions.Cache(outcome.descriptions)
+        )

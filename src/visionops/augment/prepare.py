@@ -19,7 +19,7 @@ from visionops.augment.reuse import Catalog, RawImage
 from visionops.data.prepared import CHUNKS, COPIES, FILES, FORMAT, ORIGINAL, VIEW, ArrayWriter, ChunkInfo
 from visionops.data.shards import RawImages
 from visionops.errors import VisionOpsError
-from visionops.io import REPRODUCE, file_sha256, link_or_copy
+from visionops.io import REPRODUCE, link_or_copy
 
 MANIFEST_COLUMNS = {
     "path": object,
@@ -31,18 +31,10 @@ MANIFEST_COLUMNS = {
 }
 
 
-def check_manifest(path: Path, recorded: str | None) -> Path:
-    """`path`, refused when it is not the manifest validate wrote (sha256 in its meta.json):
-    a manifest cut at a line boundary still parses, and would silently drop images."""
-    if recorded is not None and file_sha256(path) != recorded:
-        raise VisionOpsError(f"{path} changed after validate wrote it (truncated or edited)", REPRODUCE)
-    return path
-
-
 def usable_files(manifest: pd.DataFrame, classes: list[str], source: Path) -> pd.DataFrame:
     """The validated manifest's decodable, not quarantined rows (split, path, label index, file
-    sha256). A
-    manifest missing a column, or with a torn row (a flag that is not true/false), is named."""
+    sha256). A manifest missing a column, or with a torn row (a flag that is not true/false), is
+    named."""
     for column, kind in MANIFEST_COLUMNS.items():
         if column not in manifest.columns or (kind is bool and manifest[column].dtype != bool):
             raise VisionOpsError(

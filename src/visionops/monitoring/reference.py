@@ -144,15 +144,15 @@ def load_reference(folder: Path) -> Reference:
     )
 
 
-def test_file_sizes(files, manifest) -> np.ndarray:
-    """[n_test, 2] (width, height) of the test images' files, in test order: prepared data's
-    files (files.csv.gz) joined with validate's manifest by path."""
-    test = files[files["split"] == "test"].sort_values("index")
-    sizes = test.merge(manifest[["path", "width", "height"]], on="path", how="left", validate="one_to_one")
-    missing = sizes["width"].isna()
-    if missing.any():
+def test_file_sizes(keys: list[str], described: dict[str, dict]) -> np.ndarray:
+    """[n_test, 2] (width, height) of the test images' files, in test order: each image's file
+    sha256 (`keys`) looked up in what validate described of it (by content)."""
+    missing = [key for key in keys if "width" not in described.get(key, {})]
+    if missing:
         raise VisionOpsError(
-            f"validate's manifest does not describe test image {sizes['path'][missing].iloc[0]}",
+            f"validate's descriptions lack the size of the test image with sha256 {missing[0][:12]}...",
             "re-run the data stages: `dvc repro augment`, then this stage",
         )
-    return sizes[["width", "height"]].to_numpy(dtype=np.float64)
+    return np.array(
+        [[described[key]["width"], described[key]["height"]] for key in keys], np.float64
+    ).reshape(-1, 2)

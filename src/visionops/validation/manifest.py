@@ -14,11 +14,8 @@ from visionops.data.shards import Member, RawImages
 from visionops.validation.descriptions import Descriptions, audit_sample, canonical
 from visionops.validation.near import NONE, closest_in_other_group
 from visionops.validation.quality import quality_stats
+from visionops.validation.validated import COLUMNS, FLAGS
 
-COLUMNS = [
-    "path", "split", "label", "width", "height", "aspect", "channels", "mode", "format",
-    "file_bytes", "file_sha256", "sha256", "phash", "brightness", "contrast", "blur", "decode_ok", "error",
-]  # fmt: skip
 PARALLEL_FROM = 256  # below this many files a process pool costs more than it saves
 
 
@@ -97,10 +94,6 @@ def checked_cache(entries: list, keys: list[str], known: Descriptions, workers: 
         file=sys.stderr,
     )
     return {}
-
-
-FLAGS = ("leaked", "dup_in_split", "near_leaked", "label_conflict", "too_dark_or_bright", "nearly_blank",
-         "very_blurry")  # fmt: skip
 
 
 def flags_hold(

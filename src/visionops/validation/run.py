@@ -13,7 +13,6 @@ from visionops.config import ValidateParams
 from visionops.data.shards import RawImages
 from visionops.validation.descriptions import Descriptions
 from visionops.validation.manifest import (
-    COLUMNS,
     build_manifest,
     class_counts,
     flag_duplicates,
@@ -22,6 +21,7 @@ from visionops.validation.manifest import (
 )
 from visionops.validation.quality import flag_quality
 from visionops.validation.suite import EXAMPLES, CheckResult, run_suites
+from visionops.validation.validated import COLUMNS
 
 
 @dataclass
