@@ -10,10 +10,14 @@ stage) for the first run, then after each change to the folder:
 Each change is made and undone `--rounds` times; the best time of each counts. Per stage, the
 stage's own seconds come from `visionops.timings` marks; DVC's share is the rest (hashing the
 listing and the outputs, writing dvc.lock), and the peak RSS of the run's largest process. Prints
-a table with each step's ratio to the first run (the target: <= 0.10) and the no-op
-`dvc repro augment`.
+a table with each step's ratio to the first run and the no-op `dvc repro augment`.
 
-    python benchmarks/data_growth.py --cifar ../shared/datasets/cifar10_jpg.tar.gz
+With several `--per-class` sizes (one sitting), it also prints what grows with the dataset
+(issue 48): fixed costs (imports, DVC's bookkeeping) cancel out between two sizes, so the growth
+of the +1 % re-run between them, as a share of the first run's growth, says whether a re-run's
+work follows the change (target: <= 0.10) or the dataset.
+
+    python benchmarks/data_growth.py --cifar ../shared/datasets/cifar10_jpg.tar.gz --per-class 1250,5000
     python benchmarks/data_growth.py --cifar ... --per-class 500 --held 5 --rounds 1   # quick
 """
 
@@ -119,18 +123,18 @@ def best(a: dict | None, b: dict) -> dict:
     return b if a is None or b["total"] < a["total"] else a
 
 
-def run(args) -> dict[str, dict]:
+def run(args, per_class: int, held_per_class: int) -> dict[str, dict]:
     with tempfile.TemporaryDirectory(prefix="visionops-growth-") as tmp:
         work = Path(tmp)
         images, held = work / "images", work / "held"
-        write_images(images, args.cifar.resolve(), args.per_class)
-        hold_back(images, held, args.held)
+        write_images(images, args.cifar.resolve(), per_class)
+        hold_back(images, held, held_per_class)
         count = sum(1 for _ in images.rglob("*.jpg"))
-        print(f"{count} images in the folder, {args.held} per class held back", flush=True)
+        print(f"{count} images in the folder, {held_per_class} per class held back", flush=True)
         repo = project(work / "project", images)
         results = {"first run": repro(repo)}
         print(f"first run: {results['first run']}", flush=True)
-        steps = changes(images, held, args.held)
+        steps = changes(images, held, held_per_class)
         for _ in range(args.rounds):
             for name, undo_name, (do, undo) in (
                 ("add 1 %", "remove 1 %", steps["add"]),
@@ -143,7 +147,22 @@ def run(args) -> dict[str, dict]:
                     results[label] = best(results.get(label), seconds)
         for _ in range(3):  # the scan stage runs (it finds nothing), the rest is skipped
             results["no-op"] = best(results.get("no-op"), repro(repo))
+        results["images"] = {"total": float(count)}
     return results
+
+
+def growth(small: dict[str, dict], large: dict[str, dict]) -> str:
+    """What grows with the dataset between two sizes: each step's extra seconds as a share of
+    the first run's extra seconds."""
+    first = large["first run"]["total"] - small["first run"]["total"]
+    lines = [
+        "| step | small (s) | large (s) | growth (s) | share of the first run's growth |",
+        "|---|---|---|---|---|",
+    ]
+    for step in ("first run", "add 1 %", "remove 1 %", "relabel 1 %", "relabel back", "no-op"):
+        a, b = small[step]["total"], large[step]["total"]
+        lines.append(f"| {step} | {a:.1f} | {b:.1f} | {b - a:+.1f} | {(b - a) / first:.2f} |")
+    return "\n".join(lines)
 
 
 def table(results: dict[str, dict]) -> str:
@@ -154,6 +173,8 @@ def table(results: dict[str, dict]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for step, seconds in results.items():
+        if step == "images":
+            continue
         own = [seconds.get(stage) for stage in DATA_STAGES]
         rest = seconds["total"] - sum(s for s in own if s is not None)
         cells = [f"{s:.1f}" if s is not None else "-" for s in own]
@@ -169,13 +190,20 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--cifar", type=Path, required=True, help="CIFAR-10 JPEG archive (class folders)")
-    parser.add_argument("--per-class", type=int, default=5000, help="train images per class (test: 1/5)")
-    parser.add_argument("--held", type=int, default=60, help="train images per class added/relabelled")
+    parser.add_argument(
+        "--per-class", default="5000", help="train images per class (test: 1/5); several sizes: 1250,5000"
+    )
+    parser.add_argument("--held", type=float, default=0.012, help="share of train images added/relabelled")
     parser.add_argument("--rounds", type=int, default=3, help="times each change is made; the best counts")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    results = run(args)
-    print(table(results))
+    sizes = [int(size) for size in args.per_class.split(",")]
+    results = {size: run(args, size, max(1, round(args.held * size))) for size in sizes}
+    for size, found in results.items():
+        print(f"\n{int(found['images']['total'])} images ({size} train images per class):\n{table(found)}")
+    if len(sizes) > 1:
+        grown = growth(results[sizes[0]], results[sizes[-1]])
+        print(f"\nwhat grows between {sizes[0]} and {sizes[-1]} per class:\n{grown}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
