@@ -185,17 +185,21 @@ def table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def growth_parser(doc: str) -> argparse.ArgumentParser:
+    """The command line this and version_cost.py share: the CIFAR archive and --json."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cifar", type=Path, required=True, help="CIFAR-10 JPEG archive (class folders)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    return parser
+
+
+def main() -> None:
+    parser = growth_parser(__doc__)
     parser.add_argument(
         "--per-class", default="5000", help="train images per class (test: 1/5); several sizes: 1250,5000"
     )
     parser.add_argument("--held", type=float, default=0.012, help="share of train images added/relabelled")
     parser.add_argument("--rounds", type=int, default=3, help="times each change is made; the best counts")
-    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     sizes = [int(size) for size in args.per_class.split(",")]
     results = {size: run(args, size, max(1, round(args.held * size))) for size in sizes}

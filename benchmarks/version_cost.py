@@ -19,7 +19,6 @@ data/prepared), with each output's own share of the growth, and the files rewrit
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -28,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 from common import committed_copy, write_images
-from data_growth import changes, hold_back, move, project
+from data_growth import changes, growth_parser, hold_back, move, project
 
 OUTPUTS = ("data/raw", "data/validated", "data/prepared")
 GROWTH = ("cache", "remote", "teammate")
@@ -175,14 +174,10 @@ def table(results: dict[str, dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--cifar", type=Path, required=True, help="CIFAR-10 JPEG archive (class folders)")
+    parser = growth_parser(__doc__)
     parser.add_argument("--per-class", type=int, default=5000, help="train images per class (test: 1/5)")
     parser.add_argument("--held", type=int, default=60, help="train images per class added/relabelled")
     parser.add_argument("--compact", action="store_true", help="also remove 30 %% and compact")
-    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     results = run(args)
     print(table(results))

@@ -1,6 +1,6 @@
 """download: pack the configured data source into data/raw: tar shards of the images, stored as
 {train,test}/<class>/<file>, their index.csv and source.json (see visionops/data/shards.py).
-A folder source's files are those of data/listing.csv (the scan stage's), each checked against
+A folder source's files are those of data/listing/ (the scan stage's), each checked against
 its SHA-256 there. A new version adds shards and never rewrites one: an image the previous
 data/raw holds stays in its shard, carried over unchanged; removed images' bytes are reclaimed
 past data.max_dead_fraction (or now, with `visionops compact`).

@@ -1,4 +1,4 @@
-"""scan: list a folder source's files with their SHA-256 into data/listing.csv, which download
+"""scan: list a folder source's files with their SHA-256 into data/listing/, which download
 depends on. Runs on every `dvc repro` (always_changed) and rewrites the listing only when the
 folder changed: a file is hashed only when new or touched since the last scan, so that an
 unchanged 60,000-image folder costs well under a second. Other sources get an empty listing

@@ -336,7 +336,7 @@ def test_exp_run_on_a_local_folder_of_mixed_size_jpegs_and_pngs(repo, first_repr
         make()
         assert change in run(["dvc", "repro", "--single-item", "scan"], repo).stdout
         status = run(["dvc", "status", "download"], repo).stdout
-        assert "modified:" in status and "data/listing.csv" in status, (change, status)
+        assert "modified:" in status and "data/listing" in status, (change, status)
         if "twin" in change:  # one re-run for the three
             out = run(["dvc", "repro", "augment"], repo).stdout
             assert "described before, 1 to describe" in out and "resized before" in out, out

@@ -49,20 +49,22 @@ def hashed(monkeypatch) -> list[str]:
 
 
 def rescan(tree: Path, tmp_path: Path, follow_links: bool = False) -> tuple[int, str | None]:
-    return update_listing(tree, follow_links, tmp_path / "listing.csv", tmp_path / "stamps", False)
+    return update_listing(tree, follow_links, tmp_path / "listing", tmp_path / "stamps", False)
 
 
 def test_the_listing_holds_every_files_sha256_and_a_second_scan_hashes_nothing(tree, tmp_path, hashed):
     assert rescan(tree, tmp_path) == (8, "8 added (first: cat/0.png)")
-    listing = read_listing(tmp_path / "listing.csv")
+    listing = read_listing(tmp_path / "listing")
     assert [r.path for r in listing] == sorted(f"{c}/{i}.png" for c in ("cat", "dog") for i in range(4))
     for row in listing:
         data = (tree / row.path).read_bytes()
         assert (row.size, row.sha256) == (len(data), hashlib.sha256(data).hexdigest())
-    written = (tmp_path / "listing.csv").stat().st_mtime_ns
+    written = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "listing").iterdir()}
     hashed.clear()
     assert rescan(tree, tmp_path) == (8, None)
-    assert hashed == [] and (tmp_path / "listing.csv").stat().st_mtime_ns == written
+    assert (
+        hashed == [] and {p.name: p.stat().st_mtime_ns for p in (tmp_path / "listing").iterdir()} == written
+    )
 
 
 @pytest.mark.parametrize(
@@ -84,15 +86,15 @@ def test_every_change_is_named_and_only_new_files_are_hashed(tree, tmp_path, has
     change(tree)
     assert rescan(tree, tmp_path)[1] == expected
     assert len(hashed) <= 1  # the new or edited file alone
-    assert read_listing(tmp_path / "listing.csv") == read_listing_afresh(tree, tmp_path)
+    assert read_listing(tmp_path / "listing") == read_listing_afresh(tree, tmp_path)
 
 
 def read_listing_afresh(tree: Path, tmp_path: Path):
     """The listing a scan with no stamps at all gives."""
     fresh = tmp_path / "fresh"
     fresh.mkdir(exist_ok=True)
-    update_listing(tree, False, fresh / "listing.csv", fresh / "stamps", False)
-    return read_listing(fresh / "listing.csv")
+    update_listing(tree, False, fresh / "listing", fresh / "stamps", False)
+    return read_listing(fresh / "listing")
 
 
 def test_an_edit_that_keeps_size_and_mtime_is_still_seen(tree, tmp_path):
@@ -126,12 +128,13 @@ def test_a_listing_restored_to_an_older_version_is_brought_back_up_to_date(tree,
     """`git checkout <old> && dvc checkout` puts back an older listing while the folder stayed:
     the scan must rewrite it, so download sees what the folder holds."""
     rescan(tree, tmp_path)
-    current = (tmp_path / "listing.csv").read_text()
+    shutil.copytree(tmp_path / "listing", tmp_path / "older")
     picture(tree / "cat" / "9.png", 9)
     rescan(tree, tmp_path)
-    (tmp_path / "listing.csv").write_text(current)
+    shutil.rmtree(tmp_path / "listing")
+    shutil.copytree(tmp_path / "older", tmp_path / "listing")
     assert rescan(tree, tmp_path)[1] == "1 added (first: cat/9.png)"
-    (tmp_path / "listing.csv").unlink()
+    shutil.rmtree(tmp_path / "listing")
     assert rescan(tree, tmp_path)[1] == "9 added (first: cat/0.png)"
 
 
@@ -141,13 +144,13 @@ def test_links_leaving_the_folder_are_refused_before_anything_is_hashed(tree, tm
     (tree / "cat" / "alias.png").symlink_to(outside)
     with pytest.raises(VisionOpsError, match="point outside it"):
         rescan(tree, tmp_path)
-    assert hashed == [] and not (tmp_path / "listing.csv").exists()
+    assert hashed == [] and not (tmp_path / "listing").exists()
     assert rescan(tree, tmp_path, follow_links=True)[0] == 9
 
 
 def test_download_packs_the_listed_bytes_and_refuses_a_file_changed_since_the_scan(tree, tmp_path):
     rescan(tree, tmp_path)
-    listing = read_listing(tmp_path / "listing.csv")
+    listing = read_listing(tmp_path / "listing")
     cfg = DataParams(source="folder", path=str(tree), test_fraction=0.25)
     materialize(cfg, tmp_path / "raw", False, listing)
     packed = {e.path.split("/", 1)[1]: e.member.read() for e in RawImages(tmp_path / "raw")}
@@ -183,15 +186,38 @@ def test_a_link_to_itself_and_a_name_that_is_not_utf8_are_named(tree, tmp_path):
     Image.new("RGB", (12, 10)).save(latin1.decode(errors="surrogateescape"), format="PNG")
     with pytest.raises(VisionOpsError, match=r"the file name 'dog/caf.\.png' is not UTF-8 text") as err:
         rescan(tree, tmp_path)
-    assert "rename it" in err.value.fix and not (tmp_path / "listing.csv").exists()
+    assert "rename it" in err.value.fix and not (tmp_path / "listing").exists()
 
 
 @pytest.mark.parametrize("row", ["/tmp/cat/0.png", "../outside/0.png", "cat/../../0.png", "cat//0.png"])
 def test_a_listing_row_outside_the_folder_is_named_as_such(tmp_path, row):
     """Issue 47 row 21: a hand-edited row with an absolute path said "class folder .../tmp has no
     images"."""
-    listing = tmp_path / "listing.csv"
-    listing.write_text(f"path,size,sha256\ncat/1.png,3,{'a' * 64}\n{row},3,{'b' * 64}\n")
+    listing = tmp_path / "listing"
+    listing.mkdir()
+    (listing / "removed.csv").write_text("fragment,key\n")
+    (listing / "0000.csv").write_text(f"path,size,sha256\ncat/1.png,3,{'a' * 64}\n{row},3,{'b' * 64}\n")
     with pytest.raises(VisionOpsError, match=r"is damaged .*is not a path inside data.path") as err:
         read_listing(listing)
     assert "dvc repro" in err.value.fix
+
+
+def test_a_change_writes_a_fragment_of_what_changed_and_never_rewrites_one(tree, tmp_path):
+    """Issue 48: the listing is append-only fragments (data/fragments.py): an added file is a row
+    in a new fragment, a moved one a row there and an entry in removed.csv; the fragments before
+    are carried as they are."""
+    import csv
+
+    rescan(tree, tmp_path)
+    first = (tmp_path / "listing/0000.csv").read_bytes()
+    picture(tree / "cat" / "new.png", 77)
+    (tree / "dog" / "0.png").rename(tree / "cat" / "moved.png")
+    assert rescan(tree, tmp_path)[1] == "2 added (first: cat/moved.png), 1 removed (first: dog/0.png)"
+    assert (tmp_path / "listing/0000.csv").read_bytes() == first
+    with open(tmp_path / "listing/0001.csv", newline="") as handle:
+        added = [row["path"] for row in csv.DictReader(handle)]
+    assert added == ["cat/moved.png", "cat/new.png"]
+    assert (tmp_path / "listing/removed.csv").read_text() == "fragment,key\n0000.csv,dog/0.png\n"
+    assert [r.path for r in read_listing(tmp_path / "listing")] == sorted(
+        p.relative_to(tree).as_posix() for p in tree.rglob("*.png")
+    )

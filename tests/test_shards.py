@@ -284,12 +284,12 @@ def test_a_version_writes_the_index_rows_it_adds_and_takes_back_the_ones_it_remo
     pack(tmp_path / "v2", added, RawImages(tmp_path / "v1"))
     assert fragment(tmp_path / "v2", "0001.csv") == ["train/cat/new.jpg"]
     assert (tmp_path / "v2/index/0000.csv").stat().st_ino == (tmp_path / "v1/index/0000.csv").stat().st_ino
-    assert (tmp_path / "v2/removed.csv").read_text() == "fragment,path\n"
+    assert (tmp_path / "v2/index/removed.csv").read_text() == "fragment,key\n"
     moved = {key: data for key, data in added.items() if key != ("train", "cat", "b.png")}
     moved[("test", "dog", "a.jpg")] = moved.pop(("train", "cat", "a.jpg"))  # moved to test, relabelled
     pack(tmp_path / "v3", moved, RawImages(tmp_path / "v2"))
     assert fragment(tmp_path / "v3", "0002.csv") == ["test/dog/a.jpg"]
-    assert (tmp_path / "v3/removed.csv").read_text().splitlines()[1:] == [
+    assert (tmp_path / "v3/index/removed.csv").read_text().splitlines()[1:] == [
         "0000.csv,train/cat/a.jpg",
         "0000.csv,train/cat/b.png",
     ]
@@ -300,8 +300,12 @@ def test_a_version_writes_the_index_rows_it_adds_and_takes_back_the_ones_it_remo
         key: data for key, data in moved.items() if key[:2] != ("train", "cat")
     }  # 0001.csv has no live row
     pack(tmp_path / "v4", gone, RawImages(tmp_path / "v3"))
-    assert sorted(p.name for p in (tmp_path / "v4/index").iterdir()) == ["0000.csv", "0002.csv"]
-    assert "0001.csv" not in (tmp_path / "v4/removed.csv").read_text()
+    assert sorted(p.name for p in (tmp_path / "v4/index").iterdir()) == [
+        "0000.csv",
+        "0002.csv",
+        "removed.csv",
+    ]
+    assert "0001.csv" not in (tmp_path / "v4/index/removed.csv").read_text()
 
 
 def test_the_single_index_of_earlier_versions_is_read_and_written_as_a_fragment(tmp_path):
@@ -311,8 +315,7 @@ def test_the_single_index_of_earlier_versions_is_read_and_written_as_a_fragment(
     legacy = tmp_path / "legacy"
     shutil.copytree(tmp_path / "v1", legacy)
     (legacy / "index/0000.csv").rename(legacy / "index.csv")
-    (legacy / "index").rmdir()
-    (legacy / "removed.csv").unlink()
+    shutil.rmtree(legacy / "index")
     assert contents(legacy) == contents(tmp_path / "v1")
     assert pack(tmp_path / "v2", BEFORE, RawImages(legacy)) == []  # nothing read again
     assert sorted(fragment(tmp_path / "v2", "0000.csv")) == sorted(contents(tmp_path / "v1"))
@@ -320,7 +323,7 @@ def test_the_single_index_of_earlier_versions_is_read_and_written_as_a_fragment(
 
 def test_a_removed_list_naming_a_fragment_that_is_not_there_is_named(tmp_path):
     pack(tmp_path / "raw", IMAGES)
-    (tmp_path / "raw/removed.csv").write_text("fragment,path\n0009.csv,train/cat/a.jpg\n")
+    (tmp_path / "raw/index/removed.csv").write_text("fragment,key\n0009.csv,train/cat/a.jpg\n")
     with pytest.raises(VisionOpsError, match=r"names fragment 0009\.csv") as err:
         RawImages(tmp_path / "raw")
     assert "dvc repro -f -s download" in err.value.fix

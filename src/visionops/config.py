@@ -42,7 +42,7 @@ class DataParams(Section):
     allow_unverified: bool = False  # url source without sha256 (prints the hash to pin)
     allow_http: bool = False  # plain http:// (checksums still verified)
     # folder source: a class-folder tree (read, never modified), listed with every file's SHA-256
-    # by the scan stage on each repro (data/listing.csv), so any change in it re-runs download
+    # by the scan stage on each repro (data/listing/), so any change in it re-runs download
     path: str = Field("data/images", min_length=1)
     follow_links: bool = False  # folder source: copy the targets of links that lead out of data.path
     cache_dir: str | None = None  # default $VISIONOPS_CACHE_DIR, else ~/.cache/visionops

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 # scan
-SOURCE_LISTING = Path("data/listing.csv")  # a folder source's files: path, size, SHA-256
+SOURCE_LISTING = Path("data/listing")  # a folder source's files: path, size, SHA-256 (fragments)
 # download
 RAW = Path("data/raw")
 # validate

@@ -1,4 +1,5 @@
-"""What a folder source holds now: every file's path, size and SHA-256, in data/listing.csv.
+"""What a folder source holds now: every file's path, size and SHA-256, in data/listing/ (a table
+of append-only fragments, data/fragments.py).
 
 The `scan` stage runs on every `dvc repro` (DVC's `always_changed`) and rewrites the listing
 only when the folder changed, so that download re-runs exactly when an image was added,
@@ -15,9 +16,7 @@ the same files give the same bytes on every machine.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import NamedTuple
 
 from visionops.data.folders import FoundFile, walk_folder
 from visionops.errors import VisionOpsError
-from visionops.io import write_text
+from visionops.io import publish_dir, staging_dir_for, write_text
 
 LISTING_COLUMNS = ["path", "size", "sha256"]
 STAMPS_MARK = "# visionops scan stamps v2"  # a format change makes older files untrusted
@@ -60,20 +59,23 @@ def check_folder(path: str | None) -> Path:
 def update_listing(
     source: Path | None, follow_links: bool, listing: Path, stamps: Path, progress: bool = True
 ) -> tuple[int, str | None]:
-    """Bring `listing` up to date with the files under `source` (None: no folder, an empty
-    listing): (files listed, what changed; None when the listing was already current).
+    """Bring `listing` (a folder of fragments: data/fragments.py) up to date with the files
+    under `source` (None: no folder, an empty listing): (files listed, what changed; None when
+    the listing was already current).
 
     Fast path: when every file's stamp and the listing's bytes are those the last scan
-    recorded, nothing is parsed or hashed. Otherwise files whose stamp changed are hashed and
-    the listing is rewritten only if its rows differ (an unchanged file keeps its stamp, so DVC
-    re-hashes nothing)."""
+    recorded, nothing is parsed or hashed. Otherwise files whose stamp changed are hashed, and
+    the listing gets a new fragment with the new or changed rows (and removed.csv the rows
+    taken back) only if its rows differ: a version writes what changed, and an unchanged file
+    keeps its stamp, so DVC re-hashes nothing."""
+    from visionops.data import fragments
+
     found = walk_folder(source, follow_links) if source is not None else []
     where = os.path.realpath(source) if source is not None else ""
     now = [stamp(f) for f in found]
     stamps_digest = _digest("\0".join(f"{f.path}\0{stamped}" for f, stamped in zip(found, now, strict=True)))
-    before = listing.read_bytes() if listing.is_file() else b""
     header, body = _read_stamps(stamps)
-    if header == _header(where, stamps_digest, hashlib.sha256(before).hexdigest(), body):
+    if header == _header(where, stamps_digest, fragments.digest(listing), body):
         return len(found), None
     trusted = header is not None and header.startswith(f"{STAMPS_MARK} of {where}; ")
     trusted = trusted and header.rsplit(" sha256 ", 1)[-1] == _digest(body)
@@ -83,15 +85,19 @@ def update_listing(
     fresh = [f for f, stamped in zip(found, now, strict=True) if known.get(f.path, ("",))[0] != stamped]
     hashed = dict(_hash_files(fresh, progress))
     rows = [SourceFile(f.path, f.size, hashed.get(f.path) or known[f.path][1]) for f in found]
-    text = _csv(LISTING_COLUMNS, rows).encode()
+    table = {row.path: (row.path, str(row.size), row.sha256) for row in rows}
+    previous = _previous(listing)
     change = None
-    if text != before:
-        write_text(listing, text.decode())
-        change = describe_change(_previous(before), {row.path: row.sha256 for row in rows})
+    if previous is None or {key: row for key, (row, _, _) in previous.rows.items()} != table:
+        staging = staging_dir_for(listing)
+        fragments.write_fragments(staging, LISTING_COLUMNS, table, previous, listing)
+        publish_dir(staging, listing)
+        before = {key: row[2] for key, (row, _, _) in previous.rows.items()} if previous else {}
+        change = describe_change(before, {row.path: row.sha256 for row in rows})
     body = "\0".join(
         f"{row.path}\0{stamp_text}\0{row.sha256}" for row, stamp_text in zip(rows, now, strict=True)
     )
-    write_text(stamps, _header(where, stamps_digest, hashlib.sha256(text).hexdigest(), body) + "\n" + body)
+    write_text(stamps, _header(where, stamps_digest, fragments.digest(listing), body) + "\n" + body)
     return len(rows), change
 
 
@@ -143,37 +149,36 @@ def _stamp_records(body: str) -> dict[str, tuple[str, str]]:
     return dict(zip(fields[0::3], zip(fields[1::3], fields[2::3], strict=True), strict=True))
 
 
-def _previous(before: bytes) -> dict[str, str]:
-    """path -> sha256 of the listing being replaced; empty when it was missing or damaged."""
+def _previous(listing: Path):
+    """The listing being replaced, or None when there is none or it is damaged (a new one is
+    then written whole)."""
+    from visionops.data import fragments
+
+    if not fragments.has_fragments(listing):
+        return None
     try:
-        rows = csv.reader(before.decode().splitlines(keepends=True))
-        if next(rows, None) != LISTING_COLUMNS:
-            return {}
-        return {path: sha256 for path, _, sha256 in rows}
-    except (ValueError, UnicodeDecodeError):
-        return {}
+        return fragments.read_fragments(listing, LISTING_COLUMNS, RESCAN)
+    except VisionOpsError as exc:
+        print(f"scan: not reusing {listing} ({exc.cause}); it is written whole")
+        return None
 
 
 def read_listing(path: Path) -> list[SourceFile]:
-    """The rows `update_listing` wrote; a damaged file is an error with the fix."""
+    """The rows `update_listing` wrote, sorted by path; a damaged listing is an error with the fix."""
+    from visionops.data import fragments
+
+    if not fragments.has_fragments(path):
+        raise VisionOpsError(f"{path} is missing: the folder source has not been scanned", RESCAN)
+    table = fragments.read_fragments(path, LISTING_COLUMNS, RESCAN)
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            return _parse_listing(handle)
-    except FileNotFoundError:
-        raise VisionOpsError(f"{path} is missing: the folder source has not been scanned", RESCAN) from None
-    except (ValueError, UnicodeDecodeError) as exc:
+        found = [SourceFile(key, int(row[1]), row[2]) for key, (row, _, _) in sorted(table.rows.items())]
+    except ValueError as exc:
         raise VisionOpsError(f"{path} is damaged ({exc})", RESCAN) from None
-
-
-def _parse_listing(lines: Iterable[str]) -> list[SourceFile]:
-    rows = csv.reader(lines)
-    if (header := next(rows, None)) != LISTING_COLUMNS:
-        raise ValueError(f"columns {header}, expected {LISTING_COLUMNS}")
-    found = [SourceFile(path, int(size), sha256) for path, size, sha256 in rows]
     for row in found:
-        parts = row.path.split("/")
-        if any(part in ("", ".", "..") for part in parts):  # also a leading "/" (an empty first part)
-            raise ValueError(f"the row for {row.path!r} is not a path inside data.path")
+        if any(part in ("", ".", "..") for part in row.path.split("/")):  # also a leading "/"
+            raise VisionOpsError(
+                f"{path} is damaged (the row for {row.path!r} is not a path inside data.path)", RESCAN
+            )
     return found
 
 
@@ -187,11 +192,3 @@ def describe_change(old: dict[str, str], new: dict[str, str]) -> str:
     }
     parts = [f"{len(paths)} {kind} (first: {paths[0]})" for kind, paths in kinds.items() if paths]
     return ", ".join(parts) or "no change"
-
-
-def _csv(columns: list[str], rows: Iterable[tuple]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows(rows)
-    return buffer.getvalue()

@@ -44,7 +44,7 @@ def materialize(
     compact: bool = False,
 ) -> dict[str, Any]:
     """Write the dataset named by `cfg.source` under `root` and return its source record; a
-    folder source packs the files of `listing` (data/listing.csv) when given. Images that
+    folder source packs the files of `listing` (data/listing/) when given. Images that
     `previous` (the last data/raw) holds stay in its shards, which are carried over unchanged
     (data/shards.py); `compact` packs every image afresh.
 
