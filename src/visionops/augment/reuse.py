@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from visionops import audit
 from visionops.data import decode
 from visionops.data.prepared import COPIES, ORIGINAL, ChunkInfo, chunk_keys, open_prepared
 from visionops.data.shards import Member, RawImages
 from visionops.errors import VisionOpsError, first_line
 
 CHANGED_SINCE_VALIDATION = "restore the file, or re-run `dvc repro` so that validate checks the data again"
-AUDIT_SHARE, AUDIT_MIN = 0.02, 8
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def _audit(catalog: Catalog, spec, raw: RawImages, seed: str) -> str | None:
 
     members = {entry.sha256: RawImage(entry.member, entry.sha256) for entry in raw}
     for kind, stored in (("original", catalog.originals), ("copies", catalog.copies)):
-        for key in _sample([k for k in stored if k in members], seed):
+        for key in audit.sample([k for k in stored if k in members], seed):
             original = pack_chunk(spec, [members[key]])
             chunk, row = stored[key]
             rows = 1 if kind == "original" else spec.copies
@@ -148,11 +148,6 @@ def _audit(catalog: Catalog, spec, raw: RawImages, seed: str) -> str | None:
                 path = members[key].member.path
                 return f"the stored {kind} of {path} differs from what it makes again (damaged?)"
     return None
-
-
-def _sample(keys: list[str], seed: str) -> list[str]:
-    count = min(len(keys), max(AUDIT_MIN, int(np.ceil(AUDIT_SHARE * len(keys)))))
-    return sorted(keys, key=lambda key: hashlib.sha256(f"{seed}{key}".encode()).digest())[:count]
 
 
 def _ignored(previous: Path, why: str) -> Catalog:

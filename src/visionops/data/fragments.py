@@ -55,9 +55,10 @@ def read_fragments(folder: Path, columns: list[str], fix: str) -> Fragments:
             f"{folder / REMOVED} is damaged: it names fragment {unknown[0]}, which {folder} lacks", fix
         )
     for fragment in table.fragments:
-        for line, row in rows_of(folder / fragment, columns, fix):
+        path = folder / fragment
+        for line, row in rows_of(path, columns, fix):
             if (fragment, row[0]) not in table.removed:
-                add_row(table, folder / fragment, row, fragment, line, fix)
+                add_row(table, path, row, fragment, line, fix)
     return table
 
 

@@ -81,7 +81,7 @@ def checked_cache(entries: list, keys: list[str], known: Descriptions, workers: 
     import sys
 
     first = {key: i for i, key in reversed(list(enumerate(keys))) if key in known}
-    audit = audit_sample(known, sorted(first))
+    audit = audit_sample(sorted(first))
     if not audit:
         return known
     again = describe_many([entries[first[key]].member for key in audit], workers, progress=False)
