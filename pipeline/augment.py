@@ -25,14 +25,13 @@ def main(args) -> None:
     from visionops.data.prepared import PreparedMeta, open_prepared, write_meta
     from visionops.data.shards import COMPACT_ENV, RawImages
     from visionops.io import publish_dir, read_json, staging_dir_for, write_json
-    from visionops.validation import descriptions
-    from visionops.validation.validated import read_manifest
+    from visionops.validation.validated import read_selection
 
     params = load_params(args.params, "augment")
     cfg = params["augment"]
     upstream = read_json(VALIDATED / "meta.json")
     raw = RawImages(RAW)
-    manifest = read_manifest(raw, VALIDATED, upstream, descriptions.load(VALIDATED))
+    manifest = read_selection(raw, VALIDATED, upstream)  # the index and validate's flags
     classes = upstream["classes"]
     files = usable_files(manifest, classes, VALIDATED)
     policy = serialize(

@@ -19,6 +19,7 @@ from pathlib import Path
 from visionops.cli.stage import run_stage
 from visionops.paths import (
     RAW,
+    VALIDATE_CONFIRMED,
     VALIDATE_METRICS,
     VALIDATE_STAMPS,
     VALIDATED,
@@ -59,10 +60,12 @@ def main(args) -> None:
     checked = read_json(VALIDATE_STAMPS) if VALIDATE_STAMPS.is_file() else {}
     keys, stamps = file_keys(raw, checked)  # a shard checked before is trusted; others are read
     write_json(VALIDATE_STAMPS, stamps)
+    confirmed = set(read_json(VALIDATE_CONFIRMED)) if VALIDATE_CONFIRMED.is_file() else set()
     with tempfile.TemporaryDirectory(prefix="visionops-gx-") as workdir:
         outcome = validate_dataset(
-            raw, params["validate"], classes, Path(workdir), known=cache.rows, keys=keys
+            raw, params["validate"], classes, Path(workdir), known=cache.rows, keys=keys, confirmed=confirmed
         )
+    write_json(VALIDATE_CONFIRMED, sorted(outcome.confirmed))
     docs = data_docs.write(outcome.gx_results, outcome.results, VALIDATION_DOCS)
     results, manifest = outcome.results, outcome.manifest
     summary = summarize(results, manifest) | {"quarantined": len(outcome.quarantine)}

@@ -46,6 +46,7 @@ UNDECLARED_ON_PURPOSE = {
     paths.CHECKPOINT,
     paths.SCAN_STAMPS,
     paths.VALIDATE_STAMPS,
+    paths.VALIDATE_CONFIRMED,
     *paths.PIPELINE_FILES,
 }
 DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())

@@ -434,6 +434,41 @@ def test_a_cache_edited_and_resealed_is_caught_and_rebuilt(digit_tree, tmp_path,
     assert count_described[-1] == 1797 and second.equals(build_manifest(raw, progress=False)[0])
 
 
+def test_flagged_images_confirmed_on_this_machine_are_not_decoded_again(
+    digit_tree, tmp_path, count_described
+):
+    """Issue 48: every flagged image was decoded again on every run (618 images a run at 60,000
+    CIFAR images); one whose description this machine confirmed (its key and description, kept in
+    .visionops/) is not, and a description edited since is caught as before."""
+    from visionops.validation.descriptions import audit_sample
+    from visionops.validation.validated import FLAGS
+
+    classes = read_json(digit_tree / "source.json")["classes"]
+    raw = pack_tree(digit_tree)
+
+    def outcome(known, confirmed=frozenset()):
+        return validate_dataset(
+            raw, ValidateParams(), classes, tmp_path / "gx", progress=False, known=known, confirmed=confirmed
+        )
+
+    scratch = outcome(None)
+    flagged = scratch.manifest[scratch.manifest[list(FLAGS)].any(axis=1)]["file_sha256"].nunique()
+    assert len(scratch.confirmed) == flagged > 0
+    audit = len(audit_sample(sorted(scratch.descriptions)))
+    count_described.clear()
+    unconfirmed = outcome(scratch.descriptions)
+    assert count_described == [audit, 0, flagged] and unconfirmed.confirmed == scratch.confirmed
+    count_described.clear()
+    confirmed = outcome(scratch.descriptions, scratch.confirmed)
+    assert count_described == [audit, 0, 0] and confirmed.manifest.equals(scratch.manifest)
+    invented = {key: dict(row) for key, row in scratch.descriptions.items()}
+    key = next(k for k in sorted(invented) if k not in audit_sample(sorted(invented)))
+    invented[key]["blur"] = 0.0  # "very blurry", outside the sample: its confirmation differs
+    count_described.clear()
+    rebuilt = outcome(invented, scratch.confirmed)
+    assert count_described[-1] == 1797 and rebuilt.manifest.equals(scratch.manifest)
+
+
 def stored(folder: Path, rows: dict, cache=None) -> list[dict]:
     """Save `rows` as validate does into `folder` (meta.json too); the parts listed."""
     from visionops.io import write_json
@@ -687,14 +722,23 @@ def test_a_shard_checked_before_is_trusted_and_one_edited_in_place_is_read_again
 def test_the_manifest_is_read_back_from_the_index_the_descriptions_and_the_flags(digit_tree, tmp_path):
     """Issue 48: data/validated holds the descriptions (by content), a row per flagged image and
     meta.json, not a table of every image; `read_manifest` joins them with data/raw's index into
-    the manifest validate built, and refuses data/raw or flags.csv changed since."""
+    the manifest validate built, `read_selection` gives augment its columns from the index and
+    the flags alone, and both refuse data/raw or flags.csv changed since."""
     from visionops.io import file_sha256, write_csv
     from visionops.validation import descriptions
-    from visionops.validation.validated import FLAGS_FILE, flagged, index_sha256, read_manifest
+    from visionops.validation.validated import (
+        FLAGS_FILE,
+        flagged,
+        index_sha256,
+        read_manifest,
+        read_selection,
+    )
 
+    (digit_tree / "train" / "3" / "torn.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
     raw = pack_tree(digit_tree)
     classes = read_json(digit_tree / "source.json")["classes"]
-    outcome = validate_dataset(raw, ValidateParams(), classes, tmp_path / "gx", progress=False)
+    cfg = ValidateParams(on_bad_image="quarantine")
+    outcome = validate_dataset(raw, cfg, classes, tmp_path / "gx", progress=False)
     folder = tmp_path / "validated"
     cache = descriptions.Cache()
     parts = descriptions.save(folder, outcome.descriptions, cache)
@@ -709,6 +753,16 @@ def test_the_manifest_is_read_back_from_the_index_the_descriptions_and_the_flags
     back = read_manifest(raw, folder, meta, descriptions.Cache(outcome.descriptions))
     expected = outcome.manifest[list(back.columns)].reset_index(drop=True)
     pd.testing.assert_frame_equal(back, expected, check_dtype=False)
+    selection = read_selection(raw, folder, meta)
+    pd.testing.assert_frame_equal(selection, back[list(selection.columns)], check_dtype=False)
+    torn = selection[selection["path"] == "train/3/torn.png"].iloc[0]
+    assert not torn["decode_ok"] and torn["quarantined"] and selection["decode_ok"].sum() == len(raw) - 1
+    older = marks.drop(columns="decode_ok")  # flags.csv as an earlier visionops wrote it
+    write_csv(tmp_path / "older.csv", older)
+    older_meta = meta | {"flags_sha256": file_sha256(tmp_path / "older.csv")}
+    (tmp_path / "older.csv").replace(folder / FLAGS_FILE)
+    with pytest.raises(VisionOpsError, match="written by an older visionops"):
+        read_selection(raw, folder, older_meta)
     (folder / FLAGS_FILE).write_text((folder / FLAGS_FILE).read_text()[:40])
     with pytest.raises(VisionOpsError, match=r"flags\.csv changed after validate wrote it"):
         read_manifest(raw, folder, meta, descriptions.Cache(outcome.descriptions))

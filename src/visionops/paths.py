@@ -66,6 +66,9 @@ SCAN_STAMPS = Path(".visionops/scan-stamps")  # NUL-separated records, not CSV
 # validate's stamps of the data/raw shards whose images it checked against the index (size, mtime,
 # inode): a shard that still has them is trusted, any other is read and hashed (data/raw edited)
 VALIDATE_STAMPS = Path(".visionops/validated-shards.json")
+# validate's confirmations of the flagged images' descriptions (described again from their bytes
+# on this machine, manifest.flags_hold): one that still matches is not decoded again
+VALIDATE_CONFIRMED = Path(".visionops/confirmed-flags.json")
 # train's resume checkpoint: DVC would delete an out before re-running the stage.
 CHECKPOINT = Path("models/checkpoints/last.pt")
 # what register attaches to the model's run so that it can be reproduced (not deps: DVC

@@ -137,15 +137,15 @@ def _audit(catalog: Catalog, spec, raw: RawImages, seed: str) -> str | None:
     again; what differs, or None."""
     from visionops.augment.pack import copies_chunk, pack_chunk
 
-    members = {entry.sha256: RawImage(entry.member, entry.sha256) for entry in raw}
+    members = {entry.sha256: entry.member for entry in raw}
     for kind, stored in (("original", catalog.originals), ("copies", catalog.copies)):
         for key in audit.sample([k for k in stored if k in members], seed):
-            original = pack_chunk(spec, [members[key]])
+            original = pack_chunk(spec, [RawImage(members[key], key)])
             chunk, row = stored[key]
             rows = 1 if kind == "original" else spec.copies
             again = original if kind == "original" else copies_chunk(spec, original, [key])
             if not np.array_equal(again, catalog.arrays[chunk][row : row + rows]):
-                path = members[key].member.path
+                path = members[key].path
                 return f"the stored {kind} of {path} differs from what it makes again (damaged?)"
     return None
 

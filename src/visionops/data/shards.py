@@ -33,6 +33,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from visionops.data.raw_index import REBUILD, IndexState, read_index, sort_key, write_index
 from visionops.errors import VisionOpsError
@@ -43,10 +44,10 @@ SHARDS = "shards"
 COMPACT_ENV = "VISIONOPS_COMPACT"  # "1": the download stage re-packs every image (`visionops compact`)
 
 
-@dataclass(frozen=True)
-class Member:
+class Member(NamedTuple):
     """Where one image's bytes are: a byte range of a shard. Small and picklable, so that
-    worker processes read the bytes themselves instead of receiving them."""
+    worker processes read the bytes themselves instead of receiving them. A named tuple, as
+    Entry: a frozen dataclass cost 0.1 s a stage to build 60,000 rows of each."""
 
     path: str  # train/cat/x.jpg, as users see it
     shard: Path
@@ -67,8 +68,7 @@ class Member:
         return io.BytesIO(self.read())
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One image of data/raw: its split, its class folder's name, where its bytes are and their
     SHA-256 (as recorded when packed)."""
 

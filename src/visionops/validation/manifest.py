@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,7 @@ from visionops.data.shards import Member, RawImages
 from visionops.validation.descriptions import Descriptions, audit_sample, canonical
 from visionops.validation.near import NONE, closest_in_other_group
 from visionops.validation.quality import quality_stats
-from visionops.validation.validated import COLUMNS, FLAGS
+from visionops.validation.validated import FLAGS, manifest_frame
 
 PARALLEL_FROM = 256  # below this many files a process pool costs more than it saves
 
@@ -25,21 +26,24 @@ def file_keys(raw: RawImages, checked: dict[str, list[int]]) -> tuple[list[str],
     `checked` (it was read and matched before, and is the same file: a new version carries it
     unchanged); any other shard's images are read and hashed (a new shard, or data/raw edited in
     place: a changed image then keys its real bytes)."""
-    stamps: dict[str, list[int]] = {}
-    keys, verified = [], {}
+    shards = {id(entry.member.shard): entry.member.shard for entry in raw}  # one Path per shard
+    stamps = {shard.name: _stamp(shard) for shard in shards.values()}
+    trusted = {at for at, shard in shards.items() if checked.get(shard.name) == stamps[shard.name]}
+    keys, differ = [], set()
     for entry in raw:
-        shard = entry.member.shard
-        if shard.name not in stamps:
-            stat = shard.stat()
-            stamps[shard.name] = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
-            verified[shard.name] = checked.get(shard.name) == stamps[shard.name]
-        if verified[shard.name] is True:
+        if id(entry.member.shard) in trusted:
             keys.append(entry.sha256)
             continue
         key = hashlib.sha256(entry.member.read()).hexdigest()
-        verified[shard.name] = verified[shard.name] if key == entry.sha256 else None  # None: never trusted
+        if key != entry.sha256:
+            differ.add(entry.member.shard.name)  # never trusted: read again next time
         keys.append(key)
-    return keys, {name: stamp for name, stamp in stamps.items() if verified[name] is not None}
+    return keys, {name: stamp for name, stamp in stamps.items() if name not in differ}
+
+
+def _stamp(shard) -> list[int]:
+    stat = shard.stat()
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
 
 
 def build_manifest(
@@ -66,13 +70,7 @@ def build_manifest(
     described = describe_many([entries[i].member for i in todo], workers, progress)
     for index, info in zip(todo, described, strict=True):
         known[keys[index]] = info
-    rows = [
-        {"path": entry.path, "split": entry.split, "label": entry.label, "file_sha256": key} | known[key]
-        for entry, key in zip(entries, keys, strict=True)
-    ]
-    frame = pd.DataFrame(rows, columns=COLUMNS)
-    frame = frame.astype({"width": "Int64", "height": "Int64", "channels": "Int64"})
-    return frame, {key: known[key] for key in keys}
+    return manifest_frame(raw, keys, known), {key: known[key] for key in keys}
 
 
 def checked_cache(entries: list, keys: list[str], known: Descriptions, workers: int | None) -> Descriptions:
@@ -97,15 +95,23 @@ def checked_cache(entries: list, keys: list[str], known: Descriptions, workers: 
 
 
 def flags_hold(
-    flagged: pd.DataFrame, raw: RawImages, descriptions: Descriptions, workers: int | None = None
-) -> bool:
+    flagged: pd.DataFrame,
+    raw: RawImages,
+    descriptions: Descriptions,
+    workers: int | None = None,
+    confirmed: AbstractSet[str] = frozenset(),
+) -> set[str] | None:
     """Do the images behind every flag (and every undecodable one) come out as described, when
-    described again? A cached description never decides a warning or a refusal on its own;
-    False, with the first that differs on stderr, when one does not."""
+    described again? A cached description never decides a warning or a refusal on its own. Those
+    this machine confirmed before (`confirmed`: their `confirmation`s, kept outside data/validated)
+    are not decoded again: an edited description has another confirmation. Returns the
+    confirmations of every flagged image; None, with the first that differs on stderr, when one
+    does not hold."""
     import sys
 
-    rows = flagged[flagged[list(FLAGS)].any(axis=1) | ~flagged["decode_ok"].astype(bool)]
-    rows = rows.drop_duplicates("file_sha256")
+    rows = _flagged_images(flagged)
+    marks = confirmations(flagged, descriptions)
+    rows = rows[~rows["file_sha256"].map(marks).isin(confirmed)]
     again = describe_many([raw.member(path) for path in rows["path"]], workers, progress=False)
     for path, key, info in zip(rows["path"], rows["file_sha256"], again, strict=True):
         if canonical(info) != canonical(descriptions[key]):
@@ -114,8 +120,22 @@ def flags_hold(
                 "the cache says when described again; every image is described again",
                 file=sys.stderr,
             )
-            return False
-    return True
+            return None
+    return set(marks.values())
+
+
+def confirmations(flagged: pd.DataFrame, descriptions: Descriptions) -> dict[str, str]:
+    """For each image behind a flag (or undecodable), by content key: a digest of the key and its
+    description, which flags_hold takes as confirmed without decoding the image again."""
+    keys = _flagged_images(flagged)["file_sha256"]
+    return {
+        key: hashlib.sha256(f"{key}\n{canonical(descriptions[key])}".encode()).hexdigest() for key in keys
+    }
+
+
+def _flagged_images(flagged: pd.DataFrame) -> pd.DataFrame:
+    rows = flagged[flagged[list(FLAGS)].any(axis=1) | ~flagged["decode_ok"].astype(bool)]
+    return rows.drop_duplicates("file_sha256")
 
 
 def describe_many(
@@ -219,7 +239,15 @@ def flag_label_conflicts(
 
 
 def _hashes(rows: pd.DataFrame) -> np.ndarray:
-    return np.array([int(h, 16) for h in rows["phash"]], dtype=np.uint64)
+    """The 64-bit perceptual hashes as integers: all at once when each is 16 hex digits (as
+    imagehash writes them; int() per row cost 0.2 s at 60,000 images), else one by one."""
+    texts = rows["phash"].astype(str)
+    if texts.str.len().eq(16).all():
+        try:
+            return np.frombuffer(bytes.fromhex("".join(texts)), dtype=">u8").astype(np.uint64)
+        except ValueError:
+            pass  # not hex: int() names the value
+    return np.array([int(h, 16) for h in texts], dtype=np.uint64)
 
 
 def _mark(frame: pd.DataFrame, index: pd.Index, partners: pd.DataFrame) -> None:

@@ -3,6 +3,7 @@ both GX suites. The validate stage and the tests both go through `validate_datas
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from visionops.validation.descriptions import Descriptions
 from visionops.validation.manifest import (
     build_manifest,
     class_counts,
+    confirmations,
     flag_duplicates,
     flag_label_conflicts,
     flags_hold,
@@ -35,6 +37,7 @@ class Outcome:
     results: list[CheckResult]
     gx_results: dict[str, Any]
     descriptions: Descriptions
+    confirmed: set[str]  # manifest.confirmations of the flagged images: described from their bytes
 
 
 def validate_dataset(
@@ -45,15 +48,19 @@ def validate_dataset(
     progress: bool = True,
     known: Descriptions | None = None,
     keys: list[str] | None = None,
+    confirmed: AbstractSet[str] = frozenset(),
 ) -> Outcome:
     """Describe every image of `raw`, known by `keys` (its file sha256: `manifest.file_keys`;
     default the index's); those in `known` are not decoded again, but a sample of them and every
-    flagged one are, to check the cache. Quarantine bad ones if configured, and run the suites."""
+    flagged one are (unless `confirmed` before: manifest.flags_hold), to check the cache.
+    Quarantine bad ones if configured, and run the suites."""
     described, descriptions = build_manifest(raw, progress, known, keys=keys)
     manifest = flag_all(described, cfg)
-    if known and not flags_hold(manifest, raw, descriptions):  # the cache decided no flag alone
+    held = flags_hold(manifest, raw, descriptions, confirmed=confirmed) if known else None
+    if known and held is None:  # the cache decided no flag alone
         described, descriptions = build_manifest(raw, progress, keys=keys)
         manifest = flag_all(described, cfg)
+    held = held if held is not None else set(confirmations(manifest, descriptions).values())
     quarantine = quarantine_rows(manifest) if cfg.on_bad_image == "quarantine" else _no_quarantine()
     manifest["quarantined"] = manifest["path"].isin(quarantine["path"])
     checked = manifest.drop(columns="quarantined")
@@ -61,7 +68,7 @@ def validate_dataset(
         checked = flag_all(manifest[~manifest["quarantined"]][list(COLUMNS)], cfg)
     results, gx_results = run_suites(checked, class_counts(checked, classes), cfg, classes, workdir)
     name_conflict_pairs(results, checked)
-    return Outcome(manifest, quarantine, results, gx_results, descriptions)
+    return Outcome(manifest, quarantine, results, gx_results, descriptions, held)
 
 
 def flag_all(manifest: pd.DataFrame, cfg: ValidateParams) -> pd.DataFrame:
