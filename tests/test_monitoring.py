@@ -288,6 +288,56 @@ def test_monitor_says_ok_on_clean_images_and_retrain_on_dark_ones(monitored_mode
     )
     assert "darker" in dark.stdout and "mlflow_run_id" in report
     assert report["embedding_test"] == "ran" and any(t["family"] == "embedding" for t in report["tests"])
+    found = len(list((folder / "dark").iterdir()))
+    assert report["window"] == {
+        "sources": [str(folder / "dark")],
+        "rule": "newest 1000 by modification time",
+        "found": found,
+        "chosen": found,
+        "left_out": 0,
+    }
+    run = tracked_run(folder, report["mlflow_run_id"])  # issue 49: a check a team reads over time
+    assert run.info.run_name.startswith(f"monitor {deployable_onnx.name} 20") and str(folder / "dark") in (
+        run.info.run_name
+    )
+    families = {t["family"] for t in report["tests"]}
+    assert {f"min_p_adjusted_{family}" for family in families} <= run.data.metrics.keys()
+    smallest = min(t["p_adjusted"] for t in report["tests"] if t["family"] == "image")
+    assert run.data.metrics["min_p_adjusted_image"] == pytest.approx(smallest)
+    assert run.data.metrics["mmd2"] > 0 and run.data.metrics["window_left_out"] == 0
+    assert run.data.params["window_rule"] == "newest 1000 by modification time"
+
+
+def tracked_run(folder: Path, run_id: str):
+    import mlflow
+
+    return mlflow.MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}").get_run(run_id)
+
+
+@pytest.mark.slow  # one CLI run (~8 s)
+def test_a_sampled_window_is_drawn_from_the_whole_folder_and_says_so(monitored_model, deployable_onnx):
+    """Issue 49: `--sample N` draws N images at random (seeded) instead of the newest N, and the
+    report says which rule chose the window and how many files it left out."""
+    folder = monitored_model
+    done = monitor(
+        folder, "clean", "--model", str(deployable_onnx), "--no-track", "--sample", "60", "--seed", "3"
+    )
+    assert done.returncode == 0, done.stderr
+    window = json.loads((folder / "clean.json").read_text())["window"]
+    found = len(list((folder / "clean").iterdir()))
+    assert window["rule"] == "60 drawn at random (seed 3)"
+    assert (window["found"], window["chosen"], window["left_out"]) == (found, 60, found - 60)
+
+
+def test_a_seeded_sample_is_repeatable_spread_out_and_differs_by_seed():
+    from visionops.monitoring.window import sampled
+
+    files = [Path(f"day{day}/{i:04d}.png") for day in range(5) for i in range(200)]
+    first = sampled(files, 100, seed=0)
+    assert first == sampled(list(reversed(files)), 100, seed=0) and len(set(first)) == 100
+    assert first != sampled(files, 100, seed=1) and sampled(files, 5000, seed=0) == sorted(files)
+    per_day = [sum(path.parent.name == f"day{day}" for path in first) for day in range(5)]
+    assert min(per_day) >= 8  # every day's files, where the newest 100 would all be day4's
 
 
 def test_monitor_refuses_a_reference_of_another_model_and_writes_nothing(monitored_model, trained, tmp_path):

@@ -212,7 +212,19 @@ def test_monitor_reads_its_window_from_the_bucket_without_the_aws_cli(second, st
     command += ["--no-progress", "--out", str(tmp_path / "monitor.json")]
     done = run(command, repo, check=False, **stack.env, **s3)
     assert done.returncode == 0 and "ok on 60 image(s)" in done.stdout, done.stdout + done.stderr
-    assert json.loads((tmp_path / "monitor.json").read_text())["embedding_test"] == "ran"
+    report = json.loads((tmp_path / "monitor.json").read_text())
+    assert report["embedding_test"] == "ran"
+    assert (report["window"]["rule"], report["window"]["found"], report["window"]["left_out"]) == (
+        "newest 60 by modification time",
+        90,
+        30,
+    )
+    sampled = run([*command, "--sample", "50"], repo, check=False, **stack.env, **s3)  # ok or drift
+    assert sampled.returncode in (0, 3) and "on 50 image(s)" in sampled.stdout, (
+        sampled.stdout + sampled.stderr
+    )
+    window = json.loads((tmp_path / "monitor.json").read_text())["window"]  # issue 49: drawn, not newest
+    assert (window["rule"], window["found"], window["chosen"]) == ("50 drawn at random (seed 0)", 90, 50)
     (tmp_path / "monitor.json").unlink()
     refused = run(command, repo, check=False, **stack.env, **(s3 | {"AWS_SECRET_ACCESS_KEY": "wrong"}))
     assert refused.returncode == 1 and "refused these credentials" in refused.stderr, refused.stderr

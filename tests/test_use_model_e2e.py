@@ -140,6 +140,7 @@ def test_monitor_the_champion_ok_on_its_kind_of_images_drift_on_two_classes(repo
     command = [sys.executable, "-m", "visionops", "monitor", "--model", CHAMPION, "--no-progress"]
     clean = run([*command, str(test), "--out", "clean.json"], repo, check=False)
     assert clean.returncode == 0, clean.stderr
+    assert "Downloading artifacts" not in clean.stderr  # issue 49: --no-progress silences MLflow's bar too
     assert json.loads((repo / "clean.json").read_text())["verdict"] == "ok"
     shifted = run([*command, str(two_classes), "--out", "shifted.json"], repo, check=False)
     report = json.loads((repo / "shifted.json").read_text())
@@ -165,3 +166,10 @@ def test_monitor_the_champion_ok_on_its_kind_of_images_drift_on_two_classes(repo
         "where e.name = 'Model monitoring' order by r.start_time",
     )
     assert tagged == [("ok", version), ("drift", version), ("drift", version)]
+    names = mlflow_rows(  # issue 49: which model looked at what, and when, in the run list
+        repo,
+        "select r.name from runs r join experiments e on r.experiment_id = e.experiment_id "
+        "where e.name = 'Model monitoring' order by r.start_time",
+    )
+    assert [name.startswith(f"monitor visionops-classifier v{version} 20") for (name,) in names] == [True] * 3
+    assert names[0][0].endswith(str(test)) and names[1][0].endswith(str(two_classes))

@@ -1,6 +1,7 @@
 """`visionops monitor`: is the model still seeing what it was trained for? The newest images
-(monitor.window, by modification time) under IMAGES (folders, files, or s3:// prefixes read
-with boto3: AWS_ENDPOINT_URL for a store other than AWS) are classified by the model and tested
+(monitor.window, by modification time; or --sample N drawn at random, seeded) under IMAGES
+(folders, files, or s3:// prefixes read with boto3: AWS_ENDPOINT_URL for a store other than
+AWS) are classified by the model and tested
 against the reference registered with it (models/reference, built by the `reference` stage):
 a KS test per class on the softmax outputs, an MMD test on the model's embedding, a chi-square
 test on the predicted class shares and a KS test per image statistic (brightness, contrast,
@@ -12,12 +13,16 @@ VISIONOPS_REQUEST_LOG=FOLDER).
 Verdict and exit status: ok 0; drift 3 (a test rejects); degraded 4 (accuracy fell more than
 monitor.max_accuracy_drop); 1 on an error (then nothing is written). Writes --out (JSON) and a
 plot beside it, and logs the check as an MLflow run in the monitor.experiment experiment,
-tagged with the model's name and version. Policy: the `monitor:` section of params.yaml.
+named `monitor NAME vN DATE SOURCES` and tagged with the model's name and version; the report
+and the run say what the window was (its sources, the rule that chose it, how many files it
+left out), and each test family's smallest adjusted p-value is a metric. Policy: the
+`monitor:` section of params.yaml.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -68,8 +73,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="replace an existing --out (or the plot beside it) that monitor did not write",
     )
+    parser.add_argument(
+        "--sample",
+        type=positive,
+        metavar="N",
+        help="a window of N images drawn at random from everything under IMAGES (seeded: --seed) "
+        "instead of the newest monitor.window by modification time",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="the --sample draw's seed (default: %(default)s)")
     parser.add_argument("--no-track", action="store_true", help="do not log the check to MLflow")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bars (the model's download's included)"
+    )
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of images")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,6 +105,12 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.labels and args.requests:
         raise VisionOpsError("--labels names image files; a request log holds none", "drop --labels")
+    if args.sample and args.requests:
+        raise VisionOpsError(
+            "--sample draws image files; a request log is read newest first", "drop --sample"
+        )
+    if args.no_progress:  # MLflow's bar per downloaded file of the registered version
+        os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     policy = monitor_policy(args.params)
     check_out(args.out, args.force)  # cheap mistakes before any work
     labels = read_labels(args.labels) if args.labels else None
@@ -90,32 +118,37 @@ def run(args: argparse.Namespace) -> int:
         tempfile.TemporaryDirectory(prefix="visionops-monitor-") as tmp,
         tempfile.TemporaryDirectory(prefix="visionops-window-") as scratch,  # apart from the model's files
     ):
-        files = window_files(args.paths, policy.window, Path(scratch)) if args.paths else None
+        size, seed = (args.sample, args.seed) if args.sample else (policy.window, None)
+        files, selection = window_files(args.paths, size, Path(scratch), seed) if args.paths else (None, None)
         model, reference, version = open_model_and_reference(args.model, args.reference, Path(tmp))
         if files is None:
-            window = logged_window(args.requests, reference, policy.window)
+            window, selection = logged_window(args.requests, reference, policy.window)
         else:
             window = observe_files(model, files, not args.no_progress)
-        return check_and_report(args, policy, reference, version, window, labels, Path(tmp))
+        return check_and_report(args, policy, reference, version, window, labels, selection, Path(tmp))
 
 
-def window_files(paths: list[str], size: int, scratch: Path) -> list[Path]:
-    """The newest `size` image files under `paths`; those under s3:// prefixes are downloaded
-    into `scratch` first (only the newest `size` of each)."""
+def window_files(paths: list[str], size: int, scratch: Path, seed: int | None = None):
+    """(the window's image files, how they were chosen): the newest `size` image files under
+    `paths`, or with `seed` `size` of them drawn at random; those under s3:// prefixes are
+    downloaded into `scratch` first (only the ones chosen there)."""
     from visionops.data.folders import image_files
     from visionops.errors import VisionOpsError
     from visionops.monitoring.s3_window import download_newest, is_s3
-    from visionops.monitoring.window import newest
+    from visionops.monitoring.window import Selection, newest, rule, sampled
 
     files = sorted(image_files(Path(p) for p in paths if not is_s3(p)))
+    found = len(files)
     for uri in filter(is_s3, paths):
-        files += download_newest(uri, size, scratch)
+        downloaded, listed = download_newest(uri, size, scratch, seed)
+        files, found = files + downloaded, found + listed
     if not files:
         raise VisionOpsError(
             f"the window is empty: no image files under {', '.join(map(str, paths))}",
             "point monitor at the folder where the served model's recent images are kept",
         )
-    return newest(files, size)
+    chosen = newest(files, size) if seed is None else sampled(files, size, seed)
+    return chosen, Selection([str(p) for p in paths], rule(size, seed), found, len(chosen))
 
 
 def observe_files(model, files: list[Path], progress: bool):
@@ -128,9 +161,9 @@ def observe_files(model, files: list[Path], progress: bool):
 
 
 def logged_window(folder: Path, reference, size: int):
-    """The newest `size` records of this model in the request log."""
+    """(the window, how it was chosen): the newest `size` records of this model in the request log."""
     from visionops.monitoring.request_log import Shape, read_newest
-    from visionops.monitoring.window import Window
+    from visionops.monitoring.window import Selection, Window
 
     width = None if reference.embeddings is None else reference.embeddings.shape[1]
     shape = Shape(len(reference.classes), reference.stats.shape[1], width)
@@ -143,7 +176,13 @@ def logged_window(folder: Path, reference, size: int):
             f"(first: {logged.first_problem})",
             file=sys.stderr,
         )
-    return Window([], logged.probabilities, logged.stats, embeddings=logged.embeddings)
+    selection = Selection(
+        [f"request log {folder}"],
+        f"newest {size} records of this model",
+        logged.found,
+        len(logged.probabilities),
+    )
+    return Window([], logged.probabilities, logged.stats, embeddings=logged.embeddings), selection
 
 
 REPORT_FORMAT = "visionops-monitor/1"  # monitor.json's first key: how monitor knows its own report
@@ -191,12 +230,13 @@ def monitor_policy(params: Path | None):
     return load_params(params, "monitor")["monitor"]
 
 
-def check_and_report(args, policy, reference, version, window, labels, tmp: Path) -> int:
+def check_and_report(args, policy, reference, version, window, labels, selection, tmp: Path) -> int:
     from visionops.io import atomic_path, write_json
     from visionops.monitoring.check import check
     from visionops.monitoring.plots import plot_check
 
     result = {"report": REPORT_FORMAT} | check(reference, window, policy, labels)
+    result["window"] = selection.as_dict()
     result["model"] = (
         {"uri": args.model, "name": version[0], "version": version[1]} if version else {"uri": args.model}
     )
@@ -297,11 +337,41 @@ def track(policy, result: dict, version, files: list[Path]) -> str:
         "reference_accuracy": result["reference"]["accuracy"],
         "min_p_adjusted": min(t["p_adjusted"] for t in result["tests"]),
         "retrain": float(result["retrain"]),
-    }
+        "window_found": result["window"]["found"],
+        "window_left_out": result["window"]["left_out"],
+    } | family_metrics(result["tests"])
     if accuracy["labelled"]:
         metrics["labelled_accuracy"] = accuracy["labelled"]["value"]
     params = {key: getattr(policy, key) for key in ("window", "min_window", "alpha", "max_accuracy_drop")}
-    return log_check(policy.experiment, tags, params, metrics, files)
+    params |= {
+        "window_rule": result["window"]["rule"],
+        "window_sources": ", ".join(result["window"]["sources"]),
+    }
+    return log_check(policy.experiment, tags, params, metrics, files, run_name(result))
+
+
+def family_metrics(tests: list[dict]) -> dict[str, float]:
+    """Each test family's smallest adjusted p-value, and the embedding's MMD², as metrics: what
+    the MLflow UI charts over a model's checks."""
+    metrics = {}
+    for test in tests:
+        name = f"min_p_adjusted_{test['family']}"
+        metrics[name] = min(metrics.get(name, 1.0), test["p_adjusted"])
+        if test["family"] == "embedding":
+            metrics["mmd2"] = test["statistic"]
+    return metrics
+
+
+def run_name(result: dict) -> str:
+    """`monitor NAME vN DATE SOURCES` (a .onnx file's name instead of NAME vN): the run list says
+    which model looked at what, and when."""
+    from datetime import UTC, datetime
+
+    model = result["model"]
+    which = f"{model['name']} v{model['version']}" if "version" in model else Path(model["uri"]).name
+    sources = ", ".join(result["window"]["sources"])
+    sources = sources if len(sources) <= 80 else sources[:79] + "…"
+    return f"monitor {which} {datetime.now(UTC):%Y-%m-%d} {sources}"
 
 
 def summarize(result: dict, out: Path, plot: Path) -> None:

@@ -146,6 +146,7 @@ class Logged:
     others: int  # records of other models, left out
     malformed: int = 0  # lines that are not a record of this model's shape, left out
     first_problem: str = ""  # where the first of them is, and why
+    found: int = 0  # records of this model, the window's and the older ones left out
 
 
 def read_newest(folder: Path, model_sha256: str, count: int, shape: Shape) -> Logged:
@@ -160,7 +161,7 @@ def read_newest(folder: Path, model_sha256: str, count: int, shape: Shape) -> Lo
             f"serve the model with {ENV}={folder} set (`visionops serve` passes it on), then check again",
         )
     newest: list[tuple[float, int, list, list, str | None]] = []
-    others = malformed = 0
+    others = malformed = found = 0
     first_problem = ""
     for path in files:
         with open(path, "rb") as lines:
@@ -175,6 +176,7 @@ def read_newest(folder: Path, model_sha256: str, count: int, shape: Shape) -> Lo
                     malformed += 1
                     first_problem = first_problem or f"{path.name} line {number}: {exc}"
                     continue
+                found += 1
                 item = (
                     record["time"],
                     record["seq"],
@@ -197,6 +199,7 @@ def read_newest(folder: Path, model_sha256: str, count: int, shape: Shape) -> Lo
         others,
         malformed,
         first_problem,
+        found,
     )
 
 

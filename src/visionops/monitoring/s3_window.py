@@ -22,22 +22,29 @@ def is_s3(path: str) -> bool:
     return str(path).startswith(SCHEME)
 
 
-def download_newest(uri: str, size: int, into: Path) -> list[Path]:
-    """The `size` newest image objects under `uri` (by upload time), as local files under
-    `into`, oldest first; only those are downloaded, and only their keys are held in memory."""
+def download_newest(uri: str, size: int, into: Path, seed: int | None = None) -> tuple[list[Path], int]:
+    """The `size` newest image objects under `uri` (by upload time; with `seed`, `size` drawn at
+    random as monitoring/window.sampled draws them), as local files under `into`, oldest first,
+    and how many image objects the prefix holds; only those are downloaded, and only their keys
+    are held in memory."""
     from visionops.data.folders import IMAGE_SUFFIXES
+    from visionops.monitoring.window import sample_rank
 
     bucket, prefix = _split(uri)
     client = _client()
-    newest: list[tuple[float, str]] = []
+    kept: list[tuple] = []  # a heap of the `size` best: (rank, modified, key)
+    found = 0
     try:
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for item in page.get("Contents", []):
                 if PurePosixPath(item["Key"]).suffix.lower() in IMAGE_SUFFIXES:
-                    entry = (item["LastModified"].timestamp(), item["Key"])
-                    (heapq.heappush if len(newest) < size else heapq.heappushpop)(newest, entry)
+                    found += 1
+                    modified, key = item["LastModified"].timestamp(), item["Key"]
+                    rank = modified if seed is None else _inverted(sample_rank(seed, f"{uri}/{key}"))
+                    entry = (rank, modified, key)
+                    (heapq.heappush if len(kept) < size else heapq.heappushpop)(kept, entry)
         files = []
-        for index, (modified, key) in enumerate(sorted(newest)):
+        for index, (modified, key) in enumerate(sorted((modified, key) for _, modified, key in kept)):
             local = local_path(into, index, key)
             local.parent.mkdir(parents=True, exist_ok=True)
             client.download_file(bucket, key, str(local))
@@ -50,7 +57,12 @@ def download_newest(uri: str, size: int, into: Path) -> list[Path]:
             f"the window is empty: no image files under {uri}",
             "point monitor at the prefix where the served model's recent images are kept",
         )
-    return files
+    return files, found
+
+
+def _inverted(rank: bytes) -> bytes:
+    """A sample rank turned so that the heap, which keeps the largest, keeps the smallest."""
+    return bytes(255 - b for b in rank)
 
 
 def local_path(into: Path, index: int, key: str) -> Path:

@@ -4,6 +4,8 @@ outputs and the numbers are kept, so memory does not grow with the window."""
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,37 @@ def newest(files: list[Path], size: int) -> list[Path]:
     """The `size` most recently modified files (all when fewer), oldest first; ties by path."""
     order = sorted(files, key=lambda p: (p.stat().st_mtime_ns, str(p)))
     return order[-size:]
+
+
+def sample_rank(seed: int, name: str) -> bytes:
+    """Where `name` falls in the seeded sample's order: the `size` smallest form the sample, so
+    the same files and seed give the same window, and a listing is never held whole to draw it."""
+    return hashlib.sha256(f"{seed}\0{name}".encode()).digest()
+
+
+def sampled(files: list[Path], size: int, seed: int) -> list[Path]:
+    """`size` of `files` (all when fewer) drawn evenly at random, the same for the same seed, in
+    path order: a window over a whole folder rather than its newest corner."""
+    return sorted(heapq.nsmallest(size, files, key=lambda path: sample_rank(seed, str(path))))
+
+
+@dataclass(frozen=True)
+class Selection:
+    """How a window was chosen, for the report and the MLflow run: a team reading checks over
+    time must know what each one looked at and what it left out."""
+
+    sources: list[str]  # the folders, files or s3:// prefixes given
+    rule: str  # "newest 1000 by modification time" or "1000 drawn at random (seed 0)"
+    found: int  # image files there
+    chosen: int  # of them, in the window
+
+    def as_dict(self) -> dict:
+        return {"sources": self.sources, "rule": self.rule, "found": self.found, "chosen": self.chosen,
+                "left_out": self.found - self.chosen}  # fmt: skip
+
+
+def rule(size: int, seed: int | None) -> str:
+    return f"newest {size} by modification time" if seed is None else f"{size} drawn at random (seed {seed})"
 
 
 def observe(

@@ -17,9 +17,10 @@ def log_check(
     params: dict[str, Any],
     metrics: dict[str, float],
     files: list[Path],
+    run_name: str | None = None,
 ) -> str:
-    """Log one check as a finished run; returns its id. Any store failure raises, as a message
-    with its cause (the caller then writes nothing)."""
+    """Log one check as a finished run named `run_name`; returns its id. Any store failure
+    raises, as a message with its cause (the caller then writes nothing)."""
     import mlflow
 
     from visionops.config import TrackingParams
@@ -31,7 +32,8 @@ def log_check(
     if "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ:  # a dead server: seconds, not minutes
         apply_http_settings(TrackingParams())
     try:
-        with mlflow.start_run(experiment_id=experiment_id(experiment, project_root()), tags=tags) as run:
+        experiment_at = experiment_id(experiment, project_root())
+        with mlflow.start_run(experiment_id=experiment_at, run_name=run_name, tags=tags) as run:
             mlflow.log_params(params)
             mlflow.log_metrics(metrics)
             for path in files:
