@@ -134,13 +134,13 @@ def window_files(paths: list[str], size: int, scratch: Path, seed: int | None = 
     downloaded into `scratch` first (only the ones chosen there)."""
     from visionops.data.folders import image_files
     from visionops.errors import VisionOpsError
-    from visionops.monitoring.s3_window import download_newest, is_s3
+    from visionops.monitoring.s3_window import download_window, is_s3
     from visionops.monitoring.window import Selection, newest, rule, sampled
 
     files = sorted(image_files(Path(p) for p in paths if not is_s3(p)))
     found = len(files)
     for uri in filter(is_s3, paths):
-        downloaded, listed = download_newest(uri, size, scratch, seed)
+        downloaded, listed = download_window(uri, size, scratch, seed)
         files, found = files + downloaded, found + listed
     if not files:
         raise VisionOpsError(

@@ -22,7 +22,7 @@ def is_s3(path: str) -> bool:
     return str(path).startswith(SCHEME)
 
 
-def download_newest(uri: str, size: int, into: Path, seed: int | None = None) -> tuple[list[Path], int]:
+def download_window(uri: str, size: int, into: Path, seed: int | None = None) -> tuple[list[Path], int]:
     """The `size` newest image objects under `uri` (by upload time; with `seed`, `size` drawn at
     random as monitoring/window.sampled draws them), as local files under `into`, oldest first,
     and how many image objects the prefix holds; only those are downloaded, and only their keys

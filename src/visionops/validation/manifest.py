@@ -103,14 +103,14 @@ def flags_hold(
 ) -> set[str] | None:
     """Do the images behind every flag (and every undecodable one) come out as described, when
     described again? A cached description never decides a warning or a refusal on its own. Those
-    this machine confirmed before (`confirmed`: their `confirmation`s, kept outside data/validated)
+    this machine confirmed before (`confirmed`: their `confirmations`, kept outside data/validated)
     are not decoded again: an edited description has another confirmation. Returns the
     confirmations of every flagged image; None, with the first that differs on stderr, when one
     does not hold."""
     import sys
 
-    rows = _flagged_images(flagged)
-    marks = confirmations(flagged, descriptions)
+    rows = flagged_images(flagged)
+    marks = confirmations(rows, descriptions)
     rows = rows[~rows["file_sha256"].map(marks).isin(confirmed)]
     again = describe_many([raw.member(path) for path in rows["path"]], workers, progress=False)
     for path, key, info in zip(rows["path"], rows["file_sha256"], again, strict=True):
@@ -124,17 +124,18 @@ def flags_hold(
     return set(marks.values())
 
 
-def confirmations(flagged: pd.DataFrame, descriptions: Descriptions) -> dict[str, str]:
-    """For each image behind a flag (or undecodable), by content key: a digest of the key and its
+def confirmations(images: pd.DataFrame, descriptions: Descriptions) -> dict[str, str]:
+    """For each of `images` (flagged_images' rows), by content key: a digest of the key and its
     description, which flags_hold takes as confirmed without decoding the image again."""
-    keys = _flagged_images(flagged)["file_sha256"]
+    keys = images["file_sha256"]
     return {
         key: hashlib.sha256(f"{key}\n{canonical(descriptions[key])}".encode()).hexdigest() for key in keys
     }
 
 
-def _flagged_images(flagged: pd.DataFrame) -> pd.DataFrame:
-    rows = flagged[flagged[list(FLAGS)].any(axis=1) | ~flagged["decode_ok"].astype(bool)]
+def flagged_images(manifest: pd.DataFrame) -> pd.DataFrame:
+    """One row per image content behind a flag, or that does not decode."""
+    rows = manifest[manifest[list(FLAGS)].any(axis=1) | ~manifest["decode_ok"].astype(bool)]
     return rows.drop_duplicates("file_sha256")
 
 

@@ -19,6 +19,7 @@ from visionops.validation.manifest import (
     confirmations,
     flag_duplicates,
     flag_label_conflicts,
+    flagged_images,
     flags_hold,
 )
 from visionops.validation.quality import flag_quality
@@ -60,7 +61,7 @@ def validate_dataset(
     if known and held is None:  # the cache decided no flag alone
         described, descriptions = build_manifest(raw, progress, keys=keys)
         manifest = flag_all(described, cfg)
-    held = held if held is not None else set(confirmations(manifest, descriptions).values())
+    held = held if held is not None else set(confirmations(flagged_images(manifest), descriptions).values())
     quarantine = quarantine_rows(manifest) if cfg.on_bad_image == "quarantine" else _no_quarantine()
     manifest["quarantined"] = manifest["path"].isin(quarantine["path"])
     checked = manifest.drop(columns="quarantined")
