@@ -128,6 +128,34 @@ def test_mmd_keeps_its_level_on_the_same_distribution_and_finds_a_moved_embeddin
     assert again == (squared, p)  # seeded: the same window gets the same verdict
 
 
+def test_the_mmd_test_can_reject_at_a_small_alpha_and_stops_early_far_from_it(monkeypatch):
+    """Issue 49: 1,000 permutations put the p-value's floor at 1/1001, so under a Bonferroni
+    share of monitor.alpha 0.001 (over 17 tests) the embedding test could never reject. The
+    permutations now follow the threshold; a window far from it stops once 50 permutations
+    reach its MMD."""
+    from visionops.monitoring import mmd
+
+    rng = np.random.default_rng(3)
+    reference, moved = rng.normal(size=(60, 8)), rng.normal(size=(60, 8)) + 1.0
+    smallest = 0.001 / 17
+    assert mmd.mmd_test(reference, moved)[1] > smallest  # 1,000 permutations: never under 1/1001
+    assert mmd.mmd_test(reference, moved, smallest=smallest)[1] <= smallest
+    same = rng.normal(size=(60, 8))
+    drawn, real = [], np.random.default_rng
+
+    class Counting:
+        def __init__(self, seed):
+            self.rng = real(seed)
+
+        def permutation(self, values):
+            drawn.append(1)
+            return self.rng.permutation(values)
+
+    monkeypatch.setattr(mmd.np.random, "default_rng", Counting)
+    _, p = mmd.mmd_test(reference, same, smallest=smallest)
+    assert p > 0.05 and len(drawn) == mmd.BLOCK  # settled by the first block, not 34,000
+
+
 def test_the_check_runs_mmd_when_both_sides_have_embeddings_and_says_why_not_otherwise():
     rng = np.random.default_rng(8)
     probs, labels = calibrated(rng, 1000, 4.0)

@@ -39,6 +39,7 @@ def check(
         window.stats,
         reference.classes,
         _embeddings(reference, window),
+        policy.alpha,
     )
     rejected = drifted(tests, policy.alpha)
     estimated = estimate(window.probabilities, reference.atc_threshold)

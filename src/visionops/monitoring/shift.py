@@ -45,9 +45,10 @@ def shift_tests(
     stats: np.ndarray,
     classes: list[str],
     embeddings: tuple[np.ndarray, np.ndarray] | None = None,
+    alpha: float | None = None,
 ) -> list[Test]:
     """Every test, p-values Bonferroni-adjusted over all of them; `embeddings` (reference,
-    window) adds the MMD test."""
+    window) adds the MMD test, with enough permutations that it can reject at `alpha`."""
     from scipy.stats import ks_2samp
 
     from visionops.monitoring.mmd import mmd_test
@@ -57,7 +58,8 @@ def shift_tests(
         result = ks_2samp(ref_probs[:, k], probs[:, k])
         raw.append(("softmax", name, result.statistic, result.pvalue, ""))
     if embeddings is not None:
-        squared, p_value = mmd_test(*embeddings)
+        count = len(classes) + 2 + len(STATS)  # every test: softmax, MMD, class shares, image stats
+        squared, p_value = mmd_test(*embeddings, smallest=alpha / count if alpha else None)
         raw.append(("embedding", "mmd", squared, p_value, f"MMD² {squared:.3g} between window and reference"))
     raw.append(("predicted_classes", "all", *_class_counts_test(ref_probs, probs, classes)))
     for j, name in enumerate(STATS):
