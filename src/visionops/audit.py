@@ -13,8 +13,11 @@ import random
 SHARE, FLOOR, CEILING = 0.02, 8, 200
 
 
-def sample(keys: list[str], seed: str) -> list[str]:
+def sample(keys: list[str], seed: str | None = None) -> list[str]:
     """SHARE of `keys` (at least FLOOR, at most CEILING; all when fewer), drawn from the sorted
-    keys by a generator seeded with `seed` (a hash per key cost 0.1 s per audit at 60,000)."""
+    keys by a generator seeded with `seed` (a hash per key cost 0.1 s per audit at 60,000); no
+    seed: the keys themselves (content keys: the same images give the same sample)."""
     count = min(len(keys), max(FLOOR, min(CEILING, math.ceil(SHARE * len(keys)))))
-    return random.Random(hashlib.sha256(seed.encode()).digest()).sample(sorted(keys), count)
+    ordered = sorted(keys)
+    seed = seed if seed is not None else "\n".join(ordered)
+    return random.Random(hashlib.sha256(seed.encode()).digest()).sample(ordered, count)

@@ -78,14 +78,7 @@ def read_selection(raw: RawImages, folder: Path, meta: dict) -> pd.DataFrame:
         raise VisionOpsError(
             f"{Path(folder) / FLAGS_FILE} was written by an older visionops (no decode_ok column)", REVALIDATE
         )
-    frame = pd.DataFrame(
-        {
-            "path": [entry.member.path for entry in raw],
-            "split": [entry.split for entry in raw],
-            "label": [entry.label for entry in raw],
-            "file_sha256": [entry.sha256 for entry in raw],
-        }
-    )
+    frame = pd.DataFrame(index_columns(raw, [entry.sha256 for entry in raw]))
     for column, default in (("decode_ok", True), ("quarantined", False)):  # unflagged: decodes, kept
         frame[column] = frame["path"].map(marks[column]).fillna(default).astype(bool)
     return frame
@@ -125,8 +118,15 @@ def manifest_frame(
             return tuple(row.get(column, NAN) for column in DESCRIBED)
 
     frame = pd.DataFrame([values(key) for key in keys], columns=DESCRIBED)
-    frame.insert(0, "path", [entry.member.path for entry in raw])
-    frame.insert(1, "split", [entry.split for entry in raw])
-    frame.insert(2, "label", [entry.label for entry in raw])
-    frame["file_sha256"] = list(keys)
+    frame = frame.assign(**index_columns(raw, keys))
     return frame[COLUMNS].astype({"width": "Int64", "height": "Int64", "channels": "Int64"})
+
+
+def index_columns(raw: RawImages, keys: list[str]) -> dict[str, list]:
+    """Each image's path, split and label from data/raw's index, and its content key."""
+    return {
+        "path": [entry.member.path for entry in raw],
+        "split": [entry.split for entry in raw],
+        "label": [entry.label for entry in raw],
+        "file_sha256": list(keys),
+    }
