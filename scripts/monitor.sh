@@ -8,7 +8,8 @@
 #   MONITOR_MODEL   the model to watch (default: models:/visionops-classifier@champion)
 #   GITHUB_OUTPUT   gets `retrain=true|false` (the workflow's next job reads it)
 #   GITHUB_STEP_SUMMARY  where the Markdown summary goes (default: reports/monitor_summary.md)
-# Exit status: 0 whether or not retraining is due (that is the output); non-zero on an error.
+# Exit status: 0 whether or not retraining is due (that is the output); 5 after the summary when
+# the images are out of domain (the job fails: a person must look); other non-zero on an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 images="${MONITOR_IMAGES:?set MONITOR_IMAGES to the folder or s3:// prefix of the recent images the model served}"
@@ -21,7 +22,7 @@ visionops monitor "$images" --model "$model" --out reports/monitor.json --no-pro
 status=$?
 set -e
 case "$status" in
-  0) retrain=false ;;
+  0 | 5) retrain=false ;;  # ok | out_of_domain (retraining on the old data would not help)
   3 | 4) retrain=true ;;  # drift | degraded
   *) exit "$status" ;;
 esac
@@ -29,15 +30,25 @@ echo "retrain=$retrain" >> "${GITHUB_OUTPUT:-/dev/null}"
 python - "$summary" "$retrain" <<'PY'
 import json, sys
 report = json.load(open("reports/monitor.json"))
-acc = report["accuracy"]["estimated"]
+acc, domain = report["accuracy"]["estimated"], report["out_of_domain"]
+estimate = (
+    f"accuracy estimated {acc['value']:.3f} [{acc['low']:.3f}, {acc['high']:.3f}] on {acc['of']}"
+    if acc["estimable"] else f"accuracy not estimable ({acc['reason']})"
+)
+share = f"; out of domain {domain['value']:.1%}" if domain["measured"] else ""
 lines = [
     f"## Monitoring: **{report['verdict']}** on {report['images']} image(s)",
-    f"Model `{report['model']['uri']}`; accuracy estimated {acc['value']:.3f} "
-    f"[{acc['low']:.3f}, {acc['high']:.3f}] (reference {report['reference']['accuracy']:.3f}); "
-    f"retraining {'started' if sys.argv[2] == 'true' else 'not needed'}.",
+    f"Model `{report['model']['uri']}`; {estimate} (reference {report['reference']['accuracy']:.3f})"
+    f"{share}; retraining {'started' if sys.argv[2] == 'true' else 'not needed'}.",
     "",
     *[f"- {reason}" for reason in report["reasons"]],
 ]
+if report["verdict"] == "out_of_domain":
+    lines.insert(1, "> **A person must look**: the model is being shown images unlike any it learned.")
 with open(sys.argv[1], "a") as out:
     out.write("\n".join(lines) + "\n")
 PY
+if [ "$status" = 5 ]; then
+  echo "monitor: out_of_domain: the job fails so that someone looks (see $summary)" >&2
+  exit 5
+fi

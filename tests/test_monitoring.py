@@ -16,7 +16,7 @@ import pytest
 from visionops.config import MonitorParams
 from visionops.errors import VisionOpsError
 from visionops.monitoring.accuracy import atc_threshold, estimate, scores
-from visionops.monitoring.check import DEGRADED, DRIFT, OK, check
+from visionops.monitoring.check import DEGRADED, DRIFT, OK, OUT_OF_DOMAIN, check
 from visionops.monitoring.reference import Reference, build_reference, load_reference, save_reference
 from visionops.monitoring.shift import drifted, shift_tests
 from visionops.monitoring.stats import STATS, image_stats
@@ -199,6 +199,17 @@ def test_a_reference_round_trips_and_a_damaged_one_is_refused(tmp_path):
         np.array_equal(loaded.probabilities, probs.astype(np.float32)) and loaded.accuracy == built.accuracy
     )
     assert np.array_equal(loaded.embeddings, vectors.astype(np.float32))  # 200 rows: all kept
+    assert len(loaded.domain.rows) == 100
+    assert np.array_equal(loaded.domain.calibration, built.domain.calibration)
+    np.save(tmp_path / "ref" / "domain_rows.npy", np.arange(5))
+    with pytest.raises(VisionOpsError, match="the domain fit do not match"):
+        load_reference(tmp_path / "ref")
+    np.save(tmp_path / "ref" / "domain_rows.npy", built.domain.rows)
+    record = json.loads((tmp_path / "ref" / "reference.json").read_text())  # one built before issue 49
+    older = record | {"format": "visionops-reference/1", "domain_calibration_images": 0}
+    (tmp_path / "ref" / "reference.json").write_text(json.dumps(older))
+    assert load_reference(tmp_path / "ref").domain is None
+    (tmp_path / "ref" / "reference.json").write_text(json.dumps(record))
     np.save(tmp_path / "ref" / "embeddings.npy", vectors[:5])
     with pytest.raises(VisionOpsError, match="embeddings do not match"):
         load_reference(tmp_path / "ref")
@@ -301,20 +312,21 @@ def monitor(folder: Path, images: str, *extra: str) -> subprocess.CompletedProce
 
 
 @pytest.mark.slow  # two CLI runs, one creating an MLflow store (~20 s)
-def test_monitor_says_ok_on_clean_images_and_retrain_on_dark_ones(monitored_model, deployable_onnx):
+def test_monitor_says_ok_on_clean_images_and_names_what_befell_dark_ones(monitored_model, deployable_onnx):
     folder = monitored_model
     clean = monitor(folder, "clean", "--model", str(deployable_onnx), "--no-track")
     assert clean.returncode == 0, clean.stderr
     report = json.loads((folder / "clean.json").read_text())
     assert report["verdict"] == OK and report["skipped"] == 1 and "broken.png" in clean.stderr
     assert (folder / "clean.png").stat().st_size > 10_000
+    clean_share = report["out_of_domain"]["value"]
     dark = monitor(folder, "dark", "--model", str(deployable_onnx))
     report = json.loads((folder / "dark.json").read_text())
-    assert (
-        report["verdict"] in (DRIFT, DEGRADED)
-        and dark.returncode == {DRIFT: 3, DEGRADED: 4}[report["verdict"]]
-    )
+    codes = {DRIFT: 3, DEGRADED: 4, OUT_OF_DOMAIN: 5}  # a third of the brightness: often out of domain
+    assert report["verdict"] in codes and dark.returncode == codes[report["verdict"]]
+    assert report["retrain"] == (report["verdict"] != OUT_OF_DOMAIN)
     assert "darker" in dark.stdout and "mlflow_run_id" in report
+    assert report["out_of_domain"]["value"] > clean_share + 0.2
     assert report["embedding_test"] == "ran" and any(t["family"] == "embedding" for t in report["tests"])
     found = len(list((folder / "dark").iterdir()))
     assert report["window"] == {
@@ -333,6 +345,11 @@ def test_monitor_says_ok_on_clean_images_and_retrain_on_dark_ones(monitored_mode
     smallest = min(t["p_adjusted"] for t in report["tests"] if t["family"] == "image")
     assert run.data.metrics["min_p_adjusted_image"] == pytest.approx(smallest)
     assert run.data.metrics["mmd2"] > 0 and run.data.metrics["window_left_out"] == 0
+    share = run.data.metrics["out_of_domain_share"]
+    assert share == pytest.approx(report["out_of_domain"]["value"])
+    assert "out_of_domain_share_low" in run.data.metrics
+    estimable = report["accuracy"]["estimated"]["estimable"]
+    assert ("estimated_accuracy" in run.data.metrics) == estimable  # a gap, never a number, where not
     assert run.data.params["window_rule"] == "newest 1000 by modification time"
 
 

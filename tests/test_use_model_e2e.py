@@ -173,3 +173,50 @@ def test_monitor_the_champion_ok_on_its_kind_of_images_drift_on_two_classes(repo
     )
     assert [name.startswith(f"monitor visionops-classifier v{version} 20") for (name,) in names] == [True] * 3
     assert names[0][0].endswith(str(test)) and names[1][0].endswith(str(two_classes))
+
+
+def test_monitor_reads_a_window_with_foreign_images_and_one_of_nothing_else(repo):
+    """Issue 49: held-out digits with 30 % noise images mixed in: the out-of-domain share within
+    10 points of 30 %, the estimate of the in-domain images within 5 points of the model's true
+    accuracy on the digits (the --labels CSV names them); a window of noise alone is
+    `out_of_domain` (exit 5, no retraining, no accuracy estimate), and the scheduled step fails
+    after its summary so that a person looks."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    test = unpack_raw(repo, repo.parent / "mixed-files", "test") / "test"
+    digits = sorted(path for path in test.rglob("*") if path.is_file())
+    mixed, noise = repo.parent / "mixed", repo.parent / "noise"
+    rows = ["path,label"]
+    for path in digits:
+        (mixed / path.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, mixed / path.parent.name / path.name)
+        rows.append(f"{mixed / path.parent.name / path.name},{path.parent.name}")
+    (repo.parent / "labels.csv").write_text("\n".join(rows) + "\n")
+    rng = np.random.default_rng(0)
+    with Image.open(digits[0]) as first:
+        grey = first.convert("L")
+    noise.mkdir()
+    for i in range(round(len(digits) * 3 / 7)):
+        pixels = rng.integers(0, 256, (grey.height, grey.width), dtype=np.uint8)
+        Image.fromarray(pixels).save(noise / f"noise-{i:03d}.png")
+        shutil.copy(noise / f"noise-{i:03d}.png", mixed / f"noise-{i:03d}.png")
+    labels = ["--labels", str(repo.parent / "labels.csv")]
+    command = [sys.executable, "-m", "visionops", "monitor", "--model", CHAMPION, "--no-progress", *labels]
+    done = run([*command, str(mixed), "--out", "mixed.json"], repo, check=False)
+    report = json.loads((repo / "mixed.json").read_text())
+    share, estimated = report["out_of_domain"], report["accuracy"]["estimated"]
+    assert abs(share["value"] - 0.3) <= 0.10, done.stdout
+    truth = report["accuracy"]["labelled"]
+    assert truth["images"] == len(digits) and estimated["estimable"]
+    assert abs(estimated["value"] - truth["value"]) <= 0.05, done.stdout
+    assert done.returncode == {"ok": 0, "drift": 3, "degraded": 4, "out_of_domain": 5}[report["verdict"]]
+    outputs, summary = repo.parent / "ood_output", repo.parent / "ood_summary.md"
+    environment = {"GITHUB_OUTPUT": str(outputs), "GITHUB_STEP_SUMMARY": str(summary)}
+    step = run(["scripts/monitor.sh"], repo, check=False, MONITOR_IMAGES=str(noise), **environment)
+    report = json.loads((repo / "reports/monitor.json").read_text())
+    assert step.returncode == 5 and outputs.read_text() == "retrain=false\n", step.stdout + step.stderr
+    assert report["verdict"] == "out_of_domain" and "of the images are out of domain" in report["reasons"][0]
+    assert not report["accuracy"]["estimated"]["estimable"] and "A person must look" in summary.read_text()

@@ -333,7 +333,20 @@ class MonitorParams(Section):
     min_window: int = Field(50, ge=10)  # fewer readable images than this is an error, not a verdict
     alpha: float = Field(0.05, gt=0.0, lt=1.0)  # false-alarm rate of one check (Bonferroni over all tests)
     max_accuracy_drop: float = Field(0.05, ge=0.0, le=1.0)  # under reference accuracy - this = degraded
+    ood_fpr: float = Field(0.05, gt=0.0, lt=0.5)  # reference images beyond the out-of-domain threshold
+    max_ood_share: float = Field(0.2, gt=0.0, lt=1.0)  # window's share over it = out_of_domain
+    max_ood_for_estimate: float = Field(0.5, gt=0.0, le=1.0)  # over this share, accuracy is not estimable
     experiment: str = Field("Model monitoring", min_length=1)  # MLflow experiment of the checks
+
+    @model_validator(mode="after")
+    def _share_over_the_reference_rate(self) -> MonitorParams:
+        if self.max_ood_share <= self.ood_fpr:
+            raise ValueError(
+                f"monitor.max_ood_share {self.max_ood_share} is not above monitor.ood_fpr {self.ood_fpr}: "
+                f"every window would be out of domain{FIX_MARK}set max_ood_share above ood_fpr "
+                "(defaults 0.2 and 0.05)"
+            )
+        return self
 
 
 SECTIONS: dict[str, type[Section]] = {

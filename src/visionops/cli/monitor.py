@@ -10,8 +10,15 @@ sharpness, size), Bonferroni-corrected at monitor.alpha; accuracy is estimated w
 --requests FOLDER reads the newest records the served model logged (`visionops serve` with
 VISIONOPS_REQUEST_LOG=FOLDER).
 
+Each image also gets an out-of-domain score (the Mahalanobis distance of its embedding to the
+nearest class, against the reference's); the report gives the share beyond the threshold
+monitor.ood_fpr sets, and the accuracy estimate is of the in-domain images (none over
+monitor.max_ood_for_estimate out of domain).
+
 Verdict and exit status: ok 0; drift 3 (a test rejects); degraded 4 (accuracy fell more than
-monitor.max_accuracy_drop); 1 on an error (then nothing is written). Writes --out (JSON) and a
+monitor.max_accuracy_drop); out_of_domain 5 (over monitor.max_ood_share of the images are unlike
+any the model learned: a person must look, retraining would not help); 1 on an error (then
+nothing is written). Writes --out (JSON) and a
 plot beside it, and logs the check as an MLflow run in the monitor.experiment experiment,
 named `monitor NAME vN DATE SOURCES` and tagged with the model's name and version; the report
 and the run say what the window was (its sources, the rule that chose it, how many files it
@@ -27,9 +34,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-EXIT_CODES = {"ok": 0, "drift": 3, "degraded": 4}
+EXIT_CODES = {"ok": 0, "drift": 3, "degraded": 4, "out_of_domain": 5}
 DEFAULT_OUT = Path("reports/monitor.json")
 DEFAULT_REFERENCE = Path("models/reference")
+ENDS = {"value": "", "low": "_low", "high": "_high"}  # a share's metric names: value and 95 % interval
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -242,8 +250,7 @@ def check_and_report(args, policy, reference, version, window, labels, selection
     )
     staged_json, staged_png = tmp / "monitor.json", tmp / "monitor.png"
     write_json(staged_json, result)
-    estimated = result["accuracy"]["estimated"]["value"]
-    plot_check(reference, window, result["verdict"], estimated, staged_png, PLOT_MARK)
+    plot_check(reference, window, result, staged_png, PLOT_MARK)
     if not args.no_track:
         result["mlflow_run_id"] = track(policy, result, version, [staged_json, staged_png])
     out, plot = args.out, args.out.with_suffix(".png")
@@ -327,22 +334,23 @@ def track(policy, result: dict, version, files: list[Path]) -> str:
     tags = {VERDICT_TAG: result["verdict"], "model.uri": result["model"]["uri"]}
     if version:
         tags |= {MODEL_NAME_TAG: version[0], MODEL_VERSION_TAG: version[1]}
-    accuracy = result["accuracy"]
+    accuracy, domain = result["accuracy"], result["out_of_domain"]
     metrics = {
         "images": result["images"],
         "skipped": result["skipped"],
-        "estimated_accuracy": accuracy["estimated"]["value"],
-        "estimated_accuracy_low": accuracy["estimated"]["low"],
-        "estimated_accuracy_high": accuracy["estimated"]["high"],
         "reference_accuracy": result["reference"]["accuracy"],
         "min_p_adjusted": min(t["p_adjusted"] for t in result["tests"]),
         "retrain": float(result["retrain"]),
         "window_found": result["window"]["found"],
         "window_left_out": result["window"]["left_out"],
     } | family_metrics(result["tests"])
+    if accuracy["estimated"]["estimable"]:  # a gap in the chart where it is not
+        metrics |= {f"estimated_accuracy{end}": accuracy["estimated"][key] for key, end in ENDS.items()}
+    if domain["measured"]:
+        metrics |= {f"out_of_domain_share{end}": domain[key] for key, end in ENDS.items()}
     if accuracy["labelled"]:
         metrics["labelled_accuracy"] = accuracy["labelled"]["value"]
-    params = {key: getattr(policy, key) for key in ("window", "min_window", "alpha", "max_accuracy_drop")}
+    params = policy.model_dump(exclude={"experiment"})
     params |= {
         "window_rule": result["window"]["rule"],
         "window_sources": ", ".join(result["window"]["sources"]),
@@ -376,10 +384,17 @@ def run_name(result: dict) -> str:
 
 def summarize(result: dict, out: Path, plot: Path) -> None:
     estimated, truth = result["accuracy"]["estimated"], result["accuracy"]["labelled"]
-    line = (
-        f"monitor: {result['verdict']} on {result['images']} image(s); accuracy estimated "
-        f"{estimated['value']:.3f} [{estimated['low']:.3f}, {estimated['high']:.3f}]"
-    )
+    line = f"monitor: {result['verdict']} on {result['images']} image(s); "
+    domain = result["out_of_domain"]
+    if domain["measured"]:
+        line += f"out of domain {domain['value']:.1%} [{domain['low']:.1%}, {domain['high']:.1%}]; "
+    if estimated["estimable"]:
+        line += (
+            f"accuracy estimated {estimated['value']:.3f} [{estimated['low']:.3f}, {estimated['high']:.3f}]"
+            f" on {estimated['images']} {estimated['of']}"
+        )
+    else:
+        line += "accuracy not estimable"
     if truth:
         line += f", labelled {truth['value']:.3f} on {truth['images']}"
     print(line + f" (reference {result['reference']['accuracy']:.3f})")

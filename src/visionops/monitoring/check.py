@@ -1,8 +1,12 @@
 """One monitoring check: the window against the reference, by the policy in params.yaml
-(`monitor:`). The verdict is `degraded` when accuracy (labelled, else estimated) fell more than
-the policy allows, `drift` when a shift test rejects, `ok` otherwise; both of the first two
-mean retraining is due. Degraded takes evidence: the accuracy's whole 95 % interval under the
-floor, so a small window's noise is not read as a fall."""
+(`monitor:`). The verdict is `out_of_domain` when significantly more of the window is unlike
+the reference than the reference itself, and over monitor.max_ood_share of it (its whole 95 %
+interval): a person must look, as no retraining on the old data would help; `degraded` when
+accuracy (labelled, else estimated) fell more than the policy allows; `drift` when a shift
+test rejects; `ok` otherwise; drift and degraded mean retraining is due. Degraded takes
+evidence: the accuracy's whole 95 % interval under the floor, so a small window's noise is not
+read as a fall. The accuracy estimate is of the in-domain images only, and none at all when
+over monitor.max_ood_for_estimate of the window is out of domain."""
 
 from __future__ import annotations
 
@@ -12,19 +16,23 @@ import numpy as np
 
 from visionops.config import MonitorParams
 from visionops.errors import VisionOpsError
-from visionops.monitoring.accuracy import estimate, labelled
+from visionops.monitoring.accuracy import atc_threshold, estimate, interval, labelled
+from visionops.monitoring.domain import DomainShare, domain_share
 from visionops.monitoring.reference import Reference
-from visionops.monitoring.shift import drifted, shift_tests
+from visionops.monitoring.shift import Test, drifted, shift_tests
 from visionops.monitoring.window import Window
 
-OK, DRIFT, DEGRADED = "ok", "drift", "degraded"
+OK, DRIFT, DEGRADED, OUT_OF_DOMAIN = "ok", "drift", "degraded", "out_of_domain"
+IN_DOMAIN = "in-domain images"  # what an estimate with a domain score is of
+RETRAIN = (DRIFT, DEGRADED)  # out_of_domain: retraining on the old data would not help
 SUBJECTS = {"predicted_classes": "predicted class shares", "embedding": "the model's embedding (MMD)"}
 
 
 def check(
     reference: Reference, window: Window, policy: MonitorParams, labels: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    """The check's record: verdict, reasons, every test, accuracy estimated (and labelled)."""
+    """The check's record: verdict, reasons, every test, the out-of-domain share, accuracy
+    estimated (and labelled)."""
     n = len(window.probabilities)
     if n < policy.min_window:
         raise VisionOpsError(
@@ -32,42 +40,147 @@ def check(
             f"(monitor.min_window)",
             "point monitor at a folder with more recent images, or wait until more have arrived",
         )
+    embeddings = _embeddings(reference, window)
+    domain = None
+    if embeddings is not None and reference.domain is not None:
+        domain = domain_share(reference.domain, window.embeddings, policy.ood_fpr)
     tests = shift_tests(
         reference.probabilities,
         reference.stats,
         window.probabilities,
         window.stats,
         reference.classes,
-        _embeddings(reference, window),
+        embeddings,
         policy.alpha,
+        extra=() if domain is None else (_domain_test(domain),),
     )
     rejected = drifted(tests, policy.alpha)
-    estimated = estimate(window.probabilities, reference.atc_threshold)
+    out_of_domain = _out_of_domain(domain, rejected, policy)
+    estimated, reference_accuracy = _estimate(reference, window, domain, policy)
     truth = _labelled_accuracy(window, reference.classes, labels or {})
-    judged = truth if truth is not None else estimated
-    floor = reference.accuracy - policy.max_accuracy_drop
-    degraded = judged["high"] < floor  # the whole interval under the floor: evidence, not noise
-    reasons = []
-    if degraded:
-        which = "labelled" if truth is not None else "estimated"
-        reasons.append(
-            f"{which} accuracy {judged['value']:.3f} (95 % interval up to {judged['high']:.3f}) is under "
-            f"{floor:.3f} (reference "
-            f"{reference.accuracy:.3f} - monitor.max_accuracy_drop {policy.max_accuracy_drop})"
-        )
-    reasons += shift_reasons(rejected, len(reference.classes))
-    verdict = DEGRADED if degraded else DRIFT if rejected else OK
+    reasons = [_domain_reason(domain, rejected, policy)] if out_of_domain else []
+    degraded = _degraded(truth, estimated, reference, reference_accuracy, policy)
+    reasons += [degraded] if degraded else []
+    told = [t for t in rejected if not (out_of_domain and t.family == "domain")]  # not twice
+    reasons += shift_reasons(told, len(reference.classes))
+    verdict = OUT_OF_DOMAIN if out_of_domain else DEGRADED if degraded else DRIFT if rejected else OK
     return {
         "verdict": verdict,
-        "retrain": verdict != OK,
+        "retrain": verdict in RETRAIN,
         "reasons": reasons or [f"no test rejects at alpha {policy.alpha} and accuracy holds"],
         "images": n,
         "skipped": len(window.skipped),
-        "reference": {"images": len(reference.labels), "accuracy": reference.accuracy},
+        "reference": {
+            "images": len(reference.labels),
+            "accuracy": reference.accuracy,
+            "in_domain_accuracy": reference_accuracy,
+        },
+        "out_of_domain": _domain_record(domain, reference, window, policy),
         "accuracy": {"estimated": estimated, "labelled": truth},
         "alpha": policy.alpha,
         "tests": [test.as_dict() for test in tests],
         "embedding_test": _embedding_note(reference, window),
+    }
+
+
+def _domain_test(domain: DomainShare) -> tuple:
+    note = f"{domain.share:.1%} of the window out of domain (reference {domain.reference_share:.1%})"
+    return ("domain", "share", domain.share, domain.p_value, note)
+
+
+def _out_of_domain(domain: DomainShare | None, rejected: list[Test], policy: MonitorParams) -> bool:
+    """More of the window out of domain than of the reference (the test rejects), and over
+    monitor.max_ood_share of it with 95 % confidence: evidence of a large share, not noise."""
+    if domain is None or not any(t.family == "domain" for t in rejected):
+        return False
+    return interval(int(domain.beyond.sum()), len(domain.beyond))["low"] > policy.max_ood_share
+
+
+def _domain_reason(domain: DomainShare, rejected: list[Test], policy: MonitorParams) -> str:
+    test = next(t for t in rejected if t.family == "domain")
+    bounds = interval(int(domain.beyond.sum()), len(domain.beyond))
+    return (
+        f"{domain.share:.0%} of the images are out of domain (95 % interval {bounds['low']:.0%}-"
+        f"{bounds['high']:.0%}, over monitor.max_ood_share {policy.max_ood_share:.0%}): further from "
+        f"every class the model learned than all but {policy.ood_fpr:.0%} of the reference's images "
+        f"(the reference: {domain.reference_share:.1%}; p={test.p_value:.2g}, Bonferroni "
+        f"{test.p_adjusted:.2g})"
+    )
+
+
+def _estimate(
+    reference: Reference, window: Window, domain: DomainShare | None, policy: MonitorParams
+) -> tuple[dict[str, Any], float]:
+    """(ATC's estimate, the reference accuracy it compares with). With a domain score: of the
+    in-domain images, calibrated on the reference's in-domain calibration rows, or "not
+    estimable" over monitor.max_ood_for_estimate out of domain; without one: of every image."""
+    n = len(window.probabilities)
+    if domain is None:
+        whole = estimate(window.probabilities, reference.atc_threshold)
+        return whole | {"estimable": True, "images": n, "of": "every image"}, reference.accuracy
+    fit = reference.domain
+    inside = fit.calibration <= domain.threshold
+    probs, labels = reference.probabilities[fit.rows][inside], reference.labels[fit.rows][inside]
+    reference_accuracy = float((probs.argmax(1) == labels).mean())
+    if domain.share > policy.max_ood_for_estimate:
+        why = (
+            f"{domain.share:.0%} of the window is out of domain, over monitor.max_ood_for_estimate "
+            f"{policy.max_ood_for_estimate:.0%}: the model's confidence on images unlike any it "
+            "learned says nothing about its accuracy"
+        )
+        return {"estimable": False, "value": None, "reason": why, "images": 0, "of": IN_DOMAIN}, (
+            reference_accuracy
+        )
+    kept = window.probabilities[~domain.beyond]
+    found = estimate(kept, atc_threshold(probs, labels))
+    return found | {"estimable": True, "images": len(kept), "of": IN_DOMAIN}, reference_accuracy
+
+
+def _degraded(
+    truth: dict | None,
+    estimated: dict[str, Any],
+    reference: Reference,
+    reference_accuracy: float,
+    policy: MonitorParams,
+) -> str:
+    """The reason line when accuracy fell (its whole 95 % interval under the floor), else ''."""
+    if truth is not None:
+        which, judged, base = "labelled accuracy", truth, reference.accuracy
+    elif estimated["estimable"]:
+        which, judged, base = "estimated accuracy", estimated, reference_accuracy
+        which += " of the in-domain images" if estimated["of"] == IN_DOMAIN else ""
+    else:
+        return ""
+    floor = base - policy.max_accuracy_drop
+    if judged["high"] >= floor:
+        return ""
+    return (
+        f"{which} {judged['value']:.3f} (95 % interval up to {judged['high']:.3f}) is under "
+        f"{floor:.3f} (reference {base:.3f} - monitor.max_accuracy_drop {policy.max_accuracy_drop})"
+    )
+
+
+def _domain_record(
+    domain: DomainShare | None, reference: Reference, window: Window, policy: MonitorParams
+) -> dict[str, Any]:
+    """The out-of-domain share with its interval, or why there is none."""
+    if domain is None:
+        why = (
+            _embedding_note(reference, window)
+            if _embeddings(reference, window) is None
+            else "not measured: the reference holds no domain fit (a test split under "
+            "40 images, or a reference built before issue 49: `dvc repro reference`, then register)"
+        )
+        return {"measured": False, "note": why}
+    count = int(domain.beyond.sum())
+    return {
+        "measured": True,
+        "value": domain.share,
+        **interval(count, len(domain.beyond)),
+        "images": count,
+        "reference_share": domain.reference_share,
+        "threshold": domain.threshold,
+        "fpr": policy.ood_fpr,
     }
 
 
@@ -91,9 +204,9 @@ def _embedding_note(reference: Reference, window: Window) -> str:
     return "not run: the window's records hold no embedding (logged by an older model or server)"
 
 
-def shift_reasons(rejected: list, classes: int) -> list[str]:
+def shift_reasons(rejected: list[Test], classes: int) -> list[str]:
     """One line for the model's outputs (however many classes moved), one for the class
-    shares, one per image statistic: what a person reads first."""
+    shares, one for the out-of-domain share, one per image statistic: what a person reads first."""
     reasons = []
     softmax = [t for t in rejected if t.family == "softmax"]
     if softmax:
@@ -103,7 +216,12 @@ def shift_reasons(rejected: list, classes: int) -> list[str]:
             f"(strongest '{top.name}', p={top.p_value:.2g}, Bonferroni {top.p_adjusted:.2g})"
         )
     for test in rejected:
-        if test.family != "softmax":
+        if test.family == "domain":
+            reasons.append(
+                f"more images out of domain than in the reference (p={test.p_value:.2g}, Bonferroni "
+                f"{test.p_adjusted:.2g}): {test.note}"
+            )
+        elif test.family != "softmax":
             subject = SUBJECTS.get(test.family, f"image {test.name}")
             reasons.append(
                 f"{subject} shifted (p={test.p_value:.2g}, Bonferroni {test.p_adjusted:.2g}): {test.note}"

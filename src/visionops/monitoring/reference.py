@@ -1,7 +1,8 @@
 """The reference a registered model is monitored against: what the exported model said about
 the held-out images it was judged on (softmax outputs, labels, and the embedding of evenly
-spaced rows where the graph outputs one), what those images looked like (monitoring/stats.py)
-and ATC's threshold for estimating accuracy without labels. A folder of
+spaced rows where the graph outputs one), what those images looked like (monitoring/stats.py),
+ATC's threshold for estimating accuracy without labels and the fit that scores how far an
+image is from the training domain (monitoring/domain.py). A folder of
 .npy files and a JSON record: written by the `reference` stage, shipped inside every registered
 version (artifact `reference`), so any clone or server can monitor that version."""
 
@@ -14,12 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from visionops.errors import VisionOpsError
+from visionops.monitoring.domain import DomainAccumulator, DomainFit
 from visionops.monitoring.stats import STATS, image_stats
 
-FORMAT = "visionops-reference/1"
+FORMAT = "visionops-reference/2"
+READABLE = ("visionops-reference/1", FORMAT)  # /1: before the out-of-domain fit (issue 49)
 RECORD = "reference.json"
 ARRAYS = ("probabilities", "labels", "stats")
 EMBEDDINGS = "embeddings"  # optional: models exported before issue 35 have no embedding output
+DOMAIN = ("means", "precision", "scale", "rows", "calibration")  # DomainFit's arrays, as domain_<name>.npy
 REBUILD = "re-run the stage that writes it: `dvc repro reference`, then register the model again"
 
 
@@ -34,6 +38,7 @@ class Reference:
     model_sha256: str  # the exported ONNX file this was measured with
     atc_threshold: float
     embeddings: np.ndarray | None = None  # float32 [<= mmd.MAX_ROWS, D] of evenly spaced rows
+    domain: DomainFit | None = None  # None without embeddings, for a tiny test split or a /1 reference
 
     @property
     def accuracy(self) -> float:
@@ -49,12 +54,14 @@ def build_reference(
 ) -> Reference:
     """Run `outputs` (uint8 NHWC -> probabilities [n, K], embedding [n, D] or None) over
     `batches` of (images, sizes) and measure the images; a few MB even for tens of thousands
-    of images (no pixels are kept, and embeddings only of the rows the MMD test uses)."""
+    of images (no pixels are kept, embeddings only of the rows the MMD test and the domain's
+    calibration use, and the domain fit's sums)."""
     from visionops.monitoring.accuracy import atc_threshold
     from visionops.monitoring.mmd import MAX_ROWS, evenly_spaced
 
     labels = np.asarray(labels, dtype=np.int64)
     keep = set(evenly_spaced(len(labels), MAX_ROWS).tolist())
+    domain = DomainAccumulator(len(labels), len(classes))
     probs, stats, embedded, start = [], [], [], 0
     for images, sizes in batches:
         p, embedding = outputs(images)
@@ -63,6 +70,7 @@ def build_reference(
         if embedding is not None:
             rows = [i for i in range(len(images)) if start + i in keep]
             embedded.append(embedding[rows].astype(np.float32))
+            domain.add(start, embedding, labels[start : start + len(images)])
         start += len(images)
     p = np.concatenate(probs) if probs else np.zeros((0, len(classes)), np.float32)
     if len(p) == 0:
@@ -75,6 +83,7 @@ def build_reference(
         model_sha256,
         atc_threshold(p, labels),
         np.concatenate(embedded) if embedded else None,
+        domain.fit() if embedded else None,
     )
 
 
@@ -87,6 +96,9 @@ def save_reference(reference: Reference, folder: Path) -> None:
         np.save(staging / f"{name}.npy", getattr(reference, name), allow_pickle=False)
     if reference.embeddings is not None:
         np.save(staging / f"{EMBEDDINGS}.npy", reference.embeddings, allow_pickle=False)
+    if reference.domain is not None:
+        for name in DOMAIN:
+            np.save(staging / f"domain_{name}.npy", getattr(reference.domain, name), allow_pickle=False)
     write_json(
         staging / RECORD,
         {
@@ -98,6 +110,7 @@ def save_reference(reference: Reference, folder: Path) -> None:
             "atc_threshold": reference.atc_threshold,
             "model_sha256": reference.model_sha256,
             "embedded_images": 0 if reference.embeddings is None else len(reference.embeddings),
+            "domain_calibration_images": 0 if reference.domain is None else len(reference.domain.rows),
         },
     )
     publish_dir(staging, folder)
@@ -111,11 +124,13 @@ def load_reference(folder: Path) -> Reference:
     if not (folder / RECORD).is_file():
         raise VisionOpsError(f"{folder} holds no monitoring reference ({RECORD} is missing)", REBUILD)
     record = read_json(folder / RECORD)
-    if record.get("format") != FORMAT or record.get("stats") != list(STATS):
+    if record.get("format") not in READABLE or record.get("stats") != list(STATS):
         raise VisionOpsError(
             f"{folder / RECORD} is a reference of another format ({record.get('format')!r})", REBUILD
         )
     names = (*ARRAYS, EMBEDDINGS) if record.get("embedded_images") else ARRAYS
+    if record.get("domain_calibration_images"):
+        names += tuple(f"domain_{name}" for name in DOMAIN)
     try:
         arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in names}
     except (OSError, ValueError) as exc:
@@ -127,6 +142,9 @@ def load_reference(folder: Path) -> Reference:
         arrays[EMBEDDINGS].ndim != 2 or len(arrays[EMBEDDINGS]) != record["embedded_images"]
     ):
         wrong.append(EMBEDDINGS)
+    domain = _domain(arrays, record, n)
+    if record.get("domain_calibration_images") and domain is None:
+        wrong.append("the domain fit")
     if wrong or n == 0:
         raise VisionOpsError(
             f"{folder}: {', '.join(wrong) or 'the arrays'} do not match its {RECORD} "
@@ -141,7 +159,25 @@ def load_reference(folder: Path) -> Reference:
         model_sha256=record["model_sha256"],
         atc_threshold=float(record["atc_threshold"]),
         embeddings=arrays.get(EMBEDDINGS),
+        domain=domain,
     )
+
+
+def _domain(arrays: dict[str, np.ndarray], record: dict, n: int) -> DomainFit | None:
+    """The domain fit when its arrays are there and agree (else None: the caller says why)."""
+    if not record.get("domain_calibration_images") or EMBEDDINGS not in arrays:
+        return None
+    fit = DomainFit(*(arrays[f"domain_{name}"] for name in DOMAIN))
+    width, cal = arrays[EMBEDDINGS].shape[1], record["domain_calibration_images"]
+    shapes_agree = (
+        fit.means.ndim == 2
+        and fit.means.shape[1] == width
+        and fit.precision.shape == (width, width)
+        and fit.scale.shape == (4,)
+        and bool(fit.scale[1] > 0 and fit.scale[3] > 0)
+        and fit.rows.shape == fit.calibration.shape == (cal,)
+    )
+    return fit if shapes_agree and bool(np.all((fit.rows >= 0) & (fit.rows < n))) else None
 
 
 def test_file_sizes(keys: list[str], described: dict[str, dict]) -> np.ndarray:

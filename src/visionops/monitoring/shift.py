@@ -27,7 +27,7 @@ WORDS = {
 class Test:
     """One test of the window against the reference."""
 
-    family: str  # softmax, embedding, predicted_classes, image
+    family: str  # softmax, domain, embedding, predicted_classes, image
     name: str  # the class or statistic tested
     statistic: float
     p_value: float  # as the test gives it
@@ -46,9 +46,11 @@ def shift_tests(
     classes: list[str],
     embeddings: tuple[np.ndarray, np.ndarray] | None = None,
     alpha: float | None = None,
+    extra: tuple[tuple, ...] = (),
 ) -> list[Test]:
     """Every test, p-values Bonferroni-adjusted over all of them; `embeddings` (reference,
-    window) adds the MMD test, with enough permutations that it can reject at `alpha`."""
+    window) adds the MMD test, with enough permutations that it can reject at `alpha`; `extra`
+    are tests made elsewhere, as (family, name, statistic, p-value, note) (the domain share)."""
     from scipy.stats import ks_2samp
 
     from visionops.monitoring.mmd import mmd_test
@@ -57,8 +59,9 @@ def shift_tests(
     for k, name in enumerate(classes):
         result = ks_2samp(ref_probs[:, k], probs[:, k])
         raw.append(("softmax", name, result.statistic, result.pvalue, ""))
+    raw += extra
     if embeddings is not None:
-        count = len(classes) + 2 + len(STATS)  # every test: softmax, MMD, class shares, image stats
+        count = len(raw) + 2 + len(STATS)  # every test: softmax, extra, MMD, class shares, image stats
         squared, p_value = mmd_test(*embeddings, smallest=alpha / count if alpha else None)
         raw.append(("embedding", "mmd", squared, p_value, f"MMD² {squared:.3g} between window and reference"))
     raw.append(("predicted_classes", "all", *_class_counts_test(ref_probs, probs, classes)))
