@@ -131,7 +131,7 @@ def alarm_rates(reference, pool: dict, windows: int, rng, weights=None, sizes=SI
     inside = in_domain(reference, pool, policy)
     out = {}
     for size in sizes:
-        alarms, errors, families, verdicts = 0, [], dict.fromkeys(FAMILIES, 0), {}
+        alarms, errors, families, verdicts, by_model = 0, [], dict.fromkeys(FAMILIES, 0), {}, 0
         estimates = []
         for _ in range(windows):
             rows = rng.choice(len(pool["probabilities"]), size, replace=False, p=weights)
@@ -140,8 +140,10 @@ def alarm_rates(reference, pool: dict, windows: int, rng, weights=None, sizes=SI
             result = check(reference, window, policy)
             alarms += result["verdict"] != "ok"
             verdicts[result["verdict"]] = verdicts.get(result["verdict"], 0) + 1
-            for family in {t["family"] for t in result["tests"] if t["p_adjusted"] <= policy.alpha}:
+            fired = {t["family"] for t in result["tests"] if t["p_adjusted"] <= policy.alpha}
+            for family in fired:
                 families[family] += 1
+            by_model += bool(fired - {"image"})  # the model's outputs and embedding, not the pixels
             estimated = result["accuracy"]["estimated"]
             estimates.append(estimated["value"] if estimated["estimable"] else None)
             if pool["labels"] is not None and estimated["estimable"]:
@@ -149,6 +151,7 @@ def alarm_rates(reference, pool: dict, windows: int, rng, weights=None, sizes=SI
                 truth = float((pool["probabilities"][kept].argmax(1) == pool["labels"][kept]).mean())
                 errors.append(abs(estimated["value"] - truth))
         out[size] = {"alarm_rate": alarms / windows} | {f"{f}_rate": n / windows for f, n in families.items()}
+        out[size]["model_rate"] = by_model / windows
         out[size]["verdicts"] = {verdict: n / windows for verdict, n in sorted(verdicts.items())}
         given = [e for e in estimates if e is not None]
         out[size]["not_estimable_rate"] = 1 - len(given) / windows
@@ -381,6 +384,12 @@ def main() -> None:
     parser.add_argument("--speed", action="store_true", help="also time monitor vs predict on 10,000 files")
     parser.add_argument("--out", type=Path, default=Path("drift_power.json"))
     parser.add_argument("--save-model", type=Path, help="keep the model trained here at this .onnx path")
+    parser.add_argument(
+        "--save-embeddings",
+        type=Path,
+        help="write the reference's and the clean and mildly corrupted traffic's embeddings here "
+        "(.npz) for benchmarks/mmd_vs_alibi.py",
+    )
     args = parser.parse_args()
 
     from visionops.export.classifier import OnnxClassifier
@@ -413,6 +422,7 @@ def main() -> None:
         results: dict = {"reference_accuracy": reference.accuracy, "shifts": {}}
 
         clean = as_pool(observed(model, images[prod], sizes[prod]), labels[prod])
+        saved = {"reference": reference.embeddings, "none": clean["embeddings"]}
         results["shifts"]["none (false alarms)"] = alarm_rates(reference, clean, args.clean_windows, rng)
         print("none:", results["shifts"]["none (false alarms)"], flush=True)
         if args.halvings:
@@ -426,11 +436,15 @@ def main() -> None:
             for severity, transform in zip(SEVERITIES, transforms, strict=True):
                 shifted = as_pool(observed(model, images[prod], sizes[prod], transform), labels[prod])
                 key = f"{name} ({severity})"
+                if severity == "mild":
+                    saved[key] = shifted["embeddings"]
                 accuracy = float((shifted["probabilities"].argmax(1) == shifted["labels"]).mean())
                 results["shifts"][key] = alarm_rates(reference, shifted, args.windows, rng) | {
                     "accuracy": accuracy
                 }
                 print(key, results["shifts"][key], flush=True)
+        if args.save_embeddings and saved["reference"] is not None:
+            np.savez(args.save_embeddings, **saved)
         if args.false_alarms_only:
             args.out.write_text(json.dumps(results, indent=1))
             print(table(results))
@@ -461,9 +475,9 @@ def table(results: dict) -> str:
     error; then the out-of-domain sets."""
     lines = [
         "| shift | accuracy | alarms @100 | @500 | @1000 "
-        "| @500 by softmax / domain / embedding / class shares / image stats "
+        "| @500 by the model's tests | @500 by softmax / domain / embedding / class shares / image stats "
         "| ATC error @500 (points) |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, rates in results["shifts"].items():
         cells = [f"{rates[n]['alarm_rate']:.2f}" if n in rates else "" for n in SIZES]
@@ -471,7 +485,8 @@ def table(results: dict) -> str:
         families = " / ".join(f"{at500[f + '_rate']:.2f}" for f in FAMILIES) if at500 else ""
         err = f"{at500['atc_error_points']:.1f}" if "atc_error_points" in at500 else ""
         acc = f"{rates['accuracy']:.3f}" if "accuracy" in rates else ""
-        lines.append(f"| {name} | {acc} | {' | '.join(cells)} | {families} | {err} |")
+        model = f"{at500['model_rate']:.2f}" if at500 else ""
+        lines.append(f"| {name} | {acc} | {' | '.join(cells)} | {model} | {families} | {err} |")
     found = results.get("out_of_domain")
     if found:
         lines += [

@@ -95,7 +95,24 @@ def test_unshifted_windows_rarely_alarm_and_shifted_ones_do():
     )
     label_shift = [t for t in tilted if t.family == "predicted_classes"]
     assert label_shift and "'0'" in label_shift[0].note
-    assert all(t.p_adjusted == min(1.0, t.p_value * (len(CLASSES) + 1 + len(STATS))) for t in tilted)
+    smallest = min(tilted, key=lambda t: t.p_value)  # no embedding: Holm's first step, p x tests
+    assert smallest.p_adjusted == pytest.approx(min(1.0, smallest.p_value * (len(CLASSES) + 1 + len(STATS))))
+
+
+def test_weighted_holm_steps_down_and_gives_the_embedding_test_half_of_alpha():
+    from visionops.monitoring.shift import shares, weighted_holm
+
+    equal = weighted_holm(np.array([0.01, 0.04, 0.03, 0.005]), np.full(4, 0.25))
+    assert np.allclose(equal, [0.03, 0.06, 0.06, 0.02])  # Holm: 4p, 3p, 2p, p, never decreasing
+    weighted = weighted_holm(np.array([0.02, 0.001, 0.04]), np.array([0.5, 0.25, 0.25]))
+    assert np.allclose(weighted, [0.03, 0.004, 0.04])  # Bonferroni over 3 would give it 0.06
+    families = ["softmax"] * 10 + ["embedding", "predicted_classes"] + ["image"] * 5
+    split = shares(families)
+    assert split.sum() == pytest.approx(1.0) and split[10] == 0.5 and np.allclose(split[:10], 0.5 / 16)
+    rng = np.random.default_rng(0)  # family-wise error under the null, with the weights, at most alpha
+    nulls = rng.random((20_000, len(families)))
+    rejected = np.mean([(weighted_holm(p, split) <= 0.05).any() for p in nulls])
+    assert 0.035 < rejected <= 0.055
 
 
 def test_image_stats_read_dark_and_blurry_as_such():
@@ -129,8 +146,8 @@ def test_mmd_keeps_its_level_on_the_same_distribution_and_finds_a_moved_embeddin
 
 
 def test_the_mmd_test_can_reject_at_a_small_alpha_and_stops_early_far_from_it(monkeypatch):
-    """Issue 49: 1,000 permutations put the p-value's floor at 1/1001, so under a Bonferroni
-    share of monitor.alpha 0.001 (over 17 tests) the embedding test could never reject. The
+    """Issue 49: 1,000 permutations put the p-value's floor at 1/1001, so under a share of
+    monitor.alpha 0.001 (1/17 of it) the embedding test could never reject. The
     permutations now follow the threshold; a window far from it stops once 50 permutations
     reach its MMD."""
     from visionops.monitoring import mmd

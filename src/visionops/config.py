@@ -331,7 +331,7 @@ class MonitorParams(Section):
 
     window: int = Field(1000, ge=1)  # the newest N images (by modification time) form the window
     min_window: int = Field(50, ge=10)  # fewer readable images than this is an error, not a verdict
-    alpha: float = Field(0.05, gt=0.0, lt=1.0)  # false-alarm rate of one check (Bonferroni over all tests)
+    alpha: float = Field(0.05, gt=0.0, lt=1.0)  # false-alarm rate of one check (weighted Holm over all tests)
     max_accuracy_drop: float = Field(0.05, ge=0.0, le=1.0)  # under reference accuracy - this = degraded
     ood_fpr: float = Field(0.05, gt=0.0, lt=0.5)  # reference images beyond the out-of-domain threshold
     max_ood_share: float = Field(0.2, gt=0.0, lt=1.0)  # window's share over it = out_of_domain

@@ -5,7 +5,8 @@ AWS) are classified by the model and tested
 against the reference registered with it (models/reference, built by the `reference` stage):
 a KS test per class on the softmax outputs, an MMD test on the model's embedding, a chi-square
 test on the predicted class shares and a KS test per image statistic (brightness, contrast,
-sharpness, size), Bonferroni-corrected at monitor.alpha; accuracy is estimated without labels
+sharpness, size), corrected together at monitor.alpha (weighted Holm: half of it for the MMD
+test); accuracy is estimated without labels
 (ATC) and measured on the images a --labels CSV (path,label) names. Instead of image files,
 --requests FOLDER reads the newest records the served model logged (`visionops serve` with
 VISIONOPS_REQUEST_LOG=FOLDER).

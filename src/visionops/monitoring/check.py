@@ -103,7 +103,7 @@ def _domain_reason(domain: DomainShare, rejected: list[Test], policy: MonitorPar
         f"{domain.share:.0%} of the images are out of domain (95 % interval {bounds['low']:.0%}-"
         f"{bounds['high']:.0%}, over monitor.max_ood_share {policy.max_ood_share:.0%}): further from "
         f"every class the model learned than all but {policy.ood_fpr:.0%} of the reference's images "
-        f"(the reference: {domain.reference_share:.1%}; p={test.p_value:.2g}, Bonferroni "
+        f"(the reference: {domain.reference_share:.1%}; p={test.p_value:.2g}, adjusted "
         f"{test.p_adjusted:.2g})"
     )
 
@@ -213,18 +213,18 @@ def shift_reasons(rejected: list[Test], classes: int) -> list[str]:
         top = softmax[0]
         reasons.append(
             f"the model's outputs shifted: softmax of {len(softmax)} of {classes} classes "
-            f"(strongest '{top.name}', p={top.p_value:.2g}, Bonferroni {top.p_adjusted:.2g})"
+            f"(strongest '{top.name}', p={top.p_value:.2g}, adjusted {top.p_adjusted:.2g})"
         )
     for test in rejected:
         if test.family == "domain":
             reasons.append(
-                f"more images out of domain than in the reference (p={test.p_value:.2g}, Bonferroni "
+                f"more images out of domain than in the reference (p={test.p_value:.2g}, adjusted "
                 f"{test.p_adjusted:.2g}): {test.note}"
             )
         elif test.family != "softmax":
             subject = SUBJECTS.get(test.family, f"image {test.name}")
             reasons.append(
-                f"{subject} shifted (p={test.p_value:.2g}, Bonferroni {test.p_adjusted:.2g}): {test.note}"
+                f"{subject} shifted (p={test.p_value:.2g}, adjusted {test.p_adjusted:.2g}): {test.note}"
             )
     return reasons
 

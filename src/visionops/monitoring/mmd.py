@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 MAX_ROWS = 1000  # per side: evenly spaced rows beyond this (the kernel matrix grows as n^2)
-PERMUTATIONS = 1000  # at least; p-values down to 1/1001, under a Bonferroni share of 0.05 / 20
+PERMUTATIONS = 1000  # at least; p-values down to 1/1001, under alpha's share for this test
 EXCEEDED = 50  # permuted MMDs at or over the observed one that settle a p-value (Besag-Clifford)
 BLOCK = 250  # permutations per matrix product
 SEED = 0  # the same window and reference give the same p-value
@@ -25,9 +25,9 @@ def evenly_spaced(n: int, most: int) -> np.ndarray:
 
 
 def permutations_for(smallest: float | None, at_least: int = PERMUTATIONS) -> int:
-    """Permutations whose p-value can go under `smallest` (the rejection threshold: alpha over
-    the number of tests): 1,000 could not reach 0.05 / 17 x 1/3, so a monitor.alpha under 0.017
-    could never reject (issue 49)."""
+    """Permutations whose p-value can go under `smallest` (the test's rejection threshold: its
+    share of alpha): 1,000 stop at 1/1001, so a monitor.alpha under 0.017 could never reject
+    when it had a share of 1/17 (issue 49)."""
     return at_least if not smallest else max(at_least, math.ceil(2 / smallest))
 
 
