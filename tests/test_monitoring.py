@@ -588,6 +588,15 @@ def test_a_registered_version_carries_its_reference_and_an_older_one_says_how_to
     model, reference, version = open_model_and_reference(f"models:/new/{new}", None, store / "b")
     assert version == ("new", str(new)) and reference.classes == model.classes
     assert len(reference.labels) == (len(images) + 1) // 2
+    # issue 49: a check downloads the files it loads (ONNX, reference), checked; not the version's code
+    fetched = sorted(p.relative_to(store / "b").as_posix() for p in (store / "b").rglob("*") if p.is_file())
+    assert any(p.endswith(".onnx") for p in fetched) and any(p.endswith("reference.json") for p in fetched)
+    assert not any(p.endswith((".py", ".yaml", "MLmodel")) for p in fetched), fetched
+    array = next((store / "b").rglob("reference/labels.npy"))
+    stored = next((store / "mlruns").rglob("reference/labels.npy"))  # the store's own copy
+    stored.write_bytes(array.read_bytes()[:-8] + bytes(8))  # after the seal: a label changed
+    with pytest.raises(VisionOpsError, match=r"new v\d+ is not what was registered: changed: .*labels\.npy"):
+        open_model_and_reference(f"models:/new/{new}", None, store / "c")
 
 
 def test_an_unreachable_store_is_an_error_and_writes_nothing(monitored_model, deployable_onnx, monkeypatch):

@@ -273,8 +273,9 @@ def open_model_and_reference(model_uri: str, reference_dir: Path | None, into: P
     if ":/" in model_uri:
         from visionops.tracking.version_files import fetch_announced, onnx_file
 
-        # the reference is read too: only a version whose every file is sealed
-        fetched = fetch_announced(model_uri, into, "monitor", onnx_only_ok=False)
+        # the reference is read too: only a version whose every file is sealed; of it, only
+        # the ONNX file and the reference are downloaded and checked (issue 49)
+        fetched = fetch_announced(model_uri, into, "monitor", onnx_only_ok=False, wanted=monitor_reads)
         local, version = fetched.local, (fetched.name, fetched.version)
         found = sorted(local.rglob("reference.json")) if local.is_dir() else []
         if reference_dir is None and not found:
@@ -300,6 +301,13 @@ def open_model_and_reference(model_uri: str, reference_dir: Path | None, into: P
             "use the reference built for this model (`dvc repro reference`), or the registered version",
         )
     return model, reference, version
+
+
+def monitor_reads(path: str) -> bool:
+    """The files of a registered version that a check loads: its ONNX file and its reference."""
+    from pathlib import PurePosixPath
+
+    return path.endswith(".onnx") or "reference" in PurePosixPath(path).parent.parts
 
 
 def read_labels(path: Path) -> dict[str, str]:

@@ -6,12 +6,15 @@ hashes every file of the logged model right after uploading it (`manifest`), sto
 as a run artifact, and registers the version with the list's sha256 as the write-once tag
 `files.sha256` (the team server refuses later changes: tracking/server_guard.py). Every consumer
 (`visionops predict`, `visionops serve`, the gate scoring the champion) downloads the version,
-checks each file against the list, and only then loads anything from that local, checked copy.
+checks each file against the list, and only then loads anything from that local, checked copy;
+`visionops monitor` downloads and checks only the files it loads (the ONNX file and the
+reference), not the version's 150 others.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,16 +126,45 @@ class Fetched:
     warnings: list[str]
 
 
-def download_verified(model_uri: str, into: Path, onnx_only_ok: bool = True) -> Fetched:
+def download_verified(
+    model_uri: str, into: Path, onnx_only_ok: bool = True, wanted: Callable[[str], bool] | None = None
+) -> Fetched:
     """A registered version, named any way MLflow reads a models:/ URI, downloaded by its number
     and checked file by file. Any other URI (runs:/, a logged model, a folder) is refused:
-    nothing recorded its files."""
+    nothing recorded its files. With `wanted` (a sealed file's relative path -> needed?), only
+    the sealed files it wants are downloaded and checked: a caller that loads an ONNX file and
+    a few arrays need not fetch the 160 files of a served version (issue 49)."""
     import mlflow
 
     version = registered_version(model_uri)
-    name, number = version.name, str(version.version)
+    name, number, tags = version.name, str(version.version), dict(version.tags)
+    if wanted is not None and FILES_TAG in tags:
+        return Fetched(download_wanted(name, number, tags, into, wanted), name, number, [])
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{number}", dst_path=str(into)))
-    return Fetched(local, name, number, verify(name, number, dict(version.tags), local, onnx_only_ok))
+    return Fetched(local, name, number, verify(name, number, tags, local, onnx_only_ok))
+
+
+def download_wanted(
+    name: str, version: str, tags: dict[str, str], into: Path, wanted: Callable[[str], bool]
+) -> Path:
+    """The sealed files of `name` v`version` that `wanted` names, downloaded one by one under
+    `into`/model and each checked against the seal before anything is returned."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    recorded = _recorded_manifest(name, version, tags)
+    local = into / "model"
+    local.mkdir(parents=True, exist_ok=True)
+    repository = get_artifact_repository(f"models:/{name}/{version}")
+    changed = []
+    for path in sorted(p for p in recorded if wanted(p)):
+        if path.startswith("/") or ".." in path.split("/"):
+            raise _tampered(name, version, f"its file list names {path!r}, outside the model")
+        repository.download_artifacts(path, dst_path=str(local))
+        if file_sha256(local / path) != recorded[path]:
+            changed.append(path)
+    if changed:
+        raise _tampered(name, version, "changed: " + "; changed: ".join(changed[:8]))
+    return local
 
 
 USE_A_VERSION = (
@@ -183,7 +215,9 @@ def registered_version(model_uri: str):
     return client.get_model_version(name, number)
 
 
-def fetch(model_uri: str, into: Path, onnx_only_ok: bool = True) -> Fetched:
+def fetch(
+    model_uri: str, into: Path, onnx_only_ok: bool = True, wanted: Callable[[str], bool] | None = None
+) -> Fetched:
     """`download_verified` against the project's tracking store, with every failure as one
     message that names its cause: a missing client package, a refused login, a server or
     storage that is down (found in seconds: MLflow's own retries would take minutes), or a
@@ -199,7 +233,7 @@ def fetch(model_uri: str, into: Path, onnx_only_ok: bool = True) -> Fetched:
     if "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ:
         apply_http_settings(TrackingParams())
     try:
-        return download_verified(model_uri, into, onnx_only_ok)
+        return download_verified(model_uri, into, onnx_only_ok, wanted)
     except VisionOpsError:
         raise
     except ModuleNotFoundError as exc:  # s3://, gs://, ... need their client library
@@ -223,11 +257,17 @@ def fetch(model_uri: str, into: Path, onnx_only_ok: bool = True) -> Fetched:
         ) from None
 
 
-def fetch_announced(model_uri: str, into: Path, who: str, onnx_only_ok: bool = True) -> Fetched:
+def fetch_announced(
+    model_uri: str,
+    into: Path,
+    who: str,
+    onnx_only_ok: bool = True,
+    wanted: Callable[[str], bool] | None = None,
+) -> Fetched:
     """`fetch`, each warning printed to stderr as `<who>: warning: ...`."""
     import sys
 
-    fetched = fetch(model_uri, into, onnx_only_ok)
+    fetched = fetch(model_uri, into, onnx_only_ok, wanted)
     for warning in fetched.warnings:
         print(f"{who}: warning: {warning}", file=sys.stderr)
     return fetched
