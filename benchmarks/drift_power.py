@@ -12,7 +12,8 @@ Out of domain (--ood): four sets the model never learned (the hymenoptera photos
 crops of them, the digits upscaled, uniform noise). Per set: the per-image AUROC of three
 out-of-domain scores against the clean traffic (the top softmax probability, the energy of the
 logits, the Mahalanobis distance of the raw embedding, and monitoring's own score: the
-direction's Mahalanobis distance plus how unusual the embedding's length is), the verdicts and the
+direction's Mahalanobis distance, how unusual the embedding's length is and the softmax's
+entropy), the verdicts and the
 accuracy estimate on windows of 500 (300 for a set with fewer images), and windows of 70 %
 clean and 30 % hymenoptera images: the out-of-domain share and the in-domain estimate against
 the truth. With --speed, `visionops monitor` and `visionops predict` are also
@@ -165,7 +166,8 @@ def in_domain(reference, pool: dict, policy) -> np.ndarray:
     """Per pool image: under the out-of-domain threshold (all True without a domain fit)."""
     if reference.domain is None or pool["embeddings"] is None:
         return np.ones(len(pool["probabilities"]), dtype=bool)
-    return reference.domain.scores(pool["embeddings"]) <= reference.domain.threshold(policy.ood_fpr)
+    scores = reference.domain.scores(pool["embeddings"], pool["probabilities"])
+    return scores <= reference.domain.threshold(policy.ood_fpr)
 
 
 def out_of_domain_sets(ood: Path, size: int, channels: int, rng) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -217,7 +219,7 @@ def ood_scores(model, reference, images: np.ndarray, raw) -> dict[str, np.ndarra
         "top softmax": 1.0 - probabilities.max(1),
         "energy": -logsumexp(logits, axis=1),
         "mahalanobis": np.einsum("nkd,de,nke->nk", centred, precision, centred).min(1),
-        "visionops": reference.domain.scores(embeddings),
+        "visionops": reference.domain.scores(embeddings, probabilities),
     }
 
 
@@ -239,14 +241,14 @@ def auroc(inside: np.ndarray, outside: np.ndarray) -> float:
 
 
 def out_of_domain(
-    model, reference, clean: dict, clean_images: np.ndarray, sets: dict, windows: int, rng
+    model, reference, clean: dict, clean_images: np.ndarray, sets: dict, windows: int, rng, raw: tuple
 ) -> dict:
     """Per set: each score's AUROC against the clean traffic, and the check's verdicts and
     estimate on windows of the set alone; then the mixed windows (70 % clean, 30 % photos)."""
-    inside = ood_scores(model, reference, clean_images)
+    inside = ood_scores(model, reference, clean_images, raw)
     found = {}
     for name, (images, sizes) in sets.items():
-        scores = ood_scores(model, reference, images)
+        scores = ood_scores(model, reference, images, raw)
         pool = as_pool(observed(model, images, sizes), None)
         size = min(OOD_WINDOW, len(images) * 3 // 4)
         found[name] = {
@@ -315,7 +317,7 @@ def halvings(
         domain = None
         if embeddings is not None:
             accumulator = DomainAccumulator(len(ref), len(classes))
-            accumulator.add(0, embeddings[ref], labels[ref])
+            accumulator.add(0, embeddings[ref], probabilities[ref], labels[ref])
             domain = accumulator.fit()
         reference = Reference(
             classes, p, labels[ref], stats[ref], "", atc_threshold(p, labels[ref]), embedded, domain
@@ -381,6 +383,7 @@ def main() -> None:
         "test split (--clean-windows each): the rate whichever images a reference happened to get",
     )
     parser.add_argument("--false-alarms-only", action="store_true", help="skip the shifted windows")
+    parser.add_argument("--ood-only", action="store_true", help="of the shifts, only the out-of-domain sets")
     parser.add_argument("--speed", action="store_true", help="also time monitor vs predict on 10,000 files")
     parser.add_argument("--out", type=Path, default=Path("drift_power.json"))
     parser.add_argument("--save-model", type=Path, help="keep the model trained here at this .onnx path")
@@ -432,7 +435,7 @@ def main() -> None:
                 everything, labels, model.classes, args.halvings, args.clean_windows, rng
             )
             print(f"{key}:", results["shifts"][key], flush=True)
-        for name, transforms in ({} if args.false_alarms_only else corruptions()).items():
+        for name, transforms in ({} if args.false_alarms_only or args.ood_only else corruptions()).items():
             for severity, transform in zip(SEVERITIES, transforms, strict=True):
                 shifted = as_pool(observed(model, images[prod], sizes[prod], transform), labels[prod])
                 key = f"{name} ({severity})"

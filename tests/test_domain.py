@@ -45,7 +45,8 @@ class World:
         embeddings, probabilities, labels = self.images(n)
         domain = DomainAccumulator(n, K)
         for start in range(0, n, 256):  # streamed, as build_reference feeds it
-            domain.add(start, embeddings[start : start + 256], labels[start : start + 256])
+            rows = slice(start, start + 256)
+            domain.add(start, embeddings[rows], probabilities[rows], labels[rows])
         stats = np.tile([120.0, 60.0, 1.0, 32.0, 32.0], (n, 1)) + self.rng.normal(0, 1, (n, 5))
         return Reference(
             CLASSES,
@@ -71,27 +72,28 @@ class World:
 
 def test_the_fit_streams_and_flags_the_chosen_share_of_in_domain_images_and_nearly_every_far_one():
     world = World(0)
-    embeddings, _, labels = world.images(3000)
+    embeddings, probabilities, labels = world.images(3000)
     batched, whole = DomainAccumulator(3000, K), DomainAccumulator(3000, K)
     for start in range(0, 3000, 100):
-        batched.add(start, embeddings[start : start + 100], labels[start : start + 100])
-    whole.add(0, embeddings, labels)
+        rows = slice(start, start + 100)
+        batched.add(start, embeddings[rows], probabilities[rows], labels[rows])
+    whole.add(0, embeddings, probabilities, labels)
     a, b = batched.fit(), whole.fit()
     assert np.allclose(a.precision, b.precision) and np.allclose(a.calibration, b.calibration)
     assert len(a.rows) == 1500 and a.means.shape == (K, D)  # half calibrate, half fit
-    fresh, _, _ = world.images(20_000)
+    fresh, fresh_probabilities, _ = world.images(20_000)
     for fpr in (0.01, 0.05, 0.2):
-        flagged = (a.scores(fresh) > a.threshold(fpr)).mean()
+        flagged = (a.scores(fresh, fresh_probabilities) > a.threshold(fpr)).mean()
         assert fpr * 0.6 < flagged < fpr * 1.4 + 0.005, (fpr, flagged)
-    far, _, _ = world.images(2000, far=True)
-    assert (a.scores(far) > a.threshold(0.05)).mean() > 0.95
+    far, far_probabilities, _ = world.images(2000, far=True)
+    assert (a.scores(far, far_probabilities) > a.threshold(0.05)).mean() > 0.95
 
 
 def test_a_tiny_reference_has_no_domain_fit_and_the_check_says_so():
     world = World(1)
-    embeddings, _, labels = world.images(30)
+    embeddings, probabilities, labels = world.images(30)
     tiny = DomainAccumulator(30, K)
-    tiny.add(0, embeddings, labels)
+    tiny.add(0, embeddings, probabilities, labels)
     assert tiny.fit() is None  # 15 calibrating images cannot set a 5 % threshold
     reference = world.reference()
     older = Reference(*[getattr(reference, f) for f in ("classes", "probabilities", "labels", "stats")],

@@ -43,7 +43,7 @@ def check(
     embeddings = _embeddings(reference, window)
     domain = None
     if embeddings is not None and reference.domain is not None:
-        domain = domain_share(reference.domain, window.embeddings, policy.ood_fpr)
+        domain = domain_share(reference.domain, window.embeddings, window.probabilities, policy.ood_fpr)
     tests = shift_tests(
         reference.probabilities,
         reference.stats,

@@ -72,7 +72,7 @@ def _domain_scores(ax, reference: Reference, window: Window, domain: dict) -> No
         ax.text(0.5, 0.5, "out-of-domain score\nnot measured", ha="center", va="center")
         ax.set_axis_off()
         return
-    values = [reference.domain.calibration, reference.domain.scores(window.embeddings)]
+    values = [reference.domain.calibration, reference.domain.scores(window.embeddings, window.probabilities)]
     low = min(v.min() for v in values)
     high = max(max(np.quantile(v, 0.99) for v in values), domain["threshold"])
     for name, v in zip(("reference", "window"), values, strict=True):
@@ -80,7 +80,7 @@ def _domain_scores(ax, reference: Reference, window: Window, domain: dict) -> No
     ax.axvline(domain["threshold"], color="black", linestyle="--", label="threshold")
     ax.set(
         title=f"out-of-domain score: {domain['value']:.0%} of the window beyond",
-        xlabel="distance from the classes + unusual length (standard scores)",
+        xlabel="distance from the classes + unusual length + uncertainty (standard scores)",
     )
     ax.legend()
 

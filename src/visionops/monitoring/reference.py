@@ -70,7 +70,7 @@ def build_reference(
         if embedding is not None:
             rows = [i for i in range(len(images)) if start + i in keep]
             embedded.append(embedding[rows].astype(np.float32))
-            domain.add(start, embedding, labels[start : start + len(images)])
+            domain.add(start, embedding, p, labels[start : start + len(images)])
         start += len(images)
     p = np.concatenate(probs) if probs else np.zeros((0, len(classes)), np.float32)
     if len(p) == 0:
@@ -173,8 +173,8 @@ def _domain(arrays: dict[str, np.ndarray], record: dict, n: int) -> DomainFit | 
         fit.means.ndim == 2
         and fit.means.shape[1] == width
         and fit.precision.shape == (width, width)
-        and fit.scale.shape == (4,)
-        and bool(fit.scale[1] > 0 and fit.scale[3] > 0)
+        and fit.scale.shape == (6,)
+        and bool(np.all(fit.scale[1::2] > 0))
         and fit.rows.shape == fit.calibration.shape == (cal,)
     )
     return fit if shapes_agree and bool(np.all((fit.rows >= 0) & (fit.rows < n))) else None
