@@ -16,7 +16,7 @@ import numpy as np
 
 from visionops.config import MonitorParams
 from visionops.errors import VisionOpsError
-from visionops.monitoring.accuracy import atc_threshold, estimate, interval, labelled
+from visionops.monitoring.accuracy import atc_threshold, estimate, labelled
 from visionops.monitoring.domain import DomainShare, domain_share
 from visionops.monitoring.reference import Reference
 from visionops.monitoring.shift import Test, drifted, shift_tests
@@ -93,18 +93,18 @@ def _out_of_domain(domain: DomainShare | None, rejected: list[Test], policy: Mon
     monitor.max_ood_share of it with 95 % confidence: evidence of a large share, not noise."""
     if domain is None or not any(t.family == "domain" for t in rejected):
         return False
-    return interval(int(domain.beyond.sum()), len(domain.beyond))["low"] > policy.max_ood_share
+    return domain.bounds()["low"] > policy.max_ood_share
 
 
 def _domain_reason(domain: DomainShare, rejected: list[Test], policy: MonitorParams) -> str:
     test = next(t for t in rejected if t.family == "domain")
-    bounds = interval(int(domain.beyond.sum()), len(domain.beyond))
+    bounds = domain.bounds()
     return (
         f"{domain.share:.0%} of the images are out of domain (95 % interval {bounds['low']:.0%}-"
-        f"{bounds['high']:.0%}, over monitor.max_ood_share {policy.max_ood_share:.0%}): further from "
-        f"every class the model learned than all but {policy.ood_fpr:.0%} of the reference's images "
-        f"(the reference: {domain.reference_share:.1%}; p={test.p_value:.2g}, adjusted "
-        f"{test.p_adjusted:.2g})"
+        f"{bounds['high']:.0%}, over monitor.max_ood_share {policy.max_ood_share:.0%}): more unlike "
+        f"the classes the model learned, or more unsure, than all but {policy.ood_fpr:.0%} of the "
+        f"reference's images (the reference: {domain.reference_share:.1%}; p={test.p_value:.2g}, "
+        f"adjusted {test.p_adjusted:.2g})"
     )
 
 
@@ -172,12 +172,11 @@ def _domain_record(
             "40 images, or a reference built before issue 49: `dvc repro reference`, then register)"
         )
         return {"measured": False, "note": why}
-    count = int(domain.beyond.sum())
     return {
         "measured": True,
         "value": domain.share,
-        **interval(count, len(domain.beyond)),
-        "images": count,
+        **domain.bounds(),
+        "images": int(domain.beyond.sum()),
         "reference_share": domain.reference_share,
         "threshold": domain.threshold,
         "fpr": policy.ood_fpr,

@@ -156,6 +156,12 @@ class DomainShare:
     def share(self) -> float:
         return float(self.beyond.mean()) if len(self.beyond) else 0.0
 
+    def bounds(self) -> dict[str, float]:
+        """The share's 95 % Wilson interval: {"low", "high"}."""
+        from visionops.monitoring.accuracy import interval
+
+        return interval(int(self.beyond.sum()), len(self.beyond))
+
 
 def domain_share(
     fit: DomainFit, embeddings: np.ndarray, probabilities: np.ndarray, fpr: float
