@@ -1,30 +1,28 @@
 """`visionops monitor`: is the model still seeing what it was trained for? The newest images
 (monitor.window, by modification time; or --sample N drawn at random, seeded) under IMAGES
 (folders, files, or s3:// prefixes read with boto3: AWS_ENDPOINT_URL for a store other than
-AWS) are classified by the model and tested
-against the reference registered with it (models/reference, built by the `reference` stage):
-a KS test per class on the softmax outputs, an MMD test on the model's embedding, a chi-square
-test on the predicted class shares and a KS test per image statistic (brightness, contrast,
-sharpness, size), corrected together at monitor.alpha (weighted Holm: half of it for the MMD
-test); accuracy is estimated without labels
-(ATC) and measured on the images a --labels CSV (path,label) names. Instead of image files,
---requests FOLDER reads the newest records the served model logged (`visionops serve` with
-VISIONOPS_REQUEST_LOG=FOLDER).
-
-Each image also gets an out-of-domain score (the Mahalanobis distance of its embedding to the
-nearest class, against the reference's); the report gives the share beyond the threshold
-monitor.ood_fpr sets, and the accuracy estimate is of the in-domain images (none over
-monitor.max_ood_for_estimate out of domain).
+AWS) are classified by the model and tested against the reference registered with it
+(models/reference, built by the `reference` stage): a KS test per class on the softmax outputs,
+an MMD test on the model's embedding, a chi-square test on the predicted class shares, a KS
+test per image statistic (brightness, contrast, sharpness, size) and a test of the share of
+images out of the model's domain, corrected together at monitor.alpha (weighted Holm: half of
+it for the MMD test). Each image's out-of-domain score is the larger of how unlike the
+classes its embedding is and how unsure the model is, against the reference's; the threshold
+is set by monitor.ood_fpr. Accuracy is estimated without labels (ATC) on the in-domain images
+(not at all over monitor.max_ood_for_estimate out of domain) and measured on the images a
+--labels CSV (path,label) names. Instead of image files, --requests FOLDER reads the newest
+records the served model logged (`visionops serve` with VISIONOPS_REQUEST_LOG=FOLDER).
 
 Verdict and exit status: ok 0; drift 3 (a test rejects); degraded 4 (accuracy fell more than
 monitor.max_accuracy_drop); out_of_domain 5 (over monitor.max_ood_share of the images are unlike
 any the model learned: a person must look, retraining would not help); 1 on an error (then
-nothing is written). Writes --out (JSON) and a
-plot beside it, and logs the check as an MLflow run in the monitor.experiment experiment,
-named `monitor NAME vN DATE SOURCES` and tagged with the model's name and version; the report
-and the run say what the window was (its sources, the rule that chose it, how many files it
-left out), and each test family's smallest adjusted p-value is a metric. Policy: the
-`monitor:` section of params.yaml.
+nothing is written). Writes --out (JSON) and a plot beside it, and logs the check as an MLflow
+run in the monitor.experiment experiment, named `monitor NAME vN DATE SOURCES` and tagged with
+the model's name and version; the report and the run say what the window was (its sources,
+the rule that chose it, how many files it left out), and each test family's smallest adjusted
+p-value, the out-of-domain share and the estimate are metrics. Of a registered version, only
+the ONNX file and the reference are downloaded, each checked against the version's seal.
+Policy: the `monitor:` section of params.yaml.
 """
 
 from __future__ import annotations
