@@ -17,7 +17,7 @@ import numpy as np
 from visionops.config import MonitorParams
 from visionops.errors import VisionOpsError
 from visionops.monitoring.accuracy import atc_threshold, estimate, labelled
-from visionops.monitoring.domain import DomainShare, domain_share
+from visionops.monitoring.domain import MIN_ROWS, DomainShare, domain_share
 from visionops.monitoring.reference import Reference
 from visionops.monitoring.shift import Test, drifted, shift_tests
 from visionops.monitoring.window import Window
@@ -168,8 +168,8 @@ def _domain_record(
         why = (
             _embedding_note(reference, window)
             if _embeddings(reference, window) is None
-            else "not measured: the reference holds no domain fit (a test split under "
-            "40 images, or a reference built before issue 49: `dvc repro reference`, then register)"
+            else f"not measured: the reference holds no domain fit (a test split under {2 * MIN_ROWS} "
+            "images, or a reference built before issue 49: `dvc repro reference`, then register)"
         )
         return {"measured": False, "note": why}
     return {
