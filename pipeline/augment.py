@@ -40,7 +40,7 @@ def main(args) -> None:
     policy_key = policy_id(policy, cfg.copies)
     spec = PackSpec(cfg.image_size, cfg.channels, cfg.copies, cfg.seed, tuple(cfg.policy))
     previous = previous_chunks(PREPARED, spec, policy_key, raw)
-    reused = int(files["file_sha256"].isin(previous.originals).sum())
+    reused = sum(map(previous.originals.__contains__, files["file_sha256"].tolist()))  # isin: 0.3 s
     if reused:
         print(f"augment: {reused} of {len(files)} images resized before (their chunks kept as they are)")
     max_dead = upstream["params"].get("data", {}).get("max_dead_fraction", 1.0)  # data.max_dead_fraction

@@ -189,7 +189,10 @@ def test_a_link_to_itself_and_a_name_that_is_not_utf8_are_named(tree, tmp_path):
     assert "rename it" in err.value.fix and not (tmp_path / "listing").exists()
 
 
-@pytest.mark.parametrize("row", ["/tmp/cat/0.png", "../outside/0.png", "cat/../../0.png", "cat//0.png"])
+@pytest.mark.parametrize(
+    "row",
+    ["/tmp/cat/0.png", "../outside/0.png", "cat/../../0.png", "cat//0.png", "cat/..", "./cat/0.png", "cat/"],
+)
 def test_a_listing_row_outside_the_folder_is_named_as_such(tmp_path, row):
     """Issue 47 row 21: a hand-edited row with an absolute path said "class folder .../tmp has no
     images"."""
@@ -200,6 +203,16 @@ def test_a_listing_row_outside_the_folder_is_named_as_such(tmp_path, row):
     with pytest.raises(VisionOpsError, match=r"is damaged .*is not a path inside data.path") as err:
         read_listing(listing)
     assert "dvc repro" in err.value.fix
+
+
+def test_names_with_dots_are_paths_inside_the_folder(tmp_path):
+    """The check above runs over all paths at once: a dot inside a name is no '.' component."""
+    listing = tmp_path / "listing"
+    listing.mkdir()
+    (listing / "removed.csv").write_text("fragment,key\n")
+    names = ["cat/..png", "cat/.hidden.png", "cat.v2/0..png", "dog/x./a.png"]
+    (listing / "0000.csv").write_text("path,size,sha256\n" + "".join(f"{n},3,{'a' * 64}\n" for n in names))
+    assert [row.path for row in read_listing(listing)] == sorted(names)
 
 
 def test_a_change_writes_a_fragment_of_what_changed_and_never_rewrites_one(tree, tmp_path):

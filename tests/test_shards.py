@@ -140,6 +140,11 @@ def edit_row(root, which: str, changes: dict) -> None:
         ({"path": "train/cat/../../../x.png"}, "is not split/class/file"),
         ({"path": "train/cat/a.jpg"}, "train/cat/a.jpg is listed twice"),
         ({"sha256": "not-a-digest"}, "is not 64 lowercase hex digits"),
+        ({"sha256": "A" * 64}, "is not 64 lowercase hex digits"),
+        ({"path": "train/cat/.."}, "is not split/class/file"),
+        ({"path": "train/cat/"}, "is not split/class/file"),
+        ({"path": "train/cat/deeper/b.png"}, "is not split/class/file"),
+        ({"offset": "ten"}, r"0000\.csv is damaged \(line 5: "),
     ],
 )
 def test_an_index_row_pointing_elsewhere_is_refused_before_any_read(tmp_path, changes, expected):
@@ -151,6 +156,15 @@ def test_an_index_row_pointing_elsewhere_is_refused_before_any_read(tmp_path, ch
     with pytest.raises(VisionOpsError, match=expected) as caught:
         RawImages(tmp_path / "raw")
     assert "dvc repro -f -s download" in str(caught.value)
+
+
+def test_the_index_checked_column_by_column_gives_what_row_by_row_gives(tmp_path):
+    """RawImages checks its rows a column at a time (C speed) and falls back to the row-by-row
+    checks only to name a damaged row: both must read a sound index alike."""
+    raw = write(tmp_path / "raw")
+    rows = sorted(raw.index.rows.values(), key=lambda item: item[0][0].split("/", 2))
+    assert raw.entries == [raw._entry(row, fragment, line) for row, fragment, line in rows]
+    assert [e.path for e in raw] == sorted((e.path for e in raw), key=lambda p: p.split("/", 2))
 
 
 def test_an_index_of_random_bytes_is_named(tmp_path):

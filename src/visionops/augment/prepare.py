@@ -88,7 +88,7 @@ def write_prepared(
 def _with_keys(frame: pd.DataFrame, raw: RawImages) -> pd.DataFrame:
     """`frame` with each file's sha256 (data/raw's index: hashed when packed)."""
     known = {entry.path: entry.sha256 for entry in raw}
-    return frame.assign(file_sha256=[known[path] for path in frame["path"]])
+    return frame.assign(file_sha256=list(map(known.__getitem__, frame["path"].tolist())))
 
 
 class _Version:
@@ -122,11 +122,11 @@ class _Version:
         self.next = stored.next_number if carry else 0
         members = {}
         for frame in frames.values():
-            for path, key in zip(frame["path"], frame["file_sha256"], strict=True):
+            for path, key in zip(frame["path"].tolist(), frame["file_sha256"].tolist(), strict=True):
                 members.setdefault(key, path)
         needed = list(members)
         if carry:
-            self._carry(stored, needed, list(dict.fromkeys(frames["train"]["file_sha256"])))
+            self._carry(stored, needed, list(dict.fromkeys(frames["train"]["file_sha256"].tolist())))
         new = [key for key in needed if key not in self.originals]
         sources = [
             stored.original(key) if key in stored.originals else RawImage(self.raw.member(members[key]), key)
@@ -134,7 +134,8 @@ class _Version:
         ]
         self._originals(new, sources)
         if self.spec.copies:
-            want = [key for key in dict.fromkeys(frames["train"]["file_sha256"]) if key not in self.copies]
+            train = dict.fromkeys(frames["train"]["file_sha256"].tolist())
+            want = [key for key in train if key not in self.copies]
             self._copies(want, stored)
 
     def _carry(self, stored: Catalog, needed: list[str], train: list[str]) -> None:
@@ -232,7 +233,8 @@ class _Version:
         )
         with open(self.root / FILES, "wb") as out:  # gzip without a timestamp: the same rows, the same bytes
             out.write(gzip.compress(listing.to_csv(index=False).encode(), mtime=0))
-        train_rows = [self.sums[c][r] for c, r in (self.originals[k] for k in frames["train"]["file_sha256"])]
+        train_keys = frames["train"]["file_sha256"].tolist()
+        train_rows = [self.sums[c][r] for c, r in map(self.originals.__getitem__, train_keys)]
         sums = sums_of(np.array(train_rows).reshape(-1, 2, self.spec.channels), self.spec.image_size**2)
         mean, std = (
             sums.mean_std() if train_rows else ([0.0] * self.spec.channels, [1.0] * self.spec.channels)
@@ -259,8 +261,8 @@ def _content(frames: dict[str, pd.DataFrame], spec: PackSpec, policy: str) -> st
     pixels are made with. The same for a version built step by step and at once."""
     digest = hashlib.sha256(f"{spec.image_size} {spec.channels} {spec.copies} {policy}\n".encode())
     for split, frame in frames.items():
-        for label, key in zip(frame["label"], frame["file_sha256"], strict=True):
-            digest.update(f"{split},{label},{key}\n".encode())
+        lines = map(f"{split},{{}},{{}}\n".format, frame["label"].tolist(), frame["file_sha256"].tolist())
+        digest.update("".join(lines).encode())
     return digest.hexdigest()
 
 

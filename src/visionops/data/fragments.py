@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import hashlib
 from dataclasses import dataclass, field
+from itertools import count, repeat
 from pathlib import Path
 
 from visionops.errors import VisionOpsError
@@ -46,26 +47,35 @@ def read_fragments(folder: Path, columns: list[str], fix: str) -> Fragments:
     if not has_fragments(folder):
         raise VisionOpsError(f"{folder} holds no {REMOVED}: not a table of fragments", fix)
     table.fragments = sorted(p.name for p in folder.glob("[0-9]*.csv"))
-    table.removed = {
-        (fragment, key) for _, (fragment, key) in rows_of(folder / REMOVED, REMOVED_COLUMNS, fix)
-    }
+    table.removed = {(fragment, key) for fragment, key in read_rows(folder / REMOVED, REMOVED_COLUMNS, fix)}
     unknown = sorted({fragment for fragment, _ in table.removed} - set(table.fragments))
     if unknown:
         raise VisionOpsError(
             f"{folder / REMOVED} is damaged: it names fragment {unknown[0]}, which {folder} lacks", fix
         )
+    taken: dict[str, set[str]] = {}
+    for fragment, key in table.removed:
+        taken.setdefault(fragment, set()).add(key)
     for fragment in table.fragments:
         path = folder / fragment
-        for line, row in rows_of(path, columns, fix):
-            if (fragment, row[0]) not in table.removed:
-                add_row(table, path, row, fragment, line, fix)
+        add_rows(table, path, read_rows(path, columns, fix), fragment, fix, taken.get(fragment, set()))
     return table
 
 
-def add_row(table: Fragments, where: Path, row: Row, fragment: str, line: int, fix: str) -> None:
-    if row[0] in table.rows:  # one row would silently replace another
-        raise VisionOpsError(f"{where} is damaged: {row[0]} is listed twice (line {line})", fix)
-    table.rows[row[0]] = (row, fragment, line)
+def add_rows(
+    table: Fragments, where: Path, rows: list[Row], fragment: str, fix: str, taken: set[str]
+) -> None:
+    """Add a fragment's rows (line 2 onwards) but those whose keys `taken` holds. Whole lists at
+    C speed: a function call per row cost ~0.1 s a table at 60,000 rows, in every stage."""
+    numbered = zip(rows, repeat(fragment), count(2))
+    live = [item for item in numbered if item[0][0] not in taken] if taken else list(numbered)
+    keys = [row[0] for row, _, _ in live]
+    if len(set(keys)) != len(keys) or not table.rows.keys().isdisjoint(keys):
+        for row, _, line in live:  # one row would silently replace another: name the first
+            if row[0] in table.rows:
+                raise VisionOpsError(f"{where} is damaged: {row[0]} is listed twice (line {line})", fix)
+            table.rows[row[0]] = (row, fragment, line)
+    table.rows.update(zip(keys, live, strict=True))
 
 
 def write_fragments(
@@ -115,16 +125,17 @@ def write_rows(path: Path, columns: list[str], rows: list) -> None:
         writer.writerows(rows)
 
 
-def rows_of(path: Path, columns: list[str], fix: str):
-    """(line number, row as a tuple of text) of a CSV with exactly `columns`."""
+def read_rows(path: Path, columns: list[str], fix: str) -> list[Row]:
+    """The rows (tuples of text) of a CSV with exactly `columns`, line 2 onwards."""
     try:
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.reader(handle)
             if next(reader, None) != columns:
                 raise VisionOpsError(f"{path} does not have the columns {columns}", fix)
-            for line, row in enumerate(reader, 2):
-                if len(row) != len(columns):
-                    raise VisionOpsError(f"{path} is damaged (line {line}: {row})", fix)
-                yield line, tuple(row)
+            rows = list(map(tuple, reader))
     except (UnicodeDecodeError, csv.Error) as exc:
         raise VisionOpsError(f"{path} is damaged: not a CSV table ({type(exc).__name__})", fix) from None
+    if set(map(len, rows)) - {len(columns)}:
+        line, row = next((n, r) for n, r in enumerate(rows, 2) if len(r) != len(columns))
+        raise VisionOpsError(f"{path} is damaged (line {line}: {list(row)})", fix)
+    return rows

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from visionops.data.fragments import (
     Fragments,
-    add_row,
+    add_rows,
     has_fragments,
     read_fragments,
-    rows_of,
+    read_rows,
     write_fragments,
 )
 from visionops.errors import VisionOpsError
@@ -50,8 +50,7 @@ def read_index(root: Path) -> IndexState:
             REBUILD,
         )
     state = IndexState()
-    for line, row in rows_of(root / LEGACY, INDEX_COLUMNS, REBUILD):
-        add_row(state, root / LEGACY, row, "", line, REBUILD)
+    add_rows(state, root / LEGACY, read_rows(root / LEGACY, INDEX_COLUMNS, REBUILD), "", REBUILD, set())
     return state
 
 

@@ -170,16 +170,31 @@ def read_listing(path: Path) -> list[SourceFile]:
     if not fragments.has_fragments(path):
         raise VisionOpsError(f"{path} is missing: the folder source has not been scanned", RESCAN)
     table = fragments.read_fragments(path, LISTING_COLUMNS, RESCAN)
+    paths = sorted(table.rows)
+    rows = [table.rows[key][0] for key in paths]
     try:
-        found = [SourceFile(key, int(row[1]), row[2]) for key, (row, _, _) in sorted(table.rows.items())]
+        sizes = [int(row[1]) for row in rows]
     except ValueError as exc:
         raise VisionOpsError(f"{path} is damaged ({exc})", RESCAN) from None
-    for row in found:
-        if any(part in ("", ".", "..") for part in row.path.split("/")):  # also a leading "/"
-            raise VisionOpsError(
-                f"{path} is damaged (the row for {row.path!r} is not a path inside data.path)", RESCAN
-            )
-    return found
+    outside = _outside_path(paths)
+    if outside is not None:
+        raise VisionOpsError(
+            f"{path} is damaged (the row for {outside!r} is not a path inside data.path)", RESCAN
+        )
+    return list(map(SourceFile, paths, sizes, [row[2] for row in rows]))
+
+
+# Where a path has an empty, '.' or '..' component (or a leading '/'), with NUL around each path
+OUTSIDE = ("\0/", "/\0", "//", "/./", "/../", "\0./", "\0../", "/.\0", "/..\0", "\0.\0", "\0..\0", "\0\0")
+
+
+def _outside_path(paths: list[str]) -> str | None:
+    """The first of `paths` that is not a relative path inside the folder, or None: searched in
+    all of them joined by NUL (which no path holds), at C speed; row by row only to name one."""
+    joined = "\0" + "\0".join(paths) + "\0"
+    if not any(marker in joined for marker in OUTSIDE):
+        return None
+    return next((p for p in paths if any(part in ("", ".", "..") for part in p.split("/"))), None)
 
 
 def describe_change(old: dict[str, str], new: dict[str, str]) -> str:

@@ -29,9 +29,11 @@ import re
 import shutil
 import sys
 import tarfile
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import groupby, repeat
+from operator import add, le
 from pathlib import Path
 from typing import NamedTuple
 
@@ -113,7 +115,8 @@ class ShardWriter:
         self._max_dead, self._compact = max_dead_fraction, compact
         self._tar: tarfile.TarFile | None = None
         self._name = ""
-        self._count = self._first_number = _next_number(previous)
+        self._count = _next_number(previous)
+        self._written: set[str] = set()  # the shards this version wrote (the others: the previous one's)
         self.report = PackReport()
 
     def add(self, split: str, label: str, name: str, data: bytes) -> None:
@@ -140,11 +143,6 @@ class ShardWriter:
         self.rows[path] = (*where, sha256)
         return found
 
-    @property
-    def _written(self) -> set[str]:
-        """The shards this version wrote (the others are the previous version's)."""
-        return {f"raw-{n:03d}.tar" for n in range(self._first_number, self._count)}
-
     def _write(self, path: str, data: bytes) -> tuple[str, int, int]:
         tar = self._shard_for(len(data))
         info = tarfile.TarInfo(path)
@@ -156,10 +154,11 @@ class ShardWriter:
         """Images per class per split of what was added (zero for a class with none), from the
         rows kept for the index: reading the index back took 0.3-0.5 s at 60,000 images."""
         found = {split: dict.fromkeys(classes, 0) for split in ("train", "test")}
-        for path in self.rows:
-            split, label, _ = path.split("/", 2)
+        folders = Counter(head for head, _, _ in map(str.rpartition, self.rows, repeat("/")))
+        for folder, count in sorted(folders.items()):
+            split, label = folder.split("/")
             found.setdefault(split, dict.fromkeys(classes, 0))
-            found[split][label] = found[split].get(label, 0) + 1
+            found[split][label] = found[split].get(label, 0) + count
         return found
 
     def _new_path(self, split: str, label: str, name: str) -> str:
@@ -178,6 +177,7 @@ class ShardWriter:
             self._tar = None
         if self._tar is None:
             self._name = f"raw-{self._count:03d}.tar"
+            self._written.add(self._name)
             self._count += 1
             shard = self.root / SHARDS / self._name
             self._tar = tarfile.open(shard, "w", format=tarfile.PAX_FORMAT)  # noqa: SIM115 (closed in add/exit)
@@ -290,20 +290,24 @@ def _trusted(previous: RawImages) -> dict[str, tuple[str, int, int]]:
     shard's first and last image and a content-seeded sample of the rest read back and checked
     against their SHA-256. A shard that fails is left behind (its images are read from the
     source again), with a message."""
-    by_shard: dict[Path, list[Entry]] = defaultdict(list)
-    for entry in previous:
-        by_shard[entry.member.shard].append(entry)
-    found: dict[str, tuple[str, int, int]] = {}
-    for shard, entries in sorted(by_shard.items()):
-        entries.sort(key=lambda e: e.member.offset)
+    located: list[tuple[str, tuple[str, int, int]]] = []  # (sha256, where) in shard and byte order
+    for shard, group in groupby(sorted(previous, key=_location), key=_shard_of):
+        entries = list(group)
         if not all(_intact(e) for e in _audited(entries)):
             print(
                 f"download: {shard} does not hold what the previous index says: its images are packed again"
             )
             continue
-        for entry in entries:
-            found.setdefault(entry.sha256, (shard.name, entry.member.offset, entry.member.size))
-    return found
+        located += [(e.sha256, (shard.name, e.member.offset, e.member.size)) for e in entries]
+    return dict(reversed(located))  # bytes stored twice: the first copy
+
+
+def _location(entry: Entry) -> tuple[Path, int]:
+    return entry.member.shard, entry.member.offset
+
+
+def _shard_of(entry: Entry) -> Path:
+    return entry.member.shard
 
 
 def _audited(entries: list[Entry]) -> list[Entry]:
@@ -341,9 +345,39 @@ class RawImages:
         self.root = Path(root)
         self.index = read_index(self.root)
         self._shards: dict[str, tuple[Path, int]] = {}  # one Path (and size) per shard, shared
-        rows = sorted(self.index.rows.items(), key=lambda item: sort_key(item[0]))
-        self.entries = [self._entry(row, fragment, line) for _, (row, fragment, line) in rows]
+        rows = sorted(self.index.rows.values(), key=lambda item: sort_key(item[0][0]))
+        self.entries = self._checked_columns([row for row, _, _ in rows])
+        if self.entries is None:  # a damaged row: find the first and name it, row by row
+            self.entries = [self._entry(row, fragment, line) for row, fragment, line in rows]
         self._by_path = {entry.path: entry for entry in self.entries}
+
+    def _checked_columns(self, rows: list[tuple[str, ...]]) -> list[Entry] | None:
+        """Every row as an Entry when all pass `_entry`'s checks, done column by column at C speed
+        (row by row took 0.3-0.5 s a stage at 60,000 images); None when any row fails."""
+        if not rows:
+            return []
+        paths, splits, labels, names, offset_texts, size_texts, sha256s = zip(*rows, strict=True)
+        try:
+            offsets, sizes = list(map(int, offset_texts)), list(map(int, size_texts))
+        except ValueError:
+            return None
+        shards = {name: self._shard(name) for name in set(names) if SHARD_NAME.fullmatch(name)}
+        if len(shards) < len(set(names)) or min(size for _, size in shards.values()) < 0:
+            return None
+        ends = map(add, offsets, sizes)
+        if min(offsets) < 0 or min(sizes) < 0 or not all(map(le, ends, (shards[n][1] for n in names))):
+            return None
+        if {len(sha256) for sha256 in sha256s} != {64} or "".join(sha256s).strip(HEX_DIGITS):
+            return None
+        folders = set(splits) | set(labels)
+        if folders & {"", ".", ".."} or any("/" in folder for folder in folders):
+            return None
+        if not all(map(str.startswith, paths, map("{}/{}/".format, splits, labels))):
+            return None
+        if set(map(str.count, paths, repeat("/"))) != {2} or any(map(str.endswith, paths, repeat(BAD_ENDS))):
+            return None
+        members = map(Member, paths, (shards[name][0] for name in names), offsets, sizes)
+        return list(map(Entry, map(sys.intern, splits), map(sys.intern, labels), members, sha256s))
 
     def _entry(self, row: tuple[str, ...], fragment: str, line: int) -> Entry:
         """One checked row: a shard of this data/raw (never a path elsewhere), a byte range inside
@@ -419,6 +453,8 @@ def unpack(root: Path, dest: Path, split: str | None = None) -> Path:
 
 
 SHARD_NAME = re.compile(r"raw-\d{3,}\.tar")
+HEX_DIGITS = "0123456789abcdef"
+BAD_ENDS = ("/", "/.", "/..")  # a path whose file name is empty, '.' or '..'
 
 
 def _row_problem(path: str, split: str, label: str, shard: str, offset: int, size: int) -> str | None:
@@ -436,6 +472,6 @@ def _row_problem(path: str, split: str, label: str, shard: str, offset: int, siz
 
 
 def _sha256_problem(sha256: str | None) -> str | None:
-    if not isinstance(sha256, str) or len(sha256) != 64 or sha256.strip("0123456789abcdef"):
+    if not isinstance(sha256, str) or len(sha256) != 64 or sha256.strip(HEX_DIGITS):
         return f"sha256 {sha256!r} is not 64 lowercase hex digits"
     return None

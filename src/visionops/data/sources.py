@@ -215,11 +215,11 @@ def _pack_listed(
     data/raw always holds exactly what DVC recorded as the scan's listing."""
     from tqdm import tqdm
 
-    for placement in tqdm(placements, desc=f"pack {where}", unit="img", disable=None if progress else True):
-        path, sha256 = placement.handle, expected[placement.handle]
-        shards.add_known(
-            placement.split, placement.label, placement.name, sha256, partial(_read_checked, path, sha256)
-        )
+    for split, label, name, path in tqdm(
+        placements, desc=f"pack {where}", unit="img", disable=None if progress else True
+    ):
+        sha256 = expected[path]
+        shards.add_known(split, label, name, sha256, partial(_read_checked, path, sha256))
 
 
 def _read_files(paths: list[str]) -> Iterator[tuple[str, bytes]]:

@@ -56,7 +56,7 @@ def groups(manifest: pd.DataFrame) -> dict[str, list[list[str]]]:
 
 def write_gallery(manifest: pd.DataFrame, raw: RawImages, destination: Path) -> int:
     """Write the page; returns how many groups it shows in all."""
-    labels = dict(zip(manifest["path"], manifest["label"].astype(str), strict=True))
+    labels = dict(zip(manifest["path"].tolist(), manifest["label"].astype(str).tolist(), strict=True))
     parts = [
         "<!doctype html><meta charset='utf-8'><title>visionops: flagged images</title>",
         "<style>body{font:14px sans-serif;margin:1em}.g{display:inline-flex;gap:4px;margin:6px;"

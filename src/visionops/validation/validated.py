@@ -16,6 +16,7 @@ table of every image; `read_manifest` joins the three into the manifest the stag
 from __future__ import annotations
 
 import hashlib
+from itertools import islice
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -48,9 +49,9 @@ def flagged(manifest: pd.DataFrame) -> pd.DataFrame:
 
 def index_sha256(raw: RawImages) -> str:
     """sha256 of the index rows validate checks: each image's path, split, label and content."""
-    digest = hashlib.sha256()
-    for entry in raw:
-        digest.update(f"{entry.path}\0{entry.split}\0{entry.label}\0{entry.sha256}\n".encode())
+    digest, rows = hashlib.sha256(), iter(raw.entries)
+    while block := list(islice(rows, 8192)):  # an update per block: one per row cost 0.1 s at 60,000
+        digest.update("".join(f"{e.member.path}\0{e.split}\0{e.label}\0{e.sha256}\n" for e in block).encode())
     return digest.hexdigest()
 
 
